@@ -1,0 +1,76 @@
+import { z } from "zod";
+import { Token } from "../protocol/tokens.js";
+
+/** One configuration option: its schema (defaults live here, once), its env var and flag. */
+export interface ConfigField<S extends z.ZodType = z.ZodType> {
+  schema: S;
+  env?: string;
+  flag?: string;
+  /** Boolean flags take no value (`--json`). */
+  boolean?: boolean;
+  doc: string;
+}
+
+const field = <S extends z.ZodType>(f: ConfigField<S>): ConfigField<S> => f;
+
+const durationMs = (min: number) => z.coerce.number().int().min(min);
+
+/** The options every binary shares; each binary's config picks from these and adds its own. */
+export const fields = {
+  natsUrl: field({
+    schema: z.string().min(1).default("nats://127.0.0.1:4222"),
+    env: "NATS_URL",
+    flag: "nats-url",
+    doc: "NATS server URL(s), comma-separated",
+  }),
+  natsCreds: field({ schema: z.string().min(1).optional(), env: "NATS_CREDS", flag: "nats-creds", doc: "path to a NATS .creds file" }),
+  prefix: field({
+    schema: Token.default("fm"),
+    env: "FM_PREFIX",
+    flag: "prefix",
+    doc: "subject prefix; streams and buckets are named after it",
+  }),
+  databaseUrl: field({
+    schema: z.string().min(1).optional(),
+    env: "DATABASE_URL",
+    flag: "database-url",
+    doc: "PostgreSQL URL; unset = embedded PGlite under FM_DATA_DIR",
+  }),
+  dataDir: field({ schema: z.string().min(1).default(".flowmonkey"), env: "FM_DATA_DIR", flag: "data-dir", doc: "local data directory" }),
+  region: field({ schema: Token.default("us-east-1"), env: "FM_REGION", flag: "region", doc: "region of this process" }),
+  heartbeatTimeoutMs: field({
+    schema: durationMs(1000).default(60_000),
+    env: "FM_HEARTBEAT_TIMEOUT_MS",
+    flag: "heartbeat-timeout-ms",
+    doc: "how long a task may go without an in-progress ack before it is redelivered (the task consumers' ack_wait)",
+  }),
+  httpPort: field({
+    schema: z.coerce.number().int().min(0).max(65535).default(8080),
+    env: "FM_HTTP_PORT",
+    flag: "port",
+    doc: "gateway HTTP port (0 = any free port)",
+  }),
+  httpHost: field({ schema: z.string().min(1).default("127.0.0.1"), env: "FM_HTTP_HOST", flag: "host", doc: "gateway HTTP bind address" }),
+  logLevel: field({
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    env: "LOG_LEVEL",
+    flag: "log-level",
+    doc: "pino log level",
+  }),
+  logPretty: field({
+    schema: z.stringbool().default(false),
+    env: "FM_LOG_PRETTY",
+    doc: "human-readable logs (flowmonkey dev turns this on)",
+  }),
+  maxMessageBytes: field({
+    schema: z.coerce.number().int().min(1024).default(1024 * 1024),
+    env: "FM_MAX_MESSAGE_BYTES",
+    doc: "largest JSON body accepted on any subject or endpoint",
+  }),
+  shutdownGraceMs: field({
+    schema: durationMs(0).default(30_000),
+    env: "FM_SHUTDOWN_GRACE_MS",
+    flag: "grace-ms",
+    doc: "how long a drain may take before running work is aborted",
+  }),
+} as const;

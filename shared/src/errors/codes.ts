@@ -1,0 +1,32 @@
+/**
+ * The one table of error codes. The same code is used in NATS error replies
+ * (`{"error":{"code","message"}}`), in problem+json bodies (with this HTTP status) and in the
+ * CLI's exit message. docs/PROTOCOL.md lists the same codes (a test checks both ways).
+ */
+export const ERROR_CODES = {
+  INVALID_JSON: { httpStatus: 400, retryable: false, meaning: "the body is not valid JSON" },
+  INVALID_INPUT: { httpStatus: 400, retryable: false, meaning: "the body or an argument does not match the schema" },
+  PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false, meaning: "the message is larger than the configured limit" },
+  INVALID_FLOW: { httpStatus: 422, retryable: false, meaning: "a flow definition is invalid (unknown step, cycle, bad field)" },
+  FLOW_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no flow with that id is registered" },
+  EXECUTION_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no execution with that id" },
+  NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no such route or endpoint" },
+  INVALID_STATE: { httpStatus: 409, retryable: false, meaning: "the execution is in a state that does not allow this" },
+  EXPRESSION_ERROR: { httpStatus: 422, retryable: false, meaning: "a {% %} JSONata expression failed to evaluate" },
+  HANDLER_NOT_FOUND: { httpStatus: 422, retryable: false, meaning: "the worker does not serve that handler type" },
+  HANDLER_FAILED: { httpStatus: 500, retryable: true, meaning: "a handler threw an error that is not a typed failure" },
+  TASK_TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a handler did not finish within its timeout" },
+  CANCELLED: { httpStatus: 409, retryable: false, meaning: "the work was cancelled" },
+  WORKER_SHUTDOWN: { httpStatus: 503, retryable: true, meaning: "the worker stopped before the handler finished" },
+  OVERLOADED: { httpStatus: 503, retryable: true, meaning: "the mesh refuses new work until queues drain" },
+  UNAVAILABLE: { httpStatus: 503, retryable: true, meaning: "a dependency (NATS, engine, database) did not answer" },
+  TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a request did not get a reply in time" },
+  INTERNAL: { httpStatus: 500, retryable: true, meaning: "an unexpected error; the logs carry the details" },
+} as const satisfies Record<string, { httpStatus: number; retryable: boolean; meaning: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as ErrorCode[];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CODES, value);
+}

@@ -1,0 +1,61 @@
+import { z } from "zod";
+import { Priority, Token } from "../protocol/tokens.js";
+
+export const RetryPolicy = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(100).default(1),
+    backoff: z.enum(["exponential", "fixed"]).default("exponential"),
+    initialDelayMs: z.number().int().nonnegative().default(5000),
+    maxDelayMs: z.number().int().nonnegative().default(300_000),
+    jitter: z.boolean().default(true),
+  })
+  .strict();
+export type RetryPolicy = z.infer<typeof RetryPolicy>;
+
+/** `{% expr %}`: a JSONata expression the engine evaluates; anything else is a literal. */
+export const EXPRESSION_PATTERN = /^\s*\{%([\s\S]*)%\}\s*$/;
+
+export const StepDefinition = z
+  .object({
+    id: Token,
+    handler: Token,
+    handlerVersion: z.string().max(64).optional(),
+    description: z.string().max(2000).optional(),
+    input: z.unknown().default({}),
+    dependsOn: z.array(Token).max(256).optional(),
+    when: z.union([z.boolean(), z.string().regex(EXPRESSION_PATTERN, "must be a {% expression %}")]).optional(),
+    retry: RetryPolicy.optional(),
+    timeoutMs: z.number().int().positive().max(7 * 24 * 3600_000).optional(),
+    region: Token.optional(),
+    residency: Token.optional(),
+    priority: Priority.optional(),
+    vault: z.array(z.string().min(1).max(256)).max(64).optional(),
+    require: z.array(Token).max(32).optional(),
+    /** `continue`: a failed step does not fail the execution; dependents run and see it failed. */
+    onFailure: z.enum(["fail", "continue"]).default("fail"),
+  })
+  .strict();
+export type StepDefinition = z.infer<typeof StepDefinition>;
+
+export const FlowDefinition = z
+  .object({
+    id: Token,
+    /** The author's own label (e.g. 1.0.0); the registry assigns the numeric version. */
+    version: z.union([z.string().max(64), z.number()]).transform(String).optional(),
+    name: z.string().max(256).optional(),
+    description: z.string().max(4000).optional(),
+    steps: z.array(StepDefinition).min(1).max(500),
+    output: z.unknown().optional(),
+    defaults: z
+      .object({
+        timeoutMs: z.number().int().positive().optional(),
+        region: Token.optional(),
+        priority: Priority.optional(),
+        retry: RetryPolicy.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type FlowDefinition = z.infer<typeof FlowDefinition>;
+export type FlowDefinitionInput = z.input<typeof FlowDefinition>;

@@ -1,0 +1,67 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import { errors as natsErrors } from "@nats-io/nats-core";
+import { z } from "zod";
+import { FmError } from "../errors/fm-error.js";
+import { toError } from "../errors/coerce.js";
+import {
+  CancelReply,
+  ErrorReplySchema,
+  ExecutionListReply,
+  ExecutionView,
+  FlowListReply,
+  FlowPutReply,
+  ResumeReply,
+  StartReply,
+  type ExecutionListRequest,
+} from "../protocol/api.js";
+import { decode, encode } from "../protocol/codec.js";
+import type { FlowStartInput } from "../protocol/messages/flow-start.js";
+import { API_ENDPOINTS, createSubjects, type Subjects } from "../protocol/subjects.js";
+
+export interface ApiClientOptions {
+  prefix?: string;
+  timeoutMs?: number;
+}
+
+export type ApiClient = ReturnType<typeof createApiClient>;
+
+/**
+ * Typed client of the engine's `fm.api.*` endpoints, used by the gateway, the CLI and tests.
+ * Error replies become FmErrors with their code; no responders become UNAVAILABLE.
+ */
+export function createApiClient(nc: NatsConnection, options: ApiClientOptions = {}) {
+  const subjects: Subjects = createSubjects(options.prefix);
+  const timeout = options.timeoutMs ?? 10_000;
+
+  async function call<S extends z.ZodType>(subject: string, body: unknown, reply: S): Promise<z.output<S>> {
+    let msg;
+    try {
+      msg = await nc.request(subject, encode(body ?? {}), { timeout });
+    } catch (thrown) {
+      const err = toError(thrown);
+      if (err instanceof natsErrors.NoRespondersError || /no responders/i.test(err.message)) {
+        throw new FmError("UNAVAILABLE", `no engine answers ${subject}; is flowmonkey-engine running?`, { cause: err });
+      }
+      if (err instanceof natsErrors.TimeoutError || /timeout/i.test(err.name)) {
+        throw new FmError("TIMEOUT", `no reply on ${subject} within ${timeout} ms`, { cause: err });
+      }
+      throw new FmError("UNAVAILABLE", `request on ${subject} failed: ${err.message}`, { cause: err });
+    }
+    const json = decode(msg.data, z.unknown(), { what: `reply from ${subject}`, maxBytes: 64 * 1024 * 1024 });
+    const asError = ErrorReplySchema.safeParse(json);
+    if (asError.success) throw FmError.fromReply(asError.data);
+    return reply.parse(json);
+  }
+
+  return {
+    subjects,
+    putFlow: (definition: unknown) => call(subjects.api(API_ENDPOINTS.flowsPut), definition, FlowPutReply),
+    listFlows: (flowId?: string) => call(subjects.api(API_ENDPOINTS.flowsList), flowId ? { flowId } : {}, FlowListReply),
+    start: (flowId: string, start: FlowStartInput = {}) => call(subjects.apiFlowStart(flowId), start, StartReply),
+    get: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsGet), { executionId }, ExecutionView),
+    list: (request: ExecutionListRequest = {}) => call(subjects.api(API_ENDPOINTS.executionsList), request, ExecutionListReply),
+    cancel: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsCancel), { executionId }, CancelReply),
+    resume: (resumeToken: string, payload?: unknown) =>
+      call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
+  };
+}

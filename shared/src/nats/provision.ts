@@ -1,0 +1,177 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstreamManager,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { Objm } from "@nats-io/obj";
+import type { Names } from "../protocol/names.js";
+
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+
+export interface ProvisionOptions {
+  /** The task consumers' ack_wait: how long a task may go without an in-progress ack. */
+  heartbeatTimeoutMs: number;
+  /** Stream and bucket replicas (3 on a clustered hub). */
+  replicas?: number;
+  /** Deliveries of one task attempt before it counts as dead (a crashing worker, a poison task). */
+  taskMaxDeliver?: number;
+  maxMessageBytes?: number;
+}
+
+export interface TaskPoolOptions {
+  ackWaitMs: number;
+  maxDeliver?: number;
+}
+
+/**
+ * Creates or updates everything the mesh needs on a server: streams, the engine's durable
+ * consumers, KV and Object Store buckets. Safe to run any number of times, concurrently.
+ */
+export async function provisionMesh(nc: NatsConnection, names: Names, options: ProvisionOptions): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const replicas = options.replicas ?? 1;
+  const s = names.subjects;
+  const base: Partial<StreamConfig> = {
+    storage: StorageType.File,
+    num_replicas: replicas,
+    duplicate_window: nanos(120 * SECOND),
+    ...(options.maxMessageBytes ? { max_msg_size: options.maxMessageBytes } : {}),
+  };
+  const workQueue = { ...base, retention: RetentionPolicy.Workqueue, max_age: nanos(14 * DAY) };
+  await ensureStream(jsm, { ...workQueue, name: names.streams.flows, subjects: [s.flowStartAll] });
+  await ensureStream(jsm, { ...workQueue, name: names.streams.tasks, subjects: [s.tasksAll] });
+  await ensureStream(jsm, { ...workQueue, name: names.streams.results, subjects: [s.resultsAll] });
+  await ensureStream(jsm, {
+    ...base,
+    name: names.streams.events,
+    subjects: [s.eventsAll],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(7 * DAY),
+    discard: DiscardPolicy.Old,
+  });
+  await ensureStream(jsm, {
+    ...base,
+    name: names.streams.dlq,
+    subjects: [s.dlqAll],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(30 * DAY),
+  });
+
+  const engineConsumer: Partial<ConsumerConfig> = {
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(30 * SECOND),
+    max_ack_pending: 20_000,
+    // A message that keeps failing is terminated and recorded by the engine long before this.
+    max_deliver: 50,
+  };
+  await ensureConsumer(jsm, names.streams.flows, {
+    ...engineConsumer,
+    durable_name: names.consumers.intake,
+    filter_subject: s.flowStartAll,
+  });
+  await ensureConsumer(jsm, names.streams.results, {
+    ...engineConsumer,
+    durable_name: names.consumers.results,
+    filter_subject: s.resultsAll,
+  });
+
+  const kvm = new Kvm(nc);
+  await ensureKv(kvm, names.buckets.workers, { history: 1, ttl: 30 * SECOND, replicas });
+  await ensureKv(kvm, names.buckets.progress, { history: 1, ttl: 7 * DAY, replicas });
+  await ensureKv(kvm, names.buckets.context, { history: 1, replicas });
+  await ensureKv(kvm, names.buckets.checkpoints, { history: 1, ttl: 7 * DAY, replicas });
+  const objm = new Objm(nc);
+  await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
+}
+
+/** The durable pull consumer shared by every worker of one (region, handler) pool. */
+export async function ensureTaskPool(
+  jsm: JetStreamManager,
+  names: Names,
+  region: string,
+  handler: string,
+  options: TaskPoolOptions,
+): Promise<ConsumerInfo> {
+  return ensureConsumer(jsm, names.streams.tasks, {
+    durable_name: names.consumers.taskPool(region, handler),
+    filter_subject: names.subjects.taskPool(region, handler),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: options.maxDeliver ?? 5,
+    max_ack_pending: 10_000,
+  });
+}
+
+export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const info = await jsm.streams.info(config.name).catch(notFoundAs(undefined));
+      if (!info) await jsm.streams.add(config);
+      else if (differs(info.config, config)) await jsm.streams.update(config.name, { ...info.config, ...config });
+      return;
+    } catch (err) {
+      // Another process created it between our info and add: look again once.
+      if (attempt === 0 && isAlreadyInUse(err)) continue;
+      throw err;
+    }
+  }
+}
+
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<ConsumerInfo> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const info = await jsm.consumers.info(stream, config.durable_name).catch(notFoundAs(undefined));
+      if (!info) return await jsm.consumers.add(stream, config);
+      if (!differs(info.config, config)) return info;
+      // deliver_policy and filter are fixed at creation; the rest may be updated.
+      const { deliver_policy: _fixed, ...mutable } = config;
+      return await jsm.consumers.update(stream, config.durable_name, mutable);
+    } catch (err) {
+      if (attempt === 0 && isAlreadyInUse(err)) continue;
+      throw err;
+    }
+  }
+}
+
+async function ensureKv(kvm: Kvm, name: string, options: { history: number; ttl?: number; replicas: number }): Promise<void> {
+  await kvm.create(name, { history: options.history, replicas: options.replicas, ...(options.ttl ? { ttl: options.ttl } : {}) });
+}
+
+function differs(current: object, wanted: object): boolean {
+  const cur = current as Record<string, unknown>;
+  return Object.entries(wanted).some(([key, value]) => JSON.stringify(cur[key]) !== JSON.stringify(value));
+}
+
+function notFoundAs<T>(value: T) {
+  return (err: unknown): T => {
+    if (
+      err instanceof JetStreamApiError &&
+      (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
+    ) {
+      return value;
+    }
+    throw err;
+  };
+}
+
+function isAlreadyInUse(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.status === 400 && /already in use|already exists/i.test(err.message);
+}

@@ -1,0 +1,43 @@
+import { z } from "zod";
+import { Priority, Token } from "../tokens.js";
+import { BlobRef, JsonObject, Timestamp } from "./common.js";
+
+export const BackoffConfig = z.object({
+  kind: z.enum(["exponential", "fixed"]),
+  initialDelayMs: z.number().int().nonnegative(),
+  maxDelayMs: z.number().int().nonnegative(),
+  jitter: z.boolean(),
+});
+export type BackoffConfig = z.infer<typeof BackoffConfig>;
+
+/** Body of `fm.tasks.<region>.<handler>.<priority>`: one attempt of one step. */
+export const Task = z.object({
+  taskId: z.string().min(1),
+  executionId: Token,
+  flowId: Token,
+  flowVersion: z.number().int().positive(),
+  stepId: Token,
+  attempt: z.number().int().positive(),
+  handler: z.object({ type: Token, version: z.string().optional() }),
+  input: z.unknown(),
+  /** The execution's context, inline; empty when `contextRef` points at a large one in the blob bucket. */
+  context: JsonObject,
+  contextRef: BlobRef.optional(),
+  config: z.object({
+    timeoutMs: z.number().int().positive(),
+    /** Attempts after the first one that the engine may schedule for a retryable failure. */
+    retries: z.number().int().nonnegative(),
+    backoff: BackoffConfig,
+  }),
+  /** Sealed secrets, only the keys the step asked for. */
+  vault: z.record(z.string(), z.string()).default({}),
+  metadata: z.object({
+    region: Token,
+    tenantId: z.string().optional(),
+    priority: Priority,
+    dispatchedAt: Timestamp,
+    traceparent: z.string().optional(),
+  }),
+});
+export type Task = z.infer<typeof Task>;
+export type TaskInput = z.input<typeof Task>;

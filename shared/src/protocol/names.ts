@@ -1,0 +1,56 @@
+import { createSubjects, DEFAULT_PREFIX, type Subjects } from "./subjects.js";
+import { TOKEN_PATTERN } from "./tokens.js";
+
+/**
+ * Stream, consumer, bucket, service and header names, all derived from the subject prefix so
+ * that two meshes (or two tests) on one server never collide. JetStream config keeps the
+ * server's snake_case elsewhere; names live here.
+ */
+export const HEADERS = {
+  /** JetStream de-duplication id (the server's own header name). */
+  msgId: "Nats-Msg-Id",
+  /** W3C trace context carried across processes. */
+  traceparent: "traceparent",
+  /** Why a message was rejected (on replies and DLQ entries). */
+  errorCode: "Fm-Error-Code",
+} as const;
+
+export type Names = ReturnType<typeof createNames>;
+
+export function createNames(prefix: string = DEFAULT_PREFIX) {
+  const subjects: Subjects = createSubjects(prefix);
+  const upper = prefix.toUpperCase().replace(/-/g, "_");
+  const lower = prefix.toLowerCase().replace(/-/g, "_");
+  const durable = (...parts: string[]) => {
+    const name = parts.join("_");
+    if (!TOKEN_PATTERN.test(name)) throw new Error(`invalid consumer name ${name}`);
+    return name;
+  };
+  return {
+    prefix,
+    subjects,
+    streams: {
+      flows: `${upper}_FLOWS`,
+      tasks: `${upper}_TASKS`,
+      results: `${upper}_RESULTS`,
+      events: `${upper}_EVENTS`,
+      dlq: `${upper}_DLQ`,
+    },
+    consumers: {
+      /** Shared by every engine replica: each flow-start is taken by one of them. */
+      intake: "engine_intake",
+      results: "engine_results",
+      /** One durable consumer per (region, handler), shared by that pool's workers. */
+      taskPool: (region: string, handler: string) => durable("pool", region, handler),
+    },
+    buckets: {
+      workers: `${lower}_workers`,
+      progress: `${lower}_progress`,
+      context: `${lower}_context`,
+      checkpoints: `${lower}_checkpoints`,
+      blobs: `${lower}_blobs`,
+    },
+    /** Name under which the engine's fm.api endpoints appear in `nats micro ls`. */
+    serviceName: lower === DEFAULT_PREFIX ? "flowmonkey" : `flowmonkey_${lower}`,
+  };
+}

@@ -1,0 +1,153 @@
+import { EVENT_NAME_PATTERN, PRIORITIES, TOKEN_PATTERN, type Priority } from "./tokens.js";
+
+/**
+ * The one home of every public subject. Nothing else in the code base spells a subject:
+ * they are built and parsed here from the configurable prefix (default `fm`), so two meshes
+ * or two tests can share one server.
+ */
+export const DEFAULT_PREFIX = "fm";
+
+export const EXECUTION_EVENT_TYPES = [
+  "started",
+  "step.dispatched",
+  "step.completed",
+  "step.failed",
+  "step.skipped",
+  "waiting",
+  "resumed",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+export type ExecutionEventType = (typeof EXECUTION_EVENT_TYPES)[number];
+
+/** The request/reply endpoints served by the engine under `<prefix>.api.`. */
+export const API_ENDPOINTS = {
+  flowsPut: "flows.put",
+  flowsList: "flows.list",
+  flowsStart: "flows.start",
+  executionsGet: "executions.get",
+  executionsList: "executions.list",
+  executionsCancel: "executions.cancel",
+  resume: "resume",
+  dlqList: "dlq.list",
+  dlqReplay: "dlq.replay",
+} as const;
+export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
+
+export interface TaskSubject {
+  region: string;
+  handler: string;
+  priority: Priority;
+}
+
+export interface ExecSubject {
+  flowId: string;
+  executionId: string;
+  event: ExecutionEventType;
+}
+
+export class SubjectError extends Error {
+  override readonly name = "SubjectError";
+}
+
+function token(kind: string, value: string): string {
+  if (!TOKEN_PATTERN.test(value)) {
+    throw new SubjectError(`invalid ${kind} ${JSON.stringify(value)}: must be 1-128 letters, digits, '-' or '_'`);
+  }
+  return value;
+}
+
+export type Subjects = ReturnType<typeof createSubjects>;
+
+export function createSubjects(prefix: string = DEFAULT_PREFIX) {
+  token("subject prefix", prefix);
+  const p = prefix;
+  const split = (subject: string, head: string[]): string[] | undefined => {
+    const parts = subject.split(".");
+    if (parts.length <= head.length) return undefined;
+    for (let i = 0; i < head.length; i++) if (parts[i] !== head[i]) return undefined;
+    return parts.slice(head.length);
+  };
+
+  return {
+    prefix: p,
+
+    flowStart: (flowId: string) => `${p}.flows.start.${token("flow id", flowId)}`,
+    flowStartAll: `${p}.flows.start.>`,
+    parseFlowStart(subject: string): { flowId: string } | undefined {
+      const rest = split(subject, [p, "flows", "start"]);
+      return rest?.length === 1 && TOKEN_PATTERN.test(rest[0]!) ? { flowId: rest[0]! } : undefined;
+    },
+
+    api: (endpoint: ApiEndpoint) => `${p}.api.${endpoint}`,
+    apiFlowStart: (flowId: string) => `${p}.api.${API_ENDPOINTS.flowsStart}.${token("flow id", flowId)}`,
+    apiFlowStartAll: `${p}.api.${API_ENDPOINTS.flowsStart}.*`,
+    apiAll: `${p}.api.>`,
+    parseApiFlowStart(subject: string): { flowId: string } | undefined {
+      const rest = split(subject, [p, "api", "flows", "start"]);
+      return rest?.length === 1 && TOKEN_PATTERN.test(rest[0]!) ? { flowId: rest[0]! } : undefined;
+    },
+
+    task: (region: string, handler: string, priority: Priority) =>
+      `${p}.tasks.${token("region", region)}.${token("handler", handler)}.${priority}`,
+    /** Every priority of one (region, handler) pool: the filter of the pool's consumer. */
+    taskPool: (region: string, handler: string) => `${p}.tasks.${token("region", region)}.${token("handler", handler)}.*`,
+    tasksOfRegion: (region: string) => `${p}.tasks.${token("region", region)}.>`,
+    tasksAll: `${p}.tasks.>`,
+    parseTask(subject: string): TaskSubject | undefined {
+      const rest = split(subject, [p, "tasks"]);
+      if (rest?.length !== 3) return undefined;
+      const [region, handler, priority] = rest as [string, string, string];
+      if (!TOKEN_PATTERN.test(region) || !TOKEN_PATTERN.test(handler)) return undefined;
+      if (!(PRIORITIES as readonly string[]).includes(priority)) return undefined;
+      return { region, handler, priority: priority as Priority };
+    },
+
+    results: (region: string) => `${p}.results.${token("region", region)}`,
+    resultsAll: `${p}.results.>`,
+    parseResults(subject: string): { region: string } | undefined {
+      const rest = split(subject, [p, "results"]);
+      return rest?.length === 1 && TOKEN_PATTERN.test(rest[0]!) ? { region: rest[0]! } : undefined;
+    },
+
+    progress: (executionId: string, stepId: string) =>
+      `${p}.progress.${token("execution id", executionId)}.${token("step id", stepId)}`,
+    progressOfExecution: (executionId: string) => `${p}.progress.${token("execution id", executionId)}.*`,
+    progressAll: `${p}.progress.>`,
+    parseProgress(subject: string): { executionId: string; stepId: string } | undefined {
+      const rest = split(subject, [p, "progress"]);
+      if (rest?.length !== 2 || !rest.every((t) => TOKEN_PATTERN.test(t))) return undefined;
+      return { executionId: rest[0]!, stepId: rest[1]! };
+    },
+
+    exec: (flowId: string, executionId: string, event: ExecutionEventType) =>
+      `${p}.exec.${token("flow id", flowId)}.${token("execution id", executionId)}.${event}`,
+    execOfExecution: (executionId: string) => `${p}.exec.*.${token("execution id", executionId)}.>`,
+    execOfFlow: (flowId: string) => `${p}.exec.${token("flow id", flowId)}.>`,
+    execAll: `${p}.exec.>`,
+    parseExec(subject: string): ExecSubject | undefined {
+      const rest = split(subject, [p, "exec"]);
+      if (!rest || rest.length < 3) return undefined;
+      const [flowId, executionId, ...eventParts] = rest as [string, string, ...string[]];
+      const event = eventParts.join(".");
+      if (!TOKEN_PATTERN.test(flowId) || !TOKEN_PATTERN.test(executionId)) return undefined;
+      if (!(EXECUTION_EVENT_TYPES as readonly string[]).includes(event)) return undefined;
+      return { flowId, executionId, event: event as ExecutionEventType };
+    },
+
+    event: (name: string) => {
+      if (!EVENT_NAME_PATTERN.test(name)) throw new SubjectError(`invalid event name ${JSON.stringify(name)}`);
+      return `${p}.events.${name}`;
+    },
+    eventsAll: `${p}.events.>`,
+    parseEvent(subject: string): { name: string } | undefined {
+      const rest = split(subject, [p, "events"]);
+      const name = rest?.join(".");
+      return name && EVENT_NAME_PATTERN.test(name) ? { name } : undefined;
+    },
+
+    dlq: (region: string, handler: string) => `${p}.dlq.${token("region", region)}.${token("handler", handler)}`,
+    dlqAll: `${p}.dlq.>`,
+  };
+}
