@@ -1,0 +1,89 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
+import {
+  API_ENDPOINTS,
+  decode,
+  ExecutionListRequest,
+  ExecutionRef,
+  FlowListRequest,
+  FmError,
+  toFmError,
+  type ApiEndpoint,
+  type Logger,
+  type Names,
+} from "@flowmonkey/shared";
+import type { z } from "zod";
+import { respond } from "./respond.js";
+
+export interface ApiHandlers {
+  putFlow(body: unknown): Promise<unknown>;
+  listFlows(req: z.output<typeof FlowListRequest>): Promise<unknown>;
+  /** Starts go through the intake batcher, which answers them itself. */
+  start(msg: ServiceMsg, flowId: string): void;
+  getExecution(req: z.output<typeof ExecutionRef>): Promise<unknown>;
+  listExecutions(req: z.output<typeof ExecutionListRequest>): Promise<unknown>;
+  cancelExecution(req: z.output<typeof ExecutionRef>): Promise<unknown>;
+}
+
+/**
+ * `fm.api.*` as a NATS micro service, so `nats micro ls|info|stats` discover it. Every
+ * request body is validated; every failure is answered with `{"error":{code,message}}`.
+ */
+export async function startApiService(options: {
+  nc: NatsConnection;
+  names: Names;
+  handlers: ApiHandlers;
+  log: Logger;
+  maxMessageBytes: number;
+  version: string;
+}): Promise<Service> {
+  const { nc, names, handlers, log, maxMessageBytes } = options;
+  const s = names.subjects;
+  const service = await new Svcm(nc).add({
+    name: names.serviceName,
+    version: options.version,
+    description: "FlowMonkey Mesh engine API: flows, executions, resume, dead letters",
+    queue: "flowmonkey-engine",
+  });
+
+  const endpoint = <S extends z.ZodType>(name: ApiEndpoint, schema: S, handle: (req: z.output<S>) => Promise<unknown>) => {
+    service.addEndpoint(name.replace(/\./g, "_"), {
+      subject: s.api(name),
+      handler: (err, msg) => {
+        if (err) return log.error({ err }, "api endpoint stopped");
+        void (async () => {
+          try {
+            const req = decode(msg.data.length ? msg.data : new TextEncoder().encode("{}"), schema, {
+              maxBytes: maxMessageBytes,
+              what: `request on ${msg.subject}`,
+            });
+            respond(msg, await handle(req));
+          } catch (thrown) {
+            const error = toFmError(thrown);
+            if (error.code === "INTERNAL") log.error({ err: thrown, subject: msg.subject }, "api request failed");
+            respond(msg, error);
+          }
+        })();
+      },
+    });
+  };
+
+  endpoint(API_ENDPOINTS.flowsPut, zUnknown, (body) => handlers.putFlow(body));
+  endpoint(API_ENDPOINTS.flowsList, FlowListRequest, (req) => handlers.listFlows(req));
+  endpoint(API_ENDPOINTS.executionsGet, ExecutionRef, (req) => handlers.getExecution(req));
+  endpoint(API_ENDPOINTS.executionsList, ExecutionListRequest, (req) => handlers.listExecutions(req));
+  endpoint(API_ENDPOINTS.executionsCancel, ExecutionRef, (req) => handlers.cancelExecution(req));
+  service.addEndpoint("flows_start", {
+    subject: s.apiFlowStartAll,
+    handler: (err, msg) => {
+      if (err) return log.error({ err }, "api endpoint stopped");
+      const flowId = s.parseApiFlowStart(msg.subject)?.flowId;
+      if (!flowId) return respond(msg, new FmError("INVALID_INPUT", `subject ${msg.subject} does not name a flow`));
+      handlers.start(msg, flowId);
+    },
+  });
+  return service;
+}
+
+import { z as zod } from "zod";
+const zUnknown = zod.unknown();

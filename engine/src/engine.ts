@@ -1,0 +1,174 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { ServiceMsg } from "@nats-io/services";
+import {
+  createBatcher,
+  createNames,
+  deferred,
+  FmError,
+  once,
+  provisionMesh,
+  Releasers,
+  toError,
+  type Logger,
+  type Service,
+} from "@flowmonkey/shared";
+import { startApiService } from "./api/service.js";
+import { executionSummary, executionView } from "./api/views.js";
+import { respond } from "./api/respond.js";
+import { startPullLoop } from "./consumers/pull-loop.js";
+import { cancelExecution } from "./control/cancel-execution.js";
+import { createFlowRegistry } from "./flows/registry.js";
+import { createIntakeProcessor, type IntakeItem } from "./intake/flow-start-consumer.js";
+import { createRelay } from "./outbox/relay.js";
+import { createResultProcessor } from "./results/result-consumer.js";
+import { openDb, type Db } from "./store/db.js";
+import { getExecution, listExecutions } from "./store/executions.js";
+import { migrate } from "./store/migrate.js";
+
+export const ENGINE_VERSION = "0.1.0";
+
+export interface EngineOptions {
+  nc: NatsConnection;
+  log: Logger;
+  prefix?: string;
+  /** Region of executions that name none. */
+  region?: string;
+  /** PostgreSQL URL; absent = embedded PGlite under dataDir. */
+  databaseUrl?: string | undefined;
+  dataDir?: string;
+  heartbeatTimeoutMs?: number;
+  maxMessageBytes?: number;
+  maxBatch?: number;
+  dbPoolSize?: number;
+  /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
+  closeConnection?: boolean;
+}
+
+export interface Engine extends Service {
+  /** The engine's database (tests and tools read it; nothing else writes it). */
+  readonly db: Db;
+}
+
+/**
+ * The composition root: provision NATS, open and migrate the store, then start the stages in
+ * flow order (relay, results, intake, API). Closing releases them in reverse.
+ */
+export function createEngine(options: EngineOptions): Engine {
+  const { nc, log } = options;
+  const names = createNames(options.prefix);
+  const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+  const maxBatch = options.maxBatch ?? 500;
+  const releasers = new Releasers();
+  const closedSignal = deferred<Error | undefined>();
+  let db: Db | undefined;
+  const loops: Array<{ stop(): Promise<void> }> = [];
+  const batchers: Array<{ idle(): Promise<void> }> = [];
+
+  const start = once(async () => {
+    if (options.closeConnection) releasers.add("nats connection", () => nc.drain());
+    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, maxMessageBytes });
+    const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
+    db = store;
+    releasers.add("database", () => store.close());
+    const migrated = await migrate(store);
+    log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
+
+    const registry = createFlowRegistry(store);
+    const relay = createRelay({ db: store, nc, log });
+    relay.start();
+    releasers.add("outbox relay", () => relay.close());
+    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes };
+    const js = jetstream(nc);
+    const backpressure = (pending: () => number) => () =>
+      pending() >= maxBatch * 2 ? Promise.all([batcherIdle(pending), relay.capacity()]).then(() => undefined) : relay.capacity();
+
+    const applyResults = createResultProcessor(base);
+    const results = createBatcher(applyResults, { maxBatch, onError: (err) => log.error({ err }, "result batch failed") });
+    batchers.push(results);
+    loops.push(
+      await startPullLoop({
+        consumer: await js.consumers.get(names.streams.results, names.consumers.results),
+        maxMessages: maxBatch * 2,
+        onMessage: (msg) => results.push(msg),
+        backpressure: backpressure(() => results.pending),
+        log,
+      }),
+    );
+
+    const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });
+    const intake = createBatcher<IntakeItem>(startBatch, { maxBatch, onError: (err) => log.error({ err }, "start batch failed") });
+    batchers.push(intake);
+    loops.push(
+      await startPullLoop({
+        consumer: await js.consumers.get(names.streams.flows, names.consumers.intake),
+        maxMessages: maxBatch * 2,
+        onMessage: (msg) => intake.push({ kind: "stream", msg }),
+        backpressure: backpressure(() => intake.pending),
+        log,
+      }),
+    );
+    releasers.add("consumers", async () => {
+      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all(batchers.map((b) => b.idle()));
+    });
+
+    const api = await startApiService({
+      nc,
+      names,
+      log,
+      maxMessageBytes,
+      version: ENGINE_VERSION,
+      handlers: {
+        putFlow: (body) => registry.put(body),
+        listFlows: async (req) => ({ flows: await registry.list(req.flowId) }),
+        start: (msg: ServiceMsg, flowId: string) => intake.push({ kind: "api", msg, flowId }),
+        getExecution: async ({ executionId }) => {
+          const exec = await getExecution(store, executionId);
+          if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
+          return executionView(exec, await registry.get(exec.flowId, exec.flowVersion));
+        },
+        listExecutions: async (req) => {
+          const page = await listExecutions(store, req);
+          return { executions: page.executions.map(executionSummary), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+        },
+        cancelExecution: async ({ executionId }) => {
+          const committed = await cancelExecution({ db: store, subjects: names.subjects }, executionId);
+          relay.publishCommitted(committed.outbox);
+          return committed.value;
+        },
+      },
+    });
+    releasers.add("api service", () => api.stop().then(() => undefined));
+    log.info({ prefix: names.prefix, service: names.serviceName }, "engine started");
+  });
+
+  function batcherIdle(pending: () => number): Promise<void> {
+    return Promise.all(batchers.map((b) => b.idle())).then(() => (pending() > 0 ? undefined : undefined));
+  }
+
+  const close = once(async () => {
+    let error: Error | undefined;
+    await releasers.releaseAll((name, err) => log.error({ err, resource: name }, "release failed")).catch((err) => {
+      error = toError(err);
+    });
+    closedSignal.resolve(error);
+  });
+
+  return {
+    get db() {
+      if (!db) throw new Error("engine not started");
+      return db;
+    },
+    start,
+    async drain() {
+      // Stop pulling and finish the batches already taken; the relay publishes what they committed.
+      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all(batchers.map((b) => b.idle()));
+    },
+    close,
+    closed: () => closedSignal.promise,
+  };
+}
+
+export { respond };

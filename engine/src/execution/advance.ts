@@ -1,0 +1,204 @@
+import {
+  toFmError,
+  type ExecutionEvent,
+  type ExecutionEventType,
+  type Failure,
+  type Subjects,
+  type Task,
+} from "@flowmonkey/shared";
+import { resolveTemplates, type ExpressionScope } from "../flows/expressions.js";
+import type { CompiledFlow } from "../flows/registry.js";
+import { executionOutcome, readySteps } from "../scheduler/decide.js";
+import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
+import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
+import type { Changes } from "./changes.js";
+
+export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
+
+export interface AdvanceEnv {
+  subjects: Subjects;
+  now: Date;
+}
+
+export const isTerminal = (s: ExecutionState["status"]) => s === "completed" || s === "failed" || s === "cancelled";
+
+export function scopeOf(exec: ExecutionState): ExpressionScope {
+  const steps: Record<string, unknown> = {};
+  for (const [id, step] of Object.entries(exec.steps)) {
+    if (step.status === "completed" || step.status === "skipped") steps[id] = step.output ?? null;
+  }
+  return { input: exec.input, context: exec.context, steps, execution: { id: exec.id, flowId: exec.flowId } };
+}
+
+export function emit(
+  exec: ExecutionState,
+  out: Changes,
+  env: AdvanceEnv,
+  type: ExecutionEventType,
+  extra: Partial<ExecutionEvent> = {},
+): ExecutionEvent {
+  const event: ExecutionEvent = {
+    type,
+    executionId: exec.id,
+    flowId: exec.flowId,
+    flowVersion: exec.flowVersion,
+    status: exec.status,
+    at: env.now.toISOString(),
+    ...extra,
+  };
+  out.of(exec.id).messages.push({ subject: env.subjects.exec(exec.flowId, exec.id, type), body: event });
+  return event;
+}
+
+/**
+ * Moves an execution forward as far as it can go now: skips steps whose `when` is false,
+ * dispatches the ready ones, and completes or fails the execution when it is over.
+ */
+export async function advance(exec: ExecutionState, flow: CompiledFlow, out: Changes, env: AdvanceEnv): Promise<void> {
+  if (isTerminal(exec.status)) return;
+  for (;;) {
+    const ready = readySteps(flow.graph, exec.steps);
+    if (ready.length === 0) break;
+    for (const stepId of ready) await startStep(exec, flow, stepId, out, env);
+  }
+  await finishIfOver(exec, flow, out, env);
+}
+
+async function startStep(exec: ExecutionState, flow: CompiledFlow, stepId: string, out: Changes, env: AdvanceEnv) {
+  const def = flow.graph.steps.get(stepId)!;
+  const scope = scopeOf(exec);
+  let input: unknown;
+  try {
+    if (def.when !== undefined) {
+      const go = typeof def.when === "boolean" ? def.when : await resolveTemplates(def.when, scope);
+      if (!go) {
+        exec.steps[stepId] = { status: "skipped", attempts: 0, output: null, completedAt: env.now.toISOString() };
+        emit(exec, out, env, "step.skipped", { stepId });
+        return;
+      }
+    }
+    input = await resolveTemplates(def.input, scope);
+  } catch (err) {
+    failStep(exec, stepId, failureOf(err), out, env);
+    return;
+  }
+  dispatch(exec, flow, stepId, input, out, env);
+}
+
+/** Publishes the step's next attempt, now or (a retry) after `delayMs`. */
+export function dispatch(
+  exec: ExecutionState,
+  flow: CompiledFlow,
+  stepId: string,
+  input: unknown,
+  out: Changes,
+  env: AdvanceEnv,
+  delayMs = 0,
+): void {
+  const def = flow.graph.steps.get(stepId)!;
+  const defaults = flow.definition.defaults;
+  const step = exec.steps[stepId]!;
+  const attempt = step.attempts + 1;
+  const policy = def.retry ?? defaults?.retry ?? NO_RETRY;
+  const region = def.region ?? exec.region;
+  const priority = def.priority ?? exec.priority;
+  const dueAt = new Date(env.now.getTime() + delayMs);
+  const taskId = `${exec.id}/${stepId}`;
+  const task: Task = {
+    taskId,
+    executionId: exec.id,
+    flowId: exec.flowId,
+    flowVersion: exec.flowVersion,
+    stepId,
+    attempt,
+    handler: { type: def.handler, ...(def.handlerVersion ? { version: def.handlerVersion } : {}) },
+    input,
+    context: exec.context,
+    config: {
+      timeoutMs: def.timeoutMs ?? defaults?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+      retries: policy.maxAttempts - 1,
+      backoff: backoffOf(policy),
+    },
+    vault: {},
+    metadata: {
+      region,
+      ...(exec.tenantId ? { tenantId: exec.tenantId } : {}),
+      priority,
+      dispatchedAt: dueAt.toISOString(),
+    },
+  };
+  exec.steps[stepId] = {
+    ...step,
+    status: "dispatched",
+    attempts: attempt,
+    startedAt: step.startedAt ?? dueAt.toISOString(),
+    ...(delayMs > 0 ? { retryAt: dueAt.toISOString() } : { retryAt: undefined }),
+  };
+  const effects = out.of(exec.id);
+  effects.taskAttempts.push({
+    taskId,
+    attempt,
+    executionId: exec.id,
+    stepId,
+    handler: def.handler,
+    region,
+    dispatchedAt: dueAt.toISOString(),
+  });
+  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}` }];
+  if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
+  else effects.messages.push(...messages);
+  emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
+}
+
+export function failStep(exec: ExecutionState, stepId: string, failure: Failure, out: Changes, env: AdvanceEnv): void {
+  const step = exec.steps[stepId]!;
+  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined };
+  emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
+}
+
+async function finishIfOver(exec: ExecutionState, flow: CompiledFlow, out: Changes, env: AdvanceEnv): Promise<void> {
+  const outcome = executionOutcome(flow.graph, exec.steps);
+  if (outcome.kind === "running") return;
+  if (outcome.kind === "completed") {
+    try {
+      exec.output = await outputOf(exec, flow);
+    } catch (err) {
+      return finish(exec, "failed", out, env, { error: failureOf(err) });
+    }
+    return finish(exec, "completed", out, env, { output: exec.output });
+  }
+  finish(exec, "failed", out, env, { error: exec.steps[outcome.stepId]!.error ?? failureOf(new Error("step failed")) });
+}
+
+/** Ends an execution; steps still pending or in flight are marked cancelled (their late results are ignored). */
+export function finish(
+  exec: ExecutionState,
+  status: "completed" | "failed" | "cancelled",
+  out: Changes,
+  env: AdvanceEnv,
+  extra: { output?: unknown; error?: Failure } = {},
+): void {
+  exec.status = status;
+  exec.completedAt = env.now.toISOString();
+  if (extra.error) exec.error = extra.error;
+  for (const [id, step] of Object.entries(exec.steps)) {
+    if (!isTerminalStep(step)) exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined };
+  }
+  emit(exec, out, env, status, {
+    ...(extra.output === undefined ? {} : { output: extra.output }),
+    ...(extra.error ? { error: extra.error } : {}),
+  });
+}
+
+/** The flow's `output`, or by default the output of its last step(s): those nothing depends on. */
+async function outputOf(exec: ExecutionState, flow: CompiledFlow): Promise<unknown> {
+  if (flow.definition.output !== undefined) return resolveTemplates(flow.definition.output, scopeOf(exec));
+  const sinks = flow.graph.order.filter((id) => (flow.graph.dependents.get(id) ?? []).length === 0);
+  if (sinks.length === 1) return exec.steps[sinks[0]!]?.output ?? null;
+  return Object.fromEntries(sinks.map((id) => [id, exec.steps[id]?.output ?? null]));
+}
+
+export function failureOf(err: unknown): Failure {
+  const fm = toFmError(err);
+  return { code: fm.code, message: fm.message, retryable: false };
+}

@@ -1,0 +1,53 @@
+import type { OutboxMessage } from "../store/outbox.js";
+import type { Rejection } from "../store/rejections.js";
+import type { TaskAttemptRow, TaskOutcomeRow } from "../store/tasks.js";
+import type { NewExecution } from "../store/executions.js";
+import type { ExecutionState } from "../scheduler/state.js";
+
+/** What one execution's state change produces besides its new state. */
+export interface ExecutionEffects {
+  taskAttempts: TaskAttemptRow[];
+  /** Published right after commit. */
+  messages: OutboxMessage[];
+  /** Published when due (retries after their backoff). */
+  delayed: Array<{ notBefore: Date; messages: OutboxMessage[] }>;
+}
+
+/**
+ * Everything one transaction writes, collected in memory first so that it can be persisted
+ * in a few set-based statements. Effects are kept per execution so that a start that turns
+ * out to be a duplicate can be dropped with everything it would have caused.
+ */
+export class Changes {
+  readonly created: NewExecution[] = [];
+  readonly updated = new Map<string, ExecutionState>();
+  readonly effects = new Map<string, ExecutionEffects>();
+  readonly taskOutcomes: TaskOutcomeRow[] = [];
+  readonly rejections: Rejection[] = [];
+
+  of(executionId: string): ExecutionEffects {
+    let e = this.effects.get(executionId);
+    if (!e) {
+      e = { taskAttempts: [], messages: [], delayed: [] };
+      this.effects.set(executionId, e);
+    }
+    return e;
+  }
+
+  /** Forgets the effects of executions that were not created (their start was a duplicate). */
+  dropUncreated(createdIds: ReadonlySet<string>): void {
+    for (const { state } of this.created) if (!createdIds.has(state.id)) this.effects.delete(state.id);
+  }
+
+  immediateMessages(): OutboxMessage[] {
+    return [...this.effects.values()].flatMap((e) => e.messages);
+  }
+
+  delayedMessages(): Array<{ notBefore: Date; messages: OutboxMessage[] }> {
+    return [...this.effects.values()].flatMap((e) => e.delayed);
+  }
+
+  taskAttempts(): TaskAttemptRow[] {
+    return [...this.effects.values()].flatMap((e) => e.taskAttempts);
+  }
+}

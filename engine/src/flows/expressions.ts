@@ -1,0 +1,69 @@
+import jsonata from "jsonata";
+import { EXPRESSION_PATTERN, FmError, toError } from "@flowmonkey/shared";
+
+/** What a `{% %}` expression sees. */
+export interface ExpressionScope {
+  input: unknown;
+  context: Record<string, unknown>;
+  steps: Record<string, unknown>;
+  execution: { id: string; flowId: string };
+}
+
+type Compiled = ReturnType<typeof jsonata>;
+const MAX_CACHED = 2000;
+const compiled = new Map<string, Compiled>();
+
+function compile(expression: string): Compiled {
+  let expr = compiled.get(expression);
+  if (!expr) {
+    try {
+      expr = jsonata(expression);
+    } catch (cause) {
+      throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${toError(cause).message}`, { cause });
+    }
+    // Flows repeat the same few expressions; a bounded cache saves re-parsing them per step.
+    if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
+    compiled.set(expression, expr);
+  }
+  return expr;
+}
+
+export function isExpression(value: unknown): value is string {
+  return typeof value === "string" && value.includes("{%") && EXPRESSION_PATTERN.test(value);
+}
+
+export async function evaluate(template: string, scope: ExpressionScope): Promise<unknown> {
+  const body = EXPRESSION_PATTERN.exec(template)![1]!;
+  try {
+    const value: unknown = await compile(body).evaluate(scope);
+    // JSONata returns undefined for "no match"; JSON has no undefined, so it becomes null.
+    return value === undefined ? null : normalize(value);
+  } catch (cause) {
+    if (cause instanceof FmError) throw cause;
+    throw new FmError("EXPRESSION_ERROR", `{% ${body.trim()} %} failed: ${toError(cause).message}`, { cause });
+  }
+}
+
+/**
+ * Resolves every `{% %}` string inside a value (objects and arrays, any depth); other values
+ * are kept as they are. Values without expressions are returned without copying.
+ */
+export async function resolveTemplates(value: unknown, scope: ExpressionScope): Promise<unknown> {
+  if (isExpression(value)) return evaluate(value, scope);
+  if (Array.isArray(value)) {
+    const out = await Promise.all(value.map((v) => resolveTemplates(v, scope)));
+    return out.every((v, i) => v === value[i]) ? value : out;
+  }
+  if (value !== null && typeof value === "object") {
+    const entries = await Promise.all(
+      Object.entries(value as Record<string, unknown>).map(async ([k, v]) => [k, await resolveTemplates(v, scope)] as const),
+    );
+    return entries.every(([k, v]) => v === (value as Record<string, unknown>)[k]) ? value : Object.fromEntries(entries);
+  }
+  return value;
+}
+
+/** JSONata results can carry its internal sequence markers; a JSON round trip makes them plain data. */
+function normalize(value: unknown): unknown {
+  return typeof value === "object" && value !== null ? JSON.parse(JSON.stringify(value)) : value;
+}

@@ -1,0 +1,77 @@
+import { createHash } from "node:crypto";
+import { buildGraph, FlowDefinition, FmError, parseWith, type FlowGraph, type FlowSummary } from "@flowmonkey/shared";
+import * as flowsStore from "../store/flows.js";
+import type { Db } from "../store/db.js";
+
+/** A registered flow version with its graph resolved once. */
+export interface CompiledFlow {
+  flowId: string;
+  version: number;
+  definition: FlowDefinition;
+  graph: FlowGraph;
+}
+
+export type FlowRegistry = ReturnType<typeof createFlowRegistry>;
+
+/**
+ * Flow definitions by id and version. Versions are immutable, so they are cached forever;
+ * "latest" is asked of the database each time (another replica may have registered one).
+ */
+export function createFlowRegistry(db: Db) {
+  const cache = new Map<string, CompiledFlow>();
+  const key = (flowId: string, version: number) => `${flowId}@${version}`;
+
+  const compileRow = (row: flowsStore.FlowRow): CompiledFlow => {
+    const cached = cache.get(key(row.flow_id, row.version));
+    if (cached) return cached;
+    const definition = parseWith(FlowDefinition, row.definition, `stored flow ${row.flow_id}@${row.version}`);
+    const compiled = { flowId: row.flow_id, version: row.version, definition, graph: buildGraph(definition) };
+    cache.set(key(row.flow_id, row.version), compiled);
+    return compiled;
+  };
+
+  return {
+    /** Registers a definition; a new version only when its content changed. */
+    async put(raw: unknown): Promise<{ flowId: string; version: number; created: boolean }> {
+      const definition = parseWith(FlowDefinition, raw, "flow definition");
+      const message = (err: unknown) => (err instanceof FmError ? err.message : String(err));
+      try {
+        buildGraph(definition);
+      } catch (err) {
+        throw new FmError("INVALID_FLOW", message(err));
+      }
+      const hash = createHash("sha256").update(stableJson(definition)).digest("hex");
+      return flowsStore.putFlowVersion(db, definition.id, definition, hash, definition.version);
+    },
+
+    async get(flowId: string, version: number): Promise<CompiledFlow> {
+      const cached = cache.get(key(flowId, version));
+      if (cached) return cached;
+      const row = await flowsStore.getFlowVersion(db, flowId, version);
+      if (!row) throw new FmError("FLOW_NOT_FOUND", `flow ${flowId} has no version ${version}`);
+      return compileRow(row);
+    },
+
+    /** Latest versions of several flows in one query; unknown ids are absent from the map. */
+    async latest(flowIds: string[]): Promise<Map<string, CompiledFlow>> {
+      const rows = await flowsStore.latestFlowVersions(db, flowIds);
+      return new Map(rows.map((row) => [row.flow_id, compileRow(row)]));
+    },
+
+    async list(flowId?: string): Promise<FlowSummary[]> {
+      return flowsStore.listFlows(db, flowId);
+    },
+  };
+}
+
+/** JSON with sorted keys, so that the same definition always hashes the same. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,126 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared";
+import type { Db } from "../store/db.js";
+import { claimDueOutbox, deleteOutbox, type OutboxMessage } from "../store/outbox.js";
+
+export interface RelayOptions {
+  db: Db;
+  nc: NatsConnection;
+  log: Logger;
+  /** Unacknowledged JetStream publishes allowed before committers are made to wait. */
+  maxInFlight?: number;
+  sweepIntervalMs?: number;
+}
+
+export type Relay = ReturnType<typeof createRelay>;
+
+/**
+ * The engine's only publisher. Rows committed by this process are published right after
+ * their commit (no polling on the hot path); a periodic sweep publishes rows whose owner
+ * died before publishing, and delayed rows (retries) once they are due. Tasks go through
+ * JetStream with their Nats-Msg-Id, so a row published twice stores each task once.
+ */
+export function createRelay(options: RelayOptions) {
+  const { db, nc, log } = options;
+  const js = jetstream(nc);
+  const maxInFlight = options.maxInFlight ?? 8192;
+  const sweepIntervalMs = options.sweepIntervalMs ?? 500;
+  const abort = new AbortController();
+  let inFlight = 0;
+  let capacityWaiters: Array<() => void> = [];
+  let toDelete: number[] = [];
+  let deleting: Promise<void> | undefined;
+  let sweeping: Promise<void> | undefined;
+  let published = 0;
+
+  async function publishAll(messages: OutboxMessage[]): Promise<void> {
+    const acks: Array<Promise<unknown>> = [];
+    for (const m of messages) {
+      const data = encode(m.body);
+      if (m.msgId) acks.push(js.publish(m.subject, data, { msgID: m.msgId }));
+      else nc.publish(m.subject, data);
+    }
+    await Promise.all(acks);
+    published += messages.length;
+  }
+
+  function scheduleDelete(id: number) {
+    toDelete.push(id);
+    if (!deleting) deleting = flushDeletes();
+  }
+
+  async function flushDeletes(): Promise<void> {
+    // Deleting sent rows is off the hot path: batched, one statement for many rows.
+    while (toDelete.length > 0) {
+      const ids = toDelete;
+      toDelete = [];
+      await deleteOutbox(db, ids).catch((err) => log.warn({ err: toError(err), rows: ids.length }, "outbox delete failed; the sweep retries"));
+    }
+    deleting = undefined;
+  }
+
+  function release(n: number) {
+    inFlight -= n;
+    if (inFlight <= maxInFlight && capacityWaiters.length) {
+      const w = capacityWaiters;
+      capacityWaiters = [];
+      for (const resolve of w) resolve();
+    }
+  }
+
+  async function sweepOnce(): Promise<number> {
+    const rows = await claimDueOutbox(db, { limit: 200, leaseMs: 30_000 });
+    for (const row of rows) {
+      await publishAll(row.messages);
+      scheduleDelete(row.id);
+    }
+    return rows.length;
+  }
+
+  return {
+    /** Publishes a row this process just committed; failures leave it to the sweep. */
+    publishCommitted(row: { id: number; messages: OutboxMessage[] } | undefined): void {
+      if (!row) return;
+      const n = row.messages.length;
+      inFlight += n;
+      publishAll(row.messages)
+        .then(() => scheduleDelete(row.id))
+        .catch((err) => log.warn({ err: toError(err), outboxId: row.id }, "publish after commit failed; the sweep retries"))
+        .finally(() => release(n));
+    },
+
+    /** Resolves when fewer than maxInFlight publishes are unacknowledged: backpressure for consumers. */
+    capacity(): Promise<void> {
+      return inFlight <= maxInFlight ? Promise.resolve() : new Promise((resolve) => capacityWaiters.push(resolve));
+    },
+
+    start(): void {
+      sweeping = (async () => {
+        while (!abort.signal.aborted) {
+          try {
+            // A full page means more may be due: go again without sleeping.
+            if ((await sweepOnce()) === 200) continue;
+          } catch (err) {
+            log.warn({ err: toError(err) }, "outbox sweep failed");
+          }
+          await abortableDelay(sweepIntervalMs, abort.signal);
+        }
+      })();
+    },
+
+    sweepOnce,
+
+    stats: () => ({ inFlight, published }),
+
+    /** Waits for publishes in flight and pending deletes; the sweep stops. */
+    async close(): Promise<void> {
+      abort.abort();
+      await sweeping;
+      // Shutdown only: wait for the acks of publishes already sent.
+      while (inFlight > 0) await abortableDelay(10);
+      await deleting;
+      if (toDelete.length) await flushDeletes();
+    },
+  };
+}

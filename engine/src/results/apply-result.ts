@@ -1,0 +1,128 @@
+import type { Subjects, TaskResult } from "@flowmonkey/shared";
+import { advance, dispatch, emit, failStep, failureOf, isTerminal, scopeOf } from "../execution/advance.js";
+import { Changes } from "../execution/changes.js";
+import { applyContextUpdates } from "../execution/context-updates.js";
+import { resolveTemplates } from "../flows/expressions.js";
+import type { FlowRegistry } from "../flows/registry.js";
+import { nextRetryDelayMs, NO_RETRY } from "../scheduler/retry-policy.js";
+import type { ExecutionState } from "../scheduler/state.js";
+import type { Db } from "../store/db.js";
+import type { Rejection } from "../store/rejections.js";
+import { transition, type Committed } from "../store/transition.js";
+
+export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
+
+export interface ApplyEnv {
+  db: Db;
+  registry: FlowRegistry;
+  subjects: Subjects;
+}
+
+/**
+ * Applies a batch of task results in one transaction. A result is applied once: only the
+ * attempt a step is currently waiting for counts; duplicates and late results of older
+ * attempts (or of finished executions) are recorded as ignored.
+ */
+export async function applyResults(
+  env: ApplyEnv,
+  results: TaskResult[],
+  rejections: Rejection[] = [],
+): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]> }> {
+  const out = new Changes();
+  out.rejections.push(...rejections);
+  const committed = await transition(
+    env.db,
+    results.map((r) => r.executionId),
+    async (executions) => {
+      const outcomes: ApplyOutcome[] = [];
+      for (const result of results) {
+        const exec = executions.get(result.executionId);
+        if (!exec) {
+          out.rejections.push({
+            subject: env.subjects.results(result.metrics.region),
+            code: "EXECUTION_NOT_FOUND",
+            reason: `result of task ${result.taskId} attempt ${result.attempt} names unknown execution ${result.executionId}`,
+          });
+          outcomes.push("unknown-execution");
+          continue;
+        }
+        const outcome = await applyOne(env, exec, result, out);
+        if (outcome === "applied") out.updated.set(exec.id, exec);
+        outcomes.push(outcome);
+      }
+      return outcomes;
+    },
+    out,
+  );
+  return { outcomes: committed.value, committed };
+}
+
+async function applyOne(env: ApplyEnv, exec: ExecutionState, result: TaskResult, out: Changes): Promise<ApplyOutcome> {
+  const step = exec.steps[result.stepId];
+  const taskRow = { taskId: result.taskId, attempt: result.attempt };
+  if (isTerminal(exec.status) || !step || step.status !== "dispatched" || step.attempts !== result.attempt) {
+    out.taskOutcomes.push({ ...taskRow, status: "ignored" });
+    return "ignored";
+  }
+  const flow = await env.registry.get(exec.flowId, exec.flowVersion);
+  const now = new Date();
+  const envNow = { subjects: env.subjects, now };
+  const timing = { workerId: result.metrics.workerId, startedAt: result.metrics.startedAt, completedAt: result.metrics.completedAt };
+
+  switch (result.outcome) {
+    case "success": {
+      if (result.contextUpdates?.length) {
+        try {
+          exec.context = applyContextUpdates(exec.context, result.contextUpdates);
+        } catch (err) {
+          out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: failureOf(err) });
+          failStep(exec, result.stepId, failureOf(err), out, envNow);
+          break;
+        }
+      }
+      exec.steps[result.stepId] = {
+        ...step,
+        status: "completed",
+        output: result.output ?? null,
+        completedAt: now.toISOString(),
+        retryAt: undefined,
+      };
+      out.taskOutcomes.push({ ...taskRow, ...timing, status: "completed", output: result.output ?? null });
+      emit(exec, out, envNow, "step.completed", { stepId: result.stepId, attempt: result.attempt, output: result.output ?? null });
+      break;
+    }
+    case "failure":
+    case "error": {
+      out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: result.failure });
+      const def = flow.graph.steps.get(result.stepId)!;
+      const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
+      const delayMs = nextRetryDelayMs(policy, result.attempt, result.failure);
+      if (delayMs === undefined) {
+        failStep(exec, result.stepId, result.failure, out, envNow);
+        break;
+      }
+      exec.steps[result.stepId] = { ...step, error: result.failure };
+      try {
+        const input = await resolveTemplates(def.input, scopeOf(exec));
+        dispatch(exec, flow, result.stepId, input, out, envNow, Math.max(1, delayMs));
+      } catch (err) {
+        failStep(exec, result.stepId, failureOf(err), out, envNow);
+      }
+      break;
+    }
+    case "wait": {
+      // Parking an execution on a resume token belongs to the plumbing work (wait/resume);
+      // until it exists, a wait is refused loudly instead of hanging the execution.
+      const failure = {
+        code: "INVALID_STATE",
+        message: "this engine does not support waiting steps yet (wait/resume is not implemented)",
+        retryable: false,
+      };
+      out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: failure });
+      failStep(exec, result.stepId, failure, out, envNow);
+      break;
+    }
+  }
+  await advance(exec, flow, out, envNow);
+  return "applied";
+}

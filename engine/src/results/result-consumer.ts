@@ -1,0 +1,47 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import { decode, excerpt, TaskResult, toFmError, type Logger } from "@flowmonkey/shared";
+import { processIsolated } from "../consumers/isolate.js";
+import { retryLater } from "../consumers/redelivery.js";
+import type { Relay } from "../outbox/relay.js";
+import type { Rejection } from "../store/rejections.js";
+import { applyResults, type ApplyEnv } from "./apply-result.js";
+
+export interface ResultEnv extends ApplyEnv {
+  relay: Relay;
+  log: Logger;
+  maxMessageBytes: number;
+}
+
+/**
+ * Applies a batch of results from FM_RESULTS in one transaction, then acknowledges them.
+ * An undecodable result is recorded as a rejection and terminated; the rest go on.
+ */
+export function createResultProcessor(env: ResultEnv) {
+  const process = async (msgs: JsMsg[]) => {
+    const results: TaskResult[] = [];
+    const accepted: JsMsg[] = [];
+    const rejections: Rejection[] = [];
+    const refused: JsMsg[] = [];
+    for (const msg of msgs) {
+      try {
+        results.push(decode(msg.data, TaskResult, { maxBytes: env.maxMessageBytes, what: `task result on ${msg.subject}` }));
+        accepted.push(msg);
+      } catch (err) {
+        const error = toFmError(err, "INVALID_INPUT");
+        rejections.push({ subject: msg.subject, code: error.code, reason: error.message, excerpt: excerpt(msg.data) });
+        refused.push(msg);
+        env.log.warn({ subject: msg.subject, code: error.code, reason: error.message }, "task result rejected");
+      }
+    }
+    const { outcomes, committed } = await applyResults(env, results, rejections);
+    env.relay.publishCommitted(committed.outbox);
+    for (const msg of accepted) msg.ack();
+    for (const msg of refused) msg.term("rejected");
+    outcomes.forEach((outcome, i) => {
+      if (outcome === "applied") return;
+      const r = results[i]!;
+      env.log.debug({ executionId: r.executionId, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, outcome }, "result not applied");
+    });
+  };
+  return (msgs: JsMsg[]) => processIsolated(msgs, process, (msg, err) => retryLater(msg, err, env.log));
+}

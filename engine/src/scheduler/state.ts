@@ -1,0 +1,44 @@
+import type { ExecutionStatus, Failure, Priority, StepStatus } from "@flowmonkey/shared";
+
+/** One step of one execution, as kept in the execution row's `steps` document. */
+export interface StepState {
+  status: StepStatus;
+  /** Attempts dispatched so far; the current attempt's number while dispatched. */
+  attempts: number;
+  output?: unknown;
+  error?: Failure;
+  startedAt?: string;
+  completedAt?: string;
+  /** Set while a retry waits for its backoff to pass. */
+  retryAt?: string;
+}
+
+/** An execution as the engine holds it between load and persist. */
+export interface ExecutionState {
+  id: string;
+  flowId: string;
+  flowVersion: number;
+  status: ExecutionStatus;
+  input: unknown;
+  context: Record<string, unknown>;
+  output?: unknown;
+  error?: Failure;
+  tenantId?: string;
+  region: string;
+  priority: Priority;
+  labels?: Record<string, string>;
+  steps: Record<string, StepState>;
+  createdAt: string;
+  updatedAt: string;
+  completedAt?: string;
+}
+
+/** Step statuses that let dependents run. A failed step only does when its flow says continue. */
+export function isSettled(step: StepState | undefined, continueOnFailure: boolean): boolean {
+  if (!step) return false;
+  return step.status === "completed" || step.status === "skipped" || (step.status === "failed" && continueOnFailure);
+}
+
+export function isTerminalStep(step: StepState): boolean {
+  return step.status === "completed" || step.status === "skipped" || step.status === "failed" || step.status === "cancelled";
+}

@@ -1,0 +1,88 @@
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import pg from "pg";
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+/** What a statement runs on: the database, or one transaction of it. */
+export interface Queryable {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /** Several statements without parameters (migrations). */
+  exec(text: string): Promise<void>;
+}
+
+/**
+ * The engine's database, the same SQL on a PostgreSQL server (pg Pool) and on embedded
+ * PGlite. Nothing outside store/ touches pg or PGlite.
+ */
+export interface Db extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface OpenDbOptions {
+  databaseUrl?: string | undefined;
+  /** Where PGlite keeps its files when no databaseUrl is given. */
+  dataDir: string;
+  poolSize?: number;
+}
+
+export async function openDb(options: OpenDbOptions): Promise<Db> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPglite(options.dataDir);
+}
+
+function openPostgres(url: string, max: number): Db {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: "flowmonkey-engine" });
+  // An idle client's error (server restart) must not crash the process; the pool replaces it.
+  pool.on("error", () => undefined);
+  const query = async <T>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
+    const r = await client.query(text, params as unknown[]);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  };
+  return {
+    kind: "postgres",
+    query: (text, params) => query(pool, text, params),
+    exec: async (text) => void (await pool.query(text)),
+    async tx(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query("BEGIN");
+        const result = await fn({
+          query: (text, params) => query(client, text, params),
+          exec: async (text) => void (await client.query(text)),
+        });
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Db> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const dir = resolve(dataDir, "pglite");
+  mkdirSync(dir, { recursive: true });
+  const db = await PGlite.create(dir);
+  const query = async <T>(q: { query: typeof db.query }, text: string, params?: unknown[]) => {
+    const r = await q.query<T>(text, params);
+    return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+  };
+  return {
+    kind: "pglite",
+    query: (text, params) => query(db, text, params),
+    exec: async (text) => void (await db.exec(text)),
+    tx: (fn) =>
+      db.transaction((t) => fn({ query: (text, params) => query(t, text, params), exec: async (text) => void (await t.exec(text)) })),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,174 @@
+import type { ExecutionListRequest, ExecutionStatus, Failure, Priority } from "@flowmonkey/shared";
+import type { ExecutionState, StepState } from "../scheduler/state.js";
+import type { Db, Queryable } from "./db.js";
+
+interface ExecutionRow {
+  id: string;
+  flow_id: string;
+  flow_version: number;
+  status: ExecutionStatus;
+  input: unknown;
+  context: Record<string, unknown>;
+  output: unknown;
+  error: Failure | null;
+  steps: Record<string, StepState>;
+  tenant_id: string | null;
+  region: string;
+  priority: Priority;
+  labels: Record<string, string> | null;
+  created_at: Date | string;
+  updated_at: Date | string;
+  completed_at: Date | string | null;
+}
+
+const COLUMNS = `id, flow_id, flow_version, status, input, context, output, error, steps, tenant_id, region,
+  priority, labels, created_at, updated_at, completed_at`;
+
+const iso = (d: Date | string) => (d instanceof Date ? d.toISOString() : new Date(d).toISOString());
+
+function fromRow(r: ExecutionRow): ExecutionState {
+  return {
+    id: r.id,
+    flowId: r.flow_id,
+    flowVersion: r.flow_version,
+    status: r.status,
+    input: r.input,
+    context: r.context ?? {},
+    ...(r.output === null || r.output === undefined ? {} : { output: r.output }),
+    ...(r.error ? { error: r.error } : {}),
+    steps: r.steps,
+    ...(r.tenant_id ? { tenantId: r.tenant_id } : {}),
+    region: r.region,
+    priority: r.priority,
+    ...(r.labels ? { labels: r.labels } : {}),
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+    ...(r.completed_at ? { completedAt: iso(r.completed_at) } : {}),
+  };
+}
+
+export interface NewExecution {
+  state: ExecutionState;
+  startKey: string;
+}
+
+/**
+ * Inserts new executions in one statement; a start key or id seen before is skipped (the
+ * start was redelivered). Returns the ids that were created now.
+ */
+export async function insertExecutions(q: Queryable, executions: NewExecution[]): Promise<Set<string>> {
+  if (executions.length === 0) return new Set();
+  const rows = executions.map(({ state: s, startKey }) => ({
+    id: s.id,
+    start_key: startKey,
+    flow_id: s.flowId,
+    flow_version: s.flowVersion,
+    status: s.status,
+    input: s.input ?? null,
+    context: s.context,
+    output: s.output ?? null,
+    error: s.error ?? null,
+    steps: s.steps,
+    tenant_id: s.tenantId ?? null,
+    region: s.region,
+    priority: s.priority,
+    labels: s.labels ?? null,
+    created_at: s.createdAt,
+    completed_at: s.completedAt ?? null,
+  }));
+  const { rows: created } = await q.query<{ id: string }>(
+    `INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
+                             tenant_id, region, priority, labels, created_at, updated_at, completed_at)
+     SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
+            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.created_at, x.created_at, x.completed_at
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
+            input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
+            priority text, labels jsonb, created_at timestamptz, completed_at timestamptz)
+     ON CONFLICT DO NOTHING
+     RETURNING id`,
+    [JSON.stringify(rows)],
+  );
+  return new Set(created.map((r) => r.id));
+}
+
+/** Execution ids already created for these start keys (for replies to redelivered starts). */
+export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, string>> {
+  if (startKeys.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; start_key: string }>(
+    "SELECT id, start_key FROM executions WHERE start_key = ANY($1::text[])",
+    [startKeys],
+  );
+  return new Map(rows.map((r) => [r.start_key, r.id]));
+}
+
+/**
+ * Loads and row-locks executions for a state change. Locks are taken in id order so that two
+ * replicas locking overlapping sets never deadlock.
+ */
+export async function lockExecutions(q: Queryable, ids: string[]): Promise<Map<string, ExecutionState>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<ExecutionRow>(
+    `SELECT ${COLUMNS} FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
+    [[...new Set(ids)]],
+  );
+  return new Map(rows.map((r) => [r.id, fromRow(r)]));
+}
+
+export async function updateExecutions(q: Queryable, states: ExecutionState[]): Promise<void> {
+  if (states.length === 0) return;
+  const rows = states.map((s) => ({
+    id: s.id,
+    status: s.status,
+    context: s.context,
+    output: s.output ?? null,
+    error: s.error ?? null,
+    steps: s.steps,
+    completed_at: s.completedAt ?? null,
+  }));
+  await q.query(
+    `UPDATE executions e
+        SET status = x.status, context = x.context, output = x.output, error = x.error, steps = x.steps,
+            completed_at = x.completed_at, updated_at = now()
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, context jsonb, output jsonb, error jsonb,
+            steps jsonb, completed_at timestamptz)
+      WHERE e.id = x.id`,
+    [JSON.stringify(rows)],
+  );
+}
+
+export async function getExecution(db: Db, id: string): Promise<ExecutionState | undefined> {
+  const { rows } = await db.query<ExecutionRow>(`SELECT ${COLUMNS} FROM executions WHERE id = $1`, [id]);
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+/** Newest first, keyset-paged on (created_at, id); the cursor is the last row's pair. */
+export async function listExecutions(
+  db: Db,
+  filter: Required<Pick<ExecutionListRequest, "limit">> & Omit<ExecutionListRequest, "limit">,
+): Promise<{ executions: ExecutionState[]; nextCursor?: string }> {
+  const [cursorAt, cursorId] = filter.cursor ? decodeCursor(filter.cursor) : [null, null];
+  const { rows } = await db.query<ExecutionRow>(
+    `SELECT ${COLUMNS} FROM executions
+      WHERE ($1::text IS NULL OR flow_id = $1) AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR tenant_id = $3)
+        AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::text))
+      ORDER BY created_at DESC, id DESC LIMIT $6`,
+    [filter.flowId ?? null, filter.status ?? null, filter.tenantId ?? null, cursorAt, cursorId, filter.limit + 1],
+  );
+  const page = rows.slice(0, filter.limit).map(fromRow);
+  const last = page.at(-1);
+  return rows.length > filter.limit && last ? { executions: page, nextCursor: encodeCursor(last.createdAt, last.id) } : { executions: page };
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (Array.isArray(value) && typeof value[0] === "string" && typeof value[1] === "string") return [value[0], value[1]];
+  } catch {
+    // Falls through to the error below: a cursor is opaque and only ever comes from us.
+  }
+  return ["-infinity", ""];
+}
