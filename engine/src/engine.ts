@@ -42,7 +42,7 @@ export interface EngineOptions {
   maxBatch?: number;
   dbPoolSize?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
-  closeConnection?: boolean;
+  ownsConnection?: boolean;
 }
 
 export interface Engine extends Service {
@@ -66,7 +66,7 @@ export function createEngine(options: EngineOptions): Engine {
   const batchers: Array<{ idle(): Promise<void> }> = [];
 
   const start = once(async () => {
-    if (options.closeConnection) releasers.add("nats connection", () => nc.drain());
+    if (options.ownsConnection) releasers.add("nats connection", () => nc.drain());
     await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, maxMessageBytes });
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;
@@ -84,7 +84,11 @@ export function createEngine(options: EngineOptions): Engine {
       pending() >= maxBatch * 2 ? Promise.all([batcherIdle(pending), relay.capacity()]).then(() => undefined) : relay.capacity();
 
     const applyResults = createResultProcessor(base);
-    const results = createBatcher(applyResults, { maxBatch, onError: (err) => log.error({ err }, "result batch failed") });
+    const results = createBatcher(applyResults, {
+      maxBatch,
+      concurrency: 2,
+      onError: (err) => log.error({ err }, "result batch failed"),
+    });
     batchers.push(results);
     loops.push(
       await startPullLoop({
@@ -97,7 +101,11 @@ export function createEngine(options: EngineOptions): Engine {
     );
 
     const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });
-    const intake = createBatcher<IntakeItem>(startBatch, { maxBatch, onError: (err) => log.error({ err }, "start batch failed") });
+    const intake = createBatcher<IntakeItem>(startBatch, {
+      maxBatch,
+      concurrency: 2,
+      onError: (err) => log.error({ err }, "start batch failed"),
+    });
     batchers.push(intake);
     loops.push(
       await startPullLoop({

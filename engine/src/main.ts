@@ -13,6 +13,6 @@ try {
 }
 const log = createLogger({ name: "engine", level: config.logLevel, pretty: config.logPretty, bindings: { region: config.region } });
 await runService(
-  async () => createEngine({ ...config, nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: "flowmonkey-engine", log }), log, closeConnection: true }),
+  async () => createEngine({ ...config, nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: "flowmonkey-engine", log }), log, ownsConnection: true }),
   { log, graceMs: config.shutdownGraceMs },
 );

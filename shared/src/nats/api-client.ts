@@ -18,6 +18,9 @@ import { decode, encode } from "../protocol/codec.js";
 import type { FlowStartInput } from "../protocol/messages/flow-start.js";
 import { API_ENDPOINTS, createSubjects, type Subjects } from "../protocol/subjects.js";
 
+/** Set by the NATS service protocol on error replies (`respondError`). */
+const SERVICE_ERROR_HEADER = "Nats-Service-Error-Code";
+
 export interface ApiClientOptions {
   prefix?: string;
   timeoutMs?: number;
@@ -48,8 +51,13 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
       throw new FmError("UNAVAILABLE", `request on ${subject} failed: ${err.message}`, { cause: err });
     }
     const json = decode(msg.data, z.unknown(), { what: `reply from ${subject}`, maxBytes: 64 * 1024 * 1024 });
-    const asError = ErrorReplySchema.safeParse(json);
-    if (asError.success) throw FmError.fromReply(asError.data);
+    // Error replies carry the service-protocol error header; a body with an `error` field alone
+    // is not one (an execution view has an `error` too).
+    if (msg.headers?.get(SERVICE_ERROR_HEADER)) {
+      const asError = ErrorReplySchema.safeParse(json);
+      if (asError.success) throw FmError.fromReply(asError.data);
+      throw new FmError("INTERNAL", `${subject} failed: ${msg.headers.get("Nats-Service-Error")}`);
+    }
     return reply.parse(json);
   }
 

@@ -1,0 +1,289 @@
+import { describe, expect, it } from "vitest";
+import {
+  API_ENDPOINTS,
+  createSubjects,
+  DEFAULT_PREFIX,
+  EXECUTION_EVENT_TYPES,
+  SubjectError,
+} from "../src/protocol/subjects.js";
+import { createNames, HEADERS } from "../src/protocol/names.js";
+import { PRIORITIES } from "../src/protocol/tokens.js";
+
+const PREFIXES = [DEFAULT_PREFIX, "acme-prod", "t1a2b3c4d", "Mesh_2"] as const;
+
+/** Values that must never become a subject token: they would change what the subject means. */
+const BAD_TOKENS = ["", ".", "a.b", "*", ">", "a*", "a>", " ", "a b", "a\tb", "a\nb", "x".repeat(129)];
+
+describe.each(PREFIXES)("subjects with prefix %j", (p) => {
+  const s = createSubjects(p);
+
+  it("keeps the prefix", () => {
+    expect(s.prefix).toBe(p);
+  });
+
+  it("flow starts: build and parse round-trip", () => {
+    const subject = s.flowStart("order-flow");
+    expect(subject).toBe(`${p}.flows.start.order-flow`);
+    expect(s.parseFlowStart(subject)).toEqual({ flowId: "order-flow" });
+    expect(s.flowStartAll).toBe(`${p}.flows.start.>`);
+  });
+
+  it("api endpoints: every endpoint lives under <prefix>.api", () => {
+    for (const endpoint of Object.values(API_ENDPOINTS)) {
+      expect(s.api(endpoint)).toBe(`${p}.api.${endpoint}`);
+    }
+    expect(s.apiAll).toBe(`${p}.api.>`);
+  });
+
+  it("api flow start: build and parse round-trip", () => {
+    const subject = s.apiFlowStart("hello_world");
+    expect(subject).toBe(`${p}.api.flows.start.hello_world`);
+    expect(s.parseApiFlowStart(subject)).toEqual({ flowId: "hello_world" });
+    expect(s.apiFlowStartAll).toBe(`${p}.api.flows.start.*`);
+    // The stream-captured start and the request/reply start are different subjects.
+    expect(s.parseFlowStart(subject)).toBeUndefined();
+    expect(s.parseApiFlowStart(s.flowStart("hello_world"))).toBeUndefined();
+  });
+
+  it.each(PRIORITIES)("tasks at priority %s: build and parse round-trip", (priority) => {
+    const subject = s.task("eu-west-1", "http-request", priority);
+    expect(subject).toBe(`${p}.tasks.eu-west-1.http-request.${priority}`);
+    expect(s.parseTask(subject)).toEqual({ region: "eu-west-1", handler: "http-request", priority });
+  });
+
+  it("task wildcards", () => {
+    expect(s.taskPool("eu-west-1", "echo")).toBe(`${p}.tasks.eu-west-1.echo.*`);
+    expect(s.tasksOfRegion("eu-west-1")).toBe(`${p}.tasks.eu-west-1.>`);
+    expect(s.tasksAll).toBe(`${p}.tasks.>`);
+  });
+
+  it("results: build and parse round-trip", () => {
+    const subject = s.results("us-east-1");
+    expect(subject).toBe(`${p}.results.us-east-1`);
+    expect(s.parseResults(subject)).toEqual({ region: "us-east-1" });
+    expect(s.resultsAll).toBe(`${p}.results.>`);
+  });
+
+  it("progress: build and parse round-trip", () => {
+    const exec = "0b6f6f2c-3a8e-4a4e-9d83-2b0f5f7c1a10";
+    const subject = s.progress(exec, "charge");
+    expect(subject).toBe(`${p}.progress.${exec}.charge`);
+    expect(s.parseProgress(subject)).toEqual({ executionId: exec, stepId: "charge" });
+    expect(s.progressOfExecution(exec)).toBe(`${p}.progress.${exec}.*`);
+    expect(s.progressAll).toBe(`${p}.progress.>`);
+  });
+
+  it.each(EXECUTION_EVENT_TYPES)("execution event %s: build and parse round-trip", (event) => {
+    const subject = s.exec("order-flow", "exec-1", event);
+    expect(subject).toBe(`${p}.exec.order-flow.exec-1.${event}`);
+    expect(s.parseExec(subject)).toEqual({ flowId: "order-flow", executionId: "exec-1", event });
+  });
+
+  it("execution event wildcards", () => {
+    expect(s.execOfExecution("exec-1")).toBe(`${p}.exec.*.exec-1.>`);
+    expect(s.execOfFlow("order-flow")).toBe(`${p}.exec.order-flow.>`);
+    expect(s.execAll).toBe(`${p}.exec.>`);
+  });
+
+  it.each(["order", "order.paid", "a.b.c.d.e.f.g.h"])("custom event %j: build and parse round-trip", (name) => {
+    const subject = s.event(name);
+    expect(subject).toBe(`${p}.events.${name}`);
+    expect(s.parseEvent(subject)).toEqual({ name });
+    expect(s.eventsAll).toBe(`${p}.events.>`);
+  });
+
+  it("dead letters", () => {
+    expect(s.dlq("eu-west-1", "video-encode")).toBe(`${p}.dlq.eu-west-1.video-encode`);
+    expect(s.dlqAll).toBe(`${p}.dlq.>`);
+  });
+
+  describe("bad tokens are refused, never spliced into a subject", () => {
+    it.each(BAD_TOKENS)("%j", (bad) => {
+      const builders: Array<[string, () => string]> = [
+        ["flowStart", () => s.flowStart(bad)],
+        ["apiFlowStart", () => s.apiFlowStart(bad)],
+        ["task(region)", () => s.task(bad, "echo", "normal")],
+        ["task(handler)", () => s.task("eu", bad, "normal")],
+        ["taskPool(region)", () => s.taskPool(bad, "echo")],
+        ["taskPool(handler)", () => s.taskPool("eu", bad)],
+        ["tasksOfRegion", () => s.tasksOfRegion(bad)],
+        ["results", () => s.results(bad)],
+        ["progress(execution)", () => s.progress(bad, "step")],
+        ["progress(step)", () => s.progress("exec", bad)],
+        ["progressOfExecution", () => s.progressOfExecution(bad)],
+        ["exec(flow)", () => s.exec(bad, "exec", "started")],
+        ["exec(execution)", () => s.exec("flow", bad, "started")],
+        ["execOfExecution", () => s.execOfExecution(bad)],
+        ["execOfFlow", () => s.execOfFlow(bad)],
+        ["dlq(region)", () => s.dlq(bad, "echo")],
+        ["dlq(handler)", () => s.dlq("eu", bad)],
+      ];
+      // Event names may span tokens (`order.paid`); every other bad token is bad for them too.
+      if (bad !== "a.b") builders.push(["event", () => s.event(bad)]);
+      for (const [name, build] of builders) {
+        expect(build, name).toThrow(SubjectError);
+      }
+    });
+
+    it.each(["order..paid", ".order", "order.", "order.*", "order.>", "a.b.c.d.e.f.g.h.i"])(
+      "event name %j",
+      (bad) => {
+        expect(() => s.event(bad)).toThrow(SubjectError);
+      },
+    );
+  });
+
+  describe("parse functions return undefined for subjects that are not theirs", () => {
+    const other = p === "other" ? "another" : "other";
+    const foreign = [
+      "",
+      p,
+      `${p}.`,
+      `${other}.flows.start.order-flow`,
+      `${p}x.flows.start.order-flow`,
+      `x${p}.flows.start.order-flow`,
+      `${other}.tasks.eu.echo.normal`,
+      `${other}.results.eu`,
+      `${other}.progress.e.s`,
+      `${other}.exec.f.e.started`,
+      `${other}.events.order`,
+    ];
+
+    it.each(foreign)("%j", (subject) => {
+      expect(s.parseFlowStart(subject)).toBeUndefined();
+      expect(s.parseApiFlowStart(subject)).toBeUndefined();
+      expect(s.parseTask(subject)).toBeUndefined();
+      expect(s.parseResults(subject)).toBeUndefined();
+      expect(s.parseProgress(subject)).toBeUndefined();
+      expect(s.parseExec(subject)).toBeUndefined();
+      expect(s.parseEvent(subject)).toBeUndefined();
+    });
+
+    it("wrong shapes under the right prefix", () => {
+      expect(s.parseFlowStart(`${p}.flows.start`)).toBeUndefined();
+      expect(s.parseFlowStart(`${p}.flows.start.a.b`)).toBeUndefined();
+      expect(s.parseFlowStart(`${p}.flows.start.*`)).toBeUndefined();
+      expect(s.parseFlowStart(`${p}.flows.start.>`)).toBeUndefined();
+      expect(s.parseFlowStart(`${p}.flows.stop.a`)).toBeUndefined();
+      expect(s.parseApiFlowStart(`${p}.api.flows.start`)).toBeUndefined();
+      expect(s.parseApiFlowStart(`${p}.api.flows.put`)).toBeUndefined();
+      expect(s.parseTask(`${p}.tasks.eu.echo`)).toBeUndefined();
+      expect(s.parseTask(`${p}.tasks.eu.echo.urgent`)).toBeUndefined();
+      expect(s.parseTask(`${p}.tasks.eu.echo.normal.extra`)).toBeUndefined();
+      expect(s.parseTask(`${p}.tasks.*.echo.normal`)).toBeUndefined();
+      expect(s.parseResults(`${p}.results`)).toBeUndefined();
+      expect(s.parseResults(`${p}.results.eu.extra`)).toBeUndefined();
+      expect(s.parseProgress(`${p}.progress.e`)).toBeUndefined();
+      expect(s.parseProgress(`${p}.progress.e.s.x`)).toBeUndefined();
+      expect(s.parseExec(`${p}.exec.f.e`)).toBeUndefined();
+      expect(s.parseExec(`${p}.exec.f.e.exploded`)).toBeUndefined();
+      expect(s.parseExec(`${p}.exec.f.e.step`)).toBeUndefined();
+      expect(s.parseExec(`${p}.exec.*.e.started`)).toBeUndefined();
+      expect(s.parseEvent(`${p}.events`)).toBeUndefined();
+      expect(s.parseEvent(`${p}.events.*`)).toBeUndefined();
+      // A subject of one kind is never parsed as another.
+      expect(s.parseTask(s.results("eu"))).toBeUndefined();
+      expect(s.parseResults(s.task("eu", "echo", "normal"))).toBeUndefined();
+      expect(s.parseEvent(s.exec("f", "e", "started"))).toBeUndefined();
+    });
+  });
+});
+
+describe("createSubjects", () => {
+  it("defaults to the fm prefix", () => {
+    expect(createSubjects().prefix).toBe("fm");
+    expect(createSubjects().flowStart("hello")).toBe("fm.flows.start.hello");
+  });
+
+  it.each(BAD_TOKENS)("refuses the prefix %j", (bad) => {
+    expect(() => createSubjects(bad)).toThrow(SubjectError);
+  });
+
+  it("names the bad value and what it was for", () => {
+    expect(() => createSubjects().task("eu.west", "echo", "normal")).toThrow(/region "eu\.west"/);
+  });
+});
+
+describe("names", () => {
+  it("default prefix: the names DESIGN.md publishes", () => {
+    const n = createNames();
+    expect(n.prefix).toBe("fm");
+    expect(n.streams).toEqual({ flows: "FM_FLOWS", tasks: "FM_TASKS", results: "FM_RESULTS", events: "FM_EVENTS", dlq: "FM_DLQ" });
+    expect(n.buckets).toEqual({
+      workers: "fm_workers",
+      progress: "fm_progress",
+      context: "fm_context",
+      checkpoints: "fm_checkpoints",
+      blobs: "fm_blobs",
+    });
+    expect(n.serviceName).toBe("flowmonkey");
+    expect(n.consumers.intake).toBe("engine_intake");
+    expect(n.consumers.results).toBe("engine_results");
+    expect(n.consumers.taskPool("eu-west-1", "echo")).toBe("pool_eu-west-1_echo");
+    expect(n.subjects.prefix).toBe("fm");
+  });
+
+  it("custom prefix: every stream, bucket and the service name derive from it", () => {
+    const n = createNames("acme-prod");
+    expect(n.streams).toEqual({
+      flows: "ACME_PROD_FLOWS",
+      tasks: "ACME_PROD_TASKS",
+      results: "ACME_PROD_RESULTS",
+      events: "ACME_PROD_EVENTS",
+      dlq: "ACME_PROD_DLQ",
+    });
+    expect(n.buckets).toEqual({
+      workers: "acme_prod_workers",
+      progress: "acme_prod_progress",
+      context: "acme_prod_context",
+      checkpoints: "acme_prod_checkpoints",
+      blobs: "acme_prod_blobs",
+    });
+    expect(n.serviceName).toBe("flowmonkey_acme_prod");
+    expect(n.subjects.flowStart("x")).toBe("acme-prod.flows.start.x");
+  });
+
+  it("two prefixes never share a stream or bucket name", () => {
+    const all = (prefix: string) => {
+      const n = createNames(prefix);
+      return [...Object.values(n.streams), ...Object.values(n.buckets)];
+    };
+    const a = new Set(all("fm"));
+    for (const other of ["t1a2b3c4", "fm2", "acme"]) {
+      for (const name of all(other)) expect(a.has(name), `${other} → ${name}`).toBe(false);
+    }
+  });
+
+  // BUG (shared/src/protocol/names.ts): names are derived with toUpperCase()/toLowerCase() and
+  // '-' → '_', so distinct valid prefixes map to the same streams and buckets. A second mesh
+  // provisioned with such a prefix rewrites the first one's streams (ensureStream updates the
+  // subjects when they differ), and its flow starts silently stop being captured.
+  it.each([
+    ["fm", "FM"],
+    ["acme-prod", "acme_prod"],
+  ])("distinct prefixes %j and %j give distinct stream and bucket names", (a, b) => {
+    const na = createNames(a);
+    const nb = createNames(b);
+    expect(na.subjects.flowStartAll).not.toBe(nb.subjects.flowStartAll);
+    expect(na.streams.flows).not.toBe(nb.streams.flows);
+    expect(na.buckets.workers).not.toBe(nb.buckets.workers);
+  });
+
+  // BUG (shared/src/protocol/names.ts, consumers.taskPool): `pool_${region}_${handler}` is not
+  // one-to-one because '_' is legal inside both tokens, so two pools share one durable consumer
+  // (and the second ensureTaskPool rewrites the first one's filter subject).
+  it("two task pools never share a durable consumer name", () => {
+    const n = createNames();
+    expect(n.consumers.taskPool("eu", "video_encode")).not.toBe(n.consumers.taskPool("eu_video", "encode"));
+  });
+
+  it("refuses a prefix that cannot be a subject token", () => {
+    expect(() => createNames("a.b")).toThrow(SubjectError);
+  });
+
+  it("header names are the ones on the wire", () => {
+    expect(HEADERS.msgId).toBe("Nats-Msg-Id");
+    expect(HEADERS.traceparent).toBe("traceparent");
+    expect(HEADERS.errorCode).toBe("Fm-Error-Code");
+  });
+});
