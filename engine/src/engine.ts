@@ -67,7 +67,7 @@ export function createEngine(options: EngineOptions): Engine {
 
   const start = once(async () => {
     if (options.ownsConnection) releasers.add("nats connection", () => nc.drain());
-    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, maxMessageBytes });
+    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000 });
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;
     releasers.add("database", () => store.close());

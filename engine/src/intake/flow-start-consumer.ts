@@ -21,8 +21,8 @@ export interface IntakeEnv extends StartEnv {
 
 /**
  * Turns a batch of flow-start messages into executions in one transaction. Bad input is
- * recorded as a rejection with its reason (and answered, where there is someone to answer),
- * then terminated; accepted starts are acknowledged only after their commit.
+ * recorded as a rejection with its reason in the same transaction (and answered, where there
+ * is someone to answer); every message is acknowledged only after that commit.
  */
 export function createIntakeProcessor(env: IntakeEnv) {
   const process = async (items: IntakeItem[]) => {
@@ -55,7 +55,9 @@ export function createIntakeProcessor(env: IntakeEnv) {
   const settle = (item: IntakeItem, outcome: StartOutcome) => {
     if ("error" in outcome) {
       env.log.warn({ subject: item.msg.subject, code: outcome.error.code, reason: outcome.error.message }, "flow start rejected");
-      if (item.kind === "stream") item.msg.term(outcome.error.code);
+      // Acked, not termed: the rejection row is the record, and on nats-server 2.9 a termed
+      // message stays in a work-queue stream and keeps counting against max_ack_pending.
+      if (item.kind === "stream") item.msg.ack();
       else respond(item.msg, outcome.error);
       return;
     }

@@ -14,7 +14,7 @@ export interface ResultEnv extends ApplyEnv {
 
 /**
  * Applies a batch of results from FM_RESULTS in one transaction, then acknowledges them.
- * An undecodable result is recorded as a rejection and terminated; the rest go on.
+ * An undecodable result is recorded as a rejection (then acked); the rest go on.
  */
 export function createResultProcessor(env: ResultEnv) {
   const process = async (msgs: JsMsg[]) => {
@@ -36,7 +36,8 @@ export function createResultProcessor(env: ResultEnv) {
     const { outcomes, committed } = await applyResults(env, results, rejections);
     env.relay.publishCommitted(committed.outbox);
     for (const msg of accepted) msg.ack();
-    for (const msg of refused) msg.term("rejected");
+    // Recorded as rejections in the commit above; acked so that they leave the work queue.
+    for (const msg of refused) msg.ack();
     outcomes.forEach((outcome, i) => {
       if (outcome === "applied") return;
       const r = results[i]!;

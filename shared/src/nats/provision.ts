@@ -27,7 +27,6 @@ export interface ProvisionOptions {
   replicas?: number;
   /** Deliveries of one task attempt before it counts as dead (a crashing worker, a poison task). */
   taskMaxDeliver?: number;
-  maxMessageBytes?: number;
 }
 
 export interface TaskPoolOptions {
@@ -47,7 +46,9 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     storage: StorageType.File,
     num_replicas: replicas,
     duplicate_window: nanos(120 * SECOND),
-    ...(options.maxMessageBytes ? { max_msg_size: options.maxMessageBytes } : {}),
+    // No max_msg_size: a stream silently drops a core-published message over its limit, while
+    // the engine rejects an oversize one with a recorded reason. The server's max_payload is
+    // the hard cap, and a publisher over it gets an error at once.
   };
   const workQueue = { ...base, retention: RetentionPolicy.Workqueue, max_age: nanos(14 * DAY) };
   await ensureStream(jsm, { ...workQueue, name: names.streams.flows, subjects: [s.flowStartAll] });
