@@ -142,7 +142,7 @@ export function createEngine(options: EngineOptions): Engine {
         },
         cancelExecution: async ({ executionId }) => {
           const committed = await cancelExecution({ db: store, subjects: names.subjects }, executionId);
-          relay.publishCommitted(committed.outbox);
+          relay.afterCommit(committed);
           return committed.value;
         },
       },

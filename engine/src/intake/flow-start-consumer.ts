@@ -47,7 +47,7 @@ export function createIntakeProcessor(env: IntakeEnv) {
     }
 
     const { outcomes, committed } = await startExecutions(env, requests, rejections);
-    env.relay.publishCommitted(committed.outbox);
+    env.relay.afterCommit(committed);
     accepted.forEach((item, i) => settle(item, outcomes[i]!));
     for (const { item, error } of refused) settle(item, { error });
   };

@@ -33,6 +33,8 @@ export function createRelay(options: RelayOptions) {
   let deleting: Promise<void> | undefined;
   let sweeping: Promise<void> | undefined;
   let published = 0;
+  let wakeTimer: NodeJS.Timeout | undefined;
+  let wakeSweep: (() => void) | undefined;
 
   async function publishAll(messages: OutboxMessage[]): Promise<void> {
     const acks: Array<Promise<unknown>> = [];
@@ -79,8 +81,13 @@ export function createRelay(options: RelayOptions) {
   }
 
   return {
-    /** Publishes a row this process just committed; failures leave it to the sweep. */
-    publishCommitted(row: { id: number; messages: OutboxMessage[] } | undefined): void {
+    /**
+     * After a commit: publishes the row this process just committed (a failure leaves it to
+     * the sweep) and brings the sweep forward when the commit scheduled a retry sooner.
+     */
+    afterCommit(committed: { outbox?: { id: number; messages: OutboxMessage[] }; nextDueAt?: Date }): void {
+      if (committed.nextDueAt) this.sweepAt(committed.nextDueAt);
+      const row = committed.outbox;
       if (!row) return;
       const n = row.messages.length;
       inFlight += n;
@@ -88,6 +95,15 @@ export function createRelay(options: RelayOptions) {
         .then(() => scheduleDelete(row.id))
         .catch((err) => log.warn({ err: toError(err), outboxId: row.id }, "publish after commit failed; the sweep retries"))
         .finally(() => release(n));
+    },
+
+    /** Sweeps at `at` (a delayed row's due time) instead of waiting for the next interval. */
+    sweepAt(at: Date): void {
+      const inMs = at.getTime() - Date.now();
+      if (inMs >= sweepIntervalMs) return;
+      clearTimeout(wakeTimer);
+      wakeTimer = setTimeout(() => wakeSweep?.(), Math.max(0, inMs) + 5);
+      wakeTimer.unref();
     },
 
     /** Resolves when fewer than maxInFlight publishes are unacknowledged: backpressure for consumers. */
@@ -104,7 +120,11 @@ export function createRelay(options: RelayOptions) {
           } catch (err) {
             log.warn({ err: toError(err) }, "outbox sweep failed");
           }
-          await abortableDelay(sweepIntervalMs, abort.signal);
+          await new Promise<void>((resolve) => {
+            wakeSweep = resolve;
+            void abortableDelay(sweepIntervalMs, abort.signal).then(() => resolve());
+          });
+          wakeSweep = undefined;
         }
       })();
     },
@@ -116,6 +136,7 @@ export function createRelay(options: RelayOptions) {
     /** Waits for publishes in flight and pending deletes; the sweep stops. */
     async close(): Promise<void> {
       abort.abort();
+      clearTimeout(wakeTimer);
       await sweeping;
       // Shutdown only: wait for the acks of publishes already sent.
       while (inFlight > 0) await abortableDelay(10);

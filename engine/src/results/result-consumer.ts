@@ -34,7 +34,7 @@ export function createResultProcessor(env: ResultEnv) {
       }
     }
     const { outcomes, committed } = await applyResults(env, results, rejections);
-    env.relay.publishCommitted(committed.outbox);
+    env.relay.afterCommit(committed);
     for (const msg of accepted) msg.ack();
     // Recorded as rejections in the commit above; acked so that they leave the work queue.
     for (const msg of refused) msg.ack();

@@ -114,9 +114,9 @@ export async function lockExecutions(q: Queryable, ids: string[]): Promise<Map<s
   return new Map(rows.map((r) => [r.id, fromRow(r)]));
 }
 
-export async function updateExecutions(q: Queryable, states: ExecutionState[]): Promise<void> {
-  if (states.length === 0) return;
-  const rows = states.map((s) => ({
+/** One row per changed execution, as the jsonb parameter of updateExecutionsSql. */
+export function executionUpdateRows(states: ExecutionState[]) {
+  return states.map((s) => ({
     id: s.id,
     status: s.status,
     context: s.context,
@@ -125,16 +125,16 @@ export async function updateExecutions(q: Queryable, states: ExecutionState[]): 
     steps: s.steps,
     completed_at: s.completedAt ?? null,
   }));
-  await q.query(
-    `UPDATE executions e
-        SET status = x.status, context = x.context, output = x.output, error = x.error, steps = x.steps,
-            completed_at = x.completed_at, updated_at = now()
-       FROM jsonb_to_recordset($1::jsonb) AS x(id text, status text, context jsonb, output jsonb, error jsonb,
-            steps jsonb, completed_at timestamptz)
-      WHERE e.id = x.id`,
-    [JSON.stringify(rows)],
-  );
 }
+
+/** Set-based update of many executions from a jsonb array parameter ($n). */
+export const updateExecutionsSql = (param: string) => `
+  UPDATE executions e
+     SET status = x.status, context = x.context, output = x.output, error = x.error, steps = x.steps,
+         completed_at = x.completed_at, updated_at = now()
+    FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, status text, context jsonb, output jsonb, error jsonb,
+         steps jsonb, completed_at timestamptz)
+   WHERE e.id = x.id`;
 
 export async function getExecution(db: Db, id: string): Promise<ExecutionState | undefined> {
   const { rows } = await db.query<ExecutionRow>(`SELECT ${COLUMNS} FROM executions WHERE id = $1`, [id]);

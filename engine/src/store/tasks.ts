@@ -24,29 +24,23 @@ export interface TaskOutcomeRow {
   error?: Failure;
 }
 
-export async function insertTaskAttempts(q: Queryable, rows: TaskAttemptRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await q.query(
-    `INSERT INTO tasks (task_id, attempt, execution_id, step_id, handler, region, status, dispatched_at)
-     SELECT x."taskId", x.attempt, x."executionId", x."stepId", x.handler, x.region, 'dispatched', x."dispatchedAt"
-       FROM jsonb_to_recordset($1::jsonb) AS x("taskId" text, attempt int, "executionId" text, "stepId" text,
-            handler text, region text, "dispatchedAt" timestamptz)
-     ON CONFLICT (task_id, attempt) DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
-}
+/** New attempts from a jsonb array parameter ($n); an attempt seen before is left as it is. */
+export const insertTaskAttemptsSql = (param: string) => `
+  INSERT INTO tasks (task_id, attempt, execution_id, step_id, handler, region, status, dispatched_at)
+  SELECT x."taskId", x.attempt, x."executionId", x."stepId", x.handler, x.region, 'dispatched', x."dispatchedAt"
+    FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, "executionId" text, "stepId" text,
+         handler text, region text, "dispatchedAt" timestamptz)
+  ON CONFLICT (task_id, attempt) DO NOTHING`;
 
-/** Records outcomes; an `ignored` outcome never overwrites the attempt's real one. */
-export async function recordTaskOutcomes(q: Queryable, rows: TaskOutcomeRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await q.query(
-    `UPDATE tasks t
-        SET status = x.status, worker_id = coalesce(x."workerId", t.worker_id),
-            started_at = coalesce(x."startedAt", t.started_at), completed_at = coalesce(x."completedAt", t.completed_at),
-            output = x.output, error = x.error
-       FROM jsonb_to_recordset($1::jsonb) AS x("taskId" text, attempt int, status text, "workerId" text,
-            "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb)
-      WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND x.status <> 'ignored' AND t.status = 'dispatched'`,
-    [JSON.stringify(rows.filter((r) => r.status !== "ignored"))],
-  );
-}
+/**
+ * Outcomes from a jsonb array parameter ($n). Only an attempt still marked dispatched takes
+ * one; callers leave `ignored` outcomes (duplicates, late results) out of the parameter.
+ */
+export const recordTaskOutcomesSql = (param: string) => `
+  UPDATE tasks t
+     SET status = x.status, worker_id = coalesce(x."workerId", t.worker_id),
+         started_at = coalesce(x."startedAt", t.started_at), completed_at = coalesce(x."completedAt", t.completed_at),
+         output = x.output, error = x.error
+    FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, status text, "workerId" text,
+         "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb)
+   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND t.status = 'dispatched'`;

@@ -1,10 +1,9 @@
 import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db, Queryable } from "./db.js";
-import { insertExecutions, lockExecutions, updateExecutions } from "./executions.js";
-import { enqueueOutbox, type OutboxMessage } from "./outbox.js";
-import { insertRejections } from "./rejections.js";
-import { insertTaskAttempts, recordTaskOutcomes } from "./tasks.js";
+import { insertExecutions, lockExecutions } from "./executions.js";
+import type { OutboxMessage } from "./outbox.js";
+import { writeChanges } from "./write-changes.js";
 
 /** How long the committing process holds its own outbox row before the sweep may publish it. */
 export const OUTBOX_CLAIM_MS = 15_000;
@@ -15,6 +14,8 @@ export interface Committed<T> {
   outbox?: { id: number; messages: OutboxMessage[] };
   /** Ids of the executions this transaction created (a duplicate start creates none). */
   created: ReadonlySet<string>;
+  /** When the earliest delayed message (a retry) of this transaction is due. */
+  nextDueAt?: Date;
 }
 
 /**
@@ -32,7 +33,13 @@ export async function transition<T>(
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
     const { outbox, created } = await persist(q, out);
-    return outbox ? { value, outbox, created } : { value, created };
+    const due = out.delayedMessages().map((d) => d.notBefore.getTime());
+    return {
+      value,
+      created,
+      ...(outbox ? { outbox } : {}),
+      ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
+    };
   });
 }
 
@@ -40,14 +47,9 @@ async function persist(
   q: Queryable,
   out: Changes,
 ): Promise<{ outbox?: { id: number; messages: OutboxMessage[] }; created: ReadonlySet<string> }> {
+  // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
   out.dropUncreated(created);
-  await updateExecutions(q, [...out.updated.values()]);
-  await insertTaskAttempts(q, out.taskAttempts());
-  await recordTaskOutcomes(q, out.taskOutcomes);
-  await insertRejections(q, out.rejections);
-  for (const { notBefore, messages } of out.delayedMessages()) await enqueueOutbox(q, messages, { notBefore, claimMs: 0 });
-  const messages = out.immediateMessages();
-  const id = await enqueueOutbox(q, messages, { claimMs: OUTBOX_CLAIM_MS });
-  return id === undefined ? { created } : { outbox: { id, messages }, created };
+  const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
+  return outbox ? { outbox, created } : { created };
 }

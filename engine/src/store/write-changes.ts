@@ -1,0 +1,47 @@
+import type { Changes } from "../execution/changes.js";
+import type { Queryable } from "./db.js";
+import { executionUpdateRows, updateExecutionsSql } from "./executions.js";
+import type { OutboxMessage } from "./outbox.js";
+import { insertRejectionsSql } from "./rejections.js";
+import { insertTaskAttemptsSql, recordTaskOutcomesSql } from "./tasks.js";
+
+/**
+ * Writes everything a state change produced — execution states, new attempts, outcomes,
+ * rejections, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
+ * one round trip per transaction however many executions it carries. Each CTE runs to
+ * completion whether or not its rows are read.
+ *
+ * Returns the id of the immediate outbox row, which the committing process publishes itself.
+ */
+export async function writeChanges(q: Queryable, out: Changes, claimMs: number): Promise<{ id: number; messages: OutboxMessage[] } | undefined> {
+  const messages = out.immediateMessages();
+  const delayed = out.delayedMessages().map((d) => ({ messages: d.messages, not_before: d.notBefore.toISOString() }));
+  const params = [
+    JSON.stringify(executionUpdateRows([...out.updated.values()])),
+    JSON.stringify(out.taskAttempts()),
+    JSON.stringify(out.taskOutcomes.filter((o) => o.status !== "ignored")),
+    JSON.stringify(out.rejections),
+    JSON.stringify(delayed),
+    messages.length > 0 ? JSON.stringify(messages) : null,
+    claimMs,
+  ];
+  const { rows } = await q.query<{ id: number | null }>(
+    `WITH
+       updated AS (${updateExecutionsSql("$1")} RETURNING 1),
+       attempts AS (${insertTaskAttemptsSql("$2")} RETURNING 1),
+       outcomes AS (${recordTaskOutcomesSql("$3")} RETURNING 1),
+       rejected AS (${insertRejectionsSql("$4")} RETURNING 1),
+       later AS (
+         INSERT INTO outbox (messages, not_before)
+         SELECT x.messages, x.not_before FROM jsonb_to_recordset($5::jsonb) AS x(messages jsonb, not_before timestamptz)
+         RETURNING 1),
+       now_row AS (
+         INSERT INTO outbox (messages, claimed_until)
+         SELECT $6::jsonb, now() + make_interval(secs => $7::int / 1000.0) WHERE $6::jsonb IS NOT NULL
+         RETURNING id::int)
+     SELECT (SELECT id FROM now_row) AS id`,
+    params,
+  );
+  const id = rows[0]?.id;
+  return id === null || id === undefined ? undefined : { id, messages };
+}
