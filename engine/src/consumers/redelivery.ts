@@ -13,7 +13,8 @@ export function retryLater(msg: JsMsg, err: Error, log: Logger): void {
   const deliveries = msg.info.deliveryCount;
   if (deliveries >= MAX_ENGINE_DELIVERIES) {
     log.error({ err, subject: msg.subject, streamSeq: msg.seq, deliveries }, "giving up on a message that keeps failing");
-    msg.term(`failed ${deliveries} times: ${err.message}`.slice(0, 200));
+    // No reason text: nats-server 2.9 ignores a `+TERM <reason>` ack entirely.
+    msg.term();
     return;
   }
   log.warn({ err, subject: msg.subject, streamSeq: msg.seq, deliveries }, "processing failed; will retry");
