@@ -1,0 +1,71 @@
+import { readFile } from "node:fs/promises";
+import { EXIT, FlowStart, TERMINAL_STATUSES, toError } from "@flowmonkey/shared";
+import { parseArg, parseCommand, tokenArg, UsageError } from "../args.js";
+import { followExecution } from "../follow.js";
+import type { Output } from "../output.js";
+import { executionHeadline } from "../render.js";
+import { withSession } from "../session.js";
+
+export const startUsage =
+  "start <flowId> [--input <json> | --input @file.json] [--execution-id <id>] [--wait] [--json]";
+
+/** `flowmonkey start`: fm.api.flows.start, optionally waiting for the execution to end. */
+export async function startCommand(argv: string[], out: Output): Promise<number> {
+  const cmd = parseCommand(argv, {
+    usage: startUsage,
+    options: { input: { type: "string", short: "i" }, "execution-id": { type: "string" }, wait: { type: "boolean", short: "w" } },
+    positionals: { min: 1, max: 1 },
+  });
+  if (cmd === "help") return help(out);
+  const flowId = tokenArg(cmd.positionals[0], "flowId");
+  const input = await readInput(cmd.string("input"));
+  const executionId = cmd.string("execution-id");
+  // Validated here too, so a typo is a usage error before anything is sent.
+  const start = parseArg(FlowStart, { input, ...(executionId ? { executionId } : {}) }, "start request");
+
+  return withSession(cmd.config, async (session) => {
+    const reply = await session.api.start(flowId, start);
+    if (!cmd.boolean("wait")) {
+      out.result(`started ${flowId}: ${reply.executionId}${reply.created ? "" : " (already existed)"}`, reply);
+      return EXIT.ok;
+    }
+    out.info(`started ${flowId}: ${reply.executionId}; waiting for it to finish…`);
+    const view = await followExecution(session, reply.executionId, () => undefined);
+    const ok = view.status === "completed";
+    const detail = ok ? `output: ${JSON.stringify(view.output ?? null)}` : `error: ${view.error?.code ?? view.status}: ${view.error?.message ?? ""}`;
+    out.result([executionHeadline(view), detail], view);
+    return ok || !TERMINAL_STATUSES.includes(view.status) ? EXIT.ok : EXIT.failed;
+  });
+}
+
+async function readInput(raw: string | undefined): Promise<unknown> {
+  if (raw === undefined) return {};
+  let text = raw;
+  if (raw.startsWith("@")) {
+    try {
+      text = await readFile(raw.slice(1), "utf8");
+    } catch (cause) {
+      throw new UsageError(`--input ${raw}: cannot read ${raw.slice(1)}: ${toError(cause).message}`);
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new UsageError(`--input is not valid JSON: ${toError(cause).message}`, "INVALID_JSON");
+  }
+}
+
+function help(out: Output): number {
+  out.result(
+    [
+      `usage: flowmonkey ${startUsage}`,
+      "",
+      "Starts a flow through the engine's API and prints the execution id.",
+      "  --input, -i        the flow's input as JSON, or @file.json",
+      "  --execution-id     your own id, making the start idempotent",
+      "  --wait, -w         follow the execution and exit 1 unless it completes",
+    ],
+    { usage: startUsage },
+  );
+  return EXIT.ok;
+}

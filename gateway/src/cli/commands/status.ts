@@ -1,0 +1,26 @@
+import { EXIT } from "@flowmonkey/shared";
+import { parseCommand, tokenArg } from "../args.js";
+import type { Output } from "../output.js";
+import { executionHeadline, stepRows } from "../render.js";
+import { withSession } from "../session.js";
+
+export const statusUsage = "status <executionId> [--json]";
+
+/** `flowmonkey status`: one execution and a table of its steps. */
+export async function statusCommand(argv: string[], out: Output): Promise<number> {
+  const cmd = parseCommand(argv, { usage: statusUsage, positionals: { min: 1, max: 1 } });
+  if (cmd === "help") {
+    out.result(`usage: flowmonkey ${statusUsage}\n\nShows an execution and its steps.`, { usage: statusUsage });
+    return EXIT.ok;
+  }
+  const executionId = tokenArg(cmd.positionals[0], "executionId");
+  return withSession(cmd.config, async ({ api }) => {
+    const view = await api.get(executionId);
+    const { headers, rows } = stepRows(view);
+    const lines = [executionHeadline(view), "", ...out.table(headers, rows)];
+    if (view.error) lines.push("", `error: ${view.error.code}: ${view.error.message}`);
+    if (view.output !== undefined) lines.push("", `output: ${JSON.stringify(view.output)}`);
+    out.result(lines, view);
+    return EXIT.ok;
+  });
+}

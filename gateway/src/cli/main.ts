@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import { ConfigError, EXIT, isFmError, toError } from "@flowmonkey/shared";
+import { configUsage, UsageError } from "./args.js";
+import { devCommand, devUsage } from "./commands/dev.js";
+import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
+import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
+import { startCommand, startUsage } from "./commands/start.js";
+import { statusCommand, statusUsage } from "./commands/status.js";
+import { watchCommand, watchUsage } from "./commands/watch.js";
+import { createOutput, flushAndExit, type Output } from "./output.js";
+
+type Command = (argv: string[], out: Output) => Promise<number>;
+
+/** Command words → handler; two-word commands (`flows push`) are keyed with a space. */
+const COMMANDS: Record<string, { run: Command; usage: string }> = {
+  dev: { run: devCommand, usage: devUsage },
+  start: { run: startCommand, usage: startUsage },
+  status: { run: statusCommand, usage: statusUsage },
+  watch: { run: (argv, out) => watchCommand(argv, out, interruptSignal()), usage: watchUsage },
+  "flows push": { run: flowsPushCommand, usage: flowsPushUsage },
+  "nats init": { run: natsInitCommand, usage: natsInitUsage },
+};
+
+function usage(): string {
+  return [
+    "usage: flowmonkey <command> [options]",
+    "",
+    ...Object.values(COMMANDS).map((c) => `  flowmonkey ${c.usage}`),
+    "",
+    "Options every command accepts (environment variables work too; flags win):",
+    configUsage(),
+    "  --json                   machine-readable output",
+    "",
+    "Exit codes: 0 ok, 1 failed (execution failed, request error), 2 usage or configuration error.",
+  ].join("\n");
+}
+
+/** Ctrl-C during `watch` ends the command cleanly (the NATS connection is closed) instead of killing it. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort(new Error("interrupted")));
+  return controller.signal;
+}
+
+function resolveCommand(argv: string[]): { run: Command; rest: string[] } | undefined {
+  const [first, second] = argv;
+  if (first && second && COMMANDS[`${first} ${second}`]) return { run: COMMANDS[`${first} ${second}`]!.run, rest: argv.slice(2) };
+  if (first && COMMANDS[first] && !first.includes(" ")) return { run: COMMANDS[first].run, rest: argv.slice(1) };
+  return undefined;
+}
+
+/** Every error ends here: its code in the message, and the exit code from its kind. */
+function report(out: Output, thrown: unknown): number {
+  if (thrown instanceof UsageError) {
+    out.error(thrown.code, thrown.message);
+    return EXIT.config;
+  }
+  if (thrown instanceof ConfigError) {
+    out.error("INVALID_INPUT", thrown.message);
+    return EXIT.config;
+  }
+  if (isFmError(thrown)) {
+    out.error(thrown.code, thrown.message);
+    return EXIT.failed;
+  }
+  const err = toError(thrown);
+  out.error("INTERNAL", err.stack ?? err.message);
+  return EXIT.failed;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const out = createOutput({ json: argv.includes("--json") });
+  if (argv.length === 0 || argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
+    out.result(usage(), { commands: Object.values(COMMANDS).map((c) => c.usage) });
+    return argv.length === 0 ? EXIT.config : EXIT.ok;
+  }
+  const command = resolveCommand(argv);
+  if (!command) {
+    out.error("INVALID_INPUT", `unknown command "${argv.slice(0, 2).join(" ")}"\n\n${usage()}`);
+    return EXIT.config;
+  }
+  try {
+    return await command.run(command.rest, out);
+  } catch (thrown) {
+    return report(out, thrown);
+  }
+}
+
+flushAndExit(await main(process.argv.slice(2)));

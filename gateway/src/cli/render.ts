@@ -1,0 +1,82 @@
+import type { ExecutionView, StepView } from "@flowmonkey/shared";
+
+/** Text renderings of executions for `status` and `watch`; pure, so they are easy to test. */
+
+export interface StepProgress {
+  percent: number;
+  message?: string | undefined;
+}
+
+const DONE_STEP = new Set(["completed", "skipped", "failed", "cancelled"]);
+
+const SYMBOL: Record<string, string> = {
+  pending: "·",
+  dispatched: "▶",
+  waiting: "⏸",
+  completed: "✔",
+  failed: "✘",
+  skipped: "↷",
+  cancelled: "■",
+  running: "▶",
+};
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  return `${minutes}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+function stepDuration(step: StepView, now: number): string {
+  if (!step.startedAt) return "";
+  const end = step.completedAt ? Date.parse(step.completedAt) : now;
+  return formatDuration(end - Date.parse(step.startedAt));
+}
+
+/** `[██████░░░░]  60%` */
+export function progressBar(percent: number, width = 20): string {
+  const p = Math.max(0, Math.min(100, percent));
+  const filled = Math.round((p / 100) * width);
+  return `[${"█".repeat(filled)}${"░".repeat(width - filled)}] ${String(Math.round(p)).padStart(3)}%`;
+}
+
+function stepDetail(step: StepView): string {
+  if (step.error) return `${step.error.code}: ${step.error.message}`;
+  if (step.output === undefined || step.output === null) return "";
+  const text = JSON.stringify(step.output);
+  return text.length > 60 ? `${text.slice(0, 59)}…` : text;
+}
+
+export function executionHeadline(view: ExecutionView): string {
+  return `${view.id}  ${view.flowId} v${view.flowVersion}  ${SYMBOL[view.status] ?? ""} ${view.status}  (region ${view.region})`;
+}
+
+/** Header and rows for a table of steps (status). */
+export function stepRows(view: ExecutionView, now = Date.now()): { headers: string[]; rows: string[][] } {
+  return {
+    headers: ["STEP", "HANDLER", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT / ERROR"],
+    rows: view.steps.map((s) => [
+      s.stepId,
+      s.handler,
+      `${SYMBOL[s.status] ?? ""} ${s.status}`,
+      String(s.attempts),
+      stepDuration(s, now),
+      stepDetail(s),
+    ]),
+  };
+}
+
+/** Lines for `watch`: one per step with a progress bar fed by fm.progress. */
+export function progressLines(view: ExecutionView, progress: ReadonlyMap<string, StepProgress>): string[] {
+  const idWidth = Math.max(4, ...view.steps.map((s) => s.stepId.length));
+  const lines = [executionHeadline(view)];
+  for (const s of view.steps) {
+    const p = progress.get(s.stepId);
+    const percent = DONE_STEP.has(s.status) ? 100 : s.status === "pending" ? 0 : (p?.percent ?? 0);
+    const note = s.error ? `${s.error.code}: ${s.error.message}` : s.status === "dispatched" ? (p?.message ?? "") : "";
+    lines.push(
+      `  ${s.stepId.padEnd(idWidth)}  ${(SYMBOL[s.status] ?? "") + " " + s.status.padEnd(10)}  ${progressBar(percent)}  ${note}`.trimEnd(),
+    );
+  }
+  return lines;
+}

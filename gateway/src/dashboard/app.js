@@ -1,0 +1,242 @@
+// FlowMonkey dashboard: plain JS over the gateway's HTTP API.
+// The list is polled (it is the source of truth); /v1/events (SSE) makes statuses and
+// progress bars move between polls. Every text goes through textContent: event payloads
+// come from anyone who can publish on NATS, so nothing is ever inserted as HTML.
+
+const POLL_MS = 3000;
+const HEALTH_MS = 5000;
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  executions: new Map(), // id → summary from GET /v1/executions (statuses patched by events)
+  latest: new Map(), // executionId → { stepId, percent, message } newest progress, for the list
+  stepProgress: new Map(), // `${executionId}/${stepId}` → { percent, message }
+  selected: null, // the execution view shown in the detail card
+};
+
+/** fetch + JSON; a problem+json body becomes an Error with its code and detail. */
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { "content-type": "application/json", ...options.headers } });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(body && body.code ? `${body.code}: ${body.detail}` : `HTTP ${res.status}`);
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  return node;
+}
+
+function bar(percent, status) {
+  const fill = el("div");
+  fill.style.width = `${Math.max(0, Math.min(100, percent))}%`;
+  return el("div", { class: `bar ${status ?? ""}`, role: "progressbar", "aria-valuenow": String(Math.round(percent)) }, fill);
+}
+
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
+const short = (id) => (id.length > 12 ? `${id.slice(0, 12)}…` : id);
+
+// ---- list ----------------------------------------------------------------------------
+
+async function refreshList() {
+  const status = $("status-filter").value;
+  try {
+    const { executions } = await api(`/v1/executions?limit=25${status ? `&status=${status}` : ""}`);
+    state.executions = new Map(executions.map((e) => [e.id, e]));
+    $("list-error").textContent = "";
+    renderList();
+  } catch (err) {
+    $("list-error").textContent = `Cannot list executions: ${err.message}`;
+  }
+}
+
+function rowProgress(execution) {
+  if (execution.status === "completed") return bar(100, "completed");
+  const latest = state.latest.get(execution.id);
+  if (!latest || TERMINAL.has(execution.status)) return el("span", { class: "hint" }, TERMINAL.has(execution.status) ? "—" : "");
+  return el("div", {}, bar(latest.percent), el("span", { class: "hint mono" }, latest.stepId));
+}
+
+function renderList() {
+  const rows = [...state.executions.values()].map((e) =>
+    el(
+      "tr",
+      { class: state.selected?.id === e.id ? "selected" : "", onclick: () => select(e.id) },
+      el("td", { class: "mono", title: e.id }, short(e.id)),
+      el("td", {}, e.flowId),
+      el("td", {}, el("span", { class: `status ${e.status}` }, e.status)),
+      el("td", {}, rowProgress(e)),
+      el("td", {}, time(e.createdAt)),
+    ),
+  );
+  $("executions").replaceChildren(...rows);
+}
+
+// ---- detail --------------------------------------------------------------------------
+
+async function select(id) {
+  try {
+    state.selected = await api(`/v1/executions/${encodeURIComponent(id)}`);
+    renderDetail();
+    renderList();
+  } catch (err) {
+    $("list-error").textContent = `Cannot load ${id}: ${err.message}`;
+  }
+}
+
+function stepPercent(executionId, step) {
+  if (["completed", "skipped", "failed", "cancelled"].includes(step.status)) return 100;
+  return state.stepProgress.get(`${executionId}/${step.stepId}`)?.percent ?? 0;
+}
+
+function renderDetail() {
+  const x = state.selected;
+  $("detail-card").hidden = !x;
+  if (!x) return;
+  $("detail-title").textContent = `${x.flowId} · ${x.id}`;
+  $("detail-status").replaceChildren(
+    el("span", { class: `status ${x.status}` }, x.status),
+    ` · version ${x.flowVersion} · region ${x.region} · started ${time(x.createdAt)}`,
+  );
+  $("cancel").disabled = TERMINAL.has(x.status);
+  $("steps").replaceChildren(
+    ...x.steps.map((s) => {
+      const progress = state.stepProgress.get(`${x.id}/${s.stepId}`);
+      const message = s.error ? `${s.error.code}: ${s.error.message}` : progress?.message ?? "";
+      return el(
+        "li",
+        {},
+        el("span", { class: "mono" }, s.stepId),
+        el("span", { class: `status ${s.status}` }, s.status),
+        bar(stepPercent(x.id, s), s.status),
+        el("span", { class: "hint" }, `${s.handler} ×${s.attempts}`),
+        el("span", { class: "message" }, message),
+      );
+    }),
+  );
+  const result = x.error ?? x.output;
+  $("detail-output").textContent = result === undefined ? "(none yet)" : JSON.stringify(result, null, 2);
+}
+
+// ---- live events ---------------------------------------------------------------------
+
+function onExec(event) {
+  const summary = state.executions.get(event.executionId);
+  if (summary) summary.status = event.status;
+  else if (event.type === "started") void refreshList(); // a new execution: show it now, not at the next poll
+
+  const x = state.selected;
+  if (x && x.id === event.executionId) {
+    x.status = event.status;
+    const step = event.stepId && x.steps.find((s) => s.stepId === event.stepId);
+    if (step) {
+      const next = { "step.dispatched": "dispatched", "step.completed": "completed", "step.failed": "failed", "step.skipped": "skipped" }[event.type];
+      if (next) step.status = next;
+      if (event.type === "step.dispatched") state.stepProgress.delete(`${x.id}/${step.stepId}`);
+    }
+    // The event carries no full view (outputs, attempts); fetch it once the execution ends.
+    if (TERMINAL.has(event.status)) void select(x.id);
+    else renderDetail();
+  }
+  if (TERMINAL.has(event.status)) state.latest.delete(event.executionId);
+  renderList();
+}
+
+function onProgress(p) {
+  state.stepProgress.set(`${p.executionId}/${p.stepId}`, { percent: p.percent, message: p.message });
+  state.latest.set(p.executionId, { stepId: p.stepId, percent: p.percent, message: p.message });
+  if (state.selected?.id === p.executionId) renderDetail();
+  renderList();
+}
+
+function connectEvents() {
+  const source = new EventSource("/v1/events");
+  const live = $("live");
+  source.addEventListener("ready", () => {
+    live.textContent = "live updates: on";
+    live.className = "pill ok";
+  });
+  source.addEventListener("exec", (m) => onExec(JSON.parse(m.data)));
+  source.addEventListener("progress", (m) => onProgress(JSON.parse(m.data)));
+  // EventSource reconnects by itself; just say so meanwhile.
+  source.onerror = () => {
+    live.textContent = "live updates: reconnecting…";
+    live.className = "pill bad";
+  };
+}
+
+// ---- start form, health, boot --------------------------------------------------------
+
+async function loadFlows() {
+  try {
+    const { flows } = await api("/v1/flows");
+    const latest = new Map();
+    for (const f of flows) if (!latest.has(f.flowId) || latest.get(f.flowId).version < f.version) latest.set(f.flowId, f);
+    $("flow").replaceChildren(...[...latest.values()].map((f) => el("option", { value: f.flowId }, `${f.flowId} (v${f.version})`)));
+  } catch (err) {
+    $("start-result").textContent = `Cannot list flows: ${err.message}`;
+  }
+}
+
+async function startFlow(event) {
+  event.preventDefault();
+  const out = $("start-result");
+  let input;
+  try {
+    input = JSON.parse($("input").value || "{}");
+  } catch (err) {
+    out.textContent = `Input is not valid JSON: ${err.message}`;
+    return;
+  }
+  try {
+    const { executionId } = await api(`/v1/flows/${encodeURIComponent($("flow").value)}/executions`, {
+      method: "POST",
+      body: JSON.stringify({ input }),
+    });
+    out.textContent = `Started ${executionId}`;
+    await refreshList();
+    await select(executionId);
+  } catch (err) {
+    out.textContent = err.message;
+  }
+}
+
+async function checkHealth() {
+  const pill = $("health");
+  try {
+    await api("/healthz");
+    pill.textContent = "engine: up";
+    pill.className = "pill ok";
+  } catch (err) {
+    pill.textContent = "engine: down";
+    pill.title = err.message;
+    pill.className = "pill bad";
+  }
+}
+
+$("start-form").addEventListener("submit", startFlow);
+$("status-filter").addEventListener("change", refreshList);
+$("cancel").addEventListener("click", async () => {
+  if (!state.selected) return;
+  try {
+    await api(`/v1/executions/${encodeURIComponent(state.selected.id)}/cancel`, { method: "POST" });
+    await select(state.selected.id);
+  } catch (err) {
+    $("detail-status").append(` — ${err.message}`);
+  }
+});
+
+connectEvents();
+void loadFlows();
+void refreshList();
+void checkHealth();
+setInterval(refreshList, POLL_MS);
+setInterval(checkHealth, HEALTH_MS);
+setInterval(loadFlows, 30_000);

@@ -1,0 +1,53 @@
+import { ExecutionStatus, FlowStart, parseWith, Token } from "@flowmonkey/shared";
+import { Hono } from "hono";
+import { z } from "zod";
+import { limitBody, readBody } from "../body.js";
+import { tokenParam, type RouteDeps } from "../deps.js";
+
+/** Query of GET /v1/executions. Strict, so a misspelt filter is an error rather than ignored. */
+const ListQuery = z
+  .object({
+    flowId: Token.optional(),
+    status: ExecutionStatus.optional(),
+    tenantId: z.string().min(1).max(128).optional(),
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+    cursor: z.string().min(1).max(256).optional(),
+  })
+  .strict();
+
+const ResumeBody = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
+
+/** Starting, reading, listing, cancelling and resuming executions: thin calls into fm.api. */
+export function executionRoutes(deps: RouteDeps): Hono {
+  const { api, maxMessageBytes } = deps;
+  const app = new Hono();
+
+  app.post("/v1/flows/:flowId/executions", limitBody(maxMessageBytes), async (c) => {
+    const flowId = tokenParam("flowId", c.req.param("flowId"));
+    // An empty body starts the flow with empty input, like `nats pub` with `{}`.
+    const start = await readBody(c, FlowStart, { maxBytes: maxMessageBytes, what: "FlowStart", empty: {} });
+    const { executionId, created } = await api.start(flowId, start);
+    c.header("location", `/v1/executions/${executionId}`);
+    return c.json({ executionId, created }, 202);
+  });
+
+  app.get("/v1/executions", async (c) => {
+    const query = parseWith(ListQuery, c.req.query(), "query");
+    return c.json(await api.list(query));
+  });
+
+  app.get("/v1/executions/:id", async (c) => {
+    return c.json(await api.get(tokenParam("id", c.req.param("id"))));
+  });
+
+  app.post("/v1/executions/:id/cancel", async (c) => {
+    return c.json(await api.cancel(tokenParam("id", c.req.param("id"))));
+  });
+
+  app.post("/v1/resume", limitBody(maxMessageBytes), async (c) => {
+    const { resumeToken, payload } = await readBody(c, ResumeBody, { maxBytes: maxMessageBytes, what: "resume request" });
+    return c.json(await api.resume(resumeToken, payload));
+  });
+
+  return app;
+}

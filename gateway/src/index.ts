@@ -1,0 +1,3 @@
+export { createGateway, type Gateway, type GatewayOptions } from "./gateway.js";
+export { gatewayConfig, type GatewayConfig } from "./config.js";
+export { toProblem, problemResponse, PROBLEM_CONTENT_TYPE, type Problem } from "./http/problem.js";

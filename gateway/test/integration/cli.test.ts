@@ -1,0 +1,103 @@
+/**
+ * The built `flowmonkey` CLI (gateway/dist/cli/main.js) as a child process against a real mesh:
+ * output, --json and exit codes (0 ok, 1 failed, 2 usage/config).
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import { useNatsServer } from "../../../test/support/nats.js";
+import { useTestDatabase } from "../../../test/support/postgres.js";
+
+const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+const EXAMPLES = fileURLToPath(new URL("../../../examples/flows/", import.meta.url));
+const nats = useNatsServer();
+const pg = useTestDatabase();
+let mesh: TestMesh;
+let tmp: string;
+
+beforeAll(async () => {
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url });
+  tmp = await mkdtemp(join(tmpdir(), "fm-cli-"));
+});
+afterAll(async () => {
+  await mesh?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, NATS_URL: nats.url, FM_PREFIX: mesh.prefix }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("flowmonkey CLI", () => {
+  it("flows push registers the example files", async () => {
+    const run = await cli("flows", "push", join(EXAMPLES, "hello.yaml"), join(EXAMPLES, "order-fanout.yaml"), "--json");
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout).flows.map((f: { flowId: string }) => f.flowId)).toEqual(["hello", "order-fanout"]);
+  });
+
+  it("flows push refuses an invalid file with its path and INVALID_FLOW (exit 1)", async () => {
+    const file = join(tmp, "broken.yaml");
+    await writeFile(file, "id: broken\nsteps:\n  - id: a\n    handler: echo\n    dependsOn: [nope]\n");
+    const run = await cli("flows", "push", file);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("INVALID_FLOW");
+    expect(run.stderr).toContain("nope");
+  });
+
+  it("start --wait exits 0 with the output when the execution completes", async () => {
+    await mesh.putFlow({ id: "quick", steps: [{ id: "say", handler: "echo", input: { said: "{% input.word %}" } }], output: "{% steps.say.said %}" });
+    const run = await cli("start", "quick", "--input", '{"word":"hi"}', "--wait", "--json");
+    expect(run.code).toBe(0);
+    const view = JSON.parse(run.stdout);
+    expect(view).toMatchObject({ status: "completed", output: "hi" });
+
+    const status = await cli("status", view.id);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/say\s+echo\s+✔ completed/);
+  });
+
+  it("start --wait exits 1 when the execution fails", async () => {
+    await mesh.putFlow({
+      id: "doomed",
+      steps: [{ id: "boom", handler: "fail", input: { code: "NOPE", message: "always fails", retryable: false } }],
+    });
+    const run = await cli("start", "doomed", "--wait");
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("failed");
+  });
+
+  it("reports request errors with their code (exit 1) and usage errors (exit 2)", async () => {
+    const missing = await cli("start", "no-such-flow");
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("FLOW_NOT_FOUND");
+
+    const json = await cli("status", "no-such-execution", "--json");
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: "EXECUTION_NOT_FOUND" } });
+
+    expect((await cli("start")).code).toBe(2);
+    expect((await cli("start", "quick", "--input", "{oops")).stderr).toContain("INVALID_JSON");
+    expect((await cli("status", "x", "--no-such-flag")).code).toBe(2);
+    expect((await cli("frobnicate")).code).toBe(2);
+  });
+});

@@ -1,0 +1,70 @@
+import type { ExecutionView } from "@flowmonkey/shared";
+import { describe, expect, it } from "vitest";
+import { parseCommand, tokenArg, UsageError } from "../../src/cli/args.js";
+import { formatDuration, progressBar, progressLines, stepRows } from "../../src/cli/render.js";
+
+const at = "2026-01-01T00:00:00.000Z";
+const view: ExecutionView = {
+  id: "e1",
+  flowId: "hello",
+  flowVersion: 1,
+  status: "running",
+  input: {},
+  context: {},
+  region: "us-east-1",
+  createdAt: at,
+  updatedAt: at,
+  steps: [
+    { stepId: "greet", handler: "transform", status: "completed", attempts: 1, output: "hi", startedAt: at, completedAt: "2026-01-01T00:00:01.500Z" },
+    { stepId: "wait", handler: "delay", status: "dispatched", attempts: 1, startedAt: at },
+    { stepId: "shout", handler: "echo", status: "failed", attempts: 2, error: { code: "HANDLER_FAILED", message: "boom", retryable: true } },
+  ],
+};
+
+describe("render", () => {
+  it("draws bounded progress bars", () => {
+    expect(progressBar(50, 10)).toBe("[█████░░░░░]  50%");
+    expect(progressBar(250, 4)).toBe("[████] 100%");
+    expect(progressBar(-5, 4)).toBe("[░░░░]   0%");
+  });
+
+  it("formats durations for people", () => {
+    expect([formatDuration(12), formatDuration(1500), formatDuration(61_000)]).toEqual(["12ms", "1.5s", "1m1s"]);
+  });
+
+  it("puts live progress on dispatched steps and 100% on finished ones", () => {
+    const lines = progressLines(view, new Map([["wait", { percent: 40, message: "waited 800 of 2000 ms" }]]));
+    expect(lines[0]).toContain("hello v1");
+    expect(lines[1]).toContain("100%");
+    expect(lines[2]).toMatch(/40%\s+waited 800 of 2000 ms$/);
+    expect(lines[3]).toContain("HANDLER_FAILED: boom");
+  });
+
+  it("tabulates steps with attempts, duration and output or error", () => {
+    const { headers, rows } = stepRows(view, Date.parse("2026-01-01T00:00:03.000Z"));
+    expect(headers[0]).toBe("STEP");
+    expect(rows[0]).toEqual(["greet", "transform", "✔ completed", "1", "1.5s", '"hi"']);
+    expect(rows[1]?.[4]).toBe("3.0s");
+    expect(rows[2]?.[5]).toBe("HANDLER_FAILED: boom");
+  });
+});
+
+describe("args", () => {
+  it("parses positionals and options, and refuses unknown options as usage errors", () => {
+    const cmd = parseCommand(["hello", "--wait", "--input", "{}"], {
+      usage: "start <flowId>",
+      options: { wait: { type: "boolean" }, input: { type: "string" } },
+      positionals: { min: 1, max: 1 },
+    });
+    expect(cmd).not.toBe("help");
+    if (cmd === "help") return;
+    expect([cmd.positionals, cmd.boolean("wait"), cmd.string("input")]).toEqual([["hello"], true, "{}"]);
+    expect(() => parseCommand(["--bogus"], { usage: "x" })).toThrow(UsageError);
+    expect(() => parseCommand([], { usage: "x <id>", positionals: { min: 1, max: 1 } })).toThrow(/expected 1 argument/);
+  });
+
+  it("names a bad id argument", () => {
+    expect(() => tokenArg("a.b", "flowId")).toThrow(/flowId/);
+    expect(tokenArg("ok-1", "flowId")).toBe("ok-1");
+  });
+});
