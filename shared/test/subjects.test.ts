@@ -9,7 +9,7 @@ import {
 import { createNames, HEADERS } from "../src/protocol/names.js";
 import { PRIORITIES } from "../src/protocol/tokens.js";
 
-const PREFIXES = [DEFAULT_PREFIX, "acme-prod", "t1a2b3c4d", "Mesh_2"] as const;
+const PREFIXES = [DEFAULT_PREFIX, "acme_prod", "t1a2b3c4d", "mesh_2"] as const;
 
 /** Values that must never become a subject token: they would change what the subject means. */
 const BAD_TOKENS = ["", ".", "a.b", "*", ">", "a*", "a>", " ", "a b", "a\tb", "a\nb", "x".repeat(129)];
@@ -224,7 +224,7 @@ describe("names", () => {
   });
 
   it("custom prefix: every stream, bucket and the service name derive from it", () => {
-    const n = createNames("acme-prod");
+    const n = createNames("acme_prod");
     expect(n.streams).toEqual({
       flows: "ACME_PROD_FLOWS",
       tasks: "ACME_PROD_TASKS",
@@ -240,7 +240,9 @@ describe("names", () => {
       blobs: "acme_prod_blobs",
     });
     expect(n.serviceName).toBe("flowmonkey_acme_prod");
-    expect(n.subjects.flowStart("x")).toBe("acme-prod.flows.start.x");
+    expect(n.subjects.flowStart("x")).toBe("acme_prod.flows.start.x");
+    expect(() => createNames("acme-prod")).toThrow(SubjectError);
+    expect(() => createNames("Mesh")).toThrow(SubjectError);
   });
 
   it("two prefixes never share a stream or bucket name", () => {
@@ -260,10 +262,18 @@ describe("names", () => {
   // subjects when they differ), and its flow starts silently stop being captured.
   it.each([
     ["fm", "FM"],
-    ["acme-prod", "acme_prod"],
-  ])("distinct prefixes %j and %j give distinct stream and bucket names", (a, b) => {
+    ["acme_prod", "acme-prod"],
+  ])("distinct prefixes %j and %j never share stream or bucket names (one of them is refused)", (a, b) => {
     const na = createNames(a);
-    const nb = createNames(b);
+    // The prefix rule (lowercase, digits, '_') makes name derivation one-to-one by refusing
+    // the prefixes that would collide.
+    let nb: ReturnType<typeof createNames>;
+    try {
+      nb = createNames(b);
+    } catch (err) {
+      expect(err).toBeInstanceOf(SubjectError);
+      return;
+    }
     expect(na.subjects.flowStartAll).not.toBe(nb.subjects.flowStartAll);
     expect(na.streams.flows).not.toBe(nb.streams.flows);
     expect(na.buckets.workers).not.toBe(nb.buckets.workers);
@@ -274,7 +284,9 @@ describe("names", () => {
   // (and the second ensureTaskPool rewrites the first one's filter subject).
   it("two task pools never share a durable consumer name", () => {
     const n = createNames();
-    expect(n.consumers.taskPool("eu", "video_encode")).not.toBe(n.consumers.taskPool("eu_video", "encode"));
+    // Regions cannot contain '_' (it is the separator), so the two names cannot meet.
+    expect(() => n.consumers.taskPool("eu_video", "encode")).toThrow();
+    expect(n.consumers.taskPool("eu", "video_encode")).not.toBe(n.consumers.taskPool("eu-video", "encode"));
   });
 
   it("refuses a prefix that cannot be a subject token", () => {

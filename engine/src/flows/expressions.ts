@@ -11,15 +11,20 @@ export interface ExpressionScope {
 
 type Compiled = ReturnType<typeof jsonata>;
 const MAX_CACHED = 2000;
+/**
+ * JSONata evaluates on microtasks: a runaway expression would starve every timer and socket
+ * of the engine. Its guardrails stop it after this long or this deep.
+ */
+export const EXPRESSION_LIMITS = { timeout: 1000, stack: 500 } as const;
 const compiled = new Map<string, Compiled>();
 
 function compile(expression: string): Compiled {
   let expr = compiled.get(expression);
   if (!expr) {
     try {
-      expr = jsonata(expression);
+      expr = jsonata(expression, EXPRESSION_LIMITS);
     } catch (cause) {
-      throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${toError(cause).message}`, { cause });
+      throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${jsonataMessage(cause)}`);
     }
     // Flows repeat the same few expressions; a bounded cache saves re-parsing them per step.
     if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
@@ -40,7 +45,7 @@ export async function evaluate(template: string, scope: ExpressionScope): Promis
     return value === undefined ? null : normalize(value);
   } catch (cause) {
     if (cause instanceof FmError) throw cause;
-    throw new FmError("EXPRESSION_ERROR", `{% ${body.trim()} %} failed: ${toError(cause).message}`, { cause });
+    throw new FmError("EXPRESSION_ERROR", `{% ${body.trim()} %} failed: ${jsonataMessage(cause)}`);
   }
 }
 
@@ -66,4 +71,24 @@ export async function resolveTemplates(value: unknown, scope: ExpressionScope): 
 /** JSONata results can carry its internal sequence markers; a JSON round trip makes them plain data. */
 function normalize(value: unknown): unknown {
   return typeof value === "object" && value !== null ? JSON.parse(JSON.stringify(value)) : value;
+}
+
+/**
+ * JSONata throws plain objects ({code, message, position, stack}); only their code, message
+ * and position belong in a step's public error — never the engine's stack trace.
+ */
+function jsonataMessage(thrown: unknown): string {
+  if (thrown !== null && typeof thrown === "object" && !(thrown instanceof Error)) {
+    const { code, message, position, value } = thrown as { code?: unknown; message?: unknown; position?: unknown; value?: unknown };
+    const text =
+      typeof message === "string" && message.length > 0
+        ? message
+        : code === "D1012"
+          ? `took longer than ${String(value)} ms`
+          : code === "D1011"
+            ? `nested deeper than ${String(value)} levels`
+            : "evaluation failed";
+    return `${text}${typeof code === "string" ? ` (${code}${typeof position === "number" ? ` at ${position}` : ""})` : ""}`;
+  }
+  return toError(thrown).message;
 }

@@ -33,12 +33,14 @@ export function createFlowRegistry(db: Db) {
   return {
     /** Registers a definition; a new version only when its content changed. */
     async put(raw: unknown): Promise<{ flowId: string; version: number; created: boolean }> {
-      const definition = parseWith(FlowDefinition, raw, "flow definition");
-      const message = (err: unknown) => (err instanceof FmError ? err.message : String(err));
+      let definition: FlowDefinition;
       try {
+        definition = parseWith(FlowDefinition, raw, "flow definition");
         buildGraph(definition);
       } catch (err) {
-        throw new FmError("INVALID_FLOW", message(err));
+        // Same code as the file loader's: a definition that cannot be registered is INVALID_FLOW.
+        if (err instanceof FmError) throw new FmError("INVALID_FLOW", err.message, { details: err.details });
+        throw err;
       }
       const hash = createHash("sha256").update(stableJson(definition)).digest("hex");
       return flowsStore.putFlowVersion(db, definition.id, definition, hash, definition.version);

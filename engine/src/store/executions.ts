@@ -1,4 +1,4 @@
-import type { ExecutionListRequest, ExecutionStatus, Failure, Priority } from "@flowmonkey/shared";
+import { FmError, type ExecutionListRequest, type ExecutionStatus, type Failure, type Priority } from "@flowmonkey/shared";
 import type { ExecutionState, StepState } from "../scheduler/state.js";
 import type { Db, Queryable } from "./db.js";
 
@@ -166,9 +166,11 @@ function encodeCursor(createdAt: string, id: string): string {
 function decodeCursor(cursor: string): [string, string] {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(value) && typeof value[0] === "string" && typeof value[1] === "string") return [value[0], value[1]];
+    if (Array.isArray(value) && typeof value[0] === "string" && typeof value[1] === "string" && !Number.isNaN(Date.parse(value[0]))) {
+      return [value[0], value[1]];
+    }
   } catch {
-    // Falls through to the error below: a cursor is opaque and only ever comes from us.
+    // Not base64url JSON: reported below like any other cursor we did not issue.
   }
-  return ["-infinity", ""];
+  throw new FmError("INVALID_INPUT", "cursor: not a cursor from a previous page (pass nextCursor back unchanged)");
 }

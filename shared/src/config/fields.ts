@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Token } from "../protocol/tokens.js";
+import { Prefix, Region } from "../protocol/tokens.js";
 
 /** One configuration option: its schema (defaults live here, once), its env var and flag. */
 export interface ConfigField<S extends z.ZodType = z.ZodType> {
@@ -25,7 +25,7 @@ export const fields = {
   }),
   natsCreds: field({ schema: z.string().min(1).optional(), env: "NATS_CREDS", flag: "nats-creds", doc: "path to a NATS .creds file" }),
   prefix: field({
-    schema: Token.default("fm"),
+    schema: Prefix.default("fm"),
     env: "FM_PREFIX",
     flag: "prefix",
     doc: "subject prefix; streams and buckets are named after it",
@@ -37,7 +37,7 @@ export const fields = {
     doc: "PostgreSQL URL; unset = embedded PGlite under FM_DATA_DIR",
   }),
   dataDir: field({ schema: z.string().min(1).default(".flowmonkey"), env: "FM_DATA_DIR", flag: "data-dir", doc: "local data directory" }),
-  region: field({ schema: Token.default("us-east-1"), env: "FM_REGION", flag: "region", doc: "region of this process" }),
+  region: field({ schema: Region.default("us-east-1"), env: "FM_REGION", flag: "region", doc: "region of this process" }),
   heartbeatTimeoutMs: field({
     schema: durationMs(1000).default(60_000),
     env: "FM_HEARTBEAT_TIMEOUT_MS",

@@ -42,7 +42,8 @@ export function loadConfig<F extends ConfigFields>(fieldsOf: F, options: LoadCon
   for (const [key, f] of Object.entries(fieldsOf)) {
     const fromFlag = f.flag ? flags[f.flag] : undefined;
     const fromEnv = f.env ? env[f.env] : undefined;
-    const raw = fromFlag ?? (fromEnv === "" ? undefined : fromEnv);
+    // An empty or blank variable is unset (z.coerce.number would turn "  " into 0).
+    const raw = fromFlag ?? (fromEnv === undefined || fromEnv.trim() === "" ? undefined : fromEnv);
     const parsed = f.schema.safeParse(raw);
     if (parsed.success) {
       out[key] = parsed.data;

@@ -43,6 +43,11 @@ export interface StartNatsServerOptions {
   bin?: string;
   /** How long to wait for the server to be ready. Default 15000 ms. */
   startTimeoutMs?: number;
+  /**
+   * Own process group: a Ctrl-C in the terminal does not reach the server, so its owner can
+   * stop it last, after the processes that use it have drained.
+   */
+  detached?: boolean;
 }
 
 /** The parsed ports file: URLs per listener kind (nats, monitoring, cluster, leafnode, websocket...). */
@@ -236,7 +241,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
 
   const launch = async (port: number | undefined, httpPort: number | undefined): Promise<{ inc: Incarnation; ports: NatsServerPorts }> => {
     const args = buildArgs(port, httpPort);
-    const child = spawn(bin, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(bin, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
     const inc: Incarnation = {
       child,
       pid: -1,

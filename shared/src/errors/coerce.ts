@@ -5,6 +5,11 @@ import { FmError } from "./fm-error.js";
 export function toError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   if (typeof thrown === "string") return new Error(thrown);
+  if (thrown !== null && typeof thrown === "object" && typeof (thrown as { message?: unknown }).message === "string") {
+    // Libraries that throw plain {message, code} objects: keep the message, not a JSON dump.
+    const { message, code } = thrown as { message: string; code?: unknown };
+    return Object.assign(new Error(message), typeof code === "string" ? { code } : {});
+  }
   try {
     return new Error(`non-Error thrown: ${JSON.stringify(thrown)}`);
   } catch {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Priority, Token } from "../protocol/tokens.js";
+import { Priority, Region, Token } from "../protocol/tokens.js";
 
 export const RetryPolicy = z
   .object({
@@ -26,7 +26,7 @@ export const StepDefinition = z
     when: z.union([z.boolean(), z.string().regex(EXPRESSION_PATTERN, "must be a {% expression %}")]).optional(),
     retry: RetryPolicy.optional(),
     timeoutMs: z.number().int().positive().max(7 * 24 * 3600_000).optional(),
-    region: Token.optional(),
+    region: Region.optional(),
     residency: Token.optional(),
     priority: Priority.optional(),
     vault: z.array(z.string().min(1).max(256)).max(64).optional(),
@@ -49,7 +49,7 @@ export const FlowDefinition = z
     defaults: z
       .object({
         timeoutMs: z.number().int().positive().optional(),
-        region: Token.optional(),
+        region: Region.optional(),
         priority: Priority.optional(),
         retry: RetryPolicy.optional(),
       })

@@ -14,7 +14,7 @@ import {
   StartReply,
   type ExecutionListRequest,
 } from "../protocol/api.js";
-import { decode, encode } from "../protocol/codec.js";
+import { decode, describeIssues, encode } from "../protocol/codec.js";
 import type { FlowStartInput } from "../protocol/messages/flow-start.js";
 import { API_ENDPOINTS, createSubjects, type Subjects } from "../protocol/subjects.js";
 
@@ -58,7 +58,10 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
       if (asError.success) throw FmError.fromReply(asError.data);
       throw new FmError("INTERNAL", `${subject} failed: ${msg.headers.get("Nats-Service-Error")}`);
     }
-    return reply.parse(json);
+    const parsed = reply.safeParse(json);
+    // A reply that does not match its schema is the engine's fault, not the caller's input.
+    if (!parsed.success) throw new FmError("INTERNAL", `unexpected reply from ${subject}: ${describeIssues(parsed.error)}`);
+    return parsed.data;
   }
 
   return {

@@ -1,5 +1,5 @@
 import { createSubjects, DEFAULT_PREFIX, type Subjects } from "./subjects.js";
-import { TOKEN_PATTERN } from "./tokens.js";
+import { REGION_PATTERN, TOKEN_PATTERN } from "./tokens.js";
 
 /**
  * Stream, consumer, bucket, service and header names, all derived from the subject prefix so
@@ -41,7 +41,11 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       intake: "engine_intake",
       results: "engine_results",
       /** One durable consumer per (region, handler), shared by that pool's workers. */
-      taskPool: (region: string, handler: string) => durable("pool", region, handler),
+      taskPool: (region: string, handler: string) => {
+        // Regions have no '_', so the first '_' after "pool_" always ends the region.
+        if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
+        return durable("pool", region, handler);
+      },
     },
     buckets: {
       workers: `${lower}_workers`,

@@ -1,4 +1,4 @@
-import { EVENT_NAME_PATTERN, PRIORITIES, TOKEN_PATTERN, type Priority } from "./tokens.js";
+import { EVENT_NAME_PATTERN, PREFIX_PATTERN, PRIORITIES, REGION_PATTERN, TOKEN_PATTERN, type Priority } from "./tokens.js";
 
 /**
  * The one home of every public subject. Nothing else in the code base spells a subject:
@@ -52,8 +52,9 @@ export class SubjectError extends Error {
 }
 
 function token(kind: string, value: string): string {
-  if (!TOKEN_PATTERN.test(value)) {
-    throw new SubjectError(`invalid ${kind} ${JSON.stringify(value)}: must be 1-128 letters, digits, '-' or '_'`);
+  const pattern = kind === "region" ? REGION_PATTERN : kind === "subject prefix" ? PREFIX_PATTERN : TOKEN_PATTERN;
+  if (!pattern.test(value)) {
+    throw new SubjectError(`invalid ${kind} ${JSON.stringify(value)}: must match ${pattern.source}`);
   }
   return value;
 }
@@ -99,7 +100,7 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
       const rest = split(subject, [p, "tasks"]);
       if (rest?.length !== 3) return undefined;
       const [region, handler, priority] = rest as [string, string, string];
-      if (!TOKEN_PATTERN.test(region) || !TOKEN_PATTERN.test(handler)) return undefined;
+      if (!REGION_PATTERN.test(region) || !TOKEN_PATTERN.test(handler)) return undefined;
       if (!(PRIORITIES as readonly string[]).includes(priority)) return undefined;
       return { region, handler, priority: priority as Priority };
     },
@@ -108,7 +109,7 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
     resultsAll: `${p}.results.>`,
     parseResults(subject: string): { region: string } | undefined {
       const rest = split(subject, [p, "results"]);
-      return rest?.length === 1 && TOKEN_PATTERN.test(rest[0]!) ? { region: rest[0]! } : undefined;
+      return rest?.length === 1 && REGION_PATTERN.test(rest[0]!) ? { region: rest[0]! } : undefined;
     },
 
     progress: (executionId: string, stepId: string) =>

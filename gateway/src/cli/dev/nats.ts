@@ -27,6 +27,8 @@ export async function ensureNats(url: string, out: Output): Promise<DevNats> {
   const server = await startNatsServer({
     configFile: devPaths.natsConfig,
     cwd: repoRoot,
+    // Ctrl-C must not reach it: the dev mesh stops it last, after the engine has drained.
+    detached: true,
     ...(port === undefined ? {} : { port }),
   });
   out.info(`nats-server running (pid ${server.pid}) at ${server.url}`);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Priority, Token } from "../tokens.js";
+import { Priority, Region, Token } from "../tokens.js";
 import { JsonObject } from "./common.js";
 
 /** Body of `fm.flows.start.<flowId>` and `fm.api.flows.start.<flowId>`. */
@@ -9,7 +9,7 @@ export const FlowStart = z
     context: JsonObject.optional(),
     executionId: Token.optional(),
     tenantId: z.string().min(1).max(128).optional(),
-    region: Token.optional(),
+    region: Region.optional(),
     priority: Priority.optional(),
     labels: z.record(z.string().max(128), z.string().max(1024)).optional(),
   })

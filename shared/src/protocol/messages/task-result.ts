@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { EventName, Token } from "../tokens.js";
+import { EventName, Region, Token } from "../tokens.js";
 import { Failure, Timestamp } from "./common.js";
 
 /** A change a handler made to the execution's context, applied with the step's result. */
@@ -15,7 +15,7 @@ export const TaskMetrics = z.object({
   completedAt: Timestamp,
   durationMs: z.number().nonnegative(),
   workerId: z.string().min(1),
-  region: Token,
+  region: Region,
 });
 export type TaskMetrics = z.infer<typeof TaskMetrics>;
 

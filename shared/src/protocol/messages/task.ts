@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Priority, Token } from "../tokens.js";
+import { Priority, Region, Token } from "../tokens.js";
 import { BlobRef, JsonObject, Timestamp } from "./common.js";
 
 export const BackoffConfig = z.object({
@@ -32,7 +32,7 @@ export const Task = z.object({
   /** Sealed secrets, only the keys the step asked for. */
   vault: z.record(z.string(), z.string()).default({}),
   metadata: z.object({
-    region: Token,
+    region: Region,
     tenantId: z.string().optional(),
     priority: Priority,
     dispatchedAt: Timestamp,
