@@ -1,4 +1,4 @@
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ServiceMsg } from "@nats-io/services";
 import {
@@ -80,42 +80,24 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("outbox relay", () => relay.close());
     const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes };
     const js = jetstream(nc);
-    const backpressure = (pending: () => number) => () =>
-      pending() >= maxBatch * 2 ? Promise.all([batcherIdle(pending), relay.capacity()]).then(() => undefined) : relay.capacity();
-
-    const applyResults = createResultProcessor(base);
-    const results = createBatcher(applyResults, {
-      maxBatch,
-      concurrency: 2,
-      onError: (err) => log.error({ err }, "result batch failed"),
-    });
-    batchers.push(results);
-    loops.push(
-      await startPullLoop({
-        consumer: await js.consumers.get(names.streams.results, names.consumers.results),
-        maxMessages: maxBatch * 2,
-        onMessage: (msg) => results.push(msg),
-        backpressure: backpressure(() => results.pending),
-        log,
-      }),
-    );
-
+    /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
+    const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
+      const batcher = createBatcher(process, { maxBatch, concurrency: 2, onError: (err) => log.error({ err, stream }, "batch failed") });
+      batchers.push(batcher);
+      loops.push(
+        await startPullLoop({
+          consumer: await js.consumers.get(stream, durable),
+          maxMessages: maxBatch * 2,
+          onMessage: (msg) => batcher.push(wrap(msg)),
+          backpressure: () => (batcher.pending >= maxBatch * 2 ? batcher.idle().then(() => relay.capacity()) : relay.capacity()),
+          log,
+        }),
+      );
+      return batcher;
+    };
+    await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
     const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });
-    const intake = createBatcher<IntakeItem>(startBatch, {
-      maxBatch,
-      concurrency: 2,
-      onError: (err) => log.error({ err }, "start batch failed"),
-    });
-    batchers.push(intake);
-    loops.push(
-      await startPullLoop({
-        consumer: await js.consumers.get(names.streams.flows, names.consumers.intake),
-        maxMessages: maxBatch * 2,
-        onMessage: (msg) => intake.push({ kind: "stream", msg }),
-        backpressure: backpressure(() => intake.pending),
-        log,
-      }),
-    );
+    const intake = await consumeInBatches<IntakeItem>(names.streams.flows, names.consumers.intake, startBatch, (msg) => ({ kind: "stream", msg }));
     releasers.add("consumers", async () => {
       await Promise.all(loops.map((l) => l.stop()));
       await Promise.all(batchers.map((b) => b.idle()));
@@ -150,10 +132,6 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("api service", () => api.stop().then(() => undefined));
     log.info({ prefix: names.prefix, service: names.serviceName }, "engine started");
   });
-
-  function batcherIdle(pending: () => number): Promise<void> {
-    return Promise.all(batchers.map((b) => b.idle())).then(() => (pending() > 0 ? undefined : undefined));
-  }
 
   const close = once(async () => {
     let error: Error | undefined;

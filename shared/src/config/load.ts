@@ -62,3 +62,17 @@ export function configHelp(fieldsOf: ConfigFields): string {
     .map((f) => `  ${(f.flag ? `--${f.flag}` : "").padEnd(24)} ${(f.env ?? "").padEnd(26)} ${f.doc}`)
     .join("\n");
 }
+
+/**
+ * For binaries: load the config, or print the ConfigError (which names the variable) to
+ * stderr and exit with the config exit code (2). Any other error propagates.
+ */
+export function loadConfigOrExit<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+}

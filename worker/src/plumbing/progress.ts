@@ -1,0 +1,86 @@
+import { encode, type Logger, type Progress, type Subjects, toError } from "@flowmonkey/shared";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { ProgressApi } from "../sdk/handler-context.js";
+
+/** Where progress goes; one per worker, shared by its tasks. */
+export interface ProgressSink {
+  nc: NatsConnection;
+  subjects: Subjects;
+  /** The progress bucket; undefined when it could not be opened (live updates still flow). */
+  kv: KV | undefined;
+}
+
+export interface TaskProgress extends ProgressApi {
+  /** Sends a held-back update at once and stops the throttle timer; called when the task settles. */
+  finish(): void;
+}
+
+/** At most one update per this many ms and task: dashboards need no more, and each one is a KV write. */
+export const PROGRESS_MIN_INTERVAL_MS = 100;
+
+export interface ProgressIds {
+  executionId: string;
+  stepId: string;
+  taskId: string;
+  attempt: number;
+}
+
+export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working: () => void, log: () => Logger): TaskProgress {
+  const subject = sink.subjects.progress(ids.executionId, ids.stepId);
+  const key = `${ids.executionId}.${ids.stepId}`;
+  let lastSentAt = 0;
+  let held: Progress | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let done = false;
+
+  const send = (progress: Progress): Promise<void> => {
+    lastSentAt = Date.now();
+    held = undefined;
+    const data = encode(progress);
+    try {
+      working();
+      sink.nc.publish(subject, data);
+    } catch (thrown) {
+      log().debug({ err: toError(thrown) }, "progress publish failed");
+    }
+    if (!sink.kv) return Promise.resolve();
+    return sink.kv.put(key, data).then(
+      () => undefined,
+      (thrown: unknown) => log().debug({ err: toError(thrown) }, "progress bucket write failed"),
+    );
+  };
+  const flushHeld = () => {
+    timer = undefined;
+    if (held) void send(held);
+  };
+
+  return {
+    update(percent, message) {
+      if (typeof percent !== "number" || Number.isNaN(percent)) throw new TypeError("progress.update: percent must be a number");
+      if (done) return Promise.resolve();
+      const progress: Progress = {
+        ...ids,
+        percent: Math.min(100, Math.max(0, percent)),
+        ...(message === undefined ? {} : { message: message.slice(0, 1024) }),
+        at: new Date().toISOString(),
+      };
+      const wait = lastSentAt + PROGRESS_MIN_INTERVAL_MS - Date.now();
+      if (progress.percent >= 100 || wait <= 0) {
+        if (timer) clearTimeout(timer);
+        timer = undefined;
+        return send(progress);
+      }
+      // Too soon: hold the latest and send it when the interval is up.
+      held = progress;
+      timer ??= setTimeout(flushHeld, wait);
+      return Promise.resolve();
+    },
+    finish() {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      flushHeld();
+    },
+  };
+}

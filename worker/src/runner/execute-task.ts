@@ -1,0 +1,145 @@
+import { FmError, type Logger, parseWith, type Task } from "@flowmonkey/shared";
+import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
+import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
+import type { AnyHandler } from "../sdk/define-handler.js";
+import type { ContextApi, HandlerContext, TaskInfo } from "../sdk/handler-context.js";
+import { type Outcome, type Settlement, toOutcome } from "./outcome.js";
+
+/** What every task of one worker shares. */
+export interface TaskRuntime {
+  workerId: string;
+  region: string;
+  log: Logger;
+  progress: ProgressSink;
+}
+
+/** The JetStream side of one delivery, as much of it as a handler run needs. */
+export interface Delivery {
+  working(): void;
+  readonly deliveryCount: number;
+}
+
+export interface RunningTask {
+  readonly task: Task;
+  /** Settles once: with the handler, at the timeout, or at abort(), whichever is first. */
+  readonly outcome: Promise<Outcome>;
+  /** Stops the run (worker shutdown): the signal fires with `reason` and the outcome is "abandoned". */
+  abort(reason: Error): void;
+}
+
+// setTimeout fires at once for delays above 2^31-1 ms; such a timeout means "practically never".
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Runs one task's handler: validates its input, gives it a context, and races it against the
+ * task's timeout and the worker's shutdown. A handler that ignores its AbortSignal cannot hold
+ * the result back; it is left to finish on its own.
+ */
+export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntime, delivery: Delivery): RunningTask {
+  const startedAt = Date.now();
+  const controller = new AbortController();
+  const ctx = new TaskContext(task, runtime, delivery, controller.signal);
+  let settle!: (s: Settlement) => void;
+  const settled = new Promise<Settlement>((resolve) => (settle = resolve));
+
+  const timeoutMs = task.config.timeoutMs;
+  const timer =
+    timeoutMs <= MAX_TIMER_MS
+      ? setTimeout(() => {
+          settle({ kind: "timedOut", timeoutMs });
+          controller.abort(new FmError("TASK_TIMEOUT", `task timed out after ${timeoutMs} ms`));
+        }, timeoutMs)
+      : undefined;
+
+  void (async () => {
+    try {
+      const input = handler.input ? parseWith(handler.input, task.input, `input of handler ${handler.type}`) : task.input;
+      ctx.input = input;
+      settle({ kind: "returned", value: await handler.execute(ctx) });
+    } catch (error) {
+      settle({ kind: "threw", error });
+    }
+  })();
+
+  const outcome = settled.then((settlement) => {
+    clearTimeout(timer);
+    ctx.finish();
+    const meta = { workerId: runtime.workerId, region: runtime.region, startedAt, completedAt: Date.now() };
+    return toOutcome(task, settlement, meta, ctx.contextUpdates());
+  });
+  return {
+    task,
+    outcome,
+    abort(reason) {
+      // Settle first, so that whatever the handler throws when its signal fires is ignored.
+      settle({ kind: "aborted", reason });
+      controller.abort(reason);
+    },
+  };
+}
+
+/** The handler's view of its task. Logger, context and progress are built on first use only. */
+class TaskContext implements HandlerContext {
+  input: unknown = undefined;
+  readonly signal: AbortSignal;
+  readonly #task: Task;
+  readonly #runtime: TaskRuntime;
+  readonly #delivery: Delivery;
+  #log: Logger | undefined;
+  #context: ContextRecorder | undefined;
+  #progress: TaskProgress | undefined;
+  #info: TaskInfo | undefined;
+
+  constructor(task: Task, runtime: TaskRuntime, delivery: Delivery, signal: AbortSignal) {
+    this.#task = task;
+    this.#runtime = runtime;
+    this.#delivery = delivery;
+    this.signal = signal;
+  }
+
+  get log(): Logger {
+    const t = this.#task;
+    // workerId and region are already bound on the runtime's logger.
+    return (this.#log ??= this.#runtime.log.child({
+      executionId: t.executionId,
+      taskId: t.taskId,
+      stepId: t.stepId,
+      attempt: t.attempt,
+      handler: t.handler.type,
+    }));
+  }
+
+  get context(): ContextApi {
+    return (this.#context ??= createContextRecorder(this.#task.context)).api;
+  }
+
+  get progress(): TaskProgress {
+    const { executionId, stepId, taskId, attempt } = this.#task;
+    const ids = { executionId, stepId, taskId, attempt };
+    return (this.#progress ??= createTaskProgress(this.#runtime.progress, ids, () => this.#delivery.working(), () => this.log));
+  }
+
+  get task(): TaskInfo {
+    const { taskId, executionId, flowId, flowVersion, stepId, attempt, handler, config, metadata } = this.#task;
+    return (this.#info ??= {
+      taskId,
+      executionId,
+      flowId,
+      flowVersion,
+      stepId,
+      attempt,
+      handler,
+      config,
+      metadata,
+      deliveryCount: this.#delivery.deliveryCount,
+    });
+  }
+
+  contextUpdates() {
+    return this.#context?.updates();
+  }
+
+  finish(): void {
+    this.#progress?.finish();
+  }
+}

@@ -1,0 +1,113 @@
+import { abortableDelay, type Logger, toError } from "@flowmonkey/shared";
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Heartbeat } from "./heartbeat.js";
+import type { PoolView } from "./slots.js";
+
+export interface PoolHooks {
+  /** A reserved slot was filled with a delivered message. */
+  onMessage(pool: TaskPool, msg: JsMsg): void;
+  /** A fetch ended; `unfilled` of its reserved slots were never used. */
+  onFetchEnd(pool: TaskPool, unfilled: number): void;
+  /** A pause after an error is over; the pool may fetch again. */
+  onResume(pool: TaskPool): void;
+}
+
+export interface TaskPoolOptions {
+  handler: string;
+  consumer: Consumer;
+  heartbeat: Heartbeat;
+  /** How long a pull request waits at the server for tasks (≥ 1000 ms). */
+  expiresMs: number;
+  /** Called after a fetch error, before fetching again: re-creates a deleted consumer. */
+  recover: () => Promise<Consumer>;
+  hooks: PoolHooks;
+  log: Logger;
+}
+
+/** Wait after a failed fetch before the next one, so a missing stream or a broken link is not a hot loop. */
+export const FETCH_ERROR_PAUSE_MS = 1000;
+
+/**
+ * The pull side of one (region, handler) pool: the worker's share of the durable consumer that
+ * every worker of the pool fetches from. It fetches exactly as many tasks as it is told to, never
+ * more, and reports each delivery and each fetch's end; slot accounting lives in the puller.
+ */
+export class TaskPool implements PoolView {
+  readonly handler: string;
+  readonly heartbeat: Heartbeat;
+  outstanding = 0;
+  requested = 0;
+  hungry = false;
+  paused = false;
+  #consumer: Consumer;
+  readonly #options: TaskPoolOptions;
+  readonly #fetches = new Set<ConsumerMessages>();
+  readonly #stop = new AbortController();
+
+  constructor(options: TaskPoolOptions) {
+    this.handler = options.handler;
+    this.heartbeat = options.heartbeat;
+    this.#consumer = options.consumer;
+    this.#options = options;
+  }
+
+  fetch(count: number): void {
+    this.outstanding++;
+    this.requested += count;
+    void this.#fetch(count);
+  }
+
+  /** Ends every open fetch; messages already buffered are still handed over (and nak'ed by a draining pipeline). */
+  stop(): void {
+    this.#stop.abort();
+    for (const messages of this.#fetches) messages.stop();
+  }
+
+  async #fetch(count: number): Promise<void> {
+    const { hooks, expiresMs, log } = this.#options;
+    let received = 0;
+    let failure: Error | undefined;
+    let messages: ConsumerMessages | undefined;
+    try {
+      if (this.#stop.signal.aborted) return;
+      messages = await this.#consumer.fetch({ max_messages: count, expires: expiresMs });
+      this.#fetches.add(messages);
+      // stop() may have run while fetch() was being set up.
+      if (this.#stop.signal.aborted) messages.stop();
+      for await (const msg of messages) {
+        received++;
+        this.requested--;
+        hooks.onMessage(this, msg);
+      }
+    } catch (thrown) {
+      failure = toError(thrown);
+    } finally {
+      if (messages) this.#fetches.delete(messages);
+      const unfilled = count - received;
+      this.outstanding--;
+      this.requested -= unfilled;
+      if (!this.#stop.signal.aborted) this.hungry = failure === undefined && unfilled === 0;
+      hooks.onFetchEnd(this, unfilled);
+    }
+    if (failure && !this.#stop.signal.aborted) {
+      log.warn({ err: failure, handler: this.handler }, "task fetch failed; pausing this pool");
+      void this.#pause();
+    }
+  }
+
+  async #pause(): Promise<void> {
+    if (this.paused) return;
+    this.paused = true;
+    const { recover, hooks, log } = this.#options;
+    while (await abortableDelay(FETCH_ERROR_PAUSE_MS, this.#stop.signal)) {
+      try {
+        this.#consumer = await recover();
+        break;
+      } catch (thrown) {
+        log.warn({ err: toError(thrown), handler: this.handler }, "task consumer still unavailable");
+      }
+    }
+    this.paused = false;
+    if (!this.#stop.signal.aborted) hooks.onResume(this);
+  }
+}

@@ -1,0 +1,127 @@
+import { decode, excerpt, FmError, Task, toError } from "@flowmonkey/shared";
+import type { JsMsg } from "@nats-io/jetstream";
+import type { AnyHandler } from "../sdk/define-handler.js";
+import { executeTask, type RunningTask, type TaskRuntime } from "./execute-task.js";
+import type { Heartbeat } from "./heartbeat.js";
+import { errorResult, type TaskIds } from "./outcome.js";
+import { nakQuietly, publishResult, type ResultTarget } from "./publish-result.js";
+
+export interface PipelineDeps {
+  runtime: TaskRuntime;
+  handlers: ReadonlyMap<string, AnyHandler>;
+  results: ResultTarget;
+  maxTaskBytes?: number;
+}
+
+export interface PipelineStats {
+  /** Tasks whose success result was stored. */
+  completed: number;
+  /** Tasks whose failure or error result was stored. */
+  failed: number;
+}
+
+/** Enough of a task to address a result to it, read from a message that is not a valid Task. */
+const ReadableIds = Task.pick({ taskId: true, executionId: true, stepId: true, attempt: true });
+
+/**
+ * One delivered task message → one settled message: decode, run, publish the result, ack.
+ * Never throws; every path ends the message with ack, nak or term.
+ */
+export class TaskPipeline {
+  readonly stats: PipelineStats = { completed: 0, failed: 0 };
+  readonly #deps: PipelineDeps;
+  readonly #running = new Set<RunningTask>();
+  #draining = false;
+
+  constructor(deps: PipelineDeps) {
+    this.#deps = deps;
+  }
+
+  /** From now on a delivered message is handed straight back (nak) instead of run. */
+  stopAccepting(): void {
+    this.#draining = true;
+  }
+
+  /** Aborts every running handler; their tasks are nak'ed and redelivered, with no result. */
+  abortAll(reason: Error): number {
+    for (const run of this.#running) run.abort(reason);
+    return this.#running.size;
+  }
+
+  async run(msg: JsMsg, heartbeat: Heartbeat): Promise<void> {
+    if (this.#draining) return nakQuietly(msg);
+    const { runtime, handlers, results } = this.#deps;
+
+    let task: Task;
+    try {
+      task = decode(msg.data, Task, { what: `task on ${msg.subject}`, maxBytes: this.#deps.maxTaskBytes });
+    } catch (err) {
+      return this.#reject(msg, err);
+    }
+    const handler = handlers.get(task.handler.type);
+    if (!handler) {
+      const served = [...handlers.keys()].join(", ");
+      return this.#reject(msg, new FmError("HANDLER_NOT_FOUND", `this worker does not serve handler ${task.handler.type} (it serves ${served})`), task);
+    }
+
+    const running = executeTask(task, handler, runtime, { working: () => msg.working(), deliveryCount: msg.info.deliveryCount });
+    this.#running.add(running);
+    heartbeat.track(msg);
+    const outcome = await running.outcome;
+    heartbeat.untrack(msg);
+    this.#running.delete(running);
+
+    if (outcome.kind === "abandoned") {
+      nakQuietly(msg);
+      return;
+    }
+    const log = runtime.log;
+    if (await publishResult(results, msg, outcome.result, "ack", log)) {
+      if (outcome.result.outcome === "success") this.stats.completed++;
+      else this.stats.failed++;
+      if (log.isLevelEnabled("debug")) log.debug(logFields(outcome.result, msg), "task done");
+    }
+  }
+
+  /**
+   * A task that can never run (poison message, unknown handler): terminated so it is not
+   * redelivered, logged, and answered with an `error` result when its ids can be read so the
+   * engine can fail the step instead of waiting for it.
+   */
+  async #reject(msg: JsMsg, reason: unknown, task?: Task): Promise<void> {
+    const { runtime, results } = this.#deps;
+    const err = toError(reason);
+    const ids = task ?? readIds(msg.data);
+    runtime.log.warn(
+      { err, subject: msg.subject, seq: msg.seq, ...(ids ? idFields(ids) : { payload: excerpt(msg.data, 256) }) },
+      ids ? "task rejected; answering with an error result" : "unreadable task terminated",
+    );
+    if (!ids) {
+      try {
+        msg.term(); // no reason text: nats-server 2.9 ignores a `+TERM <reason>` ack entirely
+      } catch {
+        // Connection closed: the message comes back and is rejected again on redelivery.
+      }
+      return;
+    }
+    const now = Date.now();
+    const result = errorResult(ids, reason, { workerId: runtime.workerId, region: runtime.region, startedAt: now, completedAt: now });
+    if (await publishResult(results, msg, result, "term", runtime.log)) this.stats.failed++;
+  }
+}
+
+function readIds(data: Uint8Array): TaskIds | undefined {
+  try {
+    const parsed = ReadableIds.safeParse(JSON.parse(new TextDecoder().decode(data)));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    // Not JSON at all: nothing to address a result to.
+    return undefined;
+  }
+}
+
+const idFields = (ids: TaskIds) => ({ executionId: ids.executionId, taskId: ids.taskId, stepId: ids.stepId, attempt: ids.attempt });
+
+function logFields(result: { taskId: string; executionId: string; stepId: string; attempt: number; outcome: string }, msg: JsMsg) {
+  return { ...idFields(result), outcome: result.outcome, deliveryCount: msg.info.deliveryCount };
+}

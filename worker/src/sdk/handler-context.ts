@@ -1,0 +1,45 @@
+import type { Logger, Task } from "@flowmonkey/shared";
+
+/**
+ * The execution's context as a handler sees it. Reads see the handler's own writes; writes are
+ * not applied anywhere by the worker: they travel as `contextUpdates` in the result and the
+ * engine applies them together with the step's outcome. Paths are dot-separated keys.
+ */
+export interface ContextApi {
+  /** The value at `path`, or the whole context without one; undefined when absent. */
+  get(path?: string): unknown;
+  set(path: string, value: unknown): void;
+  /** Shallow-merges `value` into the object at `path` (the root without one). */
+  merge(value: Record<string, unknown>): void;
+  merge(path: string, value: Record<string, unknown>): void;
+  delete(path: string): void;
+}
+
+export interface ProgressApi {
+  /**
+   * Reports progress (0-100) on the live progress subject and in the progress bucket. Updates
+   * are throttled to about ten a second per task (the latest one wins); 100 always goes out.
+   * Counts as a heartbeat. Never rejects: a lost progress update must not fail the task.
+   */
+  update(percent: number, message?: string): Promise<void>;
+}
+
+/** What a handler may know about the task it runs. The sealed vault is deliberately absent. */
+export type TaskInfo = Readonly<
+  Pick<Task, "taskId" | "executionId" | "flowId" | "flowVersion" | "stepId" | "attempt" | "handler" | "config" | "metadata">
+> & {
+  /** How many times JetStream has delivered this attempt (1 = first delivery). */
+  readonly deliveryCount: number;
+};
+
+export interface HandlerContext<I = unknown> {
+  /** The step's input, already validated by the handler's `input` schema when it has one. */
+  readonly input: I;
+  readonly context: ContextApi;
+  /** Fires when the task's timeout passes or the worker shuts down; `reason` says which. */
+  readonly signal: AbortSignal;
+  /** Bound with executionId, taskId, stepId, attempt, workerId and region. */
+  readonly log: Logger;
+  readonly task: TaskInfo;
+  readonly progress: ProgressApi;
+}

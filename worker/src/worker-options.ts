@@ -1,0 +1,90 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { DEFAULT_PREFIX, isToken, type Logger } from "@flowmonkey/shared";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { builtInHandlers } from "./handlers/index.js";
+import type { AnyHandler, HandlerDefinition } from "./sdk/define-handler.js";
+
+export interface WorkerOptions {
+  nc: NatsConnection;
+  log: Logger;
+  /** Subject prefix of the mesh. @default "fm" */
+  prefix?: string;
+  /** The region whose tasks this worker runs. */
+  region: string;
+  /** Built-in handler types by name, and/or handler definitions. @default every built-in handler */
+  handlers?: Array<string | HandlerDefinition<any, unknown>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Tasks this worker runs at once, across all its handler types. @default 16 */
+  concurrency?: number;
+  /** The task consumers' ack_wait, set when the worker ensures them. @default 60000 */
+  heartbeatTimeoutMs?: number;
+  /** @default `<host>-<pid>-<random>` */
+  workerId?: string;
+  /** How long one pull request waits at the server for tasks. @default 3000 (min 1000) */
+  fetchExpiresMs?: number;
+  /** Drain and close `nc` when the worker closes (for a binary that opened it for the worker). @default false */
+  ownsConnection?: boolean;
+}
+
+export interface ResolvedWorkerOptions {
+  nc: NatsConnection;
+  log: Logger;
+  prefix: string;
+  region: string;
+  handlers: ReadonlyMap<string, AnyHandler>;
+  concurrency: number;
+  heartbeatTimeoutMs: number;
+  workerId: string;
+  fetchExpiresMs: number;
+  ownsConnection: boolean;
+}
+
+export class WorkerOptionsError extends Error {
+  override readonly name = "WorkerOptionsError";
+}
+
+export const WORKER_DEFAULTS = { prefix: DEFAULT_PREFIX, concurrency: 16, heartbeatTimeoutMs: 60_000, fetchExpiresMs: 3000 } as const;
+
+function integer(name: string, value: number | undefined, fallback: number, min: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < min) throw new WorkerOptionsError(`createWorker: ${name} must be an integer ≥ ${min}, got ${String(value)}`);
+  return v;
+}
+
+export function defaultWorkerId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+}
+
+/** Defaults are applied here, once; an impossible value stops start-up naming the option. */
+export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
+  const prefix = options.prefix ?? WORKER_DEFAULTS.prefix;
+  if (!isToken(prefix)) throw new WorkerOptionsError(`createWorker: prefix ${JSON.stringify(prefix)} is not a valid subject token`);
+  if (!isToken(options.region)) throw new WorkerOptionsError(`createWorker: region ${JSON.stringify(options.region)} is not a valid subject token`);
+  const workerId = options.workerId ?? defaultWorkerId();
+  if (!/^[-/=.\w]+$/.test(workerId)) throw new WorkerOptionsError(`createWorker: workerId ${JSON.stringify(workerId)} cannot be a KV key`);
+
+  const handlers = new Map<string, AnyHandler>();
+  for (const entry of options.handlers ?? Object.keys(builtInHandlers)) {
+    const handler = typeof entry !== "string" ? entry : Object.hasOwn(builtInHandlers, entry) ? builtInHandlers[entry] : undefined;
+    if (!handler) {
+      const known = Object.keys(builtInHandlers).join(", ");
+      throw new WorkerOptionsError(`createWorker: handlers: no built-in handler ${JSON.stringify(entry)} (built-ins: ${known})`);
+    }
+    if (handlers.has(handler.type)) throw new WorkerOptionsError(`createWorker: handlers: ${handler.type} is listed twice`);
+    handlers.set(handler.type, handler);
+  }
+  if (handlers.size === 0) throw new WorkerOptionsError("createWorker: handlers must name at least one handler");
+
+  return {
+    nc: options.nc,
+    log: options.log,
+    prefix,
+    region: options.region,
+    handlers,
+    concurrency: integer("concurrency", options.concurrency, WORKER_DEFAULTS.concurrency, 1),
+    heartbeatTimeoutMs: integer("heartbeatTimeoutMs", options.heartbeatTimeoutMs, WORKER_DEFAULTS.heartbeatTimeoutMs, 1000),
+    workerId,
+    fetchExpiresMs: integer("fetchExpiresMs", options.fetchExpiresMs, WORKER_DEFAULTS.fetchExpiresMs, 1000),
+    ownsConnection: options.ownsConnection ?? false,
+  };
+}

@@ -1,0 +1,155 @@
+import {
+  abortableDelay,
+  createNames,
+  deferred,
+  FmError,
+  once,
+  Releasers,
+  type Service,
+  toError,
+} from "@flowmonkey/shared";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { hostname } from "node:os";
+import type { ProgressSink } from "./plumbing/progress.js";
+import { startPresence } from "./presence/registry-entry.js";
+import { openTaskPool } from "./runner/open-pool.js";
+import { Puller } from "./runner/puller.js";
+import { TaskPipeline } from "./runner/task-pipeline.js";
+import { WORKER_VERSION } from "./version.js";
+import { resolveWorkerOptions, type WorkerOptions } from "./worker-options.js";
+
+export interface WorkerStats {
+  /** Tasks delivered to this worker and not yet settled. */
+  running: number;
+  /** Slots promised to open fetches that have not delivered yet. */
+  requested: number;
+  /** Tasks whose success result was stored. */
+  completed: number;
+  /** Tasks whose failure or error result was stored. */
+  failed: number;
+}
+
+export interface Worker extends Service {
+  readonly workerId: string;
+  stats(): WorkerStats;
+}
+
+/**
+ * The worker's composition root: one task pool per handler type sharing one set of slots, a
+ * registry entry, and the lifecycle (start → drain → close). Everything acquired pushes its
+ * release; close releases in reverse.
+ */
+export function createWorker(options: WorkerOptions): Worker {
+  const o = resolveWorkerOptions(options);
+  const { nc, region, workerId } = o;
+  const names = createNames(o.prefix);
+  const log = o.log.child({ workerId, region });
+  const releasers = new Releasers();
+  const closedSignal = deferred<Error | undefined>();
+  const startedAt = new Date().toISOString();
+  const handlerTypes = [...o.handlers.keys()];
+  const js = jetstream(nc);
+  const kvm = new Kvm(nc);
+  let closeReason: Error | undefined;
+  let closing = false;
+  let starting: Promise<void> | undefined;
+
+  const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined };
+  const pipeline = new TaskPipeline({
+    runtime: { workerId, region, log, progress: progressSink },
+    handlers: o.handlers,
+    results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
+  });
+  const puller = new Puller({ concurrency: o.concurrency, log, run: (pool, msg) => pipeline.run(msg, pool.heartbeat) });
+
+  const start = (): Promise<void> => (starting ??= doStart());
+
+  async function doStart(): Promise<void> {
+    try {
+      const jsm = await jetstreamManager(nc);
+      const [pools, progressKv, workersKv] = await Promise.all([
+        Promise.all(
+          handlerTypes.map((handler) =>
+            openTaskPool({ js, jsm, names, region, handler, heartbeatTimeoutMs: o.heartbeatTimeoutMs, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log }),
+          ),
+        ),
+        kvm.open(names.buckets.progress),
+        kvm.open(names.buckets.workers),
+      ]);
+      progressSink.kv = progressKv;
+      for (const pool of pools) {
+        puller.addPool(pool);
+        // Heartbeats run on through a drain; they stop only when the worker closes.
+        releasers.add(`heartbeat ${pool.handler}`, () => pool.heartbeat.stop());
+      }
+      const presence = await startPresence(
+        workersKv,
+        () => ({ workerId, region, handlers: handlerTypes, concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+        log,
+      );
+      releasers.add("registry entry", () => presence.stop());
+      puller.start();
+      void nc.closed().then((err) => {
+        if (closing) return;
+        closeReason = err ?? new FmError("UNAVAILABLE", "the NATS connection closed under the worker");
+        void close();
+      });
+      log.info({ handlers: handlerTypes, concurrency: o.concurrency, heartbeatIntervalMs: pools[0]?.heartbeat.intervalMs }, "worker started");
+    } catch (thrown) {
+      await releasers.releaseAll().catch(() => undefined); // the start error is the one to report
+      throw thrown;
+    }
+  }
+
+  let draining: Promise<void> | undefined;
+  const drain = (deadlineMs: number = Date.now()): Promise<void> => (draining ??= doDrain(deadlineMs));
+
+  async function doDrain(deadlineMs: number): Promise<void> {
+    // Stop during start waits for it; a worker never started, or whose start failed, has nothing to drain.
+    if (!(await starting?.then(() => true, () => false))) return;
+    pipeline.stopAccepting();
+    await puller.stop();
+    const { slots } = puller;
+    const left = deadlineMs - Date.now();
+    if (slots.running > 0 && left > 0) {
+      log.info({ running: slots.running, graceMs: left }, "draining: waiting for running tasks");
+      const timeUp = new AbortController();
+      await Promise.race([slots.idle(), abortableDelay(left, timeUp.signal)]);
+      timeUp.abort();
+    }
+    if (slots.running > 0) {
+      const aborted = pipeline.abortAll(new FmError("WORKER_SHUTDOWN", "the worker stopped before the handler finished"));
+      log.warn({ aborted }, "drain deadline passed: aborted running tasks; they go back to the queue");
+      await slots.idle();
+    }
+  }
+
+  const close = once(async () => {
+    closing = true;
+    let first: Error | undefined = closeReason;
+    try {
+      await drain(Date.now());
+    } catch (thrown) {
+      first ??= toError(thrown);
+    }
+    await releasers.releaseAll((name, err) => log.warn({ err, resource: name }, "release failed")).catch((err: unknown) => {
+      first ??= toError(err);
+    });
+    if (!nc.isClosed()) {
+      // Acks and naks are fire-and-forget publishes: push them out before anyone closes the socket.
+      await (o.ownsConnection ? nc.drain() : nc.flush()).catch((err: unknown) => log.warn({ err: toError(err) }, "nats flush failed"));
+    }
+    log.info({ completed: pipeline.stats.completed, failed: pipeline.stats.failed }, "worker closed");
+    closedSignal.resolve(first);
+  });
+
+  return {
+    workerId,
+    start,
+    drain,
+    close,
+    closed: () => closedSignal.promise,
+    stats: () => ({ running: puller.slots.running, requested: puller.slots.requested, ...pipeline.stats }),
+  };
+}

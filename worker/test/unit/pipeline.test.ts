@@ -1,0 +1,75 @@
+import { createNames, encode, silentLogger } from "@flowmonkey/shared";
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { describe, expect, it } from "vitest";
+import { echo } from "../../src/handlers/index.js";
+import { Heartbeat } from "../../src/runner/heartbeat.js";
+import { PUBLISH_RETRY_DELAY_MS } from "../../src/runner/publish-result.js";
+import { TaskPipeline } from "../../src/runner/task-pipeline.js";
+import { makeTask, REGION } from "../helpers.js";
+
+/** A delivered message that records how it was settled. */
+const names = createNames("fm");
+
+function fakeMsg(body: unknown) {
+  const settled: string[] = [];
+  const msg = {
+    data: encode(body),
+    subject: names.subjects.task(REGION, "echo", "normal"),
+    seq: 1,
+    info: { deliveryCount: 1 },
+    ack: () => void settled.push("ack"),
+    ackAck: () => (settled.push("ack"), Promise.resolve(true)),
+    nak: (delay?: number) => void settled.push(delay === undefined ? "nak" : `nak ${delay}`),
+    term: () => void settled.push("term"),
+    working: () => void settled.push("working"),
+  };
+  return { msg: msg as unknown as JsMsg, settled };
+}
+
+function pipeline(publish: () => Promise<unknown>) {
+  const published: string[] = [];
+  const js = { publish: (subject: string) => (published.push(subject), publish()) } as unknown as JetStreamClient;
+  const p = new TaskPipeline({
+    runtime: { workerId: "w", region: REGION, log: silentLogger(), progress: { nc: {} as NatsConnection, subjects: names.subjects, kv: undefined } },
+    handlers: new Map([[echo.type, echo]]),
+    results: { js, subject: names.subjects.results(REGION), maxBytes: () => 1024 * 1024 },
+  });
+  return { p, published };
+}
+
+describe("TaskPipeline", () => {
+  it("acks only after the result is stored", async () => {
+    const { p, published } = pipeline(() => Promise.resolve({ stream: "R", seq: 1, duplicate: false }));
+    const { msg, settled } = fakeMsg(makeTask({ input: 1 }));
+    await p.run(msg, new Heartbeat(30_000));
+    expect(published).toEqual([names.subjects.results(REGION)]);
+    expect(settled).toEqual(["ack"]);
+    expect(p.stats).toEqual({ completed: 1, failed: 0 });
+  });
+
+  it("naks with a delay, and never acks, when the result cannot be published", async () => {
+    const { p } = pipeline(() => Promise.reject(new Error("no responders")));
+    const { msg, settled } = fakeMsg(makeTask());
+    await p.run(msg, new Heartbeat(30_000));
+    expect(settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
+    expect(p.stats).toEqual({ completed: 0, failed: 0 });
+  });
+
+  it("hands a message delivered after draining began straight back", async () => {
+    const { p, published } = pipeline(() => Promise.resolve({}));
+    p.stopAccepting();
+    const { msg, settled } = fakeMsg(makeTask());
+    await p.run(msg, new Heartbeat(30_000));
+    expect(settled).toEqual(["nak"]);
+    expect(published).toEqual([]);
+  });
+
+  it("terminates an unreadable message without publishing anything", async () => {
+    const { p, published } = pipeline(() => Promise.resolve({}));
+    const { msg, settled } = fakeMsg({ hello: "world" });
+    await p.run(msg, new Heartbeat(30_000));
+    expect(settled).toEqual(["term"]);
+    expect(published).toEqual([]);
+  });
+});

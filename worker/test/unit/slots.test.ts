@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { planFetches, type PoolView, Slots } from "../../src/runner/slots.js";
+
+const idle = (outstanding = 0): PoolView => ({ outstanding, hungry: false, paused: false });
+const hungry = (outstanding = 0): PoolView => ({ outstanding, hungry: true, paused: false });
+const plan = (free: number, pools: PoolView[], start = 0, minBatch = 1) => planFetches({ free, pools, start, minBatch, maxOutstanding: 2 });
+
+describe("planFetches", () => {
+  it.each([
+    ["nothing free", 0, [hungry(), idle()], []],
+    ["idle pools get a one-task probe each", 16, [idle(), idle(), idle()], [{ pool: 0, count: 1 }, { pool: 1, count: 1 }, { pool: 2, count: 1 }]],
+    ["a hungry pool gets everything the probes leave", 16, [hungry(), idle(), idle()], [{ pool: 0, count: 14 }, { pool: 1, count: 1 }, { pool: 2, count: 1 }]],
+    ["hungry pools split evenly", 9, [hungry(), hungry(), hungry()], [{ pool: 0, count: 3 }, { pool: 1, count: 3 }, { pool: 2, count: 3 }]],
+    ["an idle pool with its probe open gets nothing more", 8, [hungry(), idle(1)], [{ pool: 0, count: 8 }]],
+    ["a paused pool gets nothing", 4, [{ outstanding: 0, hungry: true, paused: true }, idle()], [{ pool: 1, count: 1 }]],
+    ["a pool at its open-fetch limit gets nothing", 4, [hungry(2), hungry()], [{ pool: 1, count: 4 }]],
+  ])("%s", (_what, free, pools, grants) => {
+    expect(plan(free, pools).grants).toEqual(grants);
+  });
+
+  it("never grants more than is free", () => {
+    for (let free = 0; free <= 20; free++) {
+      const total = plan(free, [hungry(), idle(), hungry(1), idle()]).grants.reduce((n, g) => n + g.count, 0);
+      expect(total).toBeLessThanOrEqual(free);
+    }
+  });
+
+  it("skips tiny extra fetches for a pool that already has one open", () => {
+    expect(plan(2, [hungry(1)], 0, 4).grants).toEqual([]);
+    expect(plan(5, [hungry(1)], 0, 4).grants).toEqual([{ pool: 0, count: 5 }]);
+    expect(plan(2, [hungry(0)], 0, 4).grants).toEqual([{ pool: 0, count: 2 }]);
+  });
+
+  it("under scarcity, every pool gets its turn (round robin)", () => {
+    const pools = [hungry(), hungry(), hungry()];
+    const served: number[] = [];
+    let start = 0;
+    for (let i = 0; i < 6; i++) {
+      const p = plan(1, pools, start);
+      served.push(p.grants[0]!.pool);
+      start = p.next;
+    }
+    expect(served).toEqual([0, 1, 2, 0, 1, 2]);
+  });
+});
+
+describe("Slots", () => {
+  it("keeps running + requested within capacity and resolves idle() when the last task finishes", async () => {
+    const slots = new Slots(2);
+    slots.reserve(2);
+    expect(() => slots.reserve(1)).toThrow(/only 0 free/);
+    slots.deliver();
+    slots.unreserve(1);
+    expect({ running: slots.running, requested: slots.requested, free: slots.free }).toEqual({ running: 1, requested: 0, free: 1 });
+    let idle = false;
+    const done = slots.idle().then(() => (idle = true));
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    slots.finish();
+    await done;
+    expect(idle).toBe(true);
+  });
+});
