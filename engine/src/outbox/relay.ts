@@ -15,6 +15,8 @@ export interface RelayOptions {
 
 export type Relay = ReturnType<typeof createRelay>;
 
+const DELETE_EVERY_MS = 100;
+
 /**
  * The engine's only publisher. Rows committed by this process are published right after
  * their commit (no polling on the hot path); a periodic sweep publishes rows whose owner
@@ -47,19 +49,31 @@ export function createRelay(options: RelayOptions) {
     published += messages.length;
   }
 
+  let deleteTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Sent rows are deleted in bulk, at most every DELETE_EVERY_MS: every statement outside a
+   * batch's transaction is one more commit (and WAL flush), so one DELETE serves many batches.
+   */
   function scheduleDelete(id: number) {
     toDelete.push(id);
-    if (!deleting) deleting = flushDeletes();
+    if (toDelete.length >= 2000) startDeleting();
+    else deleteTimer ??= setTimeout(startDeleting, DELETE_EVERY_MS);
+  }
+
+  function startDeleting() {
+    clearTimeout(deleteTimer);
+    deleteTimer = undefined;
+    deleting ??= flushDeletes();
   }
 
   async function flushDeletes(): Promise<void> {
     // Deleting sent rows is off the hot path: batched, one statement for many rows.
-    while (toDelete.length > 0) {
-      const ids = toDelete;
-      toDelete = [];
-      await deleteOutbox(db, ids).catch((err) => log.warn({ err: toError(err), rows: ids.length }, "outbox delete failed; the sweep retries"));
-    }
+    const ids = toDelete;
+    toDelete = [];
+    await deleteOutbox(db, ids).catch((err) => log.warn({ err: toError(err), rows: ids.length }, "outbox delete failed; the sweep retries"));
     deleting = undefined;
+    if (toDelete.length > 0) deleteTimer ??= setTimeout(startDeleting, DELETE_EVERY_MS);
   }
 
   function release(n: number) {
@@ -140,8 +154,10 @@ export function createRelay(options: RelayOptions) {
       await sweeping;
       // Shutdown only: wait for the acks of publishes already sent.
       while (inFlight > 0) await abortableDelay(10);
+      clearTimeout(deleteTimer);
       await deleting;
       if (toDelete.length) await flushDeletes();
+      clearTimeout(deleteTimer);
     },
   };
 }

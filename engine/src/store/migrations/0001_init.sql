@@ -32,7 +32,7 @@ CREATE TABLE executions (
   updated_at    timestamptz NOT NULL DEFAULT now(),
   completed_at  timestamptz,
   FOREIGN KEY (flow_id, flow_version) REFERENCES flows (flow_id, version)
-);
+) WITH (fillfactor = 70);  -- room on each page for HOT updates: a step change rewrites the row, not its indexes
 CREATE INDEX executions_flow_created ON executions (flow_id, created_at DESC, id DESC);
 CREATE INDEX executions_status_created ON executions (status, created_at DESC, id DESC);
 CREATE INDEX executions_created ON executions (created_at DESC, id DESC);
@@ -52,7 +52,7 @@ CREATE TABLE tasks (
   output        jsonb,
   error         jsonb,
   PRIMARY KEY (task_id, attempt)
-);
+) WITH (fillfactor = 80);  -- an attempt is inserted, then updated once with its outcome (HOT)
 CREATE INDEX tasks_execution ON tasks (execution_id);
 
 -- Messages committed with the state change that caused them; published after commit by the
