@@ -1,0 +1,33 @@
+/**
+ * The mesh's engine for the benchmark, a child process: the real createEngine() on its own NATS
+ * connection and PostgreSQL pool. Env: NATS_URL, BENCH_PREFIX, DATABASE_URL, optional
+ * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_LOG_LEVEL (default warn; logs go to stderr).
+ */
+import { createEngine } from "@flowmonkey/engine";
+import { connectNats, createLogger } from "@flowmonkey/shared";
+import { fatal, installFatalHandlers, serveChild } from "./child-side.js";
+
+installFatalHandlers();
+const env = (name: string) => process.env[name] ?? fatal(new Error(`${name} is not set`));
+const optionalInt = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+
+const log = createLogger({ name: "engine", level: process.env["BENCH_LOG_LEVEL"] ?? "warn", destination: process.stderr });
+const nc = await connectNats({ url: env("NATS_URL"), name: "bench-engine", log });
+const maxBatch = optionalInt("BENCH_ENGINE_MAX_BATCH");
+const dbPoolSize = optionalInt("BENCH_DB_POOL_SIZE");
+const engine = createEngine({
+  nc,
+  log,
+  prefix: env("BENCH_PREFIX"),
+  databaseUrl: env("DATABASE_URL"),
+  heartbeatTimeoutMs: 60_000,
+  ownsConnection: true,
+  ...(maxBatch ? { maxBatch } : {}),
+  ...(dbPoolSize ? { dbPoolSize } : {}),
+});
+await engine.start();
+
+serveChild({ maxBatch: maxBatch ?? "default", dbPoolSize: dbPoolSize ?? "default" }, {}, async () => {
+  await engine.drain();
+  await engine.close();
+});
