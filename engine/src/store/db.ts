@@ -9,7 +9,11 @@ export interface QueryResult<T> {
 
 /** What a statement runs on: the database, or one transaction of it. */
 export interface Queryable {
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /**
+   * `name` makes a hot statement a named prepared statement on PostgreSQL (parsed and planned
+   * once per connection); PGlite ignores it.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], name?: string): Promise<QueryResult<T>>;
   /** Several statements without parameters (migrations). */
   exec(text: string): Promise<void>;
 }
@@ -39,20 +43,20 @@ function openPostgres(url: string, max: number): Db {
   const pool = new pg.Pool({ connectionString: url, max, application_name: "flowmonkey-engine" });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on("error", () => undefined);
-  const query = async <T>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[]) => {
-    const r = await client.query(text, params as unknown[]);
+  const query = async <T>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[], name?: string) => {
+    const r = await client.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] });
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
   return {
     kind: "postgres",
-    query: (text, params) => query(pool, text, params),
+    query: (text, params, name) => query(pool, text, params, name),
     exec: async (text) => void (await pool.query(text)),
     async tx(fn) {
       const client = await pool.connect();
       try {
         await client.query("BEGIN");
         const result = await fn({
-          query: (text, params) => query(client, text, params),
+          query: (text, params, name) => query(client, text, params, name),
           exec: async (text) => void (await client.query(text)),
         });
         await client.query("COMMIT");

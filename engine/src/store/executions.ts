@@ -87,6 +87,7 @@ export async function insertExecutions(q: Queryable, executions: NewExecution[])
      ON CONFLICT DO NOTHING
      RETURNING id`,
     [JSON.stringify(rows)],
+    "fm_insert_executions",
   );
   return new Set(created.map((r) => r.id));
 }
@@ -110,6 +111,7 @@ export async function lockExecutions(q: Queryable, ids: string[]): Promise<Map<s
   const { rows } = await q.query<ExecutionRow>(
     `SELECT ${COLUMNS} FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`,
     [[...new Set(ids)]],
+    "fm_lock_executions",
   );
   return new Map(rows.map((r) => [r.id, fromRow(r)]));
 }

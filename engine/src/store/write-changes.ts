@@ -41,6 +41,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
          RETURNING id::int)
      SELECT (SELECT id FROM now_row) AS id`,
     params,
+    "fm_write_changes",
   );
   const id = rows[0]?.id;
   return id === null || id === undefined ? undefined : { id, messages };
