@@ -20,6 +20,12 @@ export const engineConfigFields = {
     flag: "max-batch",
     doc: "most messages applied in one database transaction",
   },
+  batchConcurrency: {
+    schema: z.coerce.number().int().min(1).max(16).default(2),
+    env: "FM_ENGINE_BATCH_CONCURRENCY",
+    flag: "batch-concurrency",
+    doc: "batches in their transaction at once, per consumer",
+  },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),
     env: "FM_DB_POOL_SIZE",

@@ -40,6 +40,8 @@ export interface EngineOptions {
   heartbeatTimeoutMs?: number;
   maxMessageBytes?: number;
   maxBatch?: number;
+  /** Batches in their transaction at once, per consumer (2 overlaps one batch's I/O with the next one's CPU). */
+  batchConcurrency?: number;
   dbPoolSize?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
@@ -82,7 +84,7 @@ export function createEngine(options: EngineOptions): Engine {
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
-      const batcher = createBatcher(process, { maxBatch, concurrency: 2, onError: (err) => log.error({ err, stream }, "batch failed") });
+      const batcher = createBatcher(process, { maxBatch, concurrency: options.batchConcurrency ?? 2, onError: (err) => log.error({ err, stream }, "batch failed") });
       batchers.push(batcher);
       loops.push(
         await startPullLoop({
