@@ -1,4 +1,5 @@
-import { ensureTaskPool, FmError, type Logger, type Names, toError } from "@flowmonkey/shared";
+import { abortableDelay, ensureTaskPool, FmError, type Logger, type Names, toError } from "@flowmonkey/shared";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Heartbeat } from "./heartbeat.js";
 import { type PoolHooks, TaskPool } from "./task-consumer.js";
@@ -31,7 +32,7 @@ export async function openTaskPool(o: OpenPoolOptions): Promise<TaskPool> {
       throw new FmError("UNAVAILABLE", `cannot open the ${o.handler} task pool of ${o.region} on stream ${o.names.streams.tasks} (${why}); is the mesh provisioned?`, { cause });
     }
   };
-  const { info, consumer } = await ensure();
+  const { info, consumer } = await untilProvisioned(ensure, o);
   return new TaskPool({
     handler: o.handler,
     consumer,
@@ -41,4 +42,26 @@ export async function openTaskPool(o: OpenPoolOptions): Promise<TaskPool> {
     hooks: o.hooks,
     log: o.log,
   });
+}
+
+/** How long a worker started before the engine waits for the engine to create the streams. */
+export const WAIT_FOR_PROVISIONING_MS = 60_000;
+
+/**
+ * A worker may start before the engine has provisioned the streams (compose, the dev mesh):
+ * wait for them, saying so, instead of dying. Any other error fails at once.
+ */
+async function untilProvisioned<T>(open: () => Promise<T>, o: OpenPoolOptions): Promise<T> {
+  const deadline = Date.now() + WAIT_FOR_PROVISIONING_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open();
+    } catch (err) {
+      const cause = err instanceof FmError ? err.cause : err;
+      const notYet = cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.StreamNotFound;
+      if (!notYet || Date.now() >= deadline) throw err;
+      if (attempt === 0) o.log.warn({ stream: o.names.streams.tasks, handler: o.handler }, "waiting for the engine to provision the mesh");
+      await abortableDelay(Math.min(2000, 100 * 2 ** attempt));
+    }
+  }
 }

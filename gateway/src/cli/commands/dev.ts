@@ -84,19 +84,19 @@ export async function devCommand(argv: string[], out: Output): Promise<number> {
       FM_HTTP_HOST: dev.httpHost,
       FM_LOG_PRETTY: "true",
     };
+    // The engine first: it provisions the streams the workers' task pools live on.
     children.start({ name: "engine", file: devPaths.engine, env, cwd: repoRoot });
+    await withSession({ ...cmd.config, natsUrl: nats.url }, async ({ nc }) => {
+      const api = createApiClient(nc, { prefix: cmd.config.prefix, timeoutMs: 1000 });
+      await pollUntil(() => api.listFlows(), { timeoutMs: ENGINE_READY_MS, what: "the engine's API", signal: stopper.signal });
+      await pushExamples(createApiClient(nc, { prefix: cmd.config.prefix }), examples, out);
+    });
     children.start({ name: "gateway", file: devPaths.gateway, env, cwd: repoRoot });
     for (const region of regions) {
       // No --handlers: a worker serves every built-in handler by default.
       const args = ["--region", region, "--concurrency", concurrency];
       children.start({ name: `worker ${region}`, file: devPaths.worker, args, env, cwd: repoRoot });
     }
-
-    await withSession({ ...cmd.config, natsUrl: nats.url }, async ({ nc }) => {
-      const api = createApiClient(nc, { prefix: cmd.config.prefix, timeoutMs: 1000 });
-      await pollUntil(() => api.listFlows(), { timeoutMs: ENGINE_READY_MS, what: "the engine's API", signal: stopper.signal });
-      await pushExamples(createApiClient(nc, { prefix: cmd.config.prefix }), examples, out);
-    });
     await pollUntil(() => checkHealth(gatewayUrl), { timeoutMs: GATEWAY_READY_MS, what: "the gateway", signal: stopper.signal });
 
     out.info(banner({ gatewayUrl, nats, regions, examples, config: cmd.config }));
