@@ -1,12 +1,21 @@
-import { defineConfig } from "vitest/config";
+import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
 
-// Two projects:
+// Three projects:
 //  - unit: pure tests, no servers; fast.
 //  - integration: real nats-server (one per test file, started from PATH) and real
 //    PostgreSQL (one database per test file); preconditions checked once in
 //    test/global-setup.ts. Files run in parallel forks, capped for a 2-core box.
+//  - chaos: processes killed at random for minutes (`npm run test:chaos`), one file at a time.
 // Workspace packages are imported by name (@flowmonkey/shared...) and resolve to
 // their built dist; `npm test` builds first.
+//
+// The chaos project exists only when asked for (`--project chaos`, as `npm run test:chaos`
+// does, or FM_CHAOS=1): a plain `vitest run` / `npm test` runs every defined project, and
+// the chaos suite takes minutes.
+const argv = process.argv.slice(2);
+const chaosRequested =
+  process.env["FM_CHAOS"] === "1" || argv.some((a, i) => a === "--project=chaos" || (a === "--project" && argv[i + 1] === "chaos"));
+
 export default defineConfig({
   test: {
     pool: "forks",
@@ -37,7 +46,6 @@ export default defineConfig({
             "gateway/test/integration/**/*.test.ts",
             "test/e2e/**/*.test.ts",
             "test/regions/**/*.test.ts",
-            "test/chaos/**/*.test.ts",
           ],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 60_000,
@@ -45,6 +53,26 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      ...(chaosRequested ? [chaosProject()] : []),
     ],
   },
 });
+
+function chaosProject(): TestProjectInlineConfiguration {
+  return {
+    // `npm run test:chaos`: minutes of random SIGKILLs of workers, the engine and
+    // nats-server against the built binaries (test/e2e/recovery.test.ts is its fast share
+    // in the integration project).
+    extends: true,
+    test: {
+      name: "chaos",
+      include: ["test/chaos/**/*.test.ts"],
+      globalSetup: ["test/global-setup.ts"],
+      testTimeout: 600_000,
+      hookTimeout: 120_000,
+      // One file at a time: each one loads both cores on its own.
+      maxWorkers: 1,
+      fileParallelism: false,
+    },
+  };
+}

@@ -73,7 +73,9 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   const engineConsumer: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(30 * SECOND),
+    // What a SIGKILLed engine replica held is redelivered to the others after this; a batch
+    // takes well under a second, so 10 s is slack, not a limit anyone meets.
+    ack_wait: nanos(10 * SECOND),
     max_ack_pending: 20_000,
     // A message that keeps failing is terminated and recorded by the engine long before this.
     max_deliver: 50,
