@@ -26,6 +26,18 @@ export const engineConfigFields = {
     flag: "batch-concurrency",
     doc: "batches in their transaction at once, per consumer",
   },
+  taskDeadlineGraceMs: {
+    schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),
+    env: "FM_TASK_DEADLINE_GRACE_MS",
+    flag: "task-deadline-grace-ms",
+    doc: "how long past an attempt's timeout the engine waits for its result before timing it out itself",
+  },
+  deadlineSweepIntervalMs: {
+    schema: z.coerce.number().int().min(50).max(600_000).default(5_000),
+    env: "FM_DEADLINE_SWEEP_MS",
+    flag: "deadline-sweep-ms",
+    doc: "how often the engine looks for attempts past their deadline",
+  },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),
     env: "FM_DB_POOL_SIZE",

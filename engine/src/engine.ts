@@ -1,4 +1,4 @@
-import { jetstream, type JsMsg } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ServiceMsg } from "@nats-io/services";
 import {
@@ -18,13 +18,17 @@ import { executionSummary, executionView } from "./api/views.js";
 import { respond } from "./api/respond.js";
 import { startPullLoop } from "./consumers/pull-loop.js";
 import { cancelExecution } from "./control/cancel-execution.js";
+import { createDeadTaskProcessor } from "./dead-letters/advisory-consumer.js";
+import { replayDeadTasks } from "./dead-letters/replay.js";
 import { createFlowRegistry } from "./flows/registry.js";
 import { createIntakeProcessor, type IntakeItem } from "./intake/flow-start-consumer.js";
 import { createRelay } from "./outbox/relay.js";
 import { createResultProcessor } from "./results/result-consumer.js";
 import { openDb, type Db } from "./store/db.js";
+import { listDeadTasks } from "./store/dead-tasks.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
+import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 
 export const ENGINE_VERSION = "0.1.0";
 
@@ -43,6 +47,10 @@ export interface EngineOptions {
   /** Batches in their transaction at once, per consumer (2 overlaps one batch's I/O with the next one's CPU). */
   batchConcurrency?: number;
   dbPoolSize?: number;
+  /** How long after an attempt's deadline (dispatch + step timeout) the engine times it out itself. Default 60 s. */
+  taskDeadlineGraceMs?: number;
+  /** How often the engine looks for overdue attempts. Default 5 s. */
+  deadlineSweepIntervalMs?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -98,6 +106,16 @@ export function createEngine(options: EngineOptions): Engine {
       return batcher;
     };
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
+    const jsm = await jetstreamManager(nc);
+    await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
+    const sweep = startDeadlineSweep({
+      ...base,
+      jsm,
+      names,
+      graceMs: options.taskDeadlineGraceMs ?? 60_000,
+      intervalMs: options.deadlineSweepIntervalMs ?? 5_000,
+    });
+    releasers.add("deadline sweep", () => sweep.stop());
     const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });
     const intake = await consumeInBatches<IntakeItem>(names.streams.flows, names.consumers.intake, startBatch, (msg) => ({ kind: "stream", msg }));
     releasers.add("consumers", async () => {
@@ -126,6 +144,12 @@ export function createEngine(options: EngineOptions): Engine {
         },
         cancelExecution: async ({ executionId }) => {
           const committed = await cancelExecution({ db: store, subjects: names.subjects }, executionId);
+          relay.afterCommit(committed);
+          return committed.value;
+        },
+        listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
+        replayDeadTasks: async ({ ids }) => {
+          const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);
           return committed.value;
         },

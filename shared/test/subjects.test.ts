@@ -4,6 +4,7 @@ import {
   createSubjects,
   DEFAULT_PREFIX,
   EXECUTION_EVENT_TYPES,
+  maxDeliveriesAdvisorySubject,
   SubjectError,
 } from "../src/protocol/subjects.js";
 import { createNames, HEADERS } from "../src/protocol/names.js";
@@ -95,6 +96,11 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
   it("dead letters", () => {
     expect(s.dlq("eu-west-1", "video-encode")).toBe(`${p}.dlq.eu-west-1.video-encode`);
     expect(s.dlqAll).toBe(`${p}.dlq.>`);
+  });
+
+  it("the server's MAX_DELIVERIES advisory for a task stream (a system subject, not under the prefix)", () => {
+    expect(maxDeliveriesAdvisorySubject("FM_TASKS")).toBe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.FM_TASKS.*");
+    expect(maxDeliveriesAdvisorySubject("FM_TASKS", "pool_eu-west-1_echo")).toBe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.FM_TASKS.pool_eu-west-1_echo");
   });
 
   describe("bad tokens are refused, never spliced into a subject", () => {
@@ -208,7 +214,15 @@ describe("names", () => {
   it("default prefix: the names DESIGN.md publishes", () => {
     const n = createNames();
     expect(n.prefix).toBe("fm");
-    expect(n.streams).toEqual({ flows: "FM_FLOWS", tasks: "FM_TASKS", results: "FM_RESULTS", events: "FM_EVENTS", dlq: "FM_DLQ" });
+    expect(n.streams).toEqual({
+      flows: "FM_FLOWS",
+      tasks: "FM_TASKS",
+      results: "FM_RESULTS",
+      events: "FM_EVENTS",
+      dlq: "FM_DLQ",
+      // Not in DESIGN.md: where the task pools' MAX_DELIVERIES advisories wait for the engine.
+      advisories: "FM_ADVISORIES",
+    });
     expect(n.buckets).toEqual({
       workers: "fm_workers",
       progress: "fm_progress",
@@ -219,6 +233,7 @@ describe("names", () => {
     expect(n.serviceName).toBe("flowmonkey");
     expect(n.consumers.intake).toBe("engine_intake");
     expect(n.consumers.results).toBe("engine_results");
+    expect(n.consumers.deadTasks).toBe("engine_dead_tasks");
     expect(n.consumers.taskPool("eu-west-1", "echo")).toBe("pool_eu-west-1_echo");
     expect(n.subjects.prefix).toBe("fm");
   });
@@ -231,6 +246,7 @@ describe("names", () => {
       results: "ACME_PROD_RESULTS",
       events: "ACME_PROD_EVENTS",
       dlq: "ACME_PROD_DLQ",
+      advisories: "ACME_PROD_ADVISORIES",
     });
     expect(n.buckets).toEqual({
       workers: "acme_prod_workers",

@@ -5,7 +5,7 @@
  */
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { createEngine, type Engine } from "@flowmonkey/engine";
+import { createEngine, type Engine, type EngineOptions } from "@flowmonkey/engine";
 import { createWorker } from "@flowmonkey/worker";
 import {
   createApiClient,
@@ -31,6 +31,8 @@ export interface MeshOptions {
   workers?: Array<{ region?: string; handlers?: string[]; concurrency?: number }>;
   heartbeatTimeoutMs?: number;
   maxMessageBytes?: number;
+  /** More engine options (deadline grace, sweep interval...). */
+  engine?: Partial<Omit<EngineOptions, "nc" | "log" | "prefix">>;
   log?: Logger;
 }
 
@@ -60,6 +62,7 @@ export async function startMesh(options: MeshOptions): Promise<TestMesh> {
       ...(options.dataDir ? { dataDir: options.dataDir } : {}),
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
       ...(options.maxMessageBytes ? { maxMessageBytes: options.maxMessageBytes } : {}),
+      ...options.engine,
     });
     await engine.start();
     releasers.add("engine", () => engine.close());

@@ -3,6 +3,8 @@ import { Svcm, type Service, type ServiceMsg } from "@nats-io/services";
 import {
   API_ENDPOINTS,
   decode,
+  DlqListRequest,
+  DlqReplayRequest,
   ExecutionListRequest,
   ExecutionRef,
   FlowListRequest,
@@ -23,6 +25,8 @@ export interface ApiHandlers {
   getExecution(req: z.output<typeof ExecutionRef>): Promise<unknown>;
   listExecutions(req: z.output<typeof ExecutionListRequest>): Promise<unknown>;
   cancelExecution(req: z.output<typeof ExecutionRef>): Promise<unknown>;
+  listDeadTasks(req: z.output<typeof DlqListRequest>): Promise<unknown>;
+  replayDeadTasks(req: z.output<typeof DlqReplayRequest>): Promise<unknown>;
 }
 
 /**
@@ -73,6 +77,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.executionsGet, ExecutionRef, (req) => handlers.getExecution(req));
   endpoint(API_ENDPOINTS.executionsList, ExecutionListRequest, (req) => handlers.listExecutions(req));
   endpoint(API_ENDPOINTS.executionsCancel, ExecutionRef, (req) => handlers.cancelExecution(req));
+  endpoint(API_ENDPOINTS.dlqList, DlqListRequest, (req) => handlers.listDeadTasks(req));
+  endpoint(API_ENDPOINTS.dlqReplay, DlqReplayRequest, (req) => handlers.replayDeadTasks(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -96,42 +96,18 @@ export function dispatch(
   delayMs = 0,
 ): void {
   const def = flow.graph.steps.get(stepId)!;
-  const defaults = flow.definition.defaults;
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
-  const policy = def.retry ?? defaults?.retry ?? NO_RETRY;
-  const region = def.region ?? exec.region;
-  const priority = def.priority ?? exec.priority;
   const dueAt = new Date(env.now.getTime() + delayMs);
-  const taskId = `${exec.id}/${stepId}`;
-  const task: Task = {
-    taskId,
-    executionId: exec.id,
-    flowId: exec.flowId,
-    flowVersion: exec.flowVersion,
-    stepId,
-    attempt,
-    handler: { type: def.handler, ...(def.handlerVersion ? { version: def.handlerVersion } : {}) },
-    input,
-    context: exec.context,
-    config: {
-      timeoutMs: def.timeoutMs ?? defaults?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
-      retries: policy.maxAttempts - 1,
-      backoff: backoffOf(policy),
-    },
-    vault: {},
-    metadata: {
-      region,
-      ...(exec.tenantId ? { tenantId: exec.tenantId } : {}),
-      priority,
-      dispatchedAt: dueAt.toISOString(),
-    },
-  };
+  const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
+  const { taskId, metadata: { region, priority } } = task;
   exec.steps[stepId] = {
     ...step,
     status: "dispatched",
     attempts: attempt,
     startedAt: step.startedAt ?? dueAt.toISOString(),
+    // The engine's own clock on the attempt (the deadline sweep), independent of any worker.
+    deadlineAt: new Date(dueAt.getTime() + task.config.timeoutMs).toISOString(),
     ...(delayMs > 0 ? { retryAt: dueAt.toISOString() } : { retryAt: undefined }),
   };
   const effects = out.of(exec.id);
@@ -150,9 +126,39 @@ export function dispatch(
   emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
 }
 
+/** The task message of one attempt of a step. */
+export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string, attempt: number, input: unknown, dispatchedAt: Date): Task {
+  const def = flow.graph.steps.get(stepId)!;
+  const defaults = flow.definition.defaults;
+  const policy = def.retry ?? defaults?.retry ?? NO_RETRY;
+  return {
+    taskId: `${exec.id}/${stepId}`,
+    executionId: exec.id,
+    flowId: exec.flowId,
+    flowVersion: exec.flowVersion,
+    stepId,
+    attempt,
+    handler: { type: def.handler, ...(def.handlerVersion ? { version: def.handlerVersion } : {}) },
+    input,
+    context: exec.context,
+    config: {
+      timeoutMs: def.timeoutMs ?? defaults?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+      retries: policy.maxAttempts - 1,
+      backoff: backoffOf(policy),
+    },
+    vault: {},
+    metadata: {
+      region: def.region ?? exec.region,
+      ...(exec.tenantId ? { tenantId: exec.tenantId } : {}),
+      priority: def.priority ?? exec.priority,
+      dispatchedAt: dispatchedAt.toISOString(),
+    },
+  };
+}
+
 export function failStep(exec: ExecutionState, stepId: string, failure: Failure, out: Changes, env: AdvanceEnv): void {
   const step = exec.steps[stepId]!;
-  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined };
+  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined };
   emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
 }
 
@@ -182,7 +188,9 @@ export function finish(
   exec.completedAt = env.now.toISOString();
   if (extra.error) exec.error = extra.error;
   for (const [id, step] of Object.entries(exec.steps)) {
-    if (!isTerminalStep(step)) exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined };
+    if (!isTerminalStep(step)) {
+      exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined };
+    }
   }
   emit(exec, out, env, status, {
     ...(extra.output === undefined ? {} : { output: extra.output }),

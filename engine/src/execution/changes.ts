@@ -1,3 +1,4 @@
+import type { DeadTaskRow } from "../store/dead-tasks.js";
 import type { OutboxMessage } from "../store/outbox.js";
 import type { Rejection } from "../store/rejections.js";
 import type { TaskAttemptRow, TaskOutcomeRow } from "../store/tasks.js";
@@ -24,6 +25,7 @@ export class Changes {
   readonly effects = new Map<string, ExecutionEffects>();
   readonly taskOutcomes: TaskOutcomeRow[] = [];
   readonly rejections: Rejection[] = [];
+  readonly deadTasks: DeadTaskRow[] = [];
 
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);

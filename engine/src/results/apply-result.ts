@@ -1,5 +1,6 @@
-import type { Subjects, TaskResult } from "@flowmonkey/shared";
-import { advance, dispatch, emit, failStep, failureOf, isTerminal, scopeOf } from "../execution/advance.js";
+import type { Failure, Subjects, Task, TaskResult } from "@flowmonkey/shared";
+import { declareDeadTask } from "../dead-letters/declare.js";
+import { advance, dispatch, emit, failStep, failureOf, isTerminal, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
 import { resolveTemplates } from "../flows/expressions.js";
@@ -11,6 +12,12 @@ import type { Rejection } from "../store/rejections.js";
 import { transition, type Committed } from "../store/transition.js";
 
 export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
+
+/**
+ * A result to apply: one a worker sent, or one the engine concludes itself (an attempt timed
+ * out, or its deliveries ran out: then `deadLetter` carries the task as it was queued).
+ */
+export type ResultToApply = TaskResult & { deadLetter?: { task: Task; deliveries: number } };
 
 export interface ApplyEnv {
   db: Db;
@@ -25,7 +32,7 @@ export interface ApplyEnv {
  */
 export async function applyResults(
   env: ApplyEnv,
-  results: TaskResult[],
+  results: ResultToApply[],
   rejections: Rejection[] = [],
 ): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]> }> {
   const out = new Changes();
@@ -57,7 +64,7 @@ export async function applyResults(
   return { outcomes: committed.value, committed };
 }
 
-async function applyOne(env: ApplyEnv, exec: ExecutionState, result: TaskResult, out: Changes): Promise<ApplyOutcome> {
+async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApply, out: Changes): Promise<ApplyOutcome> {
   const step = exec.steps[result.stepId];
   const taskRow = { taskId: result.taskId, attempt: result.attempt };
   if (isTerminal(exec.status) || !step || step.status !== "dispatched" || step.attempts !== result.attempt) {
@@ -86,6 +93,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: TaskResult,
         output: result.output ?? null,
         completedAt: now.toISOString(),
         retryAt: undefined,
+        deadlineAt: undefined,
       };
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "completed", output: result.output ?? null });
       emit(exec, out, envNow, "step.completed", { stepId: result.stepId, attempt: result.attempt, output: result.output ?? null });
@@ -96,8 +104,14 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: TaskResult,
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: result.failure });
       const def = flow.graph.steps.get(result.stepId)!;
       const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
-      const delayMs = nextRetryDelayMs(policy, result.attempt, result.failure);
+      const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, result.attempt, result.failure);
       if (delayMs === undefined) {
+        if (result.deadLetter) {
+          declareDeadTask(result.deadLetter.task, { reason: "deliveries_exhausted", lastError: result.failure, deliveries: result.deadLetter.deliveries }, out, envNow);
+        } else if (result.failure.retryable && policy.maxAttempts > 1) {
+          // Retried as often as the step allows, and the last failure would have been retried again.
+          await declareAttemptsExhausted(exec, flow, result.stepId, result.attempt, result.failure, out, envNow);
+        }
         failStep(exec, result.stepId, result.failure, out, envNow);
         break;
       }
@@ -125,4 +139,21 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: TaskResult,
   }
   await advance(exec, flow, out, envNow);
   return "applied";
+}
+
+/** The dead letter of a step that used up its retries: its last task, rebuilt as it was dispatched. */
+async function declareAttemptsExhausted(
+  exec: ExecutionState,
+  flow: Awaited<ReturnType<FlowRegistry["get"]>>,
+  stepId: string,
+  attempt: number,
+  failure: Failure,
+  out: Changes,
+  env: AdvanceEnv,
+): Promise<void> {
+  const def = flow.graph.steps.get(stepId)!;
+  // The scope is unchanged since that dispatch (the step is still in flight), so this is the input it ran with.
+  const input = await resolveTemplates(def.input, scopeOf(exec)).catch(() => null);
+  const task = taskOf(exec, flow, stepId, attempt, input, new Date(exec.steps[stepId]?.startedAt ?? env.now));
+  declareDeadTask(task, { reason: "attempts_exhausted", lastError: failure, deliveries: 1 }, out, env);
 }

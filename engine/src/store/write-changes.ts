@@ -2,12 +2,13 @@ import type { Changes } from "../execution/changes.js";
 import type { Queryable } from "./db.js";
 import { executionUpdateRows, updateExecutionsSql } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
+import { insertDeadTasksSql } from "./dead-tasks.js";
 import { insertRejectionsSql } from "./rejections.js";
 import { insertTaskAttemptsSql, recordTaskOutcomesSql } from "./tasks.js";
 
 /**
  * Writes everything a state change produced — execution states, new attempts, outcomes,
- * rejections, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
+ * rejections, dead letters, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
  * one round trip per transaction however many executions it carries. Each CTE runs to
  * completion whether or not its rows are read.
  *
@@ -24,6 +25,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
     JSON.stringify(delayed),
     messages.length > 0 ? JSON.stringify(messages) : null,
     claimMs,
+    JSON.stringify(out.deadTasks),
   ];
   const { rows } = await q.query<{ id: number | null }>(
     `WITH
@@ -31,6 +33,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
        attempts AS (${insertTaskAttemptsSql("$2")} RETURNING 1),
        outcomes AS (${recordTaskOutcomesSql("$3")} RETURNING 1),
        rejected AS (${insertRejectionsSql("$4")} RETURNING 1),
+       dead AS (${insertDeadTasksSql("$8")} RETURNING 1),
        later AS (
          INSERT INTO outbox (messages, not_before)
          SELECT x.messages, x.not_before FROM jsonb_to_recordset($5::jsonb) AS x(messages jsonb, not_before timestamptz)

@@ -16,6 +16,12 @@ export const ERROR_CODES = {
   HANDLER_NOT_FOUND: { httpStatus: 422, retryable: false, meaning: "the worker does not serve that handler type" },
   HANDLER_FAILED: { httpStatus: 500, retryable: true, meaning: "a handler threw an error that is not a typed failure" },
   TASK_TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a handler did not finish within its timeout" },
+  DELIVERIES_EXHAUSTED: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "no worker finished the task in the pool's max deliveries (workers died running it); it is dead-lettered",
+  },
+  DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
   CANCELLED: { httpStatus: 409, retryable: false, meaning: "the work was cancelled" },
   WORKER_SHUTDOWN: { httpStatus: 503, retryable: true, meaning: "the worker stopped before the handler finished" },
   OVERLOADED: { httpStatus: 503, retryable: true, meaning: "the mesh refuses new work until queues drain" },

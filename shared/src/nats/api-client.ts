@@ -5,6 +5,8 @@ import { FmError } from "../errors/fm-error.js";
 import { toError } from "../errors/coerce.js";
 import {
   CancelReply,
+  DlqListReply,
+  DlqReplayReply,
   ErrorReplySchema,
   ExecutionListReply,
   ExecutionView,
@@ -12,6 +14,7 @@ import {
   FlowPutReply,
   ResumeReply,
   StartReply,
+  type DlqListRequest,
   type ExecutionListRequest,
 } from "../protocol/api.js";
 import { decode, describeIssues, encode } from "../protocol/codec.js";
@@ -72,6 +75,8 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     get: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsGet), { executionId }, ExecutionView),
     list: (request: ExecutionListRequest = {}) => call(subjects.api(API_ENDPOINTS.executionsList), request, ExecutionListReply),
     cancel: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsCancel), { executionId }, CancelReply),
+    listDeadTasks: (request: DlqListRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqList), request, DlqListReply),
+    replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
     resume: (resumeToken: string, payload?: unknown) =>
       call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
   };

@@ -16,6 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import { Objm } from "@nats-io/obj";
 import type { Names } from "../protocol/names.js";
+import { maxDeliveriesAdvisorySubject } from "../protocol/subjects.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -70,6 +71,14 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     max_age: nanos(30 * DAY),
   });
 
+  // The server publishes a task consumer's MAX_DELIVERIES advisory once, on core NATS; a stream
+  // keeps it until an engine replica has dead-lettered the task.
+  await ensureStream(jsm, {
+    ...workQueue,
+    name: names.streams.advisories,
+    subjects: [maxDeliveriesAdvisorySubject(names.streams.tasks)],
+  });
+
   const engineConsumer: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
@@ -90,6 +99,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     durable_name: names.consumers.results,
     filter_subject: s.resultsAll,
   });
+  await ensureConsumer(jsm, names.streams.advisories, { ...engineConsumer, durable_name: names.consumers.deadTasks });
 
   const kvm = new Kvm(nc);
   await ensureKv(kvm, names.buckets.workers, { history: 1, ttl: 30 * SECOND, replicas });

@@ -78,6 +78,45 @@ export type ExecutionListReply = z.infer<typeof ExecutionListReply>;
 export const CancelReply = z.object({ executionId: Token, status: ExecutionStatus });
 export type CancelReply = z.infer<typeof CancelReply>;
 
+/** One dead-lettered task attempt as `dlq.list` shows it; `id` is `<taskId>:<attempt>`. */
+export const DeadTaskSummary = z.object({
+  id: z.string(),
+  executionId: Token,
+  flowId: Token,
+  stepId: Token,
+  attempt: z.number().int().positive(),
+  region: z.string(),
+  handler: Token,
+  reason: z.enum(["deliveries_exhausted", "attempts_exhausted", "undeliverable"]),
+  lastError: Failure.optional(),
+  deliveries: z.number().int().nonnegative(),
+  at: Timestamp,
+  /** When it was replayed, if it was (a replayed task is listed until it ages out). */
+  replayedAt: Timestamp.optional(),
+});
+export type DeadTaskSummary = z.infer<typeof DeadTaskSummary>;
+export const DlqListRequest = z
+  .object({
+    region: z.string().max(64).optional(),
+    handler: Token.optional(),
+    /** Include tasks already replayed (default: only those still waiting for a decision). */
+    includeReplayed: z.boolean().default(false),
+    limit: z.number().int().min(1).max(500).default(100),
+  })
+  .strict();
+export type DlqListRequest = z.input<typeof DlqListRequest>;
+export const DlqListReply = z.object({ deadTasks: z.array(DeadTaskSummary) });
+export type DlqListReply = z.infer<typeof DlqListReply>;
+export const DlqReplayRequest = z.object({ ids: z.array(z.string().min(1).max(512)).min(1).max(500) }).strict();
+export type DlqReplayRequest = z.infer<typeof DlqReplayRequest>;
+export const DlqReplayReply = z.object({
+  /** Ids whose step was dispatched again as a new attempt (its execution running again). */
+  replayed: z.array(z.string()),
+  /** Ids that were not replayed, each with why (unknown id, already replayed, step moved on). */
+  refused: z.array(z.object({ id: z.string(), code: z.string(), message: z.string() })),
+});
+export type DlqReplayReply = z.infer<typeof DlqReplayReply>;
+
 export const ResumeRequest = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
 export const ResumeReply = z.object({ executionId: Token, status: ExecutionStatus });
 

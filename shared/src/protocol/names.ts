@@ -35,11 +35,15 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       results: `${upper}_RESULTS`,
       events: `${upper}_EVENTS`,
       dlq: `${upper}_DLQ`,
+      /** The task consumers' MAX_DELIVERIES advisories, kept so that none is missed while no engine runs. */
+      advisories: `${upper}_ADVISORIES`,
     },
     consumers: {
       /** Shared by every engine replica: each flow-start is taken by one of them. */
       intake: "engine_intake",
       results: "engine_results",
+      /** Engine replicas dead-letter tasks whose deliveries ran out (from the advisories stream). */
+      deadTasks: "engine_dead_tasks",
       /** One durable consumer per (region, handler), shared by that pool's workers. */
       taskPool: (region: string, handler: string) => {
         // Regions have no '_', so the first '_' after "pool_" always ends the region.

@@ -152,3 +152,11 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
     dlqAll: `${p}.dlq.>`,
   };
 }
+
+/**
+ * The server's advisory when a consumer has delivered a message `max_deliver` times and gives
+ * up on it (a NATS system subject, not under the prefix). `consumer` absent: every consumer.
+ */
+export function maxDeliveriesAdvisorySubject(stream: string, consumer?: string): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer ?? "*"}`;
+}

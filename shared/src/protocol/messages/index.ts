@@ -6,3 +6,4 @@ export * from "./progress.js";
 export * from "./execution-event.js";
 export * from "./event.js";
 export * from "./dead-task.js";
+export * from "./advisory.js";

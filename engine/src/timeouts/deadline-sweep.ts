@@ -1,0 +1,131 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { abortableDelay, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
+import { applyResults, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
+import type { Relay } from "../outbox/relay.js";
+import type { Queryable } from "../store/db.js";
+
+export interface DeadlineSweepOptions extends ApplyEnv {
+  jsm: JetStreamManager;
+  names: Names;
+  relay: Relay;
+  log: Logger;
+  /** How long after an attempt's deadline the engine gives up waiting for its result. */
+  graceMs: number;
+  intervalMs: number;
+}
+
+export interface OverdueAttempt {
+  executionId: string;
+  stepId: string;
+  attempt: number;
+  handler: string;
+  region: string;
+  deadlineAt: string;
+}
+
+/**
+ * Attempts past deadline + grace that still have no result. Only running executions are read
+ * (an index scan on status), and the deadline lives in the execution row the engine writes
+ * anyway: timing attempts out costs no write on the hot path.
+ */
+export async function findOverdueAttempts(q: Queryable, graceMs: number, limit: number): Promise<OverdueAttempt[]> {
+  const { rows } = await q.query<OverdueAttempt>(
+    `SELECT e.id AS "executionId", s.key AS "stepId", t.attempt, t.handler, t.region, s.value->>'deadlineAt' AS "deadlineAt"
+       FROM executions e
+      CROSS JOIN LATERAL jsonb_each(e.steps) AS s
+       JOIN tasks t ON t.task_id = e.id || '/' || s.key AND t.attempt = (s.value->>'attempts')::int
+      WHERE e.status = 'running' AND s.value->>'status' = 'dispatched'
+        AND (s.value->>'deadlineAt')::timestamptz < now() - make_interval(secs => $1::int / 1000.0)
+      ORDER BY s.value->>'deadlineAt' LIMIT $2`,
+    [graceMs, limit],
+  );
+  return rows;
+}
+
+export function attemptTimedOut(attempt: OverdueAttempt, graceMs: number): Failure {
+  return {
+    code: "TASK_TIMEOUT",
+    message:
+      `no result for attempt ${attempt.attempt} by its deadline (${attempt.deadlineAt}) plus ${graceMs} ms: ` +
+      `the engine timed it out (the worker's own timeout result never arrived)`,
+    retryable: true,
+  };
+}
+
+const PAGE = 200;
+
+/**
+ * The engine's own clock on every attempt: a worker normally reports TASK_TIMEOUT itself, and
+ * a dying worker's task is redelivered by JetStream, but when neither happens (a result lost,
+ * a task message gone) the attempt is timed out here and the step's retry policy decides.
+ *
+ * A task can be overdue only because it is still queued behind others (deadlines count from
+ * dispatch). So an attempt whose pool has undelivered tasks, or no consumer yet (no worker has
+ * ever served that handler there), is left alone and looked at again a grace period later.
+ * Safe with several replicas: a result applies once per attempt.
+ */
+export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Promise<void>; sweepOnce(): Promise<number> } {
+  const { log, graceMs } = options;
+  const abort = new AbortController();
+  /** `taskId:attempt` → not before this time (in memory: after a restart they are simply checked again). */
+  const postponed = new Map<string, number>();
+
+  async function backlogOf(region: string, handler: string): Promise<"queued" | "no-pool" | "drained"> {
+    const info = await options.jsm.consumers.info(options.names.streams.tasks, options.names.consumers.taskPool(region, handler)).catch(() => undefined);
+    if (!info) return "no-pool";
+    return info.num_pending > 0 ? "queued" : "drained";
+  }
+
+  async function sweepOnce(): Promise<number> {
+    const now = Date.now();
+    for (const [key, until] of postponed) if (until <= now) postponed.delete(key);
+    const overdue = (await findOverdueAttempts(options.db, graceMs, PAGE + postponed.size)).filter(
+      (a) => !postponed.has(`${a.executionId}/${a.stepId}:${a.attempt}`),
+    );
+    if (overdue.length === 0) return 0;
+    const pools = new Map<string, Promise<"queued" | "no-pool" | "drained">>();
+    const results: ResultToApply[] = [];
+    for (const a of overdue.slice(0, PAGE)) {
+      const poolKey = `${a.region}/${a.handler}`;
+      if (!pools.has(poolKey)) pools.set(poolKey, backlogOf(a.region, a.handler));
+      const backlog = await pools.get(poolKey)!;
+      const ids = { executionId: a.executionId, taskId: `${a.executionId}/${a.stepId}`, stepId: a.stepId, attempt: a.attempt, region: a.region };
+      if (backlog !== "drained") {
+        postponed.set(`${ids.taskId}:${a.attempt}`, now + graceMs);
+        log.debug({ ...ids, handler: a.handler, backlog }, "attempt overdue but possibly still queued; waiting");
+        continue;
+      }
+      const at = new Date().toISOString();
+      results.push({
+        taskId: ids.taskId,
+        executionId: a.executionId,
+        stepId: a.stepId,
+        attempt: a.attempt,
+        outcome: "error",
+        failure: attemptTimedOut(a, graceMs),
+        metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: "engine", region: a.region },
+      });
+      log.warn({ ...ids, handler: a.handler, deadlineAt: a.deadlineAt }, "attempt timed out by the engine");
+    }
+    if (results.length === 0) return 0;
+    const { committed } = await applyResults(options, results);
+    options.relay.afterCommit(committed);
+    return results.length;
+  }
+
+  const loop = (async () => {
+    while (!abort.signal.aborted) {
+      await abortableDelay(options.intervalMs, abort.signal);
+      if (abort.signal.aborted) break;
+      await sweepOnce().catch((err: unknown) => log.warn({ err: toError(err) }, "deadline sweep failed; trying again"));
+    }
+  })();
+
+  return {
+    sweepOnce,
+    async stop() {
+      abort.abort();
+      await loop;
+    },
+  };
+}
