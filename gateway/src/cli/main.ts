@@ -2,6 +2,7 @@
 import { ConfigError, EXIT, isFmError, toError } from "@flowmonkey/shared";
 import { configUsage, UsageError } from "./args.js";
 import { devCommand, devUsage } from "./commands/dev.js";
+import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
 import { startCommand, startUsage } from "./commands/start.js";
@@ -19,6 +20,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   watch: { run: (argv, out) => watchCommand(argv, out, interruptSignal()), usage: watchUsage },
   "flows push": { run: flowsPushCommand, usage: flowsPushUsage },
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
+  "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
+  "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
 };
 
 function usage(): string {
@@ -31,7 +34,7 @@ function usage(): string {
     configUsage(),
     "  --json                   machine-readable output",
     "",
-    "Exit codes: 0 ok, 1 failed (execution failed, request error), 2 usage or configuration error.",
+    "Exit codes: 0 ok, 1 failed (execution failed, request error, a dead task refused), 2 usage or configuration error.",
   ].join("\n");
 }
 

@@ -1,6 +1,6 @@
-import type { ExecutionView, StepView } from "@flowmonkey/shared";
+import type { DeadTaskSummary, DlqReplayReply, ExecutionView, StepView } from "@flowmonkey/shared";
 
-/** Text renderings of executions for `status` and `watch`; pure, so they are easy to test. */
+/** Text renderings of executions (`status`, `watch`) and dead letters (`dlq`); pure, so they are easy to test. */
 
 export interface StepProgress {
   percent: number;
@@ -79,4 +79,26 @@ export function progressLines(view: ExecutionView, progress: ReadonlyMap<string,
     );
   }
   return lines;
+}
+
+/** Header and rows for a table of dead-lettered tasks (`dlq ls`); `replayed` adds a column for `--all`. */
+export function deadTaskRows(deadTasks: DeadTaskSummary[], options: { replayed?: boolean } = {}): { headers: string[]; rows: string[][] } {
+  const headers = ["ID", "REASON", "DELIVERIES", "LAST ERROR", "AT"];
+  if (options.replayed) headers.push("REPLAYED");
+  return {
+    headers,
+    rows: deadTasks.map((d) => {
+      const row = [d.id, d.reason, String(d.deliveries), d.lastError?.code ?? "", d.at];
+      if (options.replayed) row.push(d.replayedAt ?? "");
+      return row;
+    }),
+  };
+}
+
+/** Lines for `dlq replay`: one per id, replayed first, each refusal with its code and why. */
+export function replayLines(reply: DlqReplayReply): string[] {
+  return [
+    ...reply.replayed.map((id) => `replayed  ${id}`),
+    ...reply.refused.map((r) => `refused   ${r.id}  ${r.code}: ${r.message}`),
+  ];
 }

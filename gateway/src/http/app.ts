@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import type { RouteDeps } from "./deps.js";
 import { isUnexpected, problemResponse, toProblem } from "./problem.js";
 import { dashboardRoutes } from "./routes/dashboard.js";
+import { dlqRoutes } from "./routes/dlq.js";
 import { eventRoutes, type EventRoutes } from "./routes/events-sse.js";
 import { executionRoutes } from "./routes/executions.js";
 import { flowRoutes } from "./routes/flows.js";
@@ -21,6 +22,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
   app.route("/", healthRoutes(deps));
   app.route("/", flowRoutes(deps));
   app.route("/", executionRoutes(deps));
+  app.route("/", dlqRoutes(deps));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

@@ -86,6 +86,65 @@ describe("flowmonkey CLI", () => {
     expect(run.stdout).toContain("failed");
   });
 
+  it("dlq ls lists a dead-lettered task and dlq replay replays it; a refused id exits 1", async () => {
+    await mesh.putFlow({
+      id: "flaky",
+      steps: [
+        {
+          id: "call",
+          handler: "fail",
+          input: { code: "UPSTREAM_DOWN", retryable: true },
+          retry: { maxAttempts: 2, backoff: "fixed", initialDelayMs: 50, jitter: false },
+        },
+      ],
+    });
+    const { executionId } = await mesh.api.start("flaky", { input: {} });
+    await mesh.waitForStatus(executionId, "failed");
+    const id = `${executionId}/call:2`;
+
+    const ls = await cli("dlq", "ls", "--handler", "fail", "--json");
+    expect(ls.code).toBe(0);
+    expect(JSON.parse(ls.stdout).deadTasks.map((d: { id: string; reason: string }) => [d.id, d.reason])).toEqual([[id, "attempts_exhausted"]]);
+    const table = await cli("dlq", "ls", "--region", "us-east-1");
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+REASON\s+DELIVERIES\s+LAST ERROR\s+AT/);
+    expect(table.stdout).toContain(id);
+    expect(table.stdout).toMatch(/attempts_exhausted\s+\d+\s+UPSTREAM_DOWN/);
+
+    const replay = await cli("dlq", "replay", id, "--json");
+    expect(replay.code).toBe(0);
+    expect(JSON.parse(replay.stdout)).toEqual({ replayed: [id], refused: [] });
+
+    const again = await cli("dlq", "replay", id, "no-such-task:1");
+    expect(again.code).toBe(1);
+    expect(again.stdout.split("\n").find((line) => line.includes(id))).toMatch(/^refused\s+\S+\s+INVALID_STATE: .*already replayed/);
+    expect(again.stdout).toMatch(/refused\s+no-such-task:1\s+DEAD_TASK_NOT_FOUND/);
+    const againJson = await cli("dlq", "replay", "no-such-task:1", "--json");
+    expect(againJson.code).toBe(1);
+    expect(JSON.parse(againJson.stdout).refused).toEqual([expect.objectContaining({ id: "no-such-task:1", code: "DEAD_TASK_NOT_FOUND" })]);
+
+    // Replayed ones only with --all, with when they were replayed.
+    const open = await cli("dlq", "ls", "--handler", "fail", "--json");
+    expect(JSON.parse(open.stdout).deadTasks.map((d: { id: string }) => d.id)).not.toContain(id);
+    const all = await cli("dlq", "ls", "--handler", "fail", "--all");
+    expect(all.stdout).toMatch(/REPLAYED/);
+    expect(all.stdout).toContain(id);
+
+    // Usage errors: exit 2.
+    expect((await cli("dlq", "replay")).code).toBe(2);
+    const badLimit = await cli("dlq", "ls", "--limit", "0");
+    expect(badLimit.code).toBe(2);
+    expect(badLimit.stderr).toContain("limit");
+    expect((await cli("dlq")).code).toBe(2);
+  });
+
+  it("lists the dlq commands in the help text", async () => {
+    const help = await cli("--help");
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("flowmonkey dlq ls");
+    expect(help.stdout).toContain("flowmonkey dlq replay <id...>");
+  });
+
   it("reports request errors with their code (exit 1) and usage errors (exit 2)", async () => {
     const missing = await cli("start", "no-such-flow");
     expect(missing.code).toBe(1);

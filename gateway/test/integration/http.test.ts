@@ -30,6 +30,18 @@ beforeAll(async () => {
     output: "{% steps.shout.text %}",
   });
   await mesh.putFlow({ id: "slow", steps: [{ id: "nap", handler: "delay", input: { ms: 60_000 } }] });
+  // Two attempts that fail retryably: the second one is dead-lettered (attempts_exhausted).
+  await mesh.putFlow({
+    id: "flaky",
+    steps: [
+      {
+        id: "call",
+        handler: "fail",
+        input: { code: "UPSTREAM_DOWN", retryable: true },
+        retry: { maxAttempts: 2, backoff: "fixed", initialDelayMs: 50, jitter: false },
+      },
+    ],
+  });
   gateway = createGateway({ nc: mesh.nc, log, prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: MAX_BODY });
   await gateway.start();
 });
@@ -136,6 +148,60 @@ describe("executions", () => {
 
     controller.abort();
     await waitFor(() => gateway.openStreams() === 0, { message: "the SSE stream to be closed after the client left" });
+  });
+});
+
+describe("dead letters", () => {
+  it("lists a dead-lettered task, replays it once, and refuses a second replay and an unknown id", async () => {
+    const { body } = await http("POST", "/v1/flows/flaky/executions", "{}");
+    const executionId: string = body.executionId;
+    await waitForView(executionId, "failed");
+    const id = `${executionId}/call:2`;
+
+    const listed = await http("GET", "/v1/dlq?handler=fail&region=us-east-1&limit=500");
+    expect(listed.status).toBe(200);
+    const dead = listed.body.deadTasks.find((d: { id: string }) => d.id === id);
+    expect(dead).toMatchObject({ executionId, flowId: "flaky", stepId: "call", attempt: 2, handler: "fail", reason: "attempts_exhausted" });
+    expect(dead.lastError.code).toBe("UPSTREAM_DOWN");
+    expect(dead.replayedAt).toBeUndefined();
+
+    const replayed = await http("POST", "/v1/dlq/replay", JSON.stringify({ ids: [id] }));
+    expect(replayed.status).toBe(200);
+    expect(replayed.body).toEqual({ replayed: [id], refused: [] });
+
+    // Refusals are not request errors: 200, each id with its code.
+    const again = await http("POST", "/v1/dlq/replay", JSON.stringify({ ids: [id, "no-such-task:1"] }));
+    expect(again.status).toBe(200);
+    expect(again.body.replayed).toEqual([]);
+    expect(again.body.refused.map((r: { id: string; code: string }) => [r.id, r.code])).toEqual([
+      [id, "INVALID_STATE"],
+      ["no-such-task:1", "DEAD_TASK_NOT_FOUND"],
+    ]);
+
+    // Replayed ones are listed only with includeReplayed.
+    const open = await http("GET", "/v1/dlq?handler=fail");
+    expect(open.body.deadTasks.map((d: { id: string }) => d.id)).not.toContain(id);
+    const all = await http("GET", "/v1/dlq?handler=fail&includeReplayed=true");
+    expect(all.body.deadTasks.find((d: { id: string }) => d.id === id)?.replayedAt).toEqual(expect.any(String));
+  });
+
+  it("refuses a bad query or body with 400 problem+json naming the field", async () => {
+    for (const [query, field] of [
+      ["limit=0", "limit"],
+      ["limit=501", "limit"],
+      ["limit=many", "limit"],
+      ["includeReplayed=maybe", "includeReplayed"],
+      ["handler=a.b", "handler"],
+      ["regoin=us-east-1", "regoin"],
+    ] as const) {
+      const reply = await http("GET", `/v1/dlq?${query}`);
+      expect(reply.status, query).toBe(400);
+      expectProblem(reply, 400, "INVALID_INPUT");
+      expect(reply.body.detail, query).toContain(field);
+    }
+    expectProblem(await http("POST", "/v1/dlq/replay", JSON.stringify({ ids: [] })), 400, "INVALID_INPUT");
+    expectProblem(await http("POST", "/v1/dlq/replay", JSON.stringify({ ids: ["x"], force: true })), 400, "INVALID_INPUT");
+    expectProblem(await http("POST", "/v1/dlq/replay", "{not json"), 400, "INVALID_JSON");
   });
 });
 

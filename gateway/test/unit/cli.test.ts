@@ -1,7 +1,7 @@
-import type { ExecutionView } from "@flowmonkey/shared";
+import type { DeadTaskSummary, ExecutionView } from "@flowmonkey/shared";
 import { describe, expect, it } from "vitest";
 import { parseCommand, tokenArg, UsageError } from "../../src/cli/args.js";
-import { formatDuration, progressBar, progressLines, stepRows } from "../../src/cli/render.js";
+import { deadTaskRows, formatDuration, progressBar, progressLines, replayLines, stepRows } from "../../src/cli/render.js";
 
 const at = "2026-01-01T00:00:00.000Z";
 const view: ExecutionView = {
@@ -46,6 +46,41 @@ describe("render", () => {
     expect(rows[0]).toEqual(["greet", "transform", "✔ completed", "1", "1.5s", '"hi"']);
     expect(rows[1]?.[4]).toBe("3.0s");
     expect(rows[2]?.[5]).toBe("HANDLER_FAILED: boom");
+  });
+});
+
+describe("dlq rendering", () => {
+  const dead: DeadTaskSummary = {
+    id: "e1/call:2",
+    executionId: "e1",
+    flowId: "flaky",
+    stepId: "call",
+    attempt: 2,
+    region: "us-east-1",
+    handler: "fail",
+    reason: "attempts_exhausted",
+    lastError: { code: "UPSTREAM_DOWN", message: "503", retryable: true },
+    deliveries: 1,
+    at,
+  };
+
+  it("tabulates dead tasks, with a REPLAYED column only when replayed ones are shown", () => {
+    const open = deadTaskRows([dead, { ...dead, id: "e2/x:1", reason: "undeliverable", lastError: undefined }]);
+    expect(open.headers).toEqual(["ID", "REASON", "DELIVERIES", "LAST ERROR", "AT"]);
+    expect(open.rows).toEqual([
+      ["e1/call:2", "attempts_exhausted", "1", "UPSTREAM_DOWN", at],
+      ["e2/x:1", "undeliverable", "1", "", at],
+    ]);
+    const all = deadTaskRows([{ ...dead, replayedAt: "2026-01-02T00:00:00.000Z" }, dead], { replayed: true });
+    expect(all.headers.at(-1)).toBe("REPLAYED");
+    expect(all.rows.map((r) => r[5])).toEqual(["2026-01-02T00:00:00.000Z", ""]);
+  });
+
+  it("prints replayed ids first, then each refusal with its code", () => {
+    expect(replayLines({ replayed: ["a:1"], refused: [{ id: "b:1", code: "DEAD_TASK_NOT_FOUND", message: "no dead-lettered task b:1" }] })).toEqual([
+      "replayed  a:1",
+      "refused   b:1  DEAD_TASK_NOT_FOUND: no dead-lettered task b:1",
+    ]);
   });
 });
 
