@@ -234,7 +234,8 @@ describe("names", () => {
     expect(n.consumers.intake).toBe("engine_intake");
     expect(n.consumers.results).toBe("engine_results");
     expect(n.consumers.deadTasks).toBe("engine_dead_tasks");
-    expect(n.consumers.taskPool("eu-west-1", "echo")).toBe("pool_eu-west-1_echo");
+    expect(n.consumers.taskPool("eu-west-1", "echo", "high")).toBe("pool_eu-west-1_echo_high");
+    expect(n.consumers.legacyTaskPool("eu-west-1", "echo")).toBe("pool_eu-west-1_echo");
     expect(n.subjects.prefix).toBe("fm");
   });
 
@@ -301,8 +302,11 @@ describe("names", () => {
   it("two task pools never share a durable consumer name", () => {
     const n = createNames();
     // Regions cannot contain '_' (it is the separator), so the two names cannot meet.
-    expect(() => n.consumers.taskPool("eu_video", "encode")).toThrow();
-    expect(n.consumers.taskPool("eu", "video_encode")).not.toBe(n.consumers.taskPool("eu-video", "encode"));
+    expect(() => n.consumers.taskPool("eu_video", "encode", "normal")).toThrow();
+    expect(n.consumers.taskPool("eu", "video_encode", "normal")).not.toBe(n.consumers.taskPool("eu-video", "encode", "normal"));
+    // The priority is always the last token and one of three words, so it cannot blur a handler name either.
+    expect(n.consumers.taskPool("eu", "a_high", "low")).not.toBe(n.consumers.taskPool("eu", "a", "high"));
+    expect(() => n.consumers.taskPool("eu", "a", "urgent" as "high")).toThrow();
   });
 
   it("refuses a prefix that cannot be a subject token", () => {

@@ -126,8 +126,8 @@ describe("attempt timeouts the engine owns", () => {
     });
     // A "worker" that takes attempt 1 and acknowledges it without ever sending a result.
     const jsm = await jetstreamManager(mesh.nc);
-    await ensureTaskPool(jsm, mesh.names, "us-east-1", "echo", { ackWaitMs: 10_000 });
-    const consumer = await jetstream(mesh.nc).consumers.get(mesh.names.streams.tasks, mesh.names.consumers.taskPool("us-east-1", "echo"));
+    await ensureTaskPool(jsm, mesh.names, "us-east-1", "echo", "normal", { ackWaitMs: 10_000 });
+    const consumer = await jetstream(mesh.nc).consumers.get(mesh.names.streams.tasks, mesh.names.consumers.taskPool("us-east-1", "echo", "normal"));
     const { executionId } = await mesh.api.start("lost", { input: { who: "again" } });
     const taken = await consumer.next({ expires: 5000 });
     expect(taken?.json<{ executionId: string; attempt: number }>()).toMatchObject({ executionId, attempt: 1 });

@@ -4,6 +4,7 @@ import {
   deferred,
   FmError,
   once,
+  PRIORITIES,
   Releasers,
   type Service,
   toError,
@@ -40,6 +41,9 @@ export interface Worker extends Service {
  * registry entry, and the lifecycle (start → drain → close). Everything acquired pushes its
  * release; close releases in reverse.
  */
+/** How often the high and low lanes (which keep no idle probe) ask the server for waiting tasks. */
+const LANE_WATCH_MS = 2000;
+
 export function createWorker(options: WorkerOptions): Worker {
   const o = resolveWorkerOptions(options);
   const { nc, region, workerId } = o;
@@ -70,8 +74,10 @@ export function createWorker(options: WorkerOptions): Worker {
       const jsm = await jetstreamManager(nc);
       const [pools, progressKv, workersKv] = await Promise.all([
         Promise.all(
-          handlerTypes.map((handler) =>
-            openTaskPool({ js, jsm, names, region, handler, heartbeatTimeoutMs: o.heartbeatTimeoutMs, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log }),
+          handlerTypes.flatMap((handler) =>
+            PRIORITIES.map((priority) =>
+              openTaskPool({ js, jsm, names, region, handler, priority, heartbeatTimeoutMs: o.heartbeatTimeoutMs, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log }),
+            ),
           ),
         ),
         kvm.open(names.buckets.progress),
@@ -81,7 +87,15 @@ export function createWorker(options: WorkerOptions): Worker {
       for (const pool of pools) {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.
-        releasers.add(`heartbeat ${pool.handler}`, () => pool.heartbeat.stop());
+        releasers.add(`heartbeat ${pool.handler} ${pool.priority}`, () => pool.heartbeat.stop());
+        if (pool.probes) continue;
+        pool.watch(LANE_WATCH_MS);
+        if (pool.priority === "high") {
+          // A copy of each high task as it is published (rare by intent): the lane fetches at
+          // once, instead of waiting for the watch, and takes the next free slot before normal.
+          const sub = nc.subscribe(names.subjects.task(region, pool.handler, "high"), { callback: () => pool.signal() });
+          releasers.add(`high lane signal ${pool.handler}`, () => sub.unsubscribe());
+        }
       }
       const presence = await startPresence(
         workersKv,

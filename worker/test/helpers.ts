@@ -5,6 +5,7 @@ import {
   decode,
   encode,
   type Names,
+  type Priority,
   provisionMesh,
   silentLogger,
   Task,
@@ -82,8 +83,8 @@ export async function waitForResults(mesh: Mesh, n: number, timeoutMs = 20_000):
   );
 }
 
-export async function poolInfo(mesh: Mesh, handler: string) {
-  return mesh.jsm.consumers.info(mesh.names.streams.tasks, mesh.names.consumers.taskPool(REGION, handler));
+export async function poolInfo(mesh: Mesh, handler: string, priority: Priority = "normal") {
+  return mesh.jsm.consumers.info(mesh.names.streams.tasks, mesh.names.consumers.taskPool(REGION, handler, priority));
 }
 
 /** Runs a handler the way the worker does (input schema, timeout, context), without NATS. */

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
+import { abortableDelay, PRIORITIES, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
 import { applyResults, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
 import type { Relay } from "../outbox/relay.js";
 import type { Queryable } from "../store/db.js";
@@ -71,9 +71,12 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
   const postponed = new Map<string, number>();
 
   async function backlogOf(region: string, handler: string): Promise<"queued" | "no-pool" | "drained"> {
-    const info = await options.jsm.consumers.info(options.names.streams.tasks, options.names.consumers.taskPool(region, handler)).catch(() => undefined);
-    if (!info) return "no-pool";
-    return info.num_pending > 0 ? "queued" : "drained";
+    const { jsm, names } = options;
+    const infos = await Promise.all(
+      PRIORITIES.map((priority) => jsm.consumers.info(names.streams.tasks, names.consumers.taskPool(region, handler, priority)).catch(() => undefined)),
+    );
+    if (infos.every((info) => !info)) return "no-pool";
+    return infos.some((info) => info && info.num_pending > 0) ? "queued" : "drained";
   }
 
   async function sweepOnce(): Promise<number> {

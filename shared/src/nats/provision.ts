@@ -17,6 +17,7 @@ import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import { Objm } from "@nats-io/obj";
 import type { Names } from "../protocol/names.js";
 import { maxDeliveriesAdvisorySubject } from "../protocol/subjects.js";
+import type { Priority } from "../protocol/tokens.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -110,17 +111,21 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
 }
 
-/** The durable pull consumer shared by every worker of one (region, handler) pool. */
+/** The durable pull consumer shared by every worker of one (region, handler) pool, for one priority. */
 export async function ensureTaskPool(
   jsm: JetStreamManager,
   names: Names,
   region: string,
   handler: string,
+  priority: Priority,
   options: TaskPoolOptions,
 ): Promise<ConsumerInfo> {
+  // A work-queue stream refuses consumers whose filters overlap: the one-per-pool consumer of
+  // earlier versions (all priorities) has to go first. Its unacked tasks stay in the stream.
+  await jsm.consumers.delete(names.streams.tasks, names.consumers.legacyTaskPool(region, handler)).catch(notFoundAs(false));
   return ensureConsumer(jsm, names.streams.tasks, {
-    durable_name: names.consumers.taskPool(region, handler),
-    filter_subject: names.subjects.taskPool(region, handler),
+    durable_name: names.consumers.taskPool(region, handler, priority),
+    filter_subject: names.subjects.task(region, handler, priority),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(options.ackWaitMs),

@@ -1,5 +1,5 @@
 import { createSubjects, DEFAULT_PREFIX, type Subjects } from "./subjects.js";
-import { REGION_PATTERN, TOKEN_PATTERN } from "./tokens.js";
+import { PRIORITIES, REGION_PATTERN, TOKEN_PATTERN, type Priority } from "./tokens.js";
 
 /**
  * Stream, consumer, bucket, service and header names, all derived from the subject prefix so
@@ -44,12 +44,18 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       results: "engine_results",
       /** Engine replicas dead-letter tasks whose deliveries ran out (from the advisories stream). */
       deadTasks: "engine_dead_tasks",
-      /** One durable consumer per (region, handler), shared by that pool's workers. */
-      taskPool: (region: string, handler: string) => {
+      /**
+       * One durable consumer per (region, handler, priority), shared by that pool's workers: a
+       * worker pulls from the high one first, so high tasks overtake a normal backlog.
+       */
+      taskPool: (region: string, handler: string, priority: Priority) => {
         // Regions have no '_', so the first '_' after "pool_" always ends the region.
         if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
-        return durable("pool", region, handler);
+        if (!PRIORITIES.includes(priority)) throw new Error(`invalid priority ${JSON.stringify(priority)}`);
+        return durable("pool", region, handler, priority);
       },
+      /** The single consumer per (region, handler) of versions before priorities; removed when a worker opens the pool. */
+      legacyTaskPool: (region: string, handler: string) => durable("pool", region, handler),
     },
     buckets: {
       workers: `${lower}_workers`,

@@ -1,4 +1,4 @@
-import { abortableDelay, ensureTaskPool, FmError, type Logger, type Names, toError } from "@flowmonkey/shared";
+import { abortableDelay, ensureTaskPool, FmError, type Logger, type Names, type Priority, toError } from "@flowmonkey/shared";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Heartbeat } from "./heartbeat.js";
@@ -10,6 +10,7 @@ export interface OpenPoolOptions {
   names: Names;
   region: string;
   handler: string;
+  priority: Priority;
   /** Written to the consumer as its ack_wait. */
   heartbeatTimeoutMs: number;
   fetchExpiresMs: number;
@@ -25,16 +26,17 @@ export interface OpenPoolOptions {
 export async function openTaskPool(o: OpenPoolOptions): Promise<TaskPool> {
   const ensure = async () => {
     try {
-      const info = await ensureTaskPool(o.jsm, o.names, o.region, o.handler, { ackWaitMs: o.heartbeatTimeoutMs });
+      const info = await ensureTaskPool(o.jsm, o.names, o.region, o.handler, o.priority, { ackWaitMs: o.heartbeatTimeoutMs });
       return { info, consumer: await o.js.consumers.get(o.names.streams.tasks, info.name) };
     } catch (cause) {
       const why = toError(cause).message;
-      throw new FmError("UNAVAILABLE", `cannot open the ${o.handler} task pool of ${o.region} on stream ${o.names.streams.tasks} (${why}); is the mesh provisioned?`, { cause });
+      throw new FmError("UNAVAILABLE", `cannot open the ${o.handler} (${o.priority}) task pool of ${o.region} on stream ${o.names.streams.tasks} (${why}); is the mesh provisioned?`, { cause });
     }
   };
   const { info, consumer } = await untilProvisioned(ensure, o);
   return new TaskPool({
     handler: o.handler,
+    priority: o.priority,
     consumer,
     heartbeat: Heartbeat.fromConsumerInfo(info),
     expiresMs: o.fetchExpiresMs,

@@ -56,6 +56,14 @@ export interface PoolView {
   hungry: boolean;
   /** Backing off after an error. */
   paused: boolean;
+  /** Served in ascending order (0 = high priority); absent = 1. */
+  rank?: number;
+  /**
+   * false: no idle probe; the pool fetches only while hungry (its last fetch came back full, or
+   * it was told tasks are waiting). The high and low lanes work this way so that their probes
+   * do not hold slots the normal lane could use.
+   */
+  probes?: boolean;
 }
 
 export interface FetchPlanInput {
@@ -75,10 +83,13 @@ export interface FetchPlan {
 }
 
 /**
- * Splits free slots across pools, fairly and without starving anyone:
- * 1. in round-robin order, every pool that may fetch gets one slot — for an idle pool that is a
- *    one-task probe, held open until it expires, so a quiet handler type is picked up at once;
- * 2. the remaining slots are split evenly among the hungry pools (those with a backlog).
+ * Splits free slots across pools, by priority and without starving anyone:
+ * 1. in rank order (high, normal, low), round-robin within a rank, every pool that may fetch
+ *    gets one slot — for an idle pool that is a one-task probe, held open until it expires, so a
+ *    quiet handler type or a first high task is picked up at once;
+ * 2. the remaining slots go to the hungry pools (those with a backlog) of the best rank that has
+ *    any, split evenly among them: a high backlog is served before a normal one, which keeps
+ *    only its one-slot share in the meantime.
  * Tiny extra fetches for a pool that already has one open are skipped: they cost a round trip
  * each and the open fetch will come back soon and return its unused slots.
  */
@@ -94,15 +105,21 @@ export function planFetches(input: FetchPlanInput): FetchPlan {
   for (let k = 0; k < n; k++) {
     const i = (input.start + k) % n;
     const p = pools[i]!;
-    if (!p.paused && (p.outstanding === 0 || (p.hungry && p.outstanding < maxOutstanding))) eligible.push(i);
+    if (p.paused) continue;
+    if (p.outstanding === 0 ? p.probes !== false || p.hungry : p.hungry && p.outstanding < maxOutstanding) eligible.push(i);
   }
+  // Stable: round-robin order is kept within a rank.
+  const rankOf = (i: number) => pools[i]!.rank ?? 1;
+  eligible.sort((a, b) => rankOf(a) - rankOf(b));
   for (const i of eligible) {
     if (free === 0) break;
     grant[i] = 1;
     free--;
     next = (i + 1) % n;
   }
-  const hungry = eligible.filter((i) => grant[i]! > 0 && pools[i]!.hungry);
+  const hungryAll = eligible.filter((i) => grant[i]! > 0 && pools[i]!.hungry);
+  const bestRank = Math.min(...hungryAll.map(rankOf));
+  const hungry = hungryAll.filter((i) => rankOf(i) === bestRank);
   if (free > 0 && hungry.length > 0) {
     const share = Math.floor(free / hungry.length);
     let extra = free % hungry.length;

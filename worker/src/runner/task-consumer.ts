@@ -1,4 +1,4 @@
-import { abortableDelay, type Logger, toError } from "@flowmonkey/shared";
+import { abortableDelay, type Logger, PRIORITIES, type Priority, toError } from "@flowmonkey/shared";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Heartbeat } from "./heartbeat.js";
 import type { PoolView } from "./slots.js";
@@ -14,6 +14,7 @@ export interface PoolHooks {
 
 export interface TaskPoolOptions {
   handler: string;
+  priority: Priority;
   consumer: Consumer;
   heartbeat: Heartbeat;
   /** How long a pull request waits at the server for tasks (≥ 1000 ms). */
@@ -34,11 +35,17 @@ export const FETCH_ERROR_PAUSE_MS = 1000;
  */
 export class TaskPool implements PoolView {
   readonly handler: string;
+  readonly priority: Priority;
+  /** 0 for high: the puller serves lower ranks first. */
+  readonly rank: number;
   readonly heartbeat: Heartbeat;
   outstanding = 0;
   requested = 0;
   hungry = false;
   paused = false;
+  /** Only the normal lane keeps an idle probe open; see PoolView.probes. */
+  readonly probes: boolean;
+  #watch: NodeJS.Timeout | undefined;
   #consumer: Consumer;
   readonly #options: TaskPoolOptions;
   readonly #fetches = new Set<ConsumerMessages>();
@@ -46,6 +53,9 @@ export class TaskPool implements PoolView {
 
   constructor(options: TaskPoolOptions) {
     this.handler = options.handler;
+    this.priority = options.priority;
+    this.rank = PRIORITIES.indexOf(options.priority);
+    this.probes = options.priority === "normal";
     this.heartbeat = options.heartbeat;
     this.#consumer = options.consumer;
     this.#options = options;
@@ -57,8 +67,37 @@ export class TaskPool implements PoolView {
     void this.#fetch(count);
   }
 
+  /** Tasks are waiting in this lane (a high task was published, or the watch saw a backlog): fetch. */
+  signal(): void {
+    if (this.hungry || this.paused || this.#stop.signal.aborted) return;
+    this.hungry = true;
+    this.#options.hooks.onResume(this);
+  }
+
+  /**
+   * For a lane without an idle probe: asks the server every `intervalMs` whether tasks wait in
+   * it (redeliveries, tasks published before this worker started) and signals if so.
+   */
+  watch(intervalMs: number): void {
+    const check = () => {
+      if (this.hungry || this.outstanding > 0 || this.paused) return;
+      this.#consumer.info(false).then(
+        (info) => {
+          if (info.num_pending > 0) this.signal();
+        },
+        (thrown: unknown) => this.#options.log.debug({ err: toError(thrown), handler: this.handler, priority: this.priority }, "lane backlog check failed"),
+      );
+    };
+    if (this.#watch) return;
+    // At once too: tasks may have waited in this lane since before the worker started.
+    check();
+    this.#watch = setInterval(check, intervalMs);
+    this.#watch.unref();
+  }
+
   /** Ends every open fetch; messages already buffered are still handed over (and nak'ed by a draining pipeline). */
   stop(): void {
+    clearInterval(this.#watch);
     this.#stop.abort();
     for (const messages of this.#fetches) messages.stop();
   }
@@ -90,7 +129,7 @@ export class TaskPool implements PoolView {
       hooks.onFetchEnd(this, unfilled);
     }
     if (failure && !this.#stop.signal.aborted) {
-      log.warn({ err: failure, handler: this.handler }, "task fetch failed; pausing this pool");
+      log.warn({ err: failure, handler: this.handler, priority: this.priority }, "task fetch failed; pausing this pool");
       void this.#pause();
     }
   }
@@ -104,7 +143,7 @@ export class TaskPool implements PoolView {
         this.#consumer = await recover();
         break;
       } catch (thrown) {
-        log.warn({ err: toError(thrown), handler: this.handler }, "task consumer still unavailable");
+        log.warn({ err: toError(thrown), handler: this.handler, priority: this.priority }, "task consumer still unavailable");
       }
     }
     this.paused = false;

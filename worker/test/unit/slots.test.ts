@@ -18,6 +18,33 @@ describe("planFetches", () => {
     expect(plan(free, pools).grants).toEqual(grants);
   });
 
+  describe("priority lanes", () => {
+    // A handler's three lanes: high and low keep no idle probe; normal does.
+    const lane = (rank: number, state: Partial<PoolView> = {}): PoolView => ({ outstanding: 0, hungry: false, paused: false, rank, probes: rank === 1, ...state });
+
+    it("idle high and low lanes hold no slot; the idle normal lane keeps its probe", () => {
+      expect(plan(8, [lane(0), lane(1), lane(2)]).grants).toEqual([{ pool: 1, count: 1 }]);
+    });
+
+    it("a hungry high lane is served before a hungry normal one, which keeps a one-task share", () => {
+      expect(plan(8, [lane(1, { hungry: true }), lane(0, { hungry: true }), lane(2, { hungry: true })]).grants).toEqual([
+        { pool: 1, count: 6 },
+        { pool: 0, count: 1 },
+        { pool: 2, count: 1 },
+      ]);
+    });
+
+    it("with one free slot, a waiting high task takes it whatever the round-robin position", () => {
+      for (let start = 0; start < 3; start++) {
+        expect(plan(1, [lane(1, { hungry: true }), lane(2, { hungry: true }), lane(0, { hungry: true })], start).grants).toEqual([{ pool: 2, count: 1 }]);
+      }
+    });
+
+    it("a low lane with a backlog gets the slots when nothing better waits", () => {
+      expect(plan(6, [lane(0), lane(1, { outstanding: 1 }), lane(2, { hungry: true })]).grants).toEqual([{ pool: 2, count: 6 }]);
+    });
+  });
+
   it("never grants more than is free", () => {
     for (let free = 0; free <= 20; free++) {
       const total = plan(free, [hungry(), idle(), hungry(1), idle()]).grants.reduce((n, g) => n + g.count, 0);
