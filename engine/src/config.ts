@@ -26,6 +26,12 @@ export const engineConfigFields = {
     flag: "batch-concurrency",
     doc: "batches in their transaction at once, per consumer",
   },
+  taskQueueLimit: {
+    schema: z.coerce.number().int().min(1).max(1_000_000_000).default(1_000_000),
+    env: "FM_TASK_QUEUE_LIMIT",
+    flag: "task-queue-limit",
+    doc: "most tasks queued in the task stream; near it (90 %) new starts are refused with OVERLOADED until it drains below 80 %",
+  },
   taskDeadlineGraceMs: {
     schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),
     env: "FM_TASK_DEADLINE_GRACE_MS",

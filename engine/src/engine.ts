@@ -16,12 +16,14 @@ import {
 import { startApiService } from "./api/service.js";
 import { executionSummary, executionView } from "./api/views.js";
 import { respond } from "./api/respond.js";
+import { startPausableLoop } from "./consumers/pausable-loop.js";
 import { startPullLoop } from "./consumers/pull-loop.js";
 import { cancelExecution } from "./control/cancel-execution.js";
 import { createDeadTaskProcessor } from "./dead-letters/advisory-consumer.js";
 import { replayDeadTasks } from "./dead-letters/replay.js";
 import { createFlowRegistry } from "./flows/registry.js";
 import { createIntakeProcessor, type IntakeItem } from "./intake/flow-start-consumer.js";
+import { watchTaskQueue } from "./intake/overload.js";
 import { createRelay } from "./outbox/relay.js";
 import { createResultProcessor } from "./results/result-consumer.js";
 import { openDb, type Db } from "./store/db.js";
@@ -31,6 +33,7 @@ import { migrate } from "./store/migrate.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 
 export const ENGINE_VERSION = "0.1.0";
+export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -47,6 +50,8 @@ export interface EngineOptions {
   /** Batches in their transaction at once, per consumer (2 overlaps one batch's I/O with the next one's CPU). */
   batchConcurrency?: number;
   dbPoolSize?: number;
+  /** Most tasks queued in FM_TASKS (its max_msgs); near it, new starts are refused with OVERLOADED. Default 1,000,000. */
+  taskQueueLimit?: number;
   /** How long after an attempt's deadline (dispatch + step timeout) the engine times it out itself. Default 60 s. */
   taskDeadlineGraceMs?: number;
   /** How often the engine looks for overdue attempts. Default 5 s. */
@@ -77,7 +82,9 @@ export function createEngine(options: EngineOptions): Engine {
 
   const start = once(async () => {
     if (options.ownsConnection) releasers.add("nats connection", () => nc.drain());
-    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000 });
+    const taskQueueLimit = options.taskQueueLimit ?? DEFAULT_TASK_QUEUE_LIMIT;
+    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit });
+    const jsm = await jetstreamManager(nc);
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;
     releasers.add("database", () => store.close());
@@ -94,8 +101,8 @@ export function createEngine(options: EngineOptions): Engine {
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
       const batcher = createBatcher(process, { maxBatch, concurrency: options.batchConcurrency ?? 2, onError: (err) => log.error({ err, stream }, "batch failed") });
       batchers.push(batcher);
-      loops.push(
-        await startPullLoop({
+      const loop = await startPausableLoop(async () =>
+        startPullLoop({
           consumer: await js.consumers.get(stream, durable),
           maxMessages: maxBatch * 2,
           onMessage: (msg) => batcher.push(wrap(msg)),
@@ -103,10 +110,10 @@ export function createEngine(options: EngineOptions): Engine {
           log,
         }),
       );
-      return batcher;
+      loops.push(loop);
+      return { batcher, loop };
     };
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
-    const jsm = await jetstreamManager(nc);
     await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
     const sweep = startDeadlineSweep({
       ...base,
@@ -117,7 +124,14 @@ export function createEngine(options: EngineOptions): Engine {
     });
     releasers.add("deadline sweep", () => sweep.stop());
     const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });
-    const intake = await consumeInBatches<IntakeItem>(names.streams.flows, names.consumers.intake, startBatch, (msg) => ({ kind: "stream", msg }));
+    const { batcher: intake, loop: intakeLoop } = await consumeInBatches<IntakeItem>(names.streams.flows, names.consumers.intake, startBatch, (msg) => ({
+      kind: "stream",
+      msg,
+    }));
+    // Backpressure: while the task queue is nearly full, starts wait in FM_FLOWS (or are refused, on request/reply).
+    const queue = watchTaskQueue({ jsm, stream: names.streams.tasks, limit: taskQueueLimit, intervalMs: 1000, log });
+    queue.onChange((overloaded) => void (overloaded ? intakeLoop.pause() : intakeLoop.resume()));
+    releasers.add("task queue gauge", () => queue.stop());
     releasers.add("consumers", async () => {
       await Promise.all(loops.map((l) => l.stop()));
       await Promise.all(batchers.map((b) => b.idle()));
@@ -132,7 +146,10 @@ export function createEngine(options: EngineOptions): Engine {
       handlers: {
         putFlow: (body) => registry.put(body),
         listFlows: async (req) => ({ flows: await registry.list(req.flowId) }),
-        start: (msg: ServiceMsg, flowId: string) => intake.push({ kind: "api", msg, flowId }),
+        start: (msg: ServiceMsg, flowId: string) => {
+          if (!queue.overloaded) return intake.push({ kind: "api", msg, flowId });
+          respond(msg, new FmError("OVERLOADED", `the ${names.streams.tasks} queue is nearly full (limit ${taskQueueLimit} tasks); try again when workers have drained it`));
+        },
         getExecution: async ({ executionId }) => {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);

@@ -15,6 +15,7 @@ const log = createLogger({ name: "engine", level: process.env["BENCH_LOG_LEVEL"]
 const nc = await connectNats({ url: env("NATS_URL"), name: "bench-engine", log });
 const maxBatch = optionalInt("BENCH_ENGINE_MAX_BATCH");
 const dbPoolSize = optionalInt("BENCH_DB_POOL_SIZE");
+const deadlineSweepIntervalMs = optionalInt("BENCH_DEADLINE_SWEEP_MS");
 const engine = createEngine({
   nc,
   log,
@@ -24,6 +25,7 @@ const engine = createEngine({
   ownsConnection: true,
   ...(maxBatch ? { maxBatch } : {}),
   ...(dbPoolSize ? { dbPoolSize } : {}),
+  ...(deadlineSweepIntervalMs ? { deadlineSweepIntervalMs } : {}),
 });
 await engine.start();
 

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared";
 import type { Db } from "../store/db.js";
-import { claimDueOutbox, deleteOutbox, type OutboxMessage } from "../store/outbox.js";
+import { claimDueOutbox, deleteOutbox, releaseOutboxClaim, type OutboxMessage } from "../store/outbox.js";
 
 export interface RelayOptions {
   db: Db;
@@ -16,6 +16,8 @@ export interface RelayOptions {
 export type Relay = ReturnType<typeof createRelay>;
 
 const DELETE_EVERY_MS = 100;
+/** A row whose publish failed is tried again after this (instead of after its whole claim). */
+const RETRY_FAILED_MS = 1000;
 
 /**
  * The engine's only publisher. Rows committed by this process are published right after
@@ -85,12 +87,27 @@ export function createRelay(options: RelayOptions) {
     }
   }
 
+  /** A failed publish (the task queue full, the link down) leaves the row to be tried again soon. */
+  async function retrySoon(id: number): Promise<void> {
+    await releaseOutboxClaim(db, id, RETRY_FAILED_MS).catch(() => undefined);
+  }
+
   async function sweepOnce(): Promise<number> {
     const rows = await claimDueOutbox(db, { limit: 200, leaseMs: 30_000 });
+    let failed = 0;
+    let firstError: unknown;
     for (const row of rows) {
-      await publishAll(row.messages);
-      scheduleDelete(row.id);
+      try {
+        await publishAll(row.messages);
+        scheduleDelete(row.id);
+      } catch (err) {
+        failed++;
+        firstError ??= err;
+        await retrySoon(row.id);
+      }
     }
+    // One line per sweep, not per row: a full queue can hold back thousands of rows.
+    if (failed > 0) log.warn({ err: toError(firstError), rows: failed }, "outbox publish failed; trying again shortly");
     return rows.length;
   }
 
@@ -107,7 +124,10 @@ export function createRelay(options: RelayOptions) {
       inFlight += n;
       publishAll(row.messages)
         .then(() => scheduleDelete(row.id))
-        .catch((err) => log.warn({ err: toError(err), outboxId: row.id }, "publish after commit failed; the sweep retries"))
+        .catch((err: unknown) => {
+          log.warn({ err: toError(err), outboxId: row.id }, "publish after commit failed; trying again shortly");
+          return retrySoon(row.id);
+        })
         .finally(() => release(n));
     },
 

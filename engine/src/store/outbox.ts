@@ -47,6 +47,11 @@ export async function claimDueOutbox(db: Db, options: { limit: number; leaseMs: 
   return rows;
 }
 
+/** Lets the sweep take a row again after `inMs` (its publish failed: a full queue, a broken link). */
+export async function releaseOutboxClaim(db: Db, id: number, inMs: number): Promise<void> {
+  await db.query("UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::int / 1000.0) WHERE id = $1", [id, inMs]);
+}
+
 export async function deleteOutbox(db: Db, ids: number[]): Promise<void> {
   if (ids.length === 0) return;
   await db.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [ids]);

@@ -29,6 +29,8 @@ export interface ProvisionOptions {
   replicas?: number;
   /** Deliveries of one task attempt before it counts as dead (a crashing worker, a poison task). */
   taskMaxDeliver?: number;
+  /** Most tasks the task stream holds (max_msgs); a publish beyond it is refused, nothing is dropped. Default: no limit. */
+  taskQueueLimit?: number;
 }
 
 export interface TaskPoolOptions {
@@ -54,7 +56,14 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   };
   const workQueue = { ...base, retention: RetentionPolicy.Workqueue, max_age: nanos(14 * DAY) };
   await ensureStream(jsm, { ...workQueue, name: names.streams.flows, subjects: [s.flowStartAll] });
-  await ensureStream(jsm, { ...workQueue, name: names.streams.tasks, subjects: [s.tasksAll] });
+  await ensureStream(jsm, {
+    ...workQueue,
+    name: names.streams.tasks,
+    subjects: [s.tasksAll],
+    // Full means full: the engine's outbox keeps what did not fit and publishes it once there is room.
+    max_msgs: options.taskQueueLimit ?? -1,
+    discard: DiscardPolicy.New,
+  });
   await ensureStream(jsm, { ...workQueue, name: names.streams.results, subjects: [s.resultsAll] });
   await ensureStream(jsm, {
     ...base,
