@@ -19,6 +19,26 @@ const workerFieldsOnly = {
     flag: "concurrency",
     doc: "tasks run at once by this worker, across all its handler types",
   },
+  heartbeatTimeouts: {
+    schema: z
+      .string()
+      .default("")
+      .transform((list, ctx) => {
+        const out: Record<string, number> = {};
+        for (const item of list.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+          const match = /^([A-Za-z0-9_-]+)=(\d+)$/.exec(item);
+          if (!match || Number(match[2]) < 1000) {
+            ctx.addIssue({ code: "custom", message: `"${item}" is not handler=milliseconds (at least 1000)` });
+            return z.NEVER;
+          }
+          out[match[1]!] = Number(match[2]);
+        }
+        return out;
+      }),
+    env: "FM_POOL_HEARTBEAT_TIMEOUTS",
+    flag: "pool-heartbeat-timeouts",
+    doc: "per handler pool, its heartbeat timeout overriding FM_HEARTBEAT_TIMEOUT_MS: handler=ms,handler=ms",
+  },
   workerId: {
     schema: z
       .string()

@@ -18,6 +18,11 @@ export interface WorkerOptions {
   concurrency?: number;
   /** The task consumers' ack_wait, set when the worker ensures them. @default 60000 */
   heartbeatTimeoutMs?: number;
+  /**
+   * Per handler type: its pool's heartbeat timeout, overriding `heartbeatTimeoutMs` (a pool of
+   * long, CPU-heavy tasks may want more slack; one whose lost tasks must move fast, less).
+   */
+  heartbeatTimeouts?: Record<string, number>;
   /** @default `<host>-<pid>-<random>` */
   workerId?: string;
   /** How long one pull request waits at the server for tasks. @default 3000 (min 1000) */
@@ -34,6 +39,8 @@ export interface ResolvedWorkerOptions {
   handlers: ReadonlyMap<string, AnyHandler>;
   concurrency: number;
   heartbeatTimeoutMs: number;
+  /** Every served handler type's pool heartbeat timeout. */
+  heartbeatTimeouts: ReadonlyMap<string, number>;
   workerId: string;
   fetchExpiresMs: number;
   ownsConnection: boolean;
@@ -75,6 +82,14 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   }
   if (handlers.size === 0) throw new WorkerOptionsError("createWorker: handlers must name at least one handler");
 
+  const heartbeatTimeoutMs = integer("heartbeatTimeoutMs", options.heartbeatTimeoutMs, WORKER_DEFAULTS.heartbeatTimeoutMs, 1000);
+  for (const type of Object.keys(options.heartbeatTimeouts ?? {})) {
+    if (!handlers.has(type)) throw new WorkerOptionsError(`createWorker: heartbeatTimeouts: ${type} is not one of this worker's handlers`);
+  }
+  const heartbeatTimeouts = new Map(
+    [...handlers.keys()].map((type) => [type, integer(`heartbeatTimeouts.${type}`, options.heartbeatTimeouts?.[type], heartbeatTimeoutMs, 1000)]),
+  );
+
   return {
     nc: options.nc,
     log: options.log,
@@ -82,7 +97,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     region: options.region,
     handlers,
     concurrency: integer("concurrency", options.concurrency, WORKER_DEFAULTS.concurrency, 1),
-    heartbeatTimeoutMs: integer("heartbeatTimeoutMs", options.heartbeatTimeoutMs, WORKER_DEFAULTS.heartbeatTimeoutMs, 1000),
+    heartbeatTimeoutMs,
+    heartbeatTimeouts,
     workerId,
     fetchExpiresMs: integer("fetchExpiresMs", options.fetchExpiresMs, WORKER_DEFAULTS.fetchExpiresMs, 1000),
     ownsConnection: options.ownsConnection ?? false,

@@ -76,7 +76,10 @@ export function createWorker(options: WorkerOptions): Worker {
         Promise.all(
           handlerTypes.flatMap((handler) =>
             PRIORITIES.map((priority) =>
-              openTaskPool({ js, jsm, names, region, handler, priority, heartbeatTimeoutMs: o.heartbeatTimeoutMs, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log }),
+              openTaskPool({
+                ...{ js, jsm, names, region, handler, priority, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log },
+                heartbeatTimeoutMs: o.heartbeatTimeouts.get(handler)!,
+              }),
             ),
           ),
         ),

@@ -31,3 +31,37 @@ describe("a worker started before the engine", () => {
     }
   });
 });
+
+describe("heartbeat timeouts per handler pool", () => {
+  it("sets each pool's ack_wait (all three priority lanes) from heartbeatTimeouts, the rest from the default", async () => {
+    const nc = await connect({ servers: nats.url });
+    const names = createNames(uniquePrefix());
+    await provisionMesh(nc, names, { heartbeatTimeoutMs: 60_000 });
+    const worker = createWorker({
+      nc,
+      log: createLogger({ name: "w", level: "silent" }),
+      prefix: names.prefix,
+      region: REGION,
+      handlers: ["echo", "delay"],
+      heartbeatTimeoutMs: 20_000,
+      heartbeatTimeouts: { delay: 90_000 },
+    });
+    try {
+      await worker.start();
+      const jsm = await jetstreamManager(nc);
+      const ackWaitMs = async (handler: string, priority: "high" | "normal" | "low") =>
+        (await jsm.consumers.info(names.streams.tasks, names.consumers.taskPool(REGION, handler, priority))).config.ack_wait / 1e6;
+      expect(await Promise.all((["high", "normal", "low"] as const).map((p) => ackWaitMs("delay", p)))).toEqual([90_000, 90_000, 90_000]);
+      expect(await Promise.all((["high", "normal", "low"] as const).map((p) => ackWaitMs("echo", p)))).toEqual([20_000, 20_000, 20_000]);
+    } finally {
+      await worker.close();
+      await nc.close();
+    }
+  });
+
+  it("refuses a timeout for a handler the worker does not serve, naming it", () => {
+    expect(() =>
+      createWorker({ nc: {} as never, log: createLogger({ name: "w", level: "silent" }), region: REGION, handlers: ["echo"], heartbeatTimeouts: { delay: 5000 } }),
+    ).toThrow(/heartbeatTimeouts: delay is not one of this worker's handlers/);
+  });
+});
