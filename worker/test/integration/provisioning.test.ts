@@ -50,7 +50,7 @@ describe("heartbeat timeouts per handler pool", () => {
       await worker.start();
       const jsm = await jetstreamManager(nc);
       const ackWaitMs = async (handler: string, priority: "high" | "normal" | "low") =>
-        (await jsm.consumers.info(names.streams.tasks, names.consumers.taskPool(REGION, handler, priority))).config.ack_wait / 1e6;
+        (await jsm.consumers.info(names.streams.tasks, names.consumers.taskPool(REGION, handler, priority))).config.ack_wait! / 1e6;
       expect(await Promise.all((["high", "normal", "low"] as const).map((p) => ackWaitMs("delay", p)))).toEqual([90_000, 90_000, 90_000]);
       expect(await Promise.all((["high", "normal", "low"] as const).map((p) => ackWaitMs("echo", p)))).toEqual([20_000, 20_000, 20_000]);
     } finally {
