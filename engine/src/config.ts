@@ -32,6 +32,12 @@ export const engineConfigFields = {
     flag: "task-queue-limit",
     doc: "most tasks queued in the task stream; near it (90 %) new starts are refused with OVERLOADED until it drains below 80 %",
   },
+  tenantMaxInFlight: {
+    schema: z.coerce.number().int().min(0).max(10_000_000).default(1000),
+    env: "FM_TENANT_MAX_IN_FLIGHT",
+    flag: "tenant-max-in-flight",
+    doc: "default cap on one tenant's tasks in flight per region and handler (0 = none); the rest wait in the engine, in order",
+  },
   taskDeadlineGraceMs: {
     schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),
     env: "FM_TASK_DEADLINE_GRACE_MS",

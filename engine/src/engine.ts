@@ -30,10 +30,12 @@ import { openDb, type Db } from "./store/db.js";
 import { listDeadTasks } from "./store/dead-tasks.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
+import { setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
+export const DEFAULT_TENANT_MAX_IN_FLIGHT = 1000;
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -52,6 +54,8 @@ export interface EngineOptions {
   dbPoolSize?: number;
   /** Most tasks queued in FM_TASKS (its max_msgs); near it, new starts are refused with OVERLOADED. Default 1,000,000. */
   taskQueueLimit?: number;
+  /** Default cap on a tenant's tasks in flight per `<region>/<handler>` lane (0 = none). Default 1000. */
+  tenantMaxInFlight?: number;
   /** How long after an attempt's deadline (dispatch + step timeout) the engine times it out itself. Default 60 s. */
   taskDeadlineGraceMs?: number;
   /** How often the engine looks for overdue attempts. Default 5 s. */
@@ -89,6 +93,7 @@ export function createEngine(options: EngineOptions): Engine {
     db = store;
     releasers.add("database", () => store.close());
     const migrated = await migrate(store);
+    await setDefaultTenantMaxInFlight(store, options.tenantMaxInFlight ?? DEFAULT_TENANT_MAX_IN_FLIGHT);
     log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
 
     const registry = createFlowRegistry(store);

@@ -121,7 +121,12 @@ export function dispatch(
     dispatchedAt: dueAt.toISOString(),
   });
   const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}` }];
-  if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
+  if (exec.tenantId) {
+    // Admitted (or queued behind the tenant's own tasks) when the transaction is written.
+    const lane = `${region}/${def.handler}`;
+    exec.steps[stepId]!.lane = lane;
+    effects.laneDispatches.push({ tenantId: exec.tenantId, lane, taskKey: `${taskId}:${attempt}`, messages, ...(delayMs > 0 ? { notBefore: dueAt } : {}) });
+  } else if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
   else effects.messages.push(...messages);
   emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
 }
@@ -156,9 +161,16 @@ export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string,
   };
 }
 
+/** The step's current attempt no longer counts against its tenant's lane. Call before it leaves `dispatched`. */
+export function releaseLane(exec: ExecutionState, stepId: string, out: Changes): void {
+  const step = exec.steps[stepId];
+  if (!exec.tenantId || step?.status !== "dispatched" || !step.lane) return;
+  out.of(exec.id).laneReleases.push({ tenantId: exec.tenantId, lane: step.lane, taskKey: `${exec.id}/${stepId}:${step.attempts}` });
+}
+
 export function failStep(exec: ExecutionState, stepId: string, failure: Failure, out: Changes, env: AdvanceEnv): void {
   const step = exec.steps[stepId]!;
-  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined };
+  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, lane: undefined };
   emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
 }
 
@@ -189,6 +201,7 @@ export function finish(
   if (extra.error) exec.error = extra.error;
   for (const [id, step] of Object.entries(exec.steps)) {
     if (!isTerminalStep(step)) {
+      releaseLane(exec, id, out);
       exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined };
     }
   }

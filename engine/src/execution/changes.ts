@@ -5,6 +5,27 @@ import type { TaskAttemptRow, TaskOutcomeRow } from "../store/tasks.js";
 import type { NewExecution } from "../store/executions.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
+/**
+ * A task of a tenant's execution, before admission: it is published (now or when due) if the
+ * tenant has room in that lane, else it waits in the engine's tenant queue.
+ */
+export interface LaneDispatch {
+  tenantId: string;
+  /** `<region>/<handler>` */
+  lane: string;
+  /** `<taskId>:<attempt>` */
+  taskKey: string;
+  messages: OutboxMessage[];
+  notBefore?: Date;
+}
+
+/** A tenant's attempt that stopped counting against its lane (settled, cancelled, timed out). */
+export interface LaneRelease {
+  tenantId: string;
+  lane: string;
+  taskKey: string;
+}
+
 /** What one execution's state change produces besides its new state. */
 export interface ExecutionEffects {
   taskAttempts: TaskAttemptRow[];
@@ -12,6 +33,8 @@ export interface ExecutionEffects {
   messages: OutboxMessage[];
   /** Published when due (retries after their backoff). */
   delayed: Array<{ notBefore: Date; messages: OutboxMessage[] }>;
+  laneDispatches: LaneDispatch[];
+  laneReleases: LaneRelease[];
 }
 
 /**
@@ -30,7 +53,7 @@ export class Changes {
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);
     if (!e) {
-      e = { taskAttempts: [], messages: [], delayed: [] };
+      e = { taskAttempts: [], messages: [], delayed: [], laneDispatches: [], laneReleases: [] };
       this.effects.set(executionId, e);
     }
     return e;
@@ -47,6 +70,14 @@ export class Changes {
 
   delayedMessages(): Array<{ notBefore: Date; messages: OutboxMessage[] }> {
     return [...this.effects.values()].flatMap((e) => e.delayed);
+  }
+
+  laneDispatches(): LaneDispatch[] {
+    return [...this.effects.values()].flatMap((e) => e.laneDispatches);
+  }
+
+  laneReleases(): LaneRelease[] {
+    return [...this.effects.values()].flatMap((e) => e.laneReleases);
   }
 
   taskAttempts(): TaskAttemptRow[] {

@@ -1,6 +1,6 @@
 import type { Failure, Subjects, Task, TaskResult } from "@flowmonkey/shared";
 import { declareDeadTask } from "../dead-letters/declare.js";
-import { advance, dispatch, emit, failStep, failureOf, isTerminal, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
+import { advance, dispatch, emit, failStep, failureOf, isTerminal, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
 import { resolveTemplates } from "../flows/expressions.js";
@@ -74,6 +74,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   const flow = await env.registry.get(exec.flowId, exec.flowVersion);
   const now = new Date();
   const envNow = { subjects: env.subjects, now };
+  releaseLane(exec, result.stepId, out);
   const timing = { workerId: result.metrics.workerId, startedAt: result.metrics.startedAt, completedAt: result.metrics.completedAt };
 
   switch (result.outcome) {
@@ -94,6 +95,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
         completedAt: now.toISOString(),
         retryAt: undefined,
         deadlineAt: undefined,
+        lane: undefined,
       };
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "completed", output: result.output ?? null });
       emit(exec, out, envNow, "step.completed", { stepId: result.stepId, attempt: result.attempt, output: result.output ?? null });

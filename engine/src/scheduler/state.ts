@@ -11,6 +11,8 @@ export interface StepState {
   completedAt?: string;
   /** Set while a retry waits for its backoff to pass. */
   retryAt?: string;
+  /** A tenant's step while dispatched: the `<region>/<handler>` lane its attempt counts against. */
+  lane?: string;
   /** While dispatched: when the attempt's timeout passes (the engine times it out a grace period later). */
   deadlineAt?: string;
 }

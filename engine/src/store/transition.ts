@@ -3,6 +3,7 @@ import type { ExecutionState } from "../scheduler/state.js";
 import type { Db, Queryable } from "./db.js";
 import { insertExecutions, lockExecutions } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
+import { admitTenantTasks } from "./tenant-lanes.js";
 import { writeChanges } from "./write-changes.js";
 
 /** How long the committing process holds its own outbox row before the sweep may publish it. */
@@ -50,6 +51,7 @@ async function persist(
   // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
   out.dropUncreated(created);
+  await admitTenantTasks(q, out);
   const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
   return outbox ? { outbox, created } : { created };
 }
