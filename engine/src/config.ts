@@ -38,6 +38,24 @@ export const engineConfigFields = {
     flag: "tenant-max-in-flight",
     doc: "default cap on one tenant's tasks in flight per region and handler (0 = none); the rest wait in the engine, in order",
   },
+  circuitCoolDownMs: {
+    schema: z.coerce.number().int().min(100).max(3600_000).default(30_000),
+    env: "FM_CIRCUIT_COOLDOWN_MS",
+    flag: "circuit-cooldown-ms",
+    doc: "how long a lane (region + handler) whose infrastructure failures crossed the threshold holds new tasks before a probe",
+  },
+  circuitMinResults: {
+    schema: z.coerce.number().int().min(1).max(100_000).default(20),
+    env: "FM_CIRCUIT_MIN_RESULTS",
+    flag: "circuit-min-results",
+    doc: "results a lane needs in the last 30 s before its failure ratio can open the circuit",
+  },
+  circuitFailureRatio: {
+    schema: z.coerce.number().gt(0).max(1).default(0.5),
+    env: "FM_CIRCUIT_FAILURE_RATIO",
+    flag: "circuit-failure-ratio",
+    doc: "share of infrastructure failures (worker errors, timeouts, lost deliveries, UNAVAILABLE) that opens a lane's circuit",
+  },
   taskDeadlineGraceMs: {
     schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),
     env: "FM_TASK_DEADLINE_GRACE_MS",

@@ -30,7 +30,8 @@ import { openDb, type Db } from "./store/db.js";
 import { listDeadTasks } from "./store/dead-tasks.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
-import { setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
+import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
+import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breakers.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 
 export const ENGINE_VERSION = "0.1.0";
@@ -54,6 +55,8 @@ export interface EngineOptions {
   dbPoolSize?: number;
   /** Most tasks queued in FM_TASKS (its max_msgs); near it, new starts are refused with OVERLOADED. Default 1,000,000. */
   taskQueueLimit?: number;
+  /** When a lane (region + handler type) is paused for its infrastructure failures; see CircuitBreakers. */
+  circuit?: Partial<CircuitOptions>;
   /** Default cap on a tenant's tasks in flight per `<region>/<handler>` lane (0 = none). Default 1000. */
   tenantMaxInFlight?: number;
   /** How long after an attempt's deadline (dispatch + step timeout) the engine times it out itself. Default 60 s. */
@@ -100,7 +103,8 @@ export function createEngine(options: EngineOptions): Engine {
     const relay = createRelay({ db: store, nc, log });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
-    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes };
+    const breakers = new CircuitBreakers(options.circuit);
+    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers };
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
@@ -170,6 +174,7 @@ export function createEngine(options: EngineOptions): Engine {
           return committed.value;
         },
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
+        lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store) }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);

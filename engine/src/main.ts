@@ -8,7 +8,8 @@ const log = createLogger({ name: "engine", level: config.logLevel, pretty: confi
 await runService(
   async () => {
     const nc = await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: "flowmonkey-engine", log });
-    return createEngine({ ...config, nc, log, ownsConnection: true });
+    const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
+    return createEngine({ ...config, circuit, nc, log, ownsConnection: true });
   },
   { log, graceMs: config.shutdownGraceMs },
 );

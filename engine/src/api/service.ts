@@ -9,6 +9,7 @@ import {
   ExecutionRef,
   FlowListRequest,
   FmError,
+  LanesRequest,
   toFmError,
   type ApiEndpoint,
   type Logger,
@@ -27,6 +28,7 @@ export interface ApiHandlers {
   cancelExecution(req: z.output<typeof ExecutionRef>): Promise<unknown>;
   listDeadTasks(req: z.output<typeof DlqListRequest>): Promise<unknown>;
   replayDeadTasks(req: z.output<typeof DlqReplayRequest>): Promise<unknown>;
+  lanes(req: z.output<typeof LanesRequest>): Promise<unknown>;
 }
 
 /**
@@ -79,6 +81,7 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.executionsCancel, ExecutionRef, (req) => handlers.cancelExecution(req));
   endpoint(API_ENDPOINTS.dlqList, DlqListRequest, (req) => handlers.listDeadTasks(req));
   endpoint(API_ENDPOINTS.dlqReplay, DlqReplayRequest, (req) => handlers.replayDeadTasks(req));
+  endpoint(API_ENDPOINTS.lanes, LanesRequest, (req) => handlers.lanes(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -11,6 +11,7 @@ import type { CompiledFlow } from "../flows/registry.js";
 import { executionOutcome, readySteps } from "../scheduler/decide.js";
 import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
 import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
+import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { Changes } from "./changes.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
@@ -18,6 +19,8 @@ export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
 export interface AdvanceEnv {
   subjects: Subjects;
   now: Date;
+  /** Lanes whose circuit is open hold new tasks for a while (absent: never). */
+  breakers?: CircuitBreakers | undefined;
 }
 
 export const isTerminal = (s: ExecutionState["status"]) => s === "completed" || s === "failed" || s === "cancelled";
@@ -98,6 +101,8 @@ export function dispatch(
   const def = flow.graph.steps.get(stepId)!;
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
+  // An open circuit on the lane holds the task past its own delay (nothing is lost or burned).
+  delayMs = Math.max(delayMs, env.breakers?.holdFor(`${def.region ?? exec.region}/${def.handler}`) ?? 0);
   const dueAt = new Date(env.now.getTime() + delayMs);
   const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
   const { taskId, metadata: { region, priority } } = task;

@@ -4,6 +4,7 @@ import { advance, emit } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import type { CompiledFlow, FlowRegistry } from "../flows/registry.js";
 import { initialSteps } from "../scheduler/decide.js";
+import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
@@ -26,6 +27,7 @@ export interface StartEnv {
   registry: FlowRegistry;
   subjects: Subjects;
   defaultRegion: string;
+  breakers?: CircuitBreakers | undefined;
 }
 
 /**
@@ -58,7 +60,7 @@ export async function startExecutions(
       byKey.set(request.startKey, exec);
       out.created.push({ state: exec, startKey: request.startKey });
       emit(exec, out, { subjects: env.subjects, now }, "started");
-      await advance(exec, flow, out, { subjects: env.subjects, now });
+      await advance(exec, flow, out, { subjects: env.subjects, now, breakers: env.breakers });
     }
     outcomes.push({ pendingKey: request.startKey });
   }

@@ -6,6 +6,7 @@ import { applyContextUpdates } from "../execution/context-updates.js";
 import { resolveTemplates } from "../flows/expressions.js";
 import type { FlowRegistry } from "../flows/registry.js";
 import { nextRetryDelayMs, NO_RETRY } from "../scheduler/retry-policy.js";
+import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
@@ -23,6 +24,8 @@ export interface ApplyEnv {
   db: Db;
   registry: FlowRegistry;
   subjects: Subjects;
+  /** Judges each lane's health from the results applied; absent in tools and tests that do not care. */
+  breakers?: CircuitBreakers | undefined;
 }
 
 /**
@@ -73,8 +76,10 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   }
   const flow = await env.registry.get(exec.flowId, exec.flowVersion);
   const now = new Date();
-  const envNow = { subjects: env.subjects, now };
+  const envNow = { subjects: env.subjects, now, breakers: env.breakers };
   releaseLane(exec, result.stepId, out);
+  const def = flow.graph.steps.get(result.stepId)!;
+  env.breakers?.record(`${def.region ?? exec.region}/${def.handler}`, result.outcome, "failure" in result ? result.failure : undefined);
   const timing = { workerId: result.metrics.workerId, startedAt: result.metrics.startedAt, completedAt: result.metrics.completedAt };
 
   switch (result.outcome) {
@@ -104,7 +109,6 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
     case "failure":
     case "error": {
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: result.failure });
-      const def = flow.graph.steps.get(result.stepId)!;
       const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
       const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, result.attempt, result.failure);
       if (delayMs === undefined) {

@@ -12,6 +12,7 @@ import {
   ExecutionView,
   FlowListReply,
   FlowPutReply,
+  LanesReply,
   ResumeReply,
   StartReply,
   type DlqListRequest,
@@ -77,6 +78,7 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     cancel: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsCancel), { executionId }, CancelReply),
     listDeadTasks: (request: DlqListRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqList), request, DlqListReply),
     replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
+    lanes: () => call(subjects.api(API_ENDPOINTS.lanes), {}, LanesReply),
     resume: (resumeToken: string, payload?: unknown) =>
       call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
   };

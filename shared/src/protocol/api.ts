@@ -117,6 +117,25 @@ export const DlqReplayReply = z.object({
 });
 export type DlqReplayReply = z.infer<typeof DlqReplayReply>;
 
+export const LanesRequest = z.object({}).strict();
+/** `fm.api.lanes`: lanes (`<region>/<handler>`) that are not plainly healthy, as the answering engine sees them. */
+export const LanesReply = z.object({
+  /** Circuits of this engine replica that are open, half-open, or counting failures. */
+  circuits: z.array(
+    z.object({
+      lane: z.string(),
+      state: z.enum(["closed", "open", "half-open"]),
+      results: z.number().int(),
+      failures: z.number().int(),
+      openedAt: Timestamp.optional(),
+      openUntil: Timestamp.optional(),
+    }),
+  ),
+  /** Tenants' lanes with tasks in flight or waiting for their turn. */
+  tenants: z.array(z.object({ tenantId: z.string(), lane: z.string(), inFlight: z.number().int(), queued: z.number().int(), maxInFlight: z.number().int() })),
+});
+export type LanesReply = z.infer<typeof LanesReply>;
+
 export const ResumeRequest = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
 export const ResumeReply = z.object({ executionId: Token, status: ExecutionStatus });
 

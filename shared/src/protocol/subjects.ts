@@ -32,6 +32,7 @@ export const API_ENDPOINTS = {
   resume: "resume",
   dlqList: "dlq.list",
   dlqReplay: "dlq.replay",
+  lanes: "lanes",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 
