@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fields, type ConfigOf } from "@flowmonkey/shared";
+import { parseRateRules } from "./scheduler/rate-limits.js";
 
 /** flowmonkey-engine's options: env, overridden by flags. */
 export const engineConfigFields = {
@@ -37,6 +38,28 @@ export const engineConfigFields = {
     env: "FM_TENANT_MAX_IN_FLIGHT",
     flag: "tenant-max-in-flight",
     doc: "default cap on one tenant's tasks in flight per region and handler (0 = none); the rest wait in the engine, in order",
+  },
+  rateLimits: {
+    schema: z
+      .string()
+      .default("")
+      .transform((spec, ctx) => {
+        try {
+          return parseRateRules(spec);
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: (err as Error).message });
+          return z.NEVER;
+        }
+      }),
+    env: "FM_RATE_LIMITS",
+    flag: "rate-limits",
+    doc: "tasks/s per lane: <region>/<handler>=<n>,… (either part may be *; each matching lane gets that rate)",
+  },
+  tenantRateLimit: {
+    schema: z.coerce.number().min(0).max(1_000_000).default(0),
+    env: "FM_TENANT_RATE_LIMIT",
+    flag: "tenant-rate-limit",
+    doc: "tasks/s of one tenant per lane (0 = none)",
   },
   circuitCoolDownMs: {
     schema: z.coerce.number().int().min(100).max(3600_000).default(30_000),

@@ -32,6 +32,7 @@ import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
 import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
 import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breakers.js";
+import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 
 export const ENGINE_VERSION = "0.1.0";
@@ -55,6 +56,10 @@ export interface EngineOptions {
   dbPoolSize?: number;
   /** Most tasks queued in FM_TASKS (its max_msgs); near it, new starts are refused with OVERLOADED. Default 1,000,000. */
   taskQueueLimit?: number;
+  /** Tasks/s per lane (`<region>/<handler>`, `*` allowed); see RateLimits. */
+  rateLimits?: RateRule[];
+  /** Tasks/s of one tenant per lane (0 = none). */
+  tenantRateLimit?: number;
   /** When a lane (region + handler type) is paused for its infrastructure failures; see CircuitBreakers. */
   circuit?: Partial<CircuitOptions>;
   /** Default cap on a tenant's tasks in flight per `<region>/<handler>` lane (0 = none). Default 1000. */
@@ -104,7 +109,8 @@ export function createEngine(options: EngineOptions): Engine {
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
-    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers };
+    const rates = new RateLimits({ rules: options.rateLimits ?? [], tenantPerSecond: options.tenantRateLimit ?? 0 });
+    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates };
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
@@ -174,7 +180,7 @@ export function createEngine(options: EngineOptions): Engine {
           return committed.value;
         },
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
-        lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store) }),
+        lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);

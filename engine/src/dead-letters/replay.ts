@@ -54,7 +54,7 @@ async function replayOne(env: ApplyEnv, exec: ExecutionState | undefined, entry:
   }
   const flow = await env.registry.get(exec.flowId, exec.flowVersion);
   const now = new Date();
-  const envNow = { subjects: env.subjects, now, breakers: env.breakers };
+  const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
   if (exec.status === "failed") {
     exec.status = "running";
     exec.error = undefined;

@@ -12,6 +12,7 @@ import { executionOutcome, readySteps } from "../scheduler/decide.js";
 import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
 import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
+import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { Changes } from "./changes.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
@@ -21,6 +22,8 @@ export interface AdvanceEnv {
   now: Date;
   /** Lanes whose circuit is open hold new tasks for a while (absent: never). */
   breakers?: CircuitBreakers | undefined;
+  /** Tasks/s limits per lane and tenant: a task waits for its slot (absent: none). */
+  rates?: RateLimits | undefined;
 }
 
 export const isTerminal = (s: ExecutionState["status"]) => s === "completed" || s === "failed" || s === "cancelled";
@@ -101,8 +104,11 @@ export function dispatch(
   const def = flow.graph.steps.get(stepId)!;
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
-  // An open circuit on the lane holds the task past its own delay (nothing is lost or burned).
-  delayMs = Math.max(delayMs, env.breakers?.holdFor(`${def.region ?? exec.region}/${def.handler}`) ?? 0);
+  // An open circuit on the lane holds the task past its own delay (nothing is lost or burned),
+  // and a rate limit gives it the next free slot after that.
+  const laneRegion = def.region ?? exec.region;
+  delayMs = Math.max(delayMs, env.breakers?.holdFor(`${laneRegion}/${def.handler}`) ?? 0);
+  if (env.rates?.active) delayMs = env.rates.reserve(laneRegion, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
   const dueAt = new Date(env.now.getTime() + delayMs);
   const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
   const { taskId, metadata: { region, priority } } = task;

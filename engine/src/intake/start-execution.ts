@@ -5,6 +5,7 @@ import { Changes } from "../execution/changes.js";
 import type { CompiledFlow, FlowRegistry } from "../flows/registry.js";
 import { initialSteps } from "../scheduler/decide.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
+import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
@@ -28,6 +29,7 @@ export interface StartEnv {
   subjects: Subjects;
   defaultRegion: string;
   breakers?: CircuitBreakers | undefined;
+  rates?: RateLimits | undefined;
 }
 
 /**
@@ -60,7 +62,7 @@ export async function startExecutions(
       byKey.set(request.startKey, exec);
       out.created.push({ state: exec, startKey: request.startKey });
       emit(exec, out, { subjects: env.subjects, now }, "started");
-      await advance(exec, flow, out, { subjects: env.subjects, now, breakers: env.breakers });
+      await advance(exec, flow, out, { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates });
     }
     outcomes.push({ pendingKey: request.startKey });
   }

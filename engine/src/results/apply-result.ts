@@ -7,6 +7,7 @@ import { resolveTemplates } from "../flows/expressions.js";
 import type { FlowRegistry } from "../flows/registry.js";
 import { nextRetryDelayMs, NO_RETRY } from "../scheduler/retry-policy.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
+import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
@@ -26,6 +27,7 @@ export interface ApplyEnv {
   subjects: Subjects;
   /** Judges each lane's health from the results applied; absent in tools and tests that do not care. */
   breakers?: CircuitBreakers | undefined;
+  rates?: RateLimits | undefined;
 }
 
 /**
@@ -76,7 +78,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   }
   const flow = await env.registry.get(exec.flowId, exec.flowVersion);
   const now = new Date();
-  const envNow = { subjects: env.subjects, now, breakers: env.breakers };
+  const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
   releaseLane(exec, result.stepId, out);
   const def = flow.graph.steps.get(result.stepId)!;
   env.breakers?.record(`${def.region ?? exec.region}/${def.handler}`, result.outcome, "failure" in result ? result.failure : undefined);

@@ -133,6 +133,8 @@ export const LanesReply = z.object({
   ),
   /** Tenants' lanes with tasks in flight or waiting for their turn. */
   tenants: z.array(z.object({ tenantId: z.string(), lane: z.string(), inFlight: z.number().int(), queued: z.number().int(), maxInFlight: z.number().int() })),
+  /** Tasks/s limits of this replica: configured rules, and keys (`<region>/<handler>`, `<tenant>@<region>/<handler>`) in use. */
+  rates: z.array(z.object({ key: z.string(), perSecond: z.number(), heldUntil: Timestamp.optional() })).default([]),
 });
 export type LanesReply = z.infer<typeof LanesReply>;
 
