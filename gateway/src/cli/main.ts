@@ -4,6 +4,7 @@ import { configUsage, UsageError } from "./args.js";
 import { devCommand, devUsage } from "./commands/dev.js";
 import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
+import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
+  lanes: { run: lanesCommand, usage: lanesUsage },
 };
 
 function usage(): string {

@@ -1,6 +1,9 @@
-import type { DeadTaskSummary, DlqReplayReply, ExecutionView, StepView } from "@flowmonkey/shared";
+import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, StepView } from "@flowmonkey/shared";
 
-/** Text renderings of executions (`status`, `watch`) and dead letters (`dlq`); pure, so they are easy to test. */
+/**
+ * Text renderings of executions (`status`, `watch`), dead letters (`dlq`) and lanes (`lanes`);
+ * pure, so they are easy to test.
+ */
 
 export interface StepProgress {
   percent: number;
@@ -100,5 +103,46 @@ export function replayLines(reply: DlqReplayReply): string[] {
   return [
     ...reply.replayed.map((id) => `replayed  ${id}`),
     ...reply.refused.map((r) => `refused   ${r.id}  ${r.code}: ${r.message}`),
+  ];
+}
+
+type Table = { headers: string[]; rows: string[][] };
+
+/** Header and rows for a table of circuits (`lanes`): failures out of results in the window, and until when an open one holds tasks. */
+export function circuitRows(circuits: LanesReply["circuits"], now = Date.now()): Table {
+  return {
+    headers: ["LANE", "STATE", "FAILURES", "OPEN UNTIL"],
+    rows: circuits.map((c) => {
+      const until = c.openUntil ? Date.parse(c.openUntil) : undefined;
+      const openUntil = c.openUntil === undefined ? "" : until! > now ? `${c.openUntil} (in ${formatDuration(until! - now)})` : c.openUntil;
+      return [c.lane, c.state, `${c.failures}/${c.results}`, openUntil];
+    }),
+  };
+}
+
+/** Header and rows for a table of tenants' lanes (`lanes`): attempts in flight, waiting in the engine, and the tenant's cap. */
+export function tenantLaneRows(tenants: LanesReply["tenants"]): Table {
+  return {
+    headers: ["TENANT", "LANE", "IN FLIGHT", "QUEUED", "CAP"],
+    rows: tenants.map((t) => [t.tenantId, t.lane, String(t.inFlight), String(t.queued), String(t.maxInFlight)]),
+  };
+}
+
+/**
+ * Lines for `lanes`: a titled table of circuits, then one of tenants' lanes, with `table` laying
+ * each out (Output.table); a section with nothing in it is one line, both empty is one line.
+ */
+export function lanesLines(reply: Pick<LanesReply, "circuits" | "tenants">, table: (headers: string[], rows: string[][]) => string[], now = Date.now()): string[] {
+  if (reply.circuits.length === 0 && reply.tenants.length === 0) return ["all lanes healthy"];
+  const circuits = circuitRows(reply.circuits, now);
+  const tenants = tenantLaneRows(reply.tenants);
+  return [
+    ...(reply.circuits.length === 0
+      ? ["circuits: all closed (on the engine replica that answered)"]
+      : ["circuits (on the engine replica that answered):", ...table(circuits.headers, circuits.rows)]),
+    "",
+    ...(reply.tenants.length === 0
+      ? ["tenants: nothing in flight or queued"]
+      : ["tenants:", ...table(tenants.headers, tenants.rows)]),
   ];
 }

@@ -8,6 +8,7 @@ import { eventRoutes, type EventRoutes } from "./routes/events-sse.js";
 import { executionRoutes } from "./routes/executions.js";
 import { flowRoutes } from "./routes/flows.js";
 import { healthRoutes } from "./routes/health.js";
+import { lanesRoutes } from "./routes/lanes.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -23,6 +24,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
   app.route("/", flowRoutes(deps));
   app.route("/", executionRoutes(deps));
   app.route("/", dlqRoutes(deps));
+  app.route("/", lanesRoutes(deps));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

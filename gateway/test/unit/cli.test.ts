@@ -1,7 +1,17 @@
 import type { DeadTaskSummary, ExecutionView } from "@flowmonkey/shared";
 import { describe, expect, it } from "vitest";
 import { parseCommand, tokenArg, UsageError } from "../../src/cli/args.js";
-import { deadTaskRows, formatDuration, progressBar, progressLines, replayLines, stepRows } from "../../src/cli/render.js";
+import {
+  circuitRows,
+  deadTaskRows,
+  formatDuration,
+  lanesLines,
+  progressBar,
+  progressLines,
+  replayLines,
+  stepRows,
+  tenantLaneRows,
+} from "../../src/cli/render.js";
 
 const at = "2026-01-01T00:00:00.000Z";
 const view: ExecutionView = {
@@ -81,6 +91,52 @@ describe("dlq rendering", () => {
       "replayed  a:1",
       "refused   b:1  DEAD_TASK_NOT_FOUND: no dead-lettered task b:1",
     ]);
+  });
+});
+
+describe("lanes rendering", () => {
+  const now = Date.parse(at);
+  const open = { lane: "us-east-1/fail", state: "open" as const, results: 0, failures: 0, openedAt: at, openUntil: "2026-01-01T00:01:00.000Z" };
+  const counting = { lane: "eu-west-1/http", state: "closed" as const, results: 5, failures: 2 };
+  const acme = { tenantId: "acme", lane: "us-east-1/delay", inFlight: 2, queued: 1, maxInFlight: 2 };
+  // A stand-in for Output.table: cells joined by " | ".
+  const table = (headers: string[], rows: string[][]) => [headers, ...rows].map((r) => r.join(" | "));
+
+  it("tabulates circuits with failures/results and how long an open one still holds tasks", () => {
+    const { headers, rows } = circuitRows([open, counting], now);
+    expect(headers).toEqual(["LANE", "STATE", "FAILURES", "OPEN UNTIL"]);
+    expect(rows).toEqual([
+      ["us-east-1/fail", "open", "0/0", "2026-01-01T00:01:00.000Z (in 1m0s)"],
+      ["eu-west-1/http", "closed", "2/5", ""],
+    ]);
+    // The cool-down is over: the time alone.
+    expect(circuitRows([{ ...open, state: "half-open" }], now + 61_000).rows).toEqual([["us-east-1/fail", "half-open", "0/0", "2026-01-01T00:01:00.000Z"]]);
+  });
+
+  it("tabulates tenants' lanes with in flight, queued and the cap", () => {
+    expect(tenantLaneRows([acme])).toEqual({
+      headers: ["TENANT", "LANE", "IN FLIGHT", "QUEUED", "CAP"],
+      rows: [["acme", "us-east-1/delay", "2", "1", "2"]],
+    });
+  });
+
+  it("prints both tables, one line for an empty section, and one line when all is healthy", () => {
+    expect(lanesLines({ circuits: [], tenants: [] }, table, now)).toEqual(["all lanes healthy"]);
+    expect(lanesLines({ circuits: [open], tenants: [acme] }, table, now)).toEqual([
+      "circuits (on the engine replica that answered):",
+      "LANE | STATE | FAILURES | OPEN UNTIL",
+      "us-east-1/fail | open | 0/0 | 2026-01-01T00:01:00.000Z (in 1m0s)",
+      "",
+      "tenants:",
+      "TENANT | LANE | IN FLIGHT | QUEUED | CAP",
+      "acme | us-east-1/delay | 2 | 1 | 2",
+    ]);
+    expect(lanesLines({ circuits: [], tenants: [acme] }, table, now).slice(0, 3)).toEqual([
+      "circuits: all closed (on the engine replica that answered)",
+      "",
+      "tenants:",
+    ]);
+    expect(lanesLines({ circuits: [counting], tenants: [] }, table, now).slice(-1)).toEqual(["tenants: nothing in flight or queued"]);
   });
 });
 
