@@ -116,14 +116,16 @@ export function createEngine(options: EngineOptions): Engine {
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
       const batcher = createBatcher(process, { maxBatch, concurrency: options.batchConcurrency ?? 2, onError: (err) => log.error({ err, stream }, "batch failed") });
       batchers.push(batcher);
-      const loop = await startPausableLoop(async () =>
-        startPullLoop({
-          consumer: await js.consumers.get(stream, durable),
-          maxMessages: maxBatch * 2,
-          onMessage: (msg) => batcher.push(wrap(msg)),
-          backpressure: () => (batcher.pending >= maxBatch * 2 ? batcher.idle().then(() => relay.capacity()) : relay.capacity()),
-          log,
-        }),
+      const loop = await startPausableLoop(
+        async () =>
+          startPullLoop({
+            consumer: await js.consumers.get(stream, durable),
+            maxMessages: maxBatch * 2,
+            onMessage: (msg) => batcher.push(wrap(msg)),
+            backpressure: () => (batcher.pending >= maxBatch * 2 ? batcher.idle().then(() => relay.capacity()) : relay.capacity()),
+            log,
+          }),
+        (err) => log.warn({ err: toError(err), stream }, "consumer could not be restarted; trying again"),
       );
       loops.push(loop);
       return { batcher, loop };

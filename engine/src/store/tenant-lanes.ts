@@ -55,15 +55,21 @@ interface QueuedRow {
  * cannot deadlock on them; a lane's count is exact because only these statements change it.
  */
 export async function admitTenantTasks(q: Queryable, out: Changes): Promise<void> {
-  const dispatches = out.laneDispatches();
-  const releases = out.laneReleases();
+  // An attempt dispatched and released in this same transaction (a sibling step failed the
+  // execution) was never counted and must not be published: the two cancel out.
+  const releasedNow = new Set(out.laneReleases().map((r) => r.taskKey));
+  const dispatchedNow = new Set(out.laneDispatches().map((d) => d.taskKey));
+  const dispatches = out.laneDispatches().filter((d) => !releasedNow.has(d.taskKey));
+  const releases = out.laneReleases().filter((r) => !dispatchedNow.has(r.taskKey));
   if (dispatches.length === 0 && releases.length === 0) return;
 
   const freed = new Map<string, number>();
   if (releases.length > 0) {
-    const { rows } = await q.query<{ task_key: string }>("DELETE FROM tenant_queue WHERE task_key = ANY($1::text[]) RETURNING task_key", [
-      releases.map((r) => r.taskKey),
-    ]);
+    const { rows } = await q.query<{ task_key: string }>(
+      `WITH done AS (DELETE FROM tenant_admissions WHERE task_key = ANY($1::text[]))
+       DELETE FROM tenant_queue WHERE task_key = ANY($1::text[]) RETURNING task_key`,
+      [releases.map((r) => r.taskKey)],
+    );
     const wereQueued = new Set(rows.map((r) => r.task_key));
     for (const r of releases) if (!wereQueued.has(r.taskKey)) freed.set(keyOf(r), (freed.get(keyOf(r)) ?? 0) + 1);
   }
@@ -107,9 +113,13 @@ export async function admitTenantTasks(q: Queryable, out: Changes): Promise<void
       // Older queued tasks of this lane go first (FIFO within a tenant).
       const want = Number.isFinite(cap) ? cap - inFlight : 1000;
       const { rows: next } = await q.query<QueuedRow>(
-        `DELETE FROM tenant_queue WHERE id IN (
-           SELECT id FROM tenant_queue WHERE tenant_id = $1 AND lane = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-         RETURNING execution_id, messages, not_before`,
+        `WITH admitted AS (
+           DELETE FROM tenant_queue WHERE id IN (
+             SELECT id FROM tenant_queue WHERE tenant_id = $1 AND lane = $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+           RETURNING task_key, execution_id, messages, not_before),
+         stamped AS (
+           INSERT INTO tenant_admissions (task_key) SELECT task_key FROM admitted ON CONFLICT (task_key) DO UPDATE SET admitted_at = now())
+         SELECT execution_id, messages, not_before FROM admitted`,
         [lane.tenantId, lane.lane, want],
       );
       for (const queued of next) publish(out, queued.execution_id, queued.messages, queued.not_before ? new Date(queued.not_before) : undefined);

@@ -36,8 +36,13 @@ export async function findOverdueAttempts(q: Queryable, graceMs: number, limit: 
        JOIN tasks t ON t.task_id = e.id || '/' || s.key AND t.attempt = (s.value->>'attempts')::int
       WHERE e.status = 'running' AND s.value->>'status' = 'dispatched'
         AND (s.value->>'deadlineAt')::timestamptz < now() - make_interval(secs => $1::int / 1000.0)
-        -- Still waiting for its tenant's turn: not published yet, so nothing can be late.
-        AND (e.tenant_id IS NULL OR NOT EXISTS (SELECT 1 FROM tenant_queue q WHERE q.task_key = t.task_id || ':' || t.attempt))
+        AND (e.tenant_id IS NULL OR (
+          -- Still waiting for its tenant's turn: not published yet, so nothing can be late.
+          NOT EXISTS (SELECT 1 FROM tenant_queue q WHERE q.task_key = t.task_id || ':' || t.attempt)
+          -- Published late by its tenant's queue: its timeout counts from then.
+          AND NOT EXISTS (SELECT 1 FROM tenant_admissions a WHERE a.task_key = t.task_id || ':' || t.attempt
+                            AND a.admitted_at + ((s.value->>'deadlineAt')::timestamptz - t.dispatched_at)
+                                >= now() - make_interval(secs => $1::int / 1000.0))))
       ORDER BY s.value->>'deadlineAt' LIMIT $2`,
     [graceMs, limit],
   );

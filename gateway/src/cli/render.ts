@@ -132,8 +132,13 @@ export function tenantLaneRows(tenants: LanesReply["tenants"]): Table {
  * Lines for `lanes`: a titled table of circuits, then one of tenants' lanes, with `table` laying
  * each out (Output.table); a section with nothing in it is one line, both empty is one line.
  */
-export function lanesLines(reply: Pick<LanesReply, "circuits" | "tenants">, table: (headers: string[], rows: string[][]) => string[], now = Date.now()): string[] {
-  if (reply.circuits.length === 0 && reply.tenants.length === 0) return ["all lanes healthy"];
+export function lanesLines(
+  reply: Pick<LanesReply, "circuits" | "tenants"> & { rates?: LanesReply["rates"] },
+  table: (headers: string[], rows: string[][]) => string[],
+  now = Date.now(),
+): string[] {
+  const rates = reply.rates ?? [];
+  if (reply.circuits.length === 0 && reply.tenants.length === 0 && rates.length === 0) return ["all lanes healthy"];
   const circuits = circuitRows(reply.circuits, now);
   const tenants = tenantLaneRows(reply.tenants);
   return [
@@ -144,5 +149,15 @@ export function lanesLines(reply: Pick<LanesReply, "circuits" | "tenants">, tabl
     ...(reply.tenants.length === 0
       ? ["tenants: nothing in flight or queued"]
       : ["tenants:", ...table(tenants.headers, tenants.rows)]),
+    ...(rates.length === 0
+      ? []
+      : [
+          "",
+          "rate limits (on the engine replica that answered):",
+          ...table(
+            ["KEY", "PER SECOND", "HELD UNTIL"],
+            rates.map((r) => [r.key, String(r.perSecond), r.heldUntil ?? ""]),
+          ),
+        ]),
   ];
 }

@@ -159,3 +159,22 @@ describe("args", () => {
     expect(tokenArg("ok-1", "flowId")).toBe("ok-1");
   });
 });
+
+describe("lanes: rate limits", () => {
+  it("adds a rate-limit table when the engine has limits, and is not 'healthy' then", () => {
+    const table = (headers: string[], rows: string[][]) => [headers.join("|"), ...rows.map((r) => r.join("|"))];
+    expect(
+      lanesLines({ circuits: [], tenants: [], rates: [{ key: "*/echo", perSecond: 10 }, { key: "us-east-1/echo", perSecond: 10, heldUntil: "2026-01-01T00:00:01.000Z" }] }, table),
+    ).toEqual([
+      "circuits: all closed (on the engine replica that answered)",
+      "",
+      "tenants: nothing in flight or queued",
+      "",
+      "rate limits (on the engine replica that answered):",
+      "KEY|PER SECOND|HELD UNTIL",
+      "*/echo|10|",
+      "us-east-1/echo|10|2026-01-01T00:00:01.000Z",
+    ]);
+    expect(lanesLines({ circuits: [], tenants: [], rates: [] }, table)).toEqual(["all lanes healthy"]);
+  });
+});

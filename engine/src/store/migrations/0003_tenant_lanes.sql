@@ -24,3 +24,10 @@ CREATE TABLE tenant_queue (
   created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX tenant_queue_lane ON tenant_queue (tenant_id, lane, id);
+
+-- When a queued task was finally published: its attempt's deadline counts from then, not from
+-- the dispatch that queued it (the deadline sweep reads this). Removed when the attempt settles.
+CREATE TABLE tenant_admissions (
+  task_key     text        PRIMARY KEY,
+  admitted_at  timestamptz NOT NULL DEFAULT now()
+);
