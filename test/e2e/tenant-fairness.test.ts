@@ -24,7 +24,7 @@ beforeAll(async () => {
     natsUrl: nats.url,
     databaseUrl: pg.url,
     workers: [{ handlers: ["delay"], concurrency: CONCURRENCY }],
-    engine: { tenantMaxInFlight: CAP },
+    engine: { tenantMaxInFlight: CAP, deadlineSweepIntervalMs: 200 },
   });
 });
 afterAll(async () => {
@@ -94,5 +94,20 @@ describe("tenant fairness", () => {
       message: `the ${CAP} admitted executions completed`,
     });
     expect(await count("SELECT in_flight AS n FROM tenant_lanes WHERE tenant_id = 'initech'")).toBe(0);
+  });
+
+  it("admits waiting tasks when a tenant's cap is raised, with nothing else happening on the lane", async () => {
+    await mesh.engine.db.query("INSERT INTO tenant_limits (tenant_id, max_in_flight) VALUES ('umbrella', 1)");
+    await mesh.putFlow({ id: "hold", steps: [{ id: "nap", handler: "delay", input: { ms: 5000 } }] });
+    const ids = await Promise.all(Array.from({ length: 4 }, () => mesh.api.start("hold", { input: {}, tenantId: "umbrella" }).then((r) => r.executionId)));
+    await waitFor(async () => (await count("SELECT count(*)::int AS n FROM tenant_queue WHERE tenant_id = 'umbrella'")) === 3, { message: "3 waiting behind a cap of 1" });
+    await mesh.engine.db.query("UPDATE tenant_limits SET max_in_flight = 10 WHERE tenant_id = 'umbrella'");
+    await waitFor(async () => (await count("SELECT count(*)::int AS n FROM tenant_queue WHERE tenant_id = 'umbrella'")) === 0, {
+      timeoutMs: 5000,
+      message: "the engine's sweep admitted them",
+    });
+    expect(await count("SELECT in_flight AS n FROM tenant_lanes WHERE tenant_id = 'umbrella'")).toBe(4);
+    for (const id of ids) await mesh.api.cancel(id);
+    expect(await count("SELECT in_flight AS n FROM tenant_lanes WHERE tenant_id = 'umbrella'")).toBe(0);
   });
 });

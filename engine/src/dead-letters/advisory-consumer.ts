@@ -59,6 +59,12 @@ export function createDeadTaskProcessor(env: DeadTaskEnv) {
         rejections.push({ subject: stored.subject, code: error.code, reason: `undeliverable task dropped: ${error.message}`, excerpt: excerpt(stored.data) });
         continue;
       }
+      // The sequence must still hold the task that consumer gave up on (a recreated stream reuses sequences).
+      if (env.names.consumers.taskPool(task.metadata.region, task.handler.type, task.metadata.priority) !== advisory.consumer) {
+        parked.pop();
+        env.log.warn({ streamSeq: advisory.stream_seq, consumer: advisory.consumer, taskId: task.taskId }, "stale MAX_DELIVERIES advisory: the sequence now holds another task; ignored");
+        continue;
+      }
       const now = new Date().toISOString();
       results.push({
         taskId: task.taskId,

@@ -49,6 +49,8 @@ export class Changes {
   readonly taskOutcomes: TaskOutcomeRow[] = [];
   readonly rejections: Rejection[] = [];
   readonly deadTasks: DeadTaskRow[] = [];
+  /** Tenant lanes to look at even though nothing of theirs changed here (the lane sweep). */
+  readonly touchedLanes: Array<{ tenantId: string; lane: string }> = [];
 
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);

@@ -39,6 +39,24 @@ export async function listTenantLanes(q: Queryable): Promise<LaneState[]> {
   return rows.filter((r) => r.inFlight > 0 || r.queued > 0);
 }
 
+/**
+ * Lanes with tasks waiting although they have room: a raised cap, or a queued row another
+ * transaction had locked when the lane's last task settled. The deadline sweep admits them.
+ */
+export async function lanesWithRoom(q: Queryable): Promise<Array<{ tenantId: string; lane: string }>> {
+  const { rows } = await q.query<{ tenantId: string; lane: string }>(
+    `SELECT DISTINCT w.tenant_id AS "tenantId", w.lane
+       FROM tenant_queue w
+       LEFT JOIN tenant_lanes l ON l.tenant_id = w.tenant_id AND l.lane = w.lane
+       LEFT JOIN tenant_limits own ON own.tenant_id = w.tenant_id
+       LEFT JOIN tenant_limits dflt ON dflt.tenant_id = '*'
+      WHERE coalesce(own.max_in_flight, dflt.max_in_flight, 0) = 0
+         OR coalesce(l.in_flight, 0) < coalesce(own.max_in_flight, dflt.max_in_flight, 0)
+      LIMIT 100`,
+  );
+  return rows;
+}
+
 const keyOf = (x: { tenantId: string; lane: string }) => `${x.tenantId}\u0000${x.lane}`;
 
 interface QueuedRow {
@@ -61,7 +79,7 @@ export async function admitTenantTasks(q: Queryable, out: Changes): Promise<void
   const dispatchedNow = new Set(out.laneDispatches().map((d) => d.taskKey));
   const dispatches = out.laneDispatches().filter((d) => !releasedNow.has(d.taskKey));
   const releases = out.laneReleases().filter((r) => !dispatchedNow.has(r.taskKey));
-  if (dispatches.length === 0 && releases.length === 0) return;
+  if (dispatches.length === 0 && releases.length === 0 && out.touchedLanes.length === 0) return;
 
   const freed = new Map<string, number>();
   if (releases.length > 0) {
@@ -81,6 +99,7 @@ export async function admitTenantTasks(q: Queryable, out: Changes): Promise<void
     return entry;
   };
   for (const r of releases) laneOf(r);
+  for (const t of out.touchedLanes) laneOf({ ...t, taskKey: "" });
   for (const d of dispatches) laneOf(d).dispatches.push(d);
   const ordered = [...lanes.values()].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1));
   const tenants = ordered.map((l) => l.tenantId);

@@ -2,7 +2,10 @@ import type { JetStreamManager } from "@nats-io/jetstream";
 import { abortableDelay, PRIORITIES, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
 import { applyResults, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
 import type { Relay } from "../outbox/relay.js";
+import { Changes } from "../execution/changes.js";
 import type { Queryable } from "../store/db.js";
+import { lanesWithRoom } from "../store/tenant-lanes.js";
+import { transition } from "../store/transition.js";
 
 export interface DeadlineSweepOptions extends ApplyEnv {
   jsm: JetStreamManager;
@@ -49,6 +52,12 @@ export async function findOverdueAttempts(q: Queryable, graceMs: number, limit: 
   return rows;
 }
 
+/** Whether the outbox holds rows due longer ago than the grace: then deadlines say nothing about workers. */
+async function relayBehind(q: Queryable, graceMs: number): Promise<boolean> {
+  const { rows } = await q.query("SELECT 1 FROM outbox WHERE not_before < now() - make_interval(secs => $1::int / 1000.0) LIMIT 1", [graceMs]);
+  return rows.length > 0;
+}
+
 export function attemptTimedOut(attempt: OverdueAttempt, graceMs: number): Failure {
   return {
     code: "TASK_TIMEOUT",
@@ -86,8 +95,28 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
     return infos.some((info) => info && info.num_pending > 0) ? "queued" : "drained";
   }
 
+  /** Admits tasks waiting in tenant lanes that have room (nothing else would wake them). */
+  async function admitStranded(): Promise<void> {
+    const out = new Changes();
+    const committed = await transition(
+      options.db,
+      [],
+      async (_executions, changes, q) => {
+        changes.touchedLanes.push(...(await lanesWithRoom(q)));
+      },
+      out,
+    );
+    options.relay.afterCommit(committed);
+  }
+
   async function sweepOnce(): Promise<number> {
+    await admitStranded();
     const now = Date.now();
+    // Tasks the relay could not publish yet (a full queue, a broken link) are not late: wait.
+    if (await relayBehind(options.db, graceMs)) {
+      log.debug({ graceMs }, "outbox has rows overdue by more than the grace; not timing attempts out now");
+      return 0;
+    }
     for (const [key, until] of postponed) if (until <= now) postponed.delete(key);
     const overdue = (await findOverdueAttempts(options.db, graceMs, PAGE + postponed.size)).filter(
       (a) => !postponed.has(`${a.executionId}/${a.stepId}:${a.attempt}`),
