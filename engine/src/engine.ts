@@ -28,6 +28,7 @@ import { createRelay } from "./outbox/relay.js";
 import { createResultProcessor } from "./results/result-consumer.js";
 import { openDb, type Db } from "./store/db.js";
 import { listDeadTasks } from "./store/dead-tasks.js";
+import { attemptsOf } from "./store/tasks.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
 import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
@@ -170,7 +171,7 @@ export function createEngine(options: EngineOptions): Engine {
         getExecution: async ({ executionId }) => {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
-          return executionView(exec, await registry.get(exec.flowId, exec.flowVersion));
+          return executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
         },
         listExecutions: async (req) => {
           const page = await listExecutions(store, req);

@@ -88,6 +88,13 @@ describe("dead letters", () => {
       [2, "failed", "UPSTREAM_DOWN"],
       [3, "failed", "UPSTREAM_DOWN"],
     ]);
+    // Attempts are numbered and visible per step, each with what came back for it.
+    const view = await mesh.api.get(executionId);
+    expect(view.steps[0]!.history!.map((h) => [h.attempt, h.status, h.error?.code, h.workerId !== undefined])).toEqual([
+      [1, "failed", "UPSTREAM_DOWN", true],
+      [2, "failed", "UPSTREAM_DOWN", true],
+      [3, "failed", "UPSTREAM_DOWN", true],
+    ]);
     const again = await mesh.api.replayDeadTasks([id]);
     expect(again.replayed).toEqual([]);
     expect(again.refused[0]?.message).toMatch(/already replayed/);

@@ -1,9 +1,9 @@
-import type { ExecutionSummary, ExecutionView, StepView } from "@flowmonkey/shared";
+import type { AttemptView, ExecutionSummary, ExecutionView, StepView } from "@flowmonkey/shared";
 import type { CompiledFlow } from "../flows/registry.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
 /** The public shape of an execution (fm.api.executions.get, GET /v1/executions/:id). */
-export function executionView(exec: ExecutionState, flow: CompiledFlow): ExecutionView {
+export function executionView(exec: ExecutionState, flow: CompiledFlow, history?: ReadonlyMap<string, AttemptView[]>): ExecutionView {
   const steps: StepView[] = flow.graph.order.map((stepId) => {
     const s = exec.steps[stepId] ?? { status: "pending" as const, attempts: 0 };
     return {
@@ -15,6 +15,7 @@ export function executionView(exec: ExecutionState, flow: CompiledFlow): Executi
       ...(s.error ? { error: s.error } : {}),
       ...(s.startedAt ? { startedAt: s.startedAt } : {}),
       ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+      ...(history ? { history: history.get(stepId) ?? [] } : {}),
     };
   });
   return { ...executionSummary(exec), input: exec.input ?? null, context: exec.context, ...(exec.output === undefined ? {} : { output: exec.output }), steps };

@@ -1,4 +1,4 @@
-import type { Failure } from "@flowmonkey/shared";
+import type { AttemptView, Failure } from "@flowmonkey/shared";
 import type { Queryable } from "./db.js";
 
 /** One attempt of one step, as dispatched. */
@@ -44,3 +44,39 @@ export const recordTaskOutcomesSql = (param: string) => `
     FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, status text, "workerId" text,
          "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb)
    WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND t.status = 'dispatched'`;
+
+/** Every attempt of one execution's steps, per step, oldest first (for executions.get). */
+export async function attemptsOf(q: Queryable, executionId: string): Promise<Map<string, AttemptView[]>> {
+  const { rows } = await q.query<{
+    step_id: string;
+    attempt: number;
+    status: string;
+    region: string;
+    dispatched_at: Date | string;
+    worker_id: string | null;
+    started_at: Date | string | null;
+    completed_at: Date | string | null;
+    error: Failure | null;
+  }>(
+    `SELECT step_id, attempt, status, region, dispatched_at, worker_id, started_at, completed_at, error
+       FROM tasks WHERE execution_id = $1 ORDER BY step_id, attempt`,
+    [executionId],
+  );
+  const iso = (at: Date | string) => new Date(at).toISOString();
+  const byStep = new Map<string, AttemptView[]>();
+  for (const r of rows) {
+    let list = byStep.get(r.step_id);
+    if (!list) byStep.set(r.step_id, (list = []));
+    list.push({
+      attempt: r.attempt,
+      status: r.status,
+      region: r.region,
+      dispatchedAt: iso(r.dispatched_at),
+      ...(r.worker_id ? { workerId: r.worker_id } : {}),
+      ...(r.started_at ? { startedAt: iso(r.started_at) } : {}),
+      ...(r.completed_at ? { completedAt: iso(r.completed_at) } : {}),
+      ...(r.error ? { error: r.error } : {}),
+    });
+  }
+  return byStep;
+}

@@ -27,6 +27,21 @@ export type StartReply = z.infer<typeof StartReply>;
 export const ExecutionRef = z.object({ executionId: Token }).strict();
 export type ExecutionRef = z.infer<typeof ExecutionRef>;
 
+/** One attempt of a step: what the engine dispatched and what came back for it. */
+export const AttemptView = z.object({
+  attempt: z.number().int().positive(),
+  /** dispatched (no outcome yet, or its step was cancelled), completed, failed, waiting. */
+  status: z.string(),
+  region: z.string(),
+  /** When it was (or is due to be) published; later than the step's start for a retry after its backoff. */
+  dispatchedAt: Timestamp,
+  workerId: z.string().optional(),
+  startedAt: Timestamp.optional(),
+  completedAt: Timestamp.optional(),
+  error: Failure.optional(),
+});
+export type AttemptView = z.infer<typeof AttemptView>;
+
 export const StepView = z.object({
   stepId: Token,
   handler: Token,
@@ -36,6 +51,8 @@ export const StepView = z.object({
   error: Failure.optional(),
   startedAt: Timestamp.optional(),
   completedAt: Timestamp.optional(),
+  /** Every attempt, oldest first (executions.get only). */
+  history: z.array(AttemptView).optional(),
 });
 export type StepView = z.infer<typeof StepView>;
 
