@@ -295,6 +295,12 @@ describe("chaos: workers, the engine and nats-server killed at random while 500 
     const dispatchedSteps = executions.reduce((n, e) => n + Object.values(e.steps).filter((s) => s.attempts > 0).length, 0);
     expect(perStep.length).toBe(dispatchedSteps);
 
+    // 2b. The dead letters are exactly the tasks designed to die: each flaky execution's retried
+    // step, after its 3 attempts; nothing else (no worker death ran a task out of deliveries).
+    const dead = await db.query<{ id: string; reason: string }>("SELECT id, reason FROM dead_tasks ORDER BY id");
+    const designedToDie = executions.filter((e) => e.flow_id === "flaky").map((e) => `${e.id}/s2:3`).sort();
+    expect(dead.rows).toEqual(designedToDie.map((id) => ({ id, reason: "attempts_exhausted" })));
+
     // 3. Events: a result applied twice would make a second, different event.
     expect(events.duplicates("step.completed", { distinct: true })).toEqual([]);
     expect(events.duplicates("completed", { distinct: true })).toEqual([]);
