@@ -4,10 +4,9 @@
  * drain the queue, everything that was accepted runs. Real nats-server and PostgreSQL.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, encode, FmError } from "@flowmonkey/shared";
-import { createWorker, type Worker } from "@flowmonkey/worker";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { encode, FmError } from "@flowmonkey/shared";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
@@ -15,17 +14,9 @@ import { waitFor } from "../support/wait.js";
 const LIMIT = 40;
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
-let worker: Worker | undefined;
 
-beforeAll(async () => {
-  // Nobody serves `delay` at first, so its queue fills up.
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }], engine: { taskQueueLimit: LIMIT } });
-});
-afterAll(async () => {
-  await worker?.close();
-  await mesh?.close();
-});
+// Nobody serves `delay` at first, so its queue fills up.
+const mesh = useMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }], engine: { taskQueueLimit: LIMIT } }));
 
 describe("backpressure", () => {
   it("refuses starts with OVERLOADED while the task queue is full, keeps published starts waiting, and loses nothing", async () => {
@@ -61,17 +52,7 @@ describe("backpressure", () => {
     expect(before[0]!.n).toBe(0);
 
     // A worker drains the queue: every accepted start and every published one completes, once.
-    worker = createWorker({
-      nc: mesh.nc,
-      log: createLogger({ name: "test", level: "silent" }),
-      prefix: mesh.prefix,
-      region: "us-east-1",
-      handlers: ["delay"],
-      concurrency: 8,
-      heartbeatTimeoutMs: 10_000,
-      fetchExpiresMs: 1000,
-    });
-    await worker.start();
+    await mesh.startWorker({ handlers: ["delay"], concurrency: 8 });
     const all = [...accepted, ...Array.from({ length: 5 }, (_, i) => `pub-${i}`)];
     await waitFor(
       async () => {

@@ -4,11 +4,10 @@
  * closes the circuit. Real nats-server and PostgreSQL; engine and worker in this process, the
  * worker serving a handler whose "database" the test switches off and on.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "@flowmonkey/shared";
-import { createWorker, defineHandler, RetryableFailure, type Worker } from "@flowmonkey/worker";
+import { beforeAll, describe, expect, it } from "vitest";
+import { defineHandler, RetryableFailure } from "@flowmonkey/worker";
 import { z } from "zod";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
@@ -16,8 +15,6 @@ import { waitFor } from "../support/wait.js";
 const COOL_DOWN_MS = 1500;
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
-let worker: Worker;
 let databaseDown = true;
 const calls: number[] = [];
 
@@ -32,28 +29,14 @@ const lookup = defineHandler({
   },
 });
 
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["echo"] }],
+  engine: { circuit: { minResults: 4, failureRatio: 0.5, coolDownMs: COOL_DOWN_MS } },
+}));
 beforeAll(async () => {
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["echo"] }],
-    engine: { circuit: { minResults: 4, failureRatio: 0.5, coolDownMs: COOL_DOWN_MS } },
-  });
-  worker = createWorker({
-    nc: mesh.nc,
-    log: createLogger({ name: "test", level: "silent" }),
-    prefix: mesh.prefix,
-    region: "us-east-1",
-    handlers: [lookup],
-    concurrency: 4,
-    heartbeatTimeoutMs: 10_000,
-    fetchExpiresMs: 1000,
-  });
-  await worker.start();
-});
-afterAll(async () => {
-  await worker?.close();
-  await mesh?.close();
+  await mesh.startWorker({ handlers: [lookup], concurrency: 4 });
 });
 
 async function dispatchedAt(executionId: string): Promise<number> {

@@ -4,31 +4,24 @@
  * holding a task keep dying is test/e2e/deliveries-exhausted.test.ts, with real processes.)
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, DeadTask, decode, ensureTaskPool } from "@flowmonkey/shared";
-import { createWorker } from "@flowmonkey/worker";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { DeadTask, decode, ensureTaskPool } from "@flowmonkey/shared";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
 const GRACE_MS = 300;
 
-beforeAll(async () => {
-  // Only `fail` is served at first: the timeout case serves `echo` itself, then starts a worker for it.
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["fail"] }],
-    engine: { taskDeadlineGraceMs: GRACE_MS, deadlineSweepIntervalMs: 100 },
-  });
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+// Only `fail` is served at first: the timeout case serves `echo` itself, then starts a worker for it.
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["fail"] }],
+  engine: { taskDeadlineGraceMs: GRACE_MS, deadlineSweepIntervalMs: 100 },
+}));
 
 async function tasksOf(executionId: string) {
   const { rows } = await mesh.engine.db.query<{ attempt: number; status: string; code: string | null; worker_id: string | null }>(
@@ -147,17 +140,7 @@ describe("attempt timeouts the engine owns", () => {
     });
     expect(timedOut).toMatchObject({ code: "TASK_TIMEOUT", worker_id: "engine" });
 
-    const worker = createWorker({
-      nc: mesh.nc,
-      log: createLogger({ name: "test", level: "silent" }),
-      prefix: mesh.prefix,
-      region: "us-east-1",
-      handlers: ["echo"],
-      concurrency: 2,
-      heartbeatTimeoutMs: 10_000,
-      fetchExpiresMs: 1000,
-    });
-    await worker.start();
+    const worker = await mesh.startWorker({ handlers: ["echo"], concurrency: 2 });
     try {
       const view = await mesh.waitForStatus(executionId, "completed");
       expect(view.output).toEqual({ hello: "again" });

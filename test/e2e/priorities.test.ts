@@ -4,10 +4,9 @@
  * worker in this process.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLogger, encode } from "@flowmonkey/shared";
-import { createWorker, type Worker } from "@flowmonkey/worker";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { encode } from "@flowmonkey/shared";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
@@ -16,17 +15,9 @@ const BACKLOG = 5000;
 const CONCURRENCY = 4;
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
-let worker: Worker | undefined;
 
-beforeAll(async () => {
-  // No worker serves `delay` yet: the backlog builds up first.
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] });
-});
-afterAll(async () => {
-  await worker?.close();
-  await mesh?.close();
-});
+// No worker serves `delay` yet: the backlog builds up first.
+const mesh = useMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] }));
 
 describe("priorities", () => {
   it(`a high task queued behind ${BACKLOG} normal tasks starts within a few tasks`, async () => {
@@ -43,17 +34,7 @@ describe("priorities", () => {
     await start("urgent", "high");
     await waitFor(async () => (await queued()) === BACKLOG + 1, { timeoutMs: 10_000, message: "the high task queued behind them" });
 
-    worker = createWorker({
-      nc: mesh.nc,
-      log: createLogger({ name: "test", level: "silent" }),
-      prefix: mesh.prefix,
-      region: "us-east-1",
-      handlers: ["delay"],
-      concurrency: CONCURRENCY,
-      heartbeatTimeoutMs: 10_000,
-      fetchExpiresMs: 1000,
-    });
-    await worker.start();
+    await mesh.startWorker({ handlers: ["delay"], concurrency: CONCURRENCY });
     await mesh.waitForStatus("urgent", "completed", 30_000);
     // Every normal task that started before the high one has finished by the time 100 have.
     const started = async (where: string) =>

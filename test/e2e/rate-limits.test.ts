@@ -3,27 +3,21 @@
  * nothing is dropped, and one tenant's burst does not hold back another tenant. Real
  * nats-server and PostgreSQL; engine and worker in this process.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
 
-beforeAll(async () => {
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["echo", "transform"], concurrency: 32 }],
-    engine: { rateLimits: [{ region: "*", handler: "echo", perSecond: 10 }], tenantRateLimit: 5 },
-  });
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["echo", "transform"], concurrency: 32 }],
+  engine: { rateLimits: [{ region: "*", handler: "echo", perSecond: 10 }], tenantRateLimit: 5 },
+}));
 
 async function startTimes(ids: string[]): Promise<number[]> {
   await waitFor(

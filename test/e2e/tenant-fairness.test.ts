@@ -5,9 +5,9 @@
  * and worker in this process.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { encode } from "@flowmonkey/shared";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
@@ -17,19 +17,13 @@ const CAP = 20;
 const CONCURRENCY = 4;
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
 
-beforeAll(async () => {
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["delay"], concurrency: CONCURRENCY }],
-    engine: { tenantMaxInFlight: CAP, deadlineSweepIntervalMs: 200 },
-  });
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["delay"], concurrency: CONCURRENCY }],
+  engine: { tenantMaxInFlight: CAP, deadlineSweepIntervalMs: 200 },
+}));
 
 const count = async (sql: string, params: unknown[] = []) => (await mesh.engine.db.query<{ n: number }>(sql, params)).rows[0]!.n;
 

@@ -5,26 +5,20 @@
  * dispatch was admitted (+1) and published, its result was ignored (the execution was over), and
  * nothing ever released it: with a cap of 1 the tenant's lane was blocked for good.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
 
-beforeAll(async () => {
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["echo", "delay"], concurrency: 4 }],
-    engine: { tenantMaxInFlight: 1 },
-  });
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["echo", "delay"], concurrency: 4 }],
+  engine: { tenantMaxInFlight: 1 },
+}));
 
 const inFlight = async (tenant: string) =>
   (await mesh.engine.db.query<{ n: number }>("SELECT coalesce(sum(in_flight), 0)::int AS n FROM tenant_lanes WHERE tenant_id = $1", [tenant])).rows[0]!.n;

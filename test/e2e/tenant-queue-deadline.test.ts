@@ -6,26 +6,20 @@
  *
  * Cap 1, each task runs 1.5 s with a 2.5 s timeout (grace 0.3 s): all of them complete.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../support/mesh.js";
+import { describe, expect, it } from "vitest";
+import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-let mesh: TestMesh;
 
-beforeAll(async () => {
-  mesh = await startMesh({
-    natsUrl: nats.url,
-    databaseUrl: pg.url,
-    workers: [{ handlers: ["delay"], concurrency: 4 }],
-    engine: { tenantMaxInFlight: 1, taskDeadlineGraceMs: 300, deadlineSweepIntervalMs: 100 },
-  });
-});
-afterAll(async () => {
-  await mesh?.close();
-});
+const mesh = useMesh(() => ({
+  natsUrl: nats.url,
+  databaseUrl: pg.url,
+  workers: [{ handlers: ["delay"], concurrency: 4 }],
+  engine: { tenantMaxInFlight: 1, taskDeadlineGraceMs: 300, deadlineSweepIntervalMs: 100 },
+}));
 
 describe("deadlines of tasks that waited for their tenant's turn", () => {
   it("a task admitted from the tenant queue is not timed out while it runs within its timeout", async () => {

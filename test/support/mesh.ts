@@ -6,7 +6,8 @@
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createEngine, type Engine, type EngineOptions } from "@flowmonkey/engine";
-import { createWorker } from "@flowmonkey/worker";
+import { createWorker, type Worker, type WorkerOptions } from "@flowmonkey/worker";
+import { afterAll, beforeAll } from "vitest";
 import {
   createApiClient,
   createLogger,
@@ -43,6 +44,8 @@ export interface TestMesh {
   api: ApiClient;
   engine: Engine;
   putFlow(definition: FlowDefinitionInput): Promise<{ flowId: string; version: number }>;
+  /** One more worker on this mesh (built-in names or handler definitions); closed with the mesh. */
+  startWorker(options: { handlers: NonNullable<WorkerOptions["handlers"]>; concurrency?: number; region?: string }): Promise<Worker>;
   waitForStatus(executionId: string, status: ExecutionView["status"] | ExecutionView["status"][], timeoutMs?: number): Promise<ExecutionView>;
   close(): Promise<void>;
 }
@@ -88,6 +91,21 @@ export async function startMesh(options: MeshOptions): Promise<TestMesh> {
       api,
       engine,
       putFlow: (definition) => api.putFlow(definition),
+      async startWorker(w) {
+        const worker = createWorker({
+          nc,
+          log: log.child({ component: "worker" }),
+          prefix,
+          region: w.region ?? "us-east-1",
+          handlers: w.handlers,
+          concurrency: w.concurrency ?? 16,
+          heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
+          fetchExpiresMs: 1000,
+        });
+        await worker.start();
+        releasers.add("worker", () => worker.close());
+        return worker;
+      },
       async waitForStatus(executionId, status, timeoutMs = 15_000) {
         const wanted = Array.isArray(status) ? status : [status];
         return waitFor(
@@ -104,4 +122,26 @@ export async function startMesh(options: MeshOptions): Promise<TestMesh> {
     await releasers.releaseAll().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * A mesh for the whole test file: started in beforeAll (after the nats-server and database
+ * fixtures, whose URLs `options` reads), closed in afterAll. The returned object stands for the
+ * mesh and is usable inside tests and hooks only.
+ */
+export function useMesh(options: () => MeshOptions): TestMesh {
+  let mesh: TestMesh | undefined;
+  beforeAll(async () => {
+    mesh = await startMesh(options());
+  });
+  afterAll(async () => {
+    await mesh?.close();
+    mesh = undefined;
+  });
+  return new Proxy({} as TestMesh, {
+    get(_target, key) {
+      if (!mesh) throw new Error("useMesh(): the mesh is only available inside tests and hooks of this file");
+      return mesh[key as keyof TestMesh];
+    },
+  });
 }
