@@ -2,7 +2,7 @@ import type { JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { decode, excerpt, MaxDeliveriesAdvisory, Task, toError, toFmError, type Failure, type Names } from "@flowmonkey/shared";
 import { processIsolated } from "../consumers/isolate.js";
 import { retryLater } from "../consumers/redelivery.js";
-import { applyResults, type ResultToApply } from "../results/apply-result.js";
+import { applyResults, engineConcluded, type ResultToApply } from "../results/apply-result.js";
 import type { ResultEnv } from "../results/result-consumer.js";
 import type { Rejection } from "../store/rejections.js";
 
@@ -65,15 +65,11 @@ export function createDeadTaskProcessor(env: DeadTaskEnv) {
         env.log.warn({ streamSeq: advisory.stream_seq, consumer: advisory.consumer, taskId: task.taskId }, "stale MAX_DELIVERIES advisory: the sequence now holds another task; ignored");
         continue;
       }
-      const now = new Date().toISOString();
       results.push({
-        taskId: task.taskId,
-        executionId: task.executionId,
-        stepId: task.stepId,
-        attempt: task.attempt,
-        outcome: "error",
-        failure: deliveriesExhausted(advisory.deliveries),
-        metrics: { startedAt: now, completedAt: now, durationMs: 0, workerId: "engine", region: task.metadata.region },
+        ...engineConcluded(
+          { taskId: task.taskId, executionId: task.executionId, stepId: task.stepId, attempt: task.attempt, region: task.metadata.region },
+          deliveriesExhausted(advisory.deliveries),
+        ),
         deadLetter: { task, deliveries: advisory.deliveries },
       });
       env.log.warn(

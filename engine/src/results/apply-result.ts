@@ -21,6 +21,24 @@ export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
  */
 export type ResultToApply = TaskResult & { deadLetter?: { task: Task; deliveries: number } };
 
+/** The result the engine records for an attempt no worker answered for (timed out, deliveries ran out). */
+export function engineConcluded(
+  attempt: { taskId: string; executionId: string; stepId: string; attempt: number; region: string },
+  failure: Failure,
+): TaskResult {
+  const at = new Date().toISOString();
+  const { taskId, executionId, stepId, region } = attempt;
+  return {
+    taskId,
+    executionId,
+    stepId,
+    attempt: attempt.attempt,
+    outcome: "error",
+    failure,
+    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: "engine", region },
+  };
+}
+
 export interface ApplyEnv {
   db: Db;
   registry: FlowRegistry;

@@ -1,6 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { abortableDelay, PRIORITIES, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
-import { applyResults, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
+import { applyResults, engineConcluded, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
 import type { Relay } from "../outbox/relay.js";
 import { Changes } from "../execution/changes.js";
 import type { Queryable } from "../store/db.js";
@@ -134,16 +134,7 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
         log.debug({ ...ids, handler: a.handler, backlog }, "attempt overdue but possibly still queued; waiting");
         continue;
       }
-      const at = new Date().toISOString();
-      results.push({
-        taskId: ids.taskId,
-        executionId: a.executionId,
-        stepId: a.stepId,
-        attempt: a.attempt,
-        outcome: "error",
-        failure: attemptTimedOut(a, graceMs),
-        metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: "engine", region: a.region },
-      });
+      results.push(engineConcluded(ids, attemptTimedOut(a, graceMs)));
       log.warn({ ...ids, handler: a.handler, deadlineAt: a.deadlineAt }, "attempt timed out by the engine");
     }
     if (results.length === 0) return 0;
