@@ -11,10 +11,14 @@ import { withDeadline } from "./stats.js";
 export interface ChildHandle {
   readonly name: string;
   readonly pid: number;
+  /** What the child said in its ready line (worker: workerId, concurrency…). */
+  readonly info: Record<string, unknown>;
   /** Sends a command and resolves with the child's reply. */
   request<T = Record<string, unknown>>(cmd: string, timeoutMs?: number, args?: Record<string, unknown>): Promise<T>;
   /** Asks the child to stop cleanly; SIGKILL when it has not exited within timeoutMs. Idempotent. */
   stop(timeoutMs?: number): Promise<void>;
+  /** Sends `signal` (no clean stop) and resolves once the process has exited. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   /** The last lines the child wrote to stderr. */
   logs(lines?: number): string;
 }
@@ -81,8 +85,9 @@ export async function spawnChild(
   const kill = () => {
     if (!exited) child.kill("SIGKILL");
   };
+  let info: Record<string, unknown> = {};
   try {
-    await withDeadline(
+    info = await withDeadline(
       new Promise<Record<string, unknown>>((resolve, reject) => {
         onReady = resolve;
         onFail = reject;
@@ -101,6 +106,7 @@ export async function spawnChild(
   const handle: ChildHandle = {
     name,
     pid: child.pid as number,
+    info,
     request<T>(cmd: string, timeoutMs = 10_000, args: Record<string, unknown> = {}): Promise<T> {
       if (exited) return Promise.reject(new Error(`${name} is not running; its last log lines:\n${logs()}`));
       const id = nextId++;
@@ -125,6 +131,10 @@ export async function spawnChild(
         }
       })();
       return stopping;
+    },
+    kill(signal) {
+      if (!exited) child.kill(signal);
+      return exit;
     },
     logs,
   };

@@ -1,7 +1,7 @@
 /**
  * The mesh's engine for the benchmark, a child process: the real createEngine() on its own NATS
  * connection and PostgreSQL pool. Env: NATS_URL, BENCH_PREFIX, DATABASE_URL, optional
- * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_LOG_LEVEL (default warn; logs go to stderr).
+ * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_HEARTBEAT_TIMEOUT_MS (default 60000), BENCH_LOG_LEVEL (default warn; logs go to stderr).
  */
 import { createEngine } from "@flowmonkey/engine";
 import { connectNats, createLogger } from "@flowmonkey/shared";
@@ -21,7 +21,7 @@ const engine = createEngine({
   log,
   prefix: env("BENCH_PREFIX"),
   databaseUrl: env("DATABASE_URL"),
-  heartbeatTimeoutMs: 60_000,
+  heartbeatTimeoutMs: optionalInt("BENCH_HEARTBEAT_TIMEOUT_MS") ?? 60_000,
   ownsConnection: true,
   ...(maxBatch ? { maxBatch } : {}),
   ...(dbPoolSize ? { dbPoolSize } : {}),

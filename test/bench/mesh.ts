@@ -19,12 +19,16 @@ export interface MeshOptions {
   concurrency: number;
   /** Chain step inputs with `{% %}` expressions (the engine evaluates JSONata per dispatch). */
   templates: boolean;
+  /** Engine processes on the same prefix and database (they share the durable consumers). @default 1 */
+  engines?: number;
 }
 
 export type DispatchSamples = { samples: number[]; expected: number } | { na: string };
 
 export interface MeshSystem extends FlowSystem {
+  /** The first engine process. */
   readonly engine: ChildHandle;
+  readonly engines: readonly ChildHandle[];
   readonly worker: ChildHandle;
   readonly flow: Record<string, unknown>;
   /** Dispatch → handler start (ms) of these executions' tasks, from the engine's tasks table. */
@@ -45,14 +49,16 @@ export function benchFlow(templates: boolean): Record<string, unknown> {
 
 export async function startMesh(nc: NatsConnection, natsUrl: string, databaseUrl: string, opts: MeshOptions): Promise<MeshSystem> {
   const childEnv = { NATS_URL: natsUrl, BENCH_PREFIX: opts.prefix, DATABASE_URL: databaseUrl, BENCH_CONCURRENCY: String(opts.concurrency) };
-  const engine = await spawnChild("engine", "./engine-proc.ts", childEnv);
+  const engines: ChildHandle[] = [];
   let worker: ChildHandle | undefined;
   const subs: Subscription[] = [];
   const stopAll = async () => {
     for (const s of subs) s.unsubscribe();
-    await Promise.allSettled([worker?.stop(), engine.stop()]);
+    await Promise.allSettled([worker?.stop(), ...engines.map((e) => e.stop())]);
   };
   try {
+    // One after the other: each migrates the database under the advisory lock and ensures the streams.
+    for (let i = 0; i < (opts.engines ?? 1); i++) engines.push(await spawnChild(i === 0 ? "engine" : `engine-${i + 1}`, "./engine-proc.ts", childEnv));
     worker = await spawnChild("worker", "./worker-proc.ts", childEnv);
     const api = createApiClient(nc, { prefix: opts.prefix, timeoutMs: 15_000 });
     const flow = benchFlow(opts.templates);
@@ -63,7 +69,8 @@ export async function startMesh(nc: NatsConnection, natsUrl: string, databaseUrl
     const execPrefix = subjects.execOfFlow(MESH_FLOW_ID).replace(/>$/, "");
 
     const system: MeshSystem = {
-      engine,
+      engine: engines[0] as ChildHandle,
+      engines,
       worker,
       flow,
       onDone: () => undefined,

@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { PhaseResult } from "./driver.js";
+import { formatResilience, type ResilienceReport } from "./resilience.js";
 import { round, type LatencySummary } from "./stats.js";
 
 export type Measured = LatencySummary | { na: string };
@@ -31,6 +32,8 @@ export interface BenchReport {
   mesh: SystemReport;
   /** mesh / ceiling: flows/s (higher is better, ≤ 1 expected) and flow p50 latency (× slower). */
   ratios: { throughput: Ratio; paced: Ratio[] };
+  /** Recovery after a worker SIGKILL, priority behind a backlog, engine replicas; each with its baseline. */
+  resilience: ResilienceReport | { skipped: string };
   memory: Record<string, unknown>;
   bar: { flowsPerSec: number; medianFlowLatencyMs: number; met: boolean; basis: string };
   methodology: string[];
@@ -126,6 +129,8 @@ export function formatReport(r: BenchReport): string {
   lines.push(
     `bar (≥ ${r.bar.flowsPerSec} flows/s with median flow latency < ${r.bar.medianFlowLatencyMs} ms): ${r.bar.met ? "MET" : "NOT met"} — ${r.bar.basis}`,
   );
+  if ("skipped" in r.resilience) lines.push("", `Resilience: skipped (${r.resilience.skipped})`);
+  else lines.push(...formatResilience(r.resilience));
   lines.push("", "How it is measured:", ...r.methodology.map((m) => `  - ${m}`));
   return lines.join("\n");
 }

@@ -9,6 +9,15 @@
  * worth)) flows), BENCH_PUBLISH_INFLIGHT (256),
  * BENCH_CONCURRENCY (worker concurrency, 256), BENCH_TEMPLATES (1 = chain step inputs with {% %}),
  * BENCH_PHASE_TIMEOUT_MS (120000), BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_LOG_LEVEL.
+ *
+ * Resilience (resilience.ts; after the mesh, same nats-server, each on its own prefix and fresh
+ * database; about 2 minutes at these defaults, 63 s of it the default-heartbeat recovery):
+ * BENCH_RESILIENCE (1; 0 skips the whole part),
+ * BENCH_REPLICAS (3 engine processes vs 1, the max phase), BENCH_REPLICA_FLOWS (BENCH_FLOWS),
+ * BENCH_PRIORITY_BACKLOG (5000 normal flows queued before the marked one),
+ * BENCH_PRIORITY_CONCURRENCY (32, the worker that then drains it), BENCH_PRIORITY_TASK_MS (5, its delay step),
+ * BENCH_RECOVERY_HEARTBEAT_MS (2000, the short heartbeat timeout), BENCH_RECOVERY_DEFAULT (1; 0
+ * skips the run at the default 60000 ms), BENCH_RECOVERY_DELAY_MS (3000, the killed delay step).
  */
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg, release, totalmem } from "node:os";
@@ -22,6 +31,7 @@ import { cpuPercent, pidsNamed, snapshotCpu, type CpuGroups } from "./cpu.js";
 import pg from "pg";
 import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
+import { formatResilience, measureResilience, type ResilienceParams } from "./resilience.js";
 import { formatReport, ratio, writeReport, type BenchReport, type Measured, type PhaseReport, type SystemReport } from "./report.js";
 import { envInt, summarize, withDeadline } from "./stats.js";
 
@@ -41,6 +51,28 @@ const P = {
   meshPrefix: "fm",
   stepsPerFlow: STEPS,
 };
+const RESILIENCE_DEFAULT_HEARTBEAT_MS = 60_000;
+const R: ResilienceParams | undefined =
+  process.env["BENCH_RESILIENCE"] === "0"
+    ? undefined
+    : {
+        recoveryHeartbeatsMs: [
+          envInt("BENCH_RECOVERY_HEARTBEAT_MS", 2000, 1000),
+          ...(process.env["BENCH_RECOVERY_DEFAULT"] === "0" ? [] : [RESILIENCE_DEFAULT_HEARTBEAT_MS]),
+        ],
+        recoveryDelayMs: envInt("BENCH_RECOVERY_DELAY_MS", 3000, 100),
+        priorityBacklog: envInt("BENCH_PRIORITY_BACKLOG", 5000, 1),
+        priorityConcurrency: envInt("BENCH_PRIORITY_CONCURRENCY", 32, 1),
+        priorityTaskMs: envInt("BENCH_PRIORITY_TASK_MS", 5, 0),
+        replicaEngines: envInt("BENCH_REPLICAS", 3, 2),
+        replicaFlows: envInt("BENCH_REPLICA_FLOWS", P.flows, 1),
+        window: P.window,
+        warmup: P.warmup,
+        concurrency: P.concurrency,
+        publishInflight: P.publishInflight,
+        phaseTimeoutMs: P.phaseTimeoutMs,
+        stepsPerFlow: STEPS,
+      };
 const BAR = { flowsPerSec: 2000, medianFlowLatencyMs: 4 };
 
 const cleanups: Array<[string, () => Promise<unknown>]> = [];
@@ -182,12 +214,29 @@ async function main(): Promise<void> {
   const workerAfter = await mesh.worker.request("stats");
   await cleanups.pop()![1]();
 
+  const resilience = R
+    ? await measureResilience(
+        {
+          nc,
+          natsUrl: nats.url,
+          freshDatabase: async () => {
+            const fresh = await createTestDatabase();
+            cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
+            return fresh;
+          },
+          cpuGroups: async (extra, dbName) => ({ ...extra, nats: [nats.pid], postgres: await postgresPids(admin, dbName) }),
+          log,
+        },
+        R,
+      )
+    : undefined;
+
   const barIndex = P.rates.indexOf(BAR.flowsPerSec);
   const barPhase = barIndex >= 0 ? meshReport.paced[barIndex] : undefined;
   const barP50 = barPhase?.flowLatencyMs?.p50;
   const report: BenchReport = {
     timestamp: new Date().toISOString(),
-    parameters: { ...P, meshFlowId: MESH_FLOW_ID, bar: BAR },
+    parameters: { ...P, meshFlowId: MESH_FLOW_ID, bar: BAR, resilience: R ?? "skipped (BENCH_RESILIENCE=0)" },
     machine: {
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? "unknown",
@@ -205,6 +254,7 @@ async function main(): Promise<void> {
       throughput: ratio(meshReport.throughput, ceilingReport.throughput),
       paced: meshReport.paced.map((m, i) => ratio(m, ceilingReport.paced[i] as PhaseReport)),
     },
+    resilience: resilience ?? { skipped: "BENCH_RESILIENCE=0" },
     memory: {
       engineRssBeforeMB: mb(engineBefore["rss"]),
       engineRssAfterMB: mb(engineAfter["rss"]),
@@ -230,6 +280,14 @@ async function main(): Promise<void> {
       "Dispatch→handler start, mesh: tasks.started_at − tasks.dispatched_at from the engine's database after the phase: dispatched_at is the engine's clock when it decided the dispatch (before its transaction commits and the outbox relay publishes); started_at is the worker's metrics.startedAt when the handler is called. Both have millisecond resolution, so each sample is ±1 ms.",
       `Ceiling: work-queue streams 'BENCH_CEILING_TASKS'/'BENCH_CEILING_RESULTS' (file storage, Nats-Msg-Id on every publish like the mesh), worker consumer max_ack_pending ${P.concurrency} (= mesh worker concurrency), worker publishes the result, awaits its ack, then acks the task; the collector acks results and publishes step k+1's task, no engine, no Postgres, no schema validation.`,
       `Mesh flow '${MESH_FLOW_ID}': three echo steps with ${P.templates ? "{% %}-chained inputs" : "literal inputs"}, one engine (default batching unless BENCH_ENGINE_MAX_BATCH), one worker (concurrency ${P.concurrency}). CPU % is of one core over the phase (machine = whole box, ${cpus().length} cores = ${cpus().length * 100}%); 'postgres' is the backends of the benchmark's database plus the server's background processes; 'other' is everything else on the box (other users' processes), which skews the numbers when high.`,
+      ...(R
+        ? [
+            `Resilience: each measurement below runs after the mesh, on the same nats-server, with its own subject prefix (so its own streams and durable consumers), its own fresh database and its own engine/worker child processes.`,
+            `Replicas: the max phase (closed loop, ${R.replicaFlows} three-step echo flows, window ${R.window}, after ${R.warmup} warm-up flows) against 1 engine process, then against ${R.replicaEngines} engine processes on one prefix and one database (they share the durable consumers), one worker (concurrency ${R.concurrency}) each time; ratio = flows/s with ${R.replicaEngines} / flows/s with 1. On ${cpus().length} cores the extra engines compete with the worker, nats-server and PostgreSQL for the same CPUs.`,
+            `Priority: with no worker serving 'delay', ${R.priorityBacklog} flows with priority "normal" (one ${R.priorityTaskMs} ms delay step) are published and waited for in the task stream, then one marked flow, then a worker (concurrency ${R.priorityConcurrency}) is spawned. "normal tasks started before it" counts tasks.started_at (the worker's clock at handler start) earlier than the marked task's; times run from the first task's started_at (or the worker spawn) to the completed events (this process's clock, same machine). Baseline: the same with the marked flow "normal" (published last), on its own prefix and database.`,
+            `Recovery: an engine and two workers serving 'delay' with the heartbeat timeout (the pool consumer's ack_wait, worker option heartbeatTimeoutMs) at ${R.recoveryHeartbeatsMs.join(" and ")} ms, one prefix per setting. A one-step flow (delay ${R.recoveryDelayMs} ms) runs once undisturbed (baseline), then again; at its first progress message the worker whose stats show the running task is SIGKILLed, and the time from the kill to the engine's step.completed event is measured. The task goes back when the ack_wait since its last in-progress ack runs out, and the delay then runs in full, so ≈ timeout + delay is expected; "redelivered handler start" is the survivor's tasks.started_at.`,
+          ]
+        : []),
     ],
   };
   console.log(formatReport(report));
