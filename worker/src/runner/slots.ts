@@ -64,6 +64,8 @@ export interface PoolView {
    * do not hold slots the normal lane could use.
    */
   probes?: boolean;
+  /** Most more tasks worth asking for now (a lane that knows how many wait); absent: no cap. */
+  limit?: number;
 }
 
 export interface FetchPlanInput {
@@ -105,7 +107,7 @@ export function planFetches(input: FetchPlanInput): FetchPlan {
   for (let k = 0; k < n; k++) {
     const i = (input.start + k) % n;
     const p = pools[i]!;
-    if (p.paused) continue;
+    if (p.paused || p.limit === 0) continue;
     if (p.outstanding === 0 ? p.probes !== false || p.hungry : p.hungry && p.outstanding < maxOutstanding) eligible.push(i);
   }
   // Stable: round-robin order is kept within a rank.
@@ -117,15 +119,20 @@ export function planFetches(input: FetchPlanInput): FetchPlan {
     free--;
     next = (i + 1) % n;
   }
+  // Hungry pools by rank: the best rank shares the rest evenly, each up to its cap; only what
+  // capped pools cannot take goes on to the next rank.
+  const room = (i: number) => (pools[i]!.limit ?? Number.POSITIVE_INFINITY) - grant[i]!;
   const hungryAll = eligible.filter((i) => grant[i]! > 0 && pools[i]!.hungry);
-  const bestRank = Math.min(...hungryAll.map(rankOf));
-  const hungry = hungryAll.filter((i) => rankOf(i) === bestRank);
-  if (free > 0 && hungry.length > 0) {
-    const share = Math.floor(free / hungry.length);
-    let extra = free % hungry.length;
-    for (const i of hungry) {
-      grant[i]! += share + (extra > 0 ? 1 : 0);
-      if (extra > 0) extra--;
+  for (const rank of [...new Set(hungryAll.map(rankOf))].sort((a, b) => a - b)) {
+    let group = hungryAll.filter((i) => rankOf(i) === rank && room(i) > 0);
+    while (free > 0 && group.length > 0) {
+      const share = Math.max(1, Math.floor(free / group.length));
+      for (const i of group) {
+        const g = Math.min(share, room(i), free);
+        grant[i]! += g;
+        free -= g;
+      }
+      group = group.filter((i) => room(i) > 0);
     }
   }
   const grants: FetchPlan["grants"] = [];

@@ -45,6 +45,8 @@ export class TaskPool implements PoolView {
   paused = false;
   /** Only the normal lane keeps an idle probe open; see PoolView.probes. */
   readonly probes: boolean;
+  /** A lane without probes: tasks known to wait (signals, the backlog check), so it asks for no more than that. */
+  #known = 0;
   #watch: NodeJS.Timeout | undefined;
   #consumer: Consumer;
   readonly #options: TaskPoolOptions;
@@ -67,9 +69,20 @@ export class TaskPool implements PoolView {
     void this.#fetch(count);
   }
 
-  /** Tasks are waiting in this lane (a high task was published, or the watch saw a backlog): fetch. */
-  signal(): void {
-    if (this.hungry || this.paused || this.#stop.signal.aborted) return;
+  /** For a lane without probes: how many more tasks are worth a fetch (undefined: no cap). */
+  get limit(): number | undefined {
+    return this.probes ? undefined : Math.max(0, this.#known - this.requested);
+  }
+
+  /**
+   * Tasks are waiting in this lane: `count` more were published (a high task seen on its
+   * subject), or `backlog` is what the server reports. The lane fetches that many, no more:
+   * a fetch asking for more would hold free slots until it expires.
+   */
+  signal(news: { count?: number; backlog?: number } = { count: 1 }): void {
+    if (this.paused || this.#stop.signal.aborted) return;
+    this.#known = news.backlog !== undefined ? Math.max(this.#known, news.backlog) : this.#known + (news.count ?? 1);
+    if (this.#known - this.requested <= 0) return;
     this.hungry = true;
     this.#options.hooks.onResume(this);
   }
@@ -83,7 +96,7 @@ export class TaskPool implements PoolView {
       if (this.hungry || this.outstanding > 0 || this.paused) return;
       this.#consumer.info(false).then(
         (info) => {
-          if (info.num_pending > 0) this.signal();
+          if (info.num_pending > 0) this.signal({ backlog: info.num_pending });
         },
         (thrown: unknown) => this.#options.log.debug({ err: toError(thrown), handler: this.handler, priority: this.priority }, "lane backlog check failed"),
       );
@@ -125,7 +138,11 @@ export class TaskPool implements PoolView {
       const unfilled = count - received;
       this.outstanding--;
       this.requested -= unfilled;
-      if (!this.#stop.signal.aborted) this.hungry = failure === undefined && unfilled === 0;
+      if (!this.probes) {
+        // Whatever it did not get was taken by another worker (or is not there): forget it.
+        this.#known = Math.max(0, this.#known - count);
+        if (!this.#stop.signal.aborted) this.hungry = this.#known - this.requested > 0;
+      } else if (!this.#stop.signal.aborted) this.hungry = failure === undefined && unfilled === 0;
       hooks.onFetchEnd(this, unfilled);
     }
     if (failure && !this.#stop.signal.aborted) {

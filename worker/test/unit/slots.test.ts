@@ -40,6 +40,19 @@ describe("planFetches", () => {
       }
     });
 
+    it("a lane that knows how many tasks wait asks for no more; the rest goes to the next rank", () => {
+      // One high task known: a fetch of 1, not of every free slot (which it would hold until the fetch expires).
+      expect(plan(8, [lane(1, { hungry: true }), lane(0, { hungry: true, limit: 1 })]).grants).toEqual([
+        { pool: 1, count: 1 },
+        { pool: 0, count: 7 },
+      ]);
+      expect(plan(8, [lane(1, { hungry: true }), lane(0, { hungry: true, limit: 3 })]).grants).toEqual([
+        { pool: 1, count: 3 },
+        { pool: 0, count: 5 },
+      ]);
+      expect(plan(8, [lane(0, { hungry: true, limit: 0 }), lane(1, { outstanding: 1 })]).grants).toEqual([]);
+    });
+
     it("a low lane with a backlog gets the slots when nothing better waits", () => {
       expect(plan(6, [lane(0), lane(1, { outstanding: 1 }), lane(2, { hungry: true })]).grants).toEqual([{ pool: 2, count: 6 }]);
     });
