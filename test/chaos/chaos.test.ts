@@ -14,11 +14,15 @@
  *     same attempt); a retried step has exactly its maxAttempts failed attempts;
  *   - exec events (seen by a subscriber that reconnects): never two different `step.completed`
  *     for one step nor two different `completed`/`failed` for one execution;
+ *   - side effects, counted in a table the test's own `charge` handler writes (keyed by task
+ *     and attempt, as a handler author should): every `ok` execution charged exactly once;
+ *   - the dead letters are exactly the tasks designed to die;
  *   - nothing is left in the task and result work queues.
  * Recovery times per disruption are printed. FM_CHAOS_SEED=<n> replays a schedule's choices.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiClient, createNames, encode } from "@flowmonkey/shared";
 import { canonical, connectReconnecting, ExecEventRecorder, openPool, ProgressRecorder, seededRandom, stats } from "./support/observe.js";
@@ -35,6 +39,11 @@ const START_WINDOW_MS = 60_000;
 const CHAOS_MS = 75_000;
 const SEED = Number(process.env["FM_CHAOS_SEED"] ?? Date.now() % 1_000_000);
 
+/** Workers with the built-ins and the `charge` side-effect handler (support/effects-worker.ts). */
+const EFFECTS_WORKER = {
+  script: fileURLToPath(new URL("./support/effects-worker.ts", import.meta.url)),
+  handlers: ["echo", "delay", "fail", "charge"],
+};
 const nats = useNatsServer();
 const database = useTestDatabase();
 const meshProcesses = useMeshProcesses();
@@ -50,6 +59,8 @@ const FLOWS = [
       { id: "s1", handler: "echo", input: { i: "{% input.i %}" } },
       { id: "s2", handler: "delay", input: { ms: "{% input.ms %}" }, retry: { maxAttempts: 3, backoff: "fixed", initialDelayMs: 200, jitter: false } },
       { id: "s3", handler: "echo", input: { i: "{% steps.s1.i %}", waited: "{% steps.s2.waitedMs >= input.ms %}" } },
+      // A real side effect, written by the test's own handler into chaos_effects.
+      { id: "s4", handler: "charge", input: { amount: "{% input.i %}" } },
     ],
     output: "{% steps.s3 %}",
   },
@@ -123,13 +134,15 @@ beforeAll(async () => {
     heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
     // debug: workers log every task they finish with its JetStream delivery count.
     logLevel: "debug",
+    env: { CHAOS_EFFECTS_DATABASE_URL: database.url },
   });
   db = openPool(database.url);
   nc = await connectReconnecting(nats.url);
   events = new ExecEventRecorder(nc, names);
   progress = new ProgressRecorder(nc, names);
+  await db.query("CREATE TABLE chaos_effects (task_id text, attempt int, amount numeric, runs int NOT NULL DEFAULT 1, PRIMARY KEY (task_id, attempt))");
   await mesh.startEngine();
-  for (let w = 0; w < WORKERS; w++) await mesh.startWorker();
+  for (let w = 0; w < WORKERS; w++) await mesh.startWorker(EFFECTS_WORKER);
   const api = createApiClient(nc, { prefix });
   for (const flow of FLOWS) await api.putFlow(flow);
 });
@@ -177,13 +190,13 @@ async function runChaos(until: number, random: () => number, log: Disruption[]):
     if (roll < 0.65) {
       const alive = mesh.workers;
       if (alive.length < 2) {
-        await mesh.startWorker();
+        await mesh.startWorker(EFFECTS_WORKER);
         continue;
       }
       const victim = alive[Math.floor(random() * alive.length)]!;
       killedByUs.add(victim);
       await victim.kill("SIGKILL");
-      const replacement = await mesh.startWorker();
+      const replacement = await mesh.startWorker(EFFECTS_WORKER);
       log.push({ kind: "worker", at, inFlight, target: victim.name, readyMs: replacement.readyAt! - at });
     } else if (roll < 0.85) {
       const engine = mesh.engines[0];
@@ -250,7 +263,13 @@ describe("chaos: workers, the engine and nats-server killed at random while 500 
       const steps = Object.fromEntries(Object.entries(e.steps).map(([id, s]) => [id, `${s.status}/${s.attempts}`]));
       const actual = { flow: e.flow_id, status: e.status, output: e.output, error: e.error ? { code: e.error.code, message: e.error.message } : null, steps };
       const expected = {
-        ok: { flow: "ok", status: "completed", output: { i, waited: true }, error: null, steps: { s1: "completed/1", s2: "completed/1", s3: "completed/1" } },
+        ok: {
+          flow: "ok",
+          status: "completed",
+          output: { i, waited: true },
+          error: null,
+          steps: { s1: "completed/1", s2: "completed/1", s3: "completed/1", s4: "completed/1" },
+        },
         boom: {
           flow: "boom",
           status: "failed",
@@ -300,6 +319,19 @@ describe("chaos: workers, the engine and nats-server killed at random while 500 
     const dead = await db.query<{ id: string; reason: string }>("SELECT id, reason FROM dead_tasks ORDER BY id");
     const designedToDie = executions.filter((e) => e.flow_id === "flaky").map((e) => `${e.id}/s2:3`).sort();
     expect(dead.rows).toEqual(designedToDie.map((id) => ({ id, reason: "attempts_exhausted" })));
+
+    // 2c. Side effects, counted where the test's handler wrote them: every `ok` execution charged
+    // exactly once, for the attempt the engine applied, though a killed worker's task may have
+    // run its handler again on the next worker (runs > 1).
+    const { rows: charges } = await db.query<{ task_id: string; attempt: number; amount: string; runs: number }>(
+      "SELECT task_id, attempt, amount, runs FROM chaos_effects ORDER BY task_id",
+    );
+    const okIds = executions.filter((e) => e.flow_id === "ok").map((e) => e.id);
+    expect(charges.map((c) => [c.task_id, c.attempt, Number(c.amount)])).toEqual(okIds.map((id) => [`${id}/s4`, 1, Number(id.slice(2))]));
+    console.log(
+      `[chaos] side effects: ${charges.length} charges for ${okIds.length} executions, none twice; ` +
+        `${charges.filter((c) => c.runs > 1).length} ran their handler more than once (a worker died after charging) and found the charge done`,
+    );
 
     // 3. Events: a result applied twice would make a second, different event.
     expect(events.duplicates("step.completed", { distinct: true })).toEqual([]);

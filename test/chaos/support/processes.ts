@@ -55,6 +55,8 @@ export interface MeshProcessOptions {
 }
 
 export interface WorkerArgs {
+  /** A TypeScript worker entry to run instead of the built binary (through tsx), with the same arguments. */
+  script?: string;
   region?: string;
   handlers?: string[];
   concurrency?: number;
@@ -272,7 +274,7 @@ export class MeshProcesses {
   /** `node worker/dist/main.js --region r --handlers a,b --concurrency n`; resolves once it logged "worker started". */
   startWorker(worker: WorkerArgs = {}, name = `worker-${++this.#counters.worker}`): Promise<MeshProcess> {
     const args = [
-      WORKER_MAIN,
+      ...(worker.script ? ["--import", "tsx", worker.script] : [WORKER_MAIN]),
       "--region",
       worker.region ?? "us-east-1",
       "--handlers",
