@@ -12,6 +12,8 @@ import {
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { hostname } from "node:os";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { CheckpointSink } from "./plumbing/checkpoints.js";
 import type { ProgressSink } from "./plumbing/progress.js";
 import { startPresence } from "./presence/registry-entry.js";
 import { openTaskPool } from "./runner/open-pool.js";
@@ -60,8 +62,17 @@ export function createWorker(options: WorkerOptions): Worker {
   let starting: Promise<void> | undefined;
 
   const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined };
+  let blobStore: Promise<ObjectStore> | undefined;
+  const checkpointSink: CheckpointSink = {
+    kv: undefined,
+    blobs: () =>
+      (blobStore ??= new Objm(nc).open(names.buckets.blobs).catch((err: unknown) => {
+        blobStore = undefined;
+        throw err;
+      })),
+  };
   const pipeline = new TaskPipeline({
-    runtime: { workerId, region, log, progress: progressSink },
+    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, js },
     handlers: o.handlers,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
   });
@@ -72,21 +83,24 @@ export function createWorker(options: WorkerOptions): Worker {
   async function doStart(): Promise<void> {
     try {
       const jsm = await jetstreamManager(nc);
-      const [pools, progressKv, workersKv] = await Promise.all([
-        Promise.all(
-          handlerTypes.flatMap((handler) =>
-            PRIORITIES.map((priority) =>
-              openTaskPool({
-                ...{ js, jsm, names, region, handler, priority, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log },
-                heartbeatTimeoutMs: o.heartbeatTimeouts.get(handler)!,
-              }),
-            ),
+      // The pools wait for the engine to provision the mesh; the buckets exist once they are open.
+      const pools = await Promise.all(
+        handlerTypes.flatMap((handler) =>
+          PRIORITIES.map((priority) =>
+            openTaskPool({
+              ...{ js, jsm, names, region, handler, priority, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log },
+              heartbeatTimeoutMs: o.heartbeatTimeouts.get(handler)!,
+            }),
           ),
         ),
+      );
+      const [progressKv, workersKv, checkpointsKv] = await Promise.all([
         kvm.open(names.buckets.progress),
         kvm.open(names.buckets.workers),
+        kvm.open(names.buckets.checkpoints),
       ]);
       progressSink.kv = progressKv;
+      checkpointSink.kv = checkpointsKv;
       for (const pool of pools) {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.

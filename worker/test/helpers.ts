@@ -96,6 +96,8 @@ export function runHandler(handler: AnyHandler, task: TaskInput): { outcome: Pro
     region: REGION,
     log: silentLogger(),
     progress: { nc, subjects: createNames("fm").subjects, kv: undefined },
+    checkpoints: { kv: undefined, blobs: () => Promise.reject(new Error("no blob store in unit tests")) },
+    js: { publish: async (subject: string) => void published.push(subject) } as unknown as JetStreamClient,
   };
   const parsed = Task.parse(task);
   const running = executeTask(parsed, handler, runtime, { working: () => undefined, deliveryCount: 1 });

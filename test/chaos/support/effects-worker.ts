@@ -36,8 +36,31 @@ const charge = defineHandler({
   },
 });
 
+/**
+ * A stateful handler: works through `items` items (slowly), recording each in batch_items, and
+ * checkpoints every `every`; a redelivered run starts from the last checkpoint.
+ */
+const batch = defineHandler({
+  type: "batch",
+  version: "1",
+  input: z.object({ items: z.number().int().positive(), every: z.number().int().positive(), itemMs: z.number().int().nonnegative() }),
+  async execute(ctx) {
+    const { items, every, itemMs } = ctx.input;
+    const saved = (await ctx.checkpoint.load()) as { next: number } | undefined;
+    const from = saved?.next ?? 0;
+    for (let item = from; item < items; item++) {
+      await effects.query("INSERT INTO batch_items (execution_id, item, pid) VALUES ($1, $2, $3)", [ctx.task.executionId, item, process.pid]);
+      await new Promise((resolve) => setTimeout(resolve, itemMs));
+      if ((item + 1) % every === 0) await ctx.checkpoint.save({ next: item + 1 });
+      void ctx.progress.update(((item + 1) / items) * 100);
+    }
+    return { resumedFrom: from, items };
+  },
+});
+
 const wanted = (values.handlers ?? "echo,delay,fail,charge").split(",");
-const handlers = wanted.map((type) => (type === "charge" ? charge : builtInHandlers[type] ?? type));
+const custom: Record<string, typeof charge | typeof batch> = { charge, batch };
+const handlers = wanted.map((type) => custom[type] ?? builtInHandlers[type] ?? type);
 const log = createLogger({ name: "worker", level: process.env["LOG_LEVEL"] ?? "info", pretty: false, bindings: { region: values.region ?? "us-east-1" } });
 await runService(
   async () =>

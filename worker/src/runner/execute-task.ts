@@ -1,8 +1,11 @@
 import { FmError, type Logger, parseWith, type Task } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
+import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
+import { createEventsApi } from "../plumbing/events.js";
 import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import type { AnyHandler } from "../sdk/define-handler.js";
-import type { ContextApi, HandlerContext, TaskInfo } from "../sdk/handler-context.js";
+import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, TaskInfo } from "../sdk/handler-context.js";
 import { type Outcome, type Settlement, toOutcome } from "./outcome.js";
 
 /** What every task of one worker shares. */
@@ -11,6 +14,9 @@ export interface TaskRuntime {
   region: string;
   log: Logger;
   progress: ProgressSink;
+  checkpoints: CheckpointSink;
+  /** JetStream, for ctx.events. */
+  js: JetStreamClient;
 }
 
 /** The JetStream side of one delivery, as much of it as a handler run needs. */
@@ -88,6 +94,8 @@ class TaskContext implements HandlerContext {
   #log: Logger | undefined;
   #context: ContextRecorder | undefined;
   #progress: TaskProgress | undefined;
+  #checkpoint: CheckpointApi | undefined;
+  #events: EventsApi | undefined;
   #info: TaskInfo | undefined;
 
   constructor(task: Task, runtime: TaskRuntime, delivery: Delivery, signal: AbortSignal) {
@@ -117,6 +125,16 @@ class TaskContext implements HandlerContext {
     const { executionId, stepId, taskId, attempt } = this.#task;
     const ids = { executionId, stepId, taskId, attempt };
     return (this.#progress ??= createTaskProgress(this.#runtime.progress, ids, () => this.#delivery.working(), () => this.log));
+  }
+
+  get checkpoint(): CheckpointApi {
+    const { executionId, stepId } = this.#task;
+    return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { executionId, stepId }, () => this.#delivery.working(), () => this.log));
+  }
+
+  get events(): EventsApi {
+    const { executionId, stepId } = this.#task;
+    return (this.#events ??= createEventsApi(this.#runtime.js, this.#runtime.progress.subjects, { executionId, stepId }));
   }
 
   get task(): TaskInfo {

@@ -24,6 +24,23 @@ export interface ProgressApi {
   update(percent: number, message?: string): Promise<void>;
 }
 
+/**
+ * A stateful handler's progress marker, kept across redeliveries and retries of its step: save
+ * every so often, load at the start to resume where the last run got to. Up to 1 MiB it lives
+ * in KV; larger states are gzip'd to the blob store. A save counts as a heartbeat.
+ */
+export interface CheckpointApi {
+  save(state: unknown): Promise<void>;
+  /** The last saved state of this step (any attempt), or undefined. */
+  load(): Promise<unknown>;
+  clear(): Promise<void>;
+}
+
+export interface EventsApi {
+  /** Publishes `data` on `fm.events.<name>` (stream FM_EVENTS) with this execution and step; resolves once stored. */
+  emit(name: string, data?: unknown): Promise<void>;
+}
+
 /** What a handler may know about the task it runs. The sealed vault is deliberately absent. */
 export type TaskInfo = Readonly<
   Pick<Task, "taskId" | "executionId" | "flowId" | "flowVersion" | "stepId" | "attempt" | "handler" | "config" | "metadata">
@@ -42,4 +59,6 @@ export interface HandlerContext<I = unknown> {
   readonly log: Logger;
   readonly task: TaskInfo;
   readonly progress: ProgressApi;
+  readonly checkpoint: CheckpointApi;
+  readonly events: EventsApi;
 }

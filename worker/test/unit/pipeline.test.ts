@@ -31,7 +31,14 @@ function pipeline(publish: () => Promise<unknown>) {
   const published: string[] = [];
   const js = { publish: (subject: string) => (published.push(subject), publish()) } as unknown as JetStreamClient;
   const p = new TaskPipeline({
-    runtime: { workerId: "w", region: REGION, log: silentLogger(), progress: { nc: {} as NatsConnection, subjects: names.subjects, kv: undefined } },
+    runtime: {
+      workerId: "w",
+      region: REGION,
+      log: silentLogger(),
+      progress: { nc: {} as NatsConnection, subjects: names.subjects, kv: undefined },
+      checkpoints: { kv: undefined, blobs: () => Promise.reject(new Error("no blob store in unit tests")) },
+      js,
+    },
     handlers: new Map([[echo.type, echo]]),
     results: { js, subject: names.subjects.results(REGION), maxBytes: () => 1024 * 1024 },
   });
