@@ -341,9 +341,11 @@ describe("chaos: workers, the engine and nats-server killed at random while 500 
     // 4. Nothing deliverable is left behind: the task pools and the engine's result consumer have
     //    nothing pending or unacknowledged. Task messages still stored in the work queue are listed:
     //    each must belong to an attempt that was settled long ago (a stale copy, see below).
-    const jsm = await jetstreamManager(nc);
+    // The last disruption may have been a nats-server restart moments ago: every JetStream request
+    // here is retried until it answers (a request timing out during recovery is not a finding).
     await waitFor(
       async () => {
+        const jsm = await jetstreamManager(nc);
         for (const stream of [names.streams.tasks, names.streams.results]) {
           for await (const c of jsm.consumers.list(stream)) if (c.num_pending > 0 || c.num_ack_pending > 0) return false;
         }
@@ -353,12 +355,13 @@ describe("chaos: workers, the engine and nats-server killed at random while 500 
     ).catch(async (err: unknown) => {
       throw new Error(`${(err as Error).message}\n${await diagnose()}`, { cause: err });
     });
-    const leftovers = await storedMessages(names.streams.tasks);
+    const stored = (stream: string) => waitFor(() => storedMessages(stream), { timeoutMs: 30_000, intervalMs: 500, message: `the messages stored in ${stream}` });
+    const leftovers = await stored(names.streams.tasks);
     const { rows: settled } = await db.query<{ key: string }>("SELECT task_id || ':' || attempt AS key FROM tasks WHERE status <> 'dispatched'");
     const settledKeys = new Set(settled.map((r) => r.key));
     const unsettled = leftovers.filter((m) => !settledKeys.has(`${m.body.taskId}:${m.body.attempt}`));
     expect(unsettled).toEqual([]);
-    const results = await storedMessages(names.streams.results);
+    const results = await stored(names.streams.results);
     console.log(
       `[chaos] messages still stored after the run (stale copies of settled work; never delivered): ${leftovers.length} tasks, ${results.length} results` +
         (leftovers.length ? `, stored at ${[...new Set(leftovers.map((m) => `${((m.time - t0) / 1000).toFixed(1)}s`))].join(" ")}` : ""),
