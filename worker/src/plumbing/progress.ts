@@ -33,6 +33,8 @@ export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working
   let held: Progress | undefined;
   let timer: NodeJS.Timeout | undefined;
   let done = false;
+  let lastPercent = 0;
+  let estimatedCompletion: string | undefined;
 
   const send = (progress: Progress): Promise<void> => {
     lastSentAt = Date.now();
@@ -59,10 +61,12 @@ export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working
     update(percent, message) {
       if (typeof percent !== "number" || Number.isNaN(percent)) throw new TypeError("progress.update: percent must be a number");
       if (done) return Promise.resolve();
+      lastPercent = Math.min(100, Math.max(0, percent));
       const progress: Progress = {
         ...ids,
-        percent: Math.min(100, Math.max(0, percent)),
+        percent: lastPercent,
         ...(message === undefined ? {} : { message: message.slice(0, 1024) }),
+        ...(estimatedCompletion ? { estimatedCompletion } : {}),
         at: new Date().toISOString(),
       };
       const wait = lastSentAt + PROGRESS_MIN_INTERVAL_MS - Date.now();
@@ -75,6 +79,11 @@ export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working
       held = progress;
       timer ??= setTimeout(flushHeld, wait);
       return Promise.resolve();
+    },
+    setEstimatedCompletion(at) {
+      if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new TypeError("progress.setEstimatedCompletion: expected a valid Date");
+      estimatedCompletion = at.toISOString();
+      return this.update(lastPercent);
     },
     finish() {
       if (done) return;

@@ -22,6 +22,8 @@ export interface ProgressApi {
    * Counts as a heartbeat. Never rejects: a lost progress update must not fail the task.
    */
   update(percent: number, message?: string): Promise<void>;
+  /** When the handler expects to finish: sent at once with the latest percent, and with every update after. */
+  setEstimatedCompletion(at: Date): Promise<void>;
 }
 
 /**

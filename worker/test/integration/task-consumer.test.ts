@@ -181,4 +181,31 @@ describe("worker plumbing", () => {
     const latest = await waitFor(async () => (await kv.get(`${task.executionId}.${task.stepId}`)) ?? undefined, { message: "progress in KV" });
     expect(decode(latest.value, Progress).percent).toBe(100);
   });
+
+  it("sends the estimated completion a handler sets, with its progress", async () => {
+    const mesh = await setup();
+    const eta = new Date(Date.now() + 60_000);
+    const eager = defineHandler({
+      type: "eager",
+      version: "1",
+      async execute(ctx) {
+        await ctx.progress.update(40, "warming up");
+        await ctx.progress.setEstimatedCompletion(eta);
+        return { ok: true };
+      },
+    });
+    const task = makeTask({ type: "eager", input: {} });
+    const live = mesh.nc.subscribe(mesh.names.subjects.progress(task.executionId, task.stepId));
+    cleanups.push(async () => live.unsubscribe());
+    await startWorker(mesh, { handlers: [eager], concurrency: 1 });
+    await publishTask(mesh, task);
+    const seen = await waitFor(
+      async () => {
+        const m = decode((await nextMessage(live, { timeoutMs: 10_000 })).data, Progress);
+        return m.estimatedCompletion ? m : undefined;
+      },
+      { message: "a progress update with the estimated completion" },
+    );
+    expect(seen).toMatchObject({ percent: 40, estimatedCompletion: eta.toISOString() });
+  });
 });
