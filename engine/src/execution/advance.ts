@@ -106,9 +106,9 @@ export function dispatch(
   const attempt = step.attempts + 1;
   // An open circuit on the lane holds the task past its own delay (nothing is lost or burned),
   // and a rate limit gives it the next free slot after that.
-  const laneRegion = def.region ?? exec.region;
-  delayMs = Math.max(delayMs, env.breakers?.holdFor(`${laneRegion}/${def.handler}`) ?? 0);
-  if (env.rates?.active) delayMs = env.rates.reserve(laneRegion, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
+  const lane = laneOf(exec, def);
+  delayMs = Math.max(delayMs, env.breakers?.holdFor(lane) ?? 0);
+  if (env.rates?.active) delayMs = env.rates.reserve(def.region ?? exec.region, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
   const dueAt = new Date(env.now.getTime() + delayMs);
   const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
   const { taskId, metadata: { region, priority } } = task;
@@ -134,12 +134,16 @@ export function dispatch(
   const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}` }];
   if (exec.tenantId) {
     // Admitted (or queued behind the tenant's own tasks) when the transaction is written.
-    const lane = `${region}/${def.handler}`;
     exec.steps[stepId]!.lane = lane;
     effects.laneDispatches.push({ tenantId: exec.tenantId, lane, taskKey: `${taskId}:${attempt}`, messages, ...(delayMs > 0 ? { notBefore: dueAt } : {}) });
   } else if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
   else effects.messages.push(...messages);
   emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
+}
+
+/** A step's lane, `<region>/<handler>`: what circuits, rate limits and tenant caps are kept per. */
+export function laneOf(exec: ExecutionState, def: { region?: string | undefined; handler: string }): string {
+  return `${def.region ?? exec.region}/${def.handler}`;
 }
 
 /** The task message of one attempt of a step. */

@@ -1,6 +1,6 @@
 import type { Failure, Subjects, Task, TaskResult } from "@flowmonkey/shared";
 import { declareDeadTask } from "../dead-letters/declare.js";
-import { advance, dispatch, emit, failStep, failureOf, isTerminal, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
+import { advance, dispatch, emit, failStep, failureOf, isTerminal, laneOf, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
 import { resolveTemplates } from "../flows/expressions.js";
@@ -99,7 +99,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
   releaseLane(exec, result.stepId, out);
   const def = flow.graph.steps.get(result.stepId)!;
-  env.breakers?.record(`${def.region ?? exec.region}/${def.handler}`, result.outcome, "failure" in result ? result.failure : undefined);
+  env.breakers?.record(laneOf(exec, def), result.outcome, "failure" in result ? result.failure : undefined);
   const timing = { workerId: result.metrics.workerId, startedAt: result.metrics.startedAt, completedAt: result.metrics.completedAt };
 
   switch (result.outcome) {

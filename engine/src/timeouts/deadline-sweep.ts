@@ -97,16 +97,13 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
 
   /** Admits tasks waiting in tenant lanes that have room (nothing else would wake them). */
   async function admitStranded(): Promise<void> {
+    // Read first, write only when there is something to admit: this runs every sweep.
+    const lanes = await lanesWithRoom(options.db);
+    if (lanes.length === 0) return;
     const out = new Changes();
-    const committed = await transition(
-      options.db,
-      [],
-      async (_executions, changes, q) => {
-        changes.touchedLanes.push(...(await lanesWithRoom(q)));
-      },
-      out,
-    );
-    options.relay.afterCommit(committed);
+    out.touchedLanes.push(...lanes);
+    // The admission re-reads each lane under its row lock, so a lane that filled up meanwhile admits nothing.
+    options.relay.afterCommit(await transition(options.db, [], async () => undefined, out));
   }
 
   async function sweepOnce(): Promise<number> {
