@@ -2,7 +2,6 @@
  * The built `flowmonkey` CLI (gateway/dist/cli/main.js) as a child process against a real mesh:
  * output, --json and exit codes (0 ok, 1 failed, 2 usage/config).
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,9 +9,9 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
 import { useNatsServer } from "../../../test/support/nats.js";
+import { runCli } from "./run-cli.js";
 import { useTestDatabase } from "../../../test/support/postgres.js";
 
-const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 const EXAMPLES = fileURLToPath(new URL("../../../examples/flows/", import.meta.url));
 const nats = useNatsServer();
 const pg = useTestDatabase();
@@ -28,25 +27,7 @@ afterAll(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, NATS_URL: nats.url, FM_PREFIX: mesh.prefix }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
 
 describe("flowmonkey CLI", () => {
   it("flows push registers the example files", async () => {

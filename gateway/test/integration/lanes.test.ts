@@ -4,17 +4,15 @@
  * are made unhealthy on purpose: a tenant over its cap on a handler no worker serves (`delay`),
  * and a circuit opened by UNAVAILABLE failures of the `fail` handler.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { createLogger, type LanesReply } from "@flowmonkey/shared";
 import { createGateway, type Gateway } from "@flowmonkey/gateway";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
 import { useNatsServer } from "../../../test/support/nats.js";
+import { runCli } from "./run-cli.js";
 import { useTestDatabase } from "../../../test/support/postgres.js";
 import { waitFor } from "../../../test/support/wait.js";
 
-const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 const COOL_DOWN_MS = 60_000;
 const nats = useNatsServer();
 const pg = useTestDatabase();
@@ -40,25 +38,7 @@ afterAll(async () => {
   await mesh?.close();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, NATS_URL: nats.url, FM_PREFIX: mesh.prefix }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- asserted field by field below
 async function getLanes(path = "/v1/lanes"): Promise<{ status: number; type: string; body: any }> {
