@@ -35,6 +35,9 @@ import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lan
 import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breakers.js";
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
+import { createEventProcessor } from "./waits/event-consumer.js";
+import { resumeByToken } from "./waits/resume-waits.js";
+import { startWaitTimer } from "./waits/wait-timer.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -69,6 +72,8 @@ export interface EngineOptions {
   taskDeadlineGraceMs?: number;
   /** How often the engine looks for overdue attempts. Default 5 s. */
   deadlineSweepIntervalMs?: number;
+  /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
+  waitTimerIntervalMs?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -133,6 +138,9 @@ export function createEngine(options: EngineOptions): Engine {
     };
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
     await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
+    await consumeInBatches(names.streams.events, names.consumers.events, createEventProcessor(base), (msg) => msg);
+    const waitTimer = startWaitTimer({ ...base, intervalMs: options.waitTimerIntervalMs ?? 1000 });
+    releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
       ...base,
       jsm,
@@ -179,6 +187,11 @@ export function createEngine(options: EngineOptions): Engine {
         },
         cancelExecution: async ({ executionId }) => {
           const committed = await cancelExecution({ db: store, subjects: names.subjects }, executionId);
+          relay.afterCommit(committed);
+          return committed.value;
+        },
+        resume: async ({ resumeToken, payload }) => {
+          const committed = await resumeByToken(base, resumeToken, payload);
           relay.afterCommit(committed);
           return committed.value;
         },

@@ -39,6 +39,24 @@ const workerFieldsOnly = {
     flag: "pool-heartbeat-timeouts",
     doc: "per handler pool, its heartbeat timeout overriding FM_HEARTBEAT_TIMEOUT_MS: handler=ms,handler=ms",
   },
+  tier: {
+    schema: z.enum(["small", "medium", "large"]).optional(),
+    env: "FM_WORKER_TIER",
+    flag: "tier",
+    doc: "this pool's size class in usage records (default: from --memory-mb/--cpus, else the machine's)",
+  },
+  memoryMb: {
+    schema: z.coerce.number().int().min(16).optional(),
+    env: "FM_WORKER_MEMORY_MB",
+    flag: "memory-mb",
+    doc: "memory this worker is given, in MiB (decides its tier; default: the machine's)",
+  },
+  cpus: {
+    schema: z.coerce.number().positive().max(1024).optional(),
+    env: "FM_WORKER_CPUS",
+    flag: "cpus",
+    doc: "CPUs this worker is given (decides its tier; default: the machine's)",
+  },
   workerId: {
     schema: z
       .string()

@@ -6,6 +6,13 @@ import { createWorker } from "./worker.js";
 const config = loadConfigOrExit(() => loadWorkerConfig({ argv: process.argv.slice(2) }));
 const log = createLogger({ name: "worker", level: config.logLevel, pretty: config.logPretty });
 await runService(
-  async () => createWorker({ ...config, nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: `worker ${config.region}`, log }), log, ownsConnection: true }),
+  async () =>
+    createWorker({
+      ...config,
+      resources: { memoryMb: config.memoryMb, cpus: config.cpus },
+      nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: `worker ${config.region}`, log }),
+      log,
+      ownsConnection: true,
+    }),
   { log, graceMs: config.shutdownGraceMs },
 );

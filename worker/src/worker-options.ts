@@ -4,6 +4,7 @@ import { DEFAULT_PREFIX, isToken, type Logger } from "@flowmonkey/shared";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
 import type { AnyHandler, HandlerDefinition } from "./sdk/define-handler.js";
+import { tierOf, TIERS, type Tier } from "./usage/tier.js";
 
 export interface WorkerOptions {
   nc: NatsConnection;
@@ -29,6 +30,10 @@ export interface WorkerOptions {
   fetchExpiresMs?: number;
   /** Drain and close `nc` when the worker closes (for a binary that opened it for the worker). @default false */
   ownsConnection?: boolean;
+  /** The pool's size class for usage records. @default derived from `resources` */
+  tier?: Tier;
+  /** Memory and CPUs this worker is given (its container's limits). @default the machine's */
+  resources?: { memoryMb?: number; cpus?: number };
 }
 
 export interface ResolvedWorkerOptions {
@@ -44,6 +49,7 @@ export interface ResolvedWorkerOptions {
   workerId: string;
   fetchExpiresMs: number;
   ownsConnection: boolean;
+  tier: Tier;
 }
 
 export class WorkerOptionsError extends Error {
@@ -80,6 +86,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     if (handlers.has(handler.type)) throw new WorkerOptionsError(`createWorker: handlers: ${handler.type} is listed twice`);
     handlers.set(handler.type, handler);
   }
+  if (options.tier !== undefined && !TIERS.includes(options.tier)) throw new WorkerOptionsError(`createWorker: tier must be one of ${TIERS.join(", ")}`);
   if (handlers.size === 0) throw new WorkerOptionsError("createWorker: handlers must name at least one handler");
 
   const heartbeatTimeoutMs = integer("heartbeatTimeoutMs", options.heartbeatTimeoutMs, WORKER_DEFAULTS.heartbeatTimeoutMs, 1000);
@@ -102,5 +109,6 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     workerId,
     fetchExpiresMs: integer("fetchExpiresMs", options.fetchExpiresMs, WORKER_DEFAULTS.fetchExpiresMs, 1000),
     ownsConnection: options.ownsConnection ?? false,
+    tier: options.tier ?? tierOf(options.resources),
   };
 }

@@ -93,6 +93,7 @@ export function runHandler(handler: AnyHandler, task: TaskInput): { outcome: Pro
   const nc = { publish: (subject: string) => void published.push(subject) } as unknown as NatsConnection;
   const runtime: TaskRuntime = {
     workerId: "w-test",
+    tier: "small",
     region: REGION,
     log: silentLogger(),
     progress: { nc, subjects: createNames("fm").subjects, kv: undefined },

@@ -10,6 +10,7 @@ import {
   FlowListRequest,
   FmError,
   LanesRequest,
+  ResumeRequest,
   toFmError,
   type ApiEndpoint,
   type Logger,
@@ -29,6 +30,7 @@ export interface ApiHandlers {
   listDeadTasks(req: z.output<typeof DlqListRequest>): Promise<unknown>;
   replayDeadTasks(req: z.output<typeof DlqReplayRequest>): Promise<unknown>;
   lanes(req: z.output<typeof LanesRequest>): Promise<unknown>;
+  resume(req: z.output<typeof ResumeRequest>): Promise<unknown>;
 }
 
 /**
@@ -82,6 +84,7 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.dlqList, DlqListRequest, (req) => handlers.listDeadTasks(req));
   endpoint(API_ENDPOINTS.dlqReplay, DlqReplayRequest, (req) => handlers.replayDeadTasks(req));
   endpoint(API_ENDPOINTS.lanes, LanesRequest, (req) => handlers.lanes(req));
+  endpoint(API_ENDPOINTS.resume, ResumeRequest, (req) => handlers.resume(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

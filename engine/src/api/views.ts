@@ -15,6 +15,7 @@ export function executionView(exec: ExecutionState, flow: CompiledFlow, history?
       ...(s.error ? { error: s.error } : {}),
       ...(s.startedAt ? { startedAt: s.startedAt } : {}),
       ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+      ...(s.status === "waiting" && s.wait ? { wait: s.wait } : {}),
       ...(history ? { history: history.get(stepId) ?? [] } : {}),
     };
   });

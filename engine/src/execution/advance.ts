@@ -8,7 +8,7 @@ import {
 } from "@flowmonkey/shared";
 import { resolveTemplates, type ExpressionScope } from "../flows/expressions.js";
 import type { CompiledFlow } from "../flows/registry.js";
-import { executionOutcome, readySteps } from "../scheduler/decide.js";
+import { executionOutcome, liveStatus, readySteps } from "../scheduler/decide.js";
 import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
 import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
@@ -68,6 +68,7 @@ export async function advance(exec: ExecutionState, flow: CompiledFlow, out: Cha
     for (const stepId of ready) await startStep(exec, flow, stepId, out, env);
   }
   await finishIfOver(exec, flow, out, env);
+  if (!isTerminal(exec.status)) exec.status = liveStatus(exec.steps);
 }
 
 async function startStep(exec: ExecutionState, flow: CompiledFlow, stepId: string, out: Changes, env: AdvanceEnv) {
@@ -161,6 +162,7 @@ export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string,
     handler: { type: def.handler, ...(def.handlerVersion ? { version: def.handlerVersion } : {}) },
     input,
     context: exec.context,
+    ...(exec.steps[stepId]?.resumed ? { resume: exec.steps[stepId].resumed } : {}),
     config: {
       timeoutMs: def.timeoutMs ?? defaults?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
       retries: policy.maxAttempts - 1,
@@ -185,7 +187,7 @@ export function releaseLane(exec: ExecutionState, stepId: string, out: Changes):
 
 export function failStep(exec: ExecutionState, stepId: string, failure: Failure, out: Changes, env: AdvanceEnv): void {
   const step = exec.steps[stepId]!;
-  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, lane: undefined };
+  exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, lane: undefined, resumed: undefined };
   emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
 }
 
@@ -217,7 +219,8 @@ export function finish(
   for (const [id, step] of Object.entries(exec.steps)) {
     if (!isTerminalStep(step)) {
       releaseLane(exec, id, out);
-      exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined };
+      if (step.status === "waiting" && step.wait) out.of(exec.id).waitsEnded.push(step.wait.resumeToken);
+      exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, wait: undefined, resumed: undefined };
     }
   }
   emit(exec, out, env, status, {

@@ -3,6 +3,7 @@ import type { OutboxMessage } from "../store/outbox.js";
 import type { Rejection } from "../store/rejections.js";
 import type { TaskAttemptRow, TaskOutcomeRow } from "../store/tasks.js";
 import type { NewExecution } from "../store/executions.js";
+import type { WaitTokenRow } from "../store/wait-tokens.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
 /**
@@ -35,6 +36,12 @@ export interface ExecutionEffects {
   delayed: Array<{ notBefore: Date; messages: OutboxMessage[] }>;
   laneDispatches: LaneDispatch[];
   laneReleases: LaneRelease[];
+  /** Steps that started waiting: their resume tokens. */
+  waitsStarted: WaitTokenRow[];
+  /** Tokens of waits that are over (resumed, or their execution ended). */
+  waitsEnded: string[];
+  /** The attempt that waited, with how long it was paused (usage). */
+  taskPauses: Array<{ taskId: string; attempt: number; pausedMs: number }>;
 }
 
 /**
@@ -55,7 +62,7 @@ export class Changes {
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);
     if (!e) {
-      e = { taskAttempts: [], messages: [], delayed: [], laneDispatches: [], laneReleases: [] };
+      e = { taskAttempts: [], messages: [], delayed: [], laneDispatches: [], laneReleases: [], waitsStarted: [], waitsEnded: [], taskPauses: [] };
       this.effects.set(executionId, e);
     }
     return e;
@@ -80,6 +87,18 @@ export class Changes {
 
   laneReleases(): LaneRelease[] {
     return [...this.effects.values()].flatMap((e) => e.laneReleases);
+  }
+
+  waitsStarted(): WaitTokenRow[] {
+    return [...this.effects.values()].flatMap((e) => e.waitsStarted);
+  }
+
+  waitsEnded(): string[] {
+    return [...this.effects.values()].flatMap((e) => e.waitsEnded);
+  }
+
+  taskPauses(): ExecutionEffects["taskPauses"] {
+    return [...this.effects.values()].flatMap((e) => e.taskPauses);
   }
 
   taskAttempts(): TaskAttemptRow[] {

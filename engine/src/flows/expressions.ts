@@ -33,14 +33,23 @@ function compile(expression: string): Compiled {
   return expr;
 }
 
+/** Throws EXPRESSION_ERROR when `expression` (plain JSONata) does not parse. */
+export function checkExpression(expression: string): void {
+  compile(expression);
+}
+
 export function isExpression(value: unknown): value is string {
   return typeof value === "string" && value.includes("{%") && EXPRESSION_PATTERN.test(value);
 }
 
 export async function evaluate(template: string, scope: ExpressionScope): Promise<unknown> {
-  const body = EXPRESSION_PATTERN.exec(template)![1]!;
+  return evaluatePlain(EXPRESSION_PATTERN.exec(template)![1]!, scope);
+}
+
+/** A plain JSONata expression (no `{% %}`) over any data, e.g. a waiting step's event filter. */
+export async function evaluatePlain(body: string, data: unknown): Promise<unknown> {
   try {
-    const value: unknown = await compile(body).evaluate(scope);
+    const value: unknown = await compile(body).evaluate(data);
     // JSONata returns undefined for "no match"; JSON has no undefined, so it becomes null.
     return value === undefined ? null : normalize(value);
   } catch (cause) {

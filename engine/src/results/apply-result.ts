@@ -1,9 +1,11 @@
-import type { Failure, Subjects, Task, TaskResult } from "@flowmonkey/shared";
+import type { Failure, Subjects, Task, TaskResult, WaitRequest } from "@flowmonkey/shared";
 import { declareDeadTask } from "../dead-letters/declare.js";
 import { advance, dispatch, emit, failStep, failureOf, isTerminal, laneOf, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
-import { resolveTemplates } from "../flows/expressions.js";
+import { checkExpression, resolveTemplates } from "../flows/expressions.js";
+import { parkStep } from "../execution/waits.js";
+import { tokensInUse } from "../store/wait-tokens.js";
 import type { FlowRegistry } from "../flows/registry.js";
 import { nextRetryDelayMs, NO_RETRY } from "../scheduler/retry-policy.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
@@ -63,7 +65,8 @@ export async function applyResults(
   const committed = await transition(
     env.db,
     results.map((r) => r.executionId),
-    async (executions) => {
+    async (executions, _out, q) => {
+      const waits = { taken: await tokensInUse(q, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : []))) };
       const outcomes: ApplyOutcome[] = [];
       for (const result of results) {
         const exec = executions.get(result.executionId);
@@ -76,7 +79,7 @@ export async function applyResults(
           outcomes.push("unknown-execution");
           continue;
         }
-        const outcome = await applyOne(env, exec, result, out);
+        const outcome = await applyOne(env, exec, result, out, waits);
         if (outcome === "applied") out.updated.set(exec.id, exec);
         outcomes.push(outcome);
       }
@@ -87,7 +90,7 @@ export async function applyResults(
   return { outcomes: committed.value, committed };
 }
 
-async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApply, out: Changes): Promise<ApplyOutcome> {
+async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApply, out: Changes, waits: WaitTokens): Promise<ApplyOutcome> {
   const step = exec.steps[result.stepId];
   const taskRow = { taskId: result.taskId, attempt: result.attempt };
   if (isTerminal(exec.status) || !step || step.status !== "dispatched" || step.attempts !== result.attempt) {
@@ -100,19 +103,29 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   releaseLane(exec, result.stepId, out);
   const def = flow.graph.steps.get(result.stepId)!;
   env.breakers?.record(laneOf(exec, def), result.outcome, "failure" in result ? result.failure : undefined);
-  const timing = { workerId: result.metrics.workerId, startedAt: result.metrics.startedAt, completedAt: result.metrics.completedAt };
+  const timing = {
+    workerId: result.metrics.workerId,
+    startedAt: result.metrics.startedAt,
+    completedAt: result.metrics.completedAt,
+    // Usage: what the worker measured (the engine's own conclusions ran nothing).
+    ...(result.metrics.workerId === "engine" ? {} : { activeMs: Math.round(result.metrics.durationMs) }),
+    ...(result.metrics.tier ? { tier: result.metrics.tier } : {}),
+  };
+
+  // A run that succeeded or parked keeps its context changes (applied with its outcome, or not at all).
+  if ((result.outcome === "success" || result.outcome === "wait") && result.contextUpdates?.length) {
+    try {
+      exec.context = applyContextUpdates(exec.context, result.contextUpdates);
+    } catch (err) {
+      out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: failureOf(err) });
+      failStep(exec, result.stepId, failureOf(err), out, envNow);
+      await advance(exec, flow, out, envNow);
+      return "applied";
+    }
+  }
 
   switch (result.outcome) {
     case "success": {
-      if (result.contextUpdates?.length) {
-        try {
-          exec.context = applyContextUpdates(exec.context, result.contextUpdates);
-        } catch (err) {
-          out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: failureOf(err) });
-          failStep(exec, result.stepId, failureOf(err), out, envNow);
-          break;
-        }
-      }
       exec.steps[result.stepId] = {
         ...step,
         status: "completed",
@@ -121,6 +134,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
         retryAt: undefined,
         deadlineAt: undefined,
         lane: undefined,
+        resumed: undefined,
       };
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "completed", output: result.output ?? null });
       emit(exec, out, envNow, "step.completed", { stepId: result.stepId, attempt: result.attempt, output: result.output ?? null });
@@ -130,7 +144,9 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
     case "error": {
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: result.failure });
       const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
-      const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, result.attempt, result.failure);
+      // Runs after a wait are resumes, not retries: only the tries count against the policy.
+      const tries = result.attempt - (step.resumes ?? 0);
+      const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, tries, result.failure);
       if (delayMs === undefined) {
         if (result.deadLetter) {
           declareDeadTask(result.deadLetter.task, { reason: "deliveries_exhausted", lastError: result.failure, deliveries: result.deadLetter.deliveries }, out, envNow);
@@ -151,20 +167,40 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
       break;
     }
     case "wait": {
-      // Parking an execution on a resume token belongs to the plumbing work (wait/resume);
-      // until it exists, a wait is refused loudly instead of hanging the execution.
-      const failure = {
-        code: "INVALID_STATE",
-        message: "this engine does not support waiting steps yet (wait/resume is not implemented)",
-        retryable: false,
-      };
-      out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: failure });
-      failStep(exec, result.stepId, failure, out, envNow);
+      const refused = waitRefusal(result.wait, waits);
+      if (refused) {
+        out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: refused });
+        failStep(exec, result.stepId, refused, out, envNow);
+        break;
+      }
+      waits.taken.add(result.wait.resumeToken);
+      out.taskOutcomes.push({ ...taskRow, ...timing, status: "waiting" });
+      parkStep(exec, result.stepId, result.wait, out, envNow);
       break;
     }
   }
   await advance(exec, flow, out, envNow);
   return "applied";
+}
+
+/** Resume tokens held by waiting steps, including those parked earlier in this batch. */
+interface WaitTokens {
+  taken: Set<string>;
+}
+
+/** Why a wait cannot be parked as asked, or undefined. Refused waits fail the step (non-retryable: the handler asked for it). */
+function waitRefusal(wait: WaitRequest, waits: WaitTokens): Failure | undefined {
+  if (waits.taken.has(wait.resumeToken)) {
+    return { code: "RESUME_TOKEN_IN_USE", message: `resume token ${JSON.stringify(wait.resumeToken)} is held by another waiting step; tokens must be unique`, retryable: false };
+  }
+  if (wait.resumeOn?.filter !== undefined) {
+    try {
+      checkExpression(wait.resumeOn.filter);
+    } catch (err) {
+      return { ...failureOf(err), message: `resumeOn.filter: ${failureOf(err).message}` };
+    }
+  }
+  return undefined;
 }
 
 /** The dead letter of a step that used up its retries: its last task, rebuilt as it was dispatched. */

@@ -36,6 +36,19 @@ export function executionOutcome(graph: FlowGraph, steps: Readonly<Record<string
   return allDone ? { kind: "completed" } : { kind: "running" };
 }
 
+/**
+ * A live execution's status: `waiting` while nothing runs but something waits, `running`
+ * otherwise. Dashboards and list filters see parked executions apart from busy ones.
+ */
+export function liveStatus(steps: Readonly<Record<string, StepState>>): "running" | "waiting" {
+  let waiting = false;
+  for (const step of Object.values(steps)) {
+    if (step.status === "dispatched") return "running";
+    if (step.status === "waiting") waiting = true;
+  }
+  return waiting ? "waiting" : "running";
+}
+
 /** The step states of a new execution: everything pending. */
 export function initialSteps(graph: FlowGraph): Record<string, StepState> {
   return Object.fromEntries(graph.order.map((id) => [id, { status: "pending", attempts: 0 } satisfies StepState]));

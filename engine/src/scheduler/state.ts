@@ -1,4 +1,4 @@
-import type { ExecutionStatus, Failure, Priority, StepStatus } from "@flowmonkey/shared";
+import type { ExecutionStatus, Failure, Priority, ResumeInfo, StepStatus, WaitRequest } from "@flowmonkey/shared";
 
 /** One step of one execution, as kept in the execution row's `steps` document. */
 export interface StepState {
@@ -15,6 +15,12 @@ export interface StepState {
   lane?: string;
   /** While dispatched: when the attempt's timeout passes (the engine times it out a grace period later). */
   deadlineAt?: string;
+  /** While waiting: what for, and since when (the token row in wait_tokens is what resumes it). */
+  wait?: WaitRequest & { since: string };
+  /** Runs that were resumes after a wait, not retries: they do not count against the retry policy. */
+  resumes?: number;
+  /** The run after a wait, while in flight: what its task carries as `resume`. */
+  resumed?: ResumeInfo;
 }
 
 /** An execution as the engine holds it between load and persist. */

@@ -22,6 +22,9 @@ export interface TaskOutcomeRow {
   completedAt?: string;
   output?: unknown;
   error?: Failure;
+  /** The handler's run time as its worker measured it. */
+  activeMs?: number;
+  tier?: string;
 }
 
 /** New attempts from a jsonb array parameter ($n); an attempt seen before is left as it is. */
@@ -40,10 +43,16 @@ export const recordTaskOutcomesSql = (param: string) => `
   UPDATE tasks t
      SET status = x.status, worker_id = coalesce(x."workerId", t.worker_id),
          started_at = coalesce(x."startedAt", t.started_at), completed_at = coalesce(x."completedAt", t.completed_at),
-         output = x.output, error = x.error
+         output = x.output, error = x.error, active_ms = x."activeMs", tier = x.tier
     FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, status text, "workerId" text,
-         "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb)
+         "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb, "activeMs" int, tier text)
    WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND t.status = 'dispatched'`;
+
+/** How long attempts that ended in a wait were paused, set when their step resumes. */
+export const recordTaskPausesSql = (param: string) => `
+  UPDATE tasks t SET paused_ms = x."pausedMs"
+    FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, "pausedMs" int)
+   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt`;
 
 /** Every attempt of one execution's steps, per step, oldest first (for executions.get). */
 export async function attemptsOf(q: Queryable, executionId: string): Promise<Map<string, AttemptView[]>> {

@@ -4,11 +4,12 @@ import { executionUpdateRows, updateExecutionsSql } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
 import { insertDeadTasksSql } from "./dead-tasks.js";
 import { insertRejectionsSql } from "./rejections.js";
-import { insertTaskAttemptsSql, recordTaskOutcomesSql } from "./tasks.js";
+import { insertTaskAttemptsSql, recordTaskOutcomesSql, recordTaskPausesSql } from "./tasks.js";
+import { deleteWaitTokensSql, insertWaitTokensSql } from "./wait-tokens.js";
 
 /**
  * Writes everything a state change produced — execution states, new attempts, outcomes,
- * rejections, dead letters, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
+ * rejections, dead letters, wait tokens, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
  * one round trip per transaction however many executions it carries. Each CTE runs to
  * completion whether or not its rows are read.
  *
@@ -26,6 +27,9 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
     messages.length > 0 ? JSON.stringify(messages) : null,
     claimMs,
     JSON.stringify(out.deadTasks),
+    JSON.stringify(out.waitsStarted()),
+    JSON.stringify(out.waitsEnded()),
+    JSON.stringify(out.taskPauses()),
   ];
   const { rows } = await q.query<{ id: number | null }>(
     `WITH
@@ -34,6 +38,9 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
        outcomes AS (${recordTaskOutcomesSql("$3")} RETURNING 1),
        rejected AS (${insertRejectionsSql("$4")} RETURNING 1),
        dead AS (${insertDeadTasksSql("$8")} RETURNING 1),
+       waits AS (${insertWaitTokensSql("$9")} RETURNING 1),
+       waits_over AS (${deleteWaitTokensSql("$10")} RETURNING 1),
+       pauses AS (${recordTaskPausesSql("$11")} RETURNING 1),
        later AS (
          INSERT INTO outbox (messages, not_before)
          SELECT x.messages, x.not_before FROM jsonb_to_recordset($5::jsonb) AS x(messages jsonb, not_before timestamptz)

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildGraph, FlowDefinition, type FlowGraph, type StepStatus } from "@flowmonkey/shared";
-import { executionOutcome, initialSteps, readySteps, type ExecutionOutcome } from "../../src/scheduler/decide.js";
+import { executionOutcome, initialSteps, liveStatus, readySteps, type ExecutionOutcome } from "../../src/scheduler/decide.js";
 import type { StepState } from "../../src/scheduler/state.js";
 
 type StepSpec = { id: string; dependsOn?: string[]; onFailure?: "fail" | "continue" };
@@ -102,5 +102,13 @@ describe("a whole run, decided step by step", () => {
     }
     expect(rounds).toEqual([["a", "e"], ["b", "c"], ["d"]]);
     expect(executionOutcome(diamond, steps)).toEqual({ kind: "completed" });
+  });
+});
+
+describe("liveStatus", () => {
+  it("is waiting only while nothing runs and something waits", () => {
+    expect(liveStatus({ a: { status: "waiting", attempts: 1 }, b: { status: "pending", attempts: 0 } })).toBe("waiting");
+    expect(liveStatus({ a: { status: "waiting", attempts: 1 }, b: { status: "dispatched", attempts: 1 } })).toBe("running");
+    expect(liveStatus({ a: { status: "completed", attempts: 1 }, b: { status: "pending", attempts: 0 } })).toBe("running");
   });
 });

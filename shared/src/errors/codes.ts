@@ -22,6 +22,13 @@ export const ERROR_CODES = {
     meaning: "no worker finished the task in the pool's max deliveries (workers died running it); it is dead-lettered",
   },
   DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
+  RESUME_TOKEN_NOT_FOUND: {
+    httpStatus: 404,
+    retryable: false,
+    meaning: "no step waits on that resume token (unknown, already resumed, or its execution ended)",
+  },
+  RESUME_TOKEN_IN_USE: { httpStatus: 409, retryable: false, meaning: "another waiting step holds that resume token; tokens must be unique" },
+  WAIT_TIMEOUT: { httpStatus: 504, retryable: false, meaning: "a waiting step's waitUntil passed before it was resumed" },
   CANCELLED: { httpStatus: 409, retryable: false, meaning: "the work was cancelled" },
   WORKER_SHUTDOWN: { httpStatus: 503, retryable: true, meaning: "the worker stopped before the handler finished" },
   OVERLOADED: { httpStatus: 503, retryable: true, meaning: "the mesh refuses new work until queues drain" },

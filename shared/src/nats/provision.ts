@@ -110,6 +110,14 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     filter_subject: s.resultsAll,
   });
   await ensureConsumer(jsm, names.streams.advisories, { ...engineConsumer, durable_name: names.consumers.deadTasks });
+  // From the events published after the mesh was first provisioned: a new engine must not
+  // replay a week of old events into today's waits.
+  await ensureConsumer(jsm, names.streams.events, {
+    ...engineConsumer,
+    deliver_policy: DeliverPolicy.New,
+    durable_name: names.consumers.events,
+    filter_subject: s.eventsAll,
+  });
 
   const kvm = new Kvm(nc);
   await ensureKv(kvm, names.buckets.workers, { history: 1, ttl: 30 * SECOND, replicas });

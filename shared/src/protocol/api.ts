@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { Failure, JsonObject, Timestamp } from "./messages/common.js";
+import { Failure, JsonObject, ResumeToken, Timestamp } from "./messages/common.js";
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
+import { WaitRequest } from "./messages/task-result.js";
 import { Token } from "./tokens.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
@@ -51,6 +52,8 @@ export const StepView = z.object({
   error: Failure.optional(),
   startedAt: Timestamp.optional(),
   completedAt: Timestamp.optional(),
+  /** While waiting: what for, and since when. */
+  wait: WaitRequest.extend({ since: Timestamp }).optional(),
   /** Every attempt, oldest first (executions.get only). */
   history: z.array(AttemptView).optional(),
 });
@@ -155,8 +158,11 @@ export const LanesReply = z.object({
 });
 export type LanesReply = z.infer<typeof LanesReply>;
 
-export const ResumeRequest = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
-export const ResumeReply = z.object({ executionId: Token, status: ExecutionStatus });
+export const ResumeRequest = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
+export type ResumeRequest = z.infer<typeof ResumeRequest>;
+/** The resumed step is dispatched again (status `running`); its run receives the payload as `ctx.resume.payload`. */
+export const ResumeReply = z.object({ executionId: Token, stepId: Token, status: ExecutionStatus });
+export type ResumeReply = z.infer<typeof ResumeReply>;
 
 export const ErrorReplySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

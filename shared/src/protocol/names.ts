@@ -42,6 +42,8 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       /** Shared by every engine replica: each flow-start is taken by one of them. */
       intake: "engine_intake",
       results: "engine_results",
+      /** Engine replicas resume steps waiting for events (`resumeOn`). */
+      events: "engine_events",
       /** Engine replicas dead-letter tasks whose deliveries ran out (from the advisories stream). */
       deadTasks: "engine_dead_tasks",
       /**

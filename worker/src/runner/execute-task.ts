@@ -5,7 +5,8 @@ import { createEventsApi } from "../plumbing/events.js";
 import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { AnyHandler } from "../sdk/define-handler.js";
-import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, TaskInfo } from "../sdk/handler-context.js";
+import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, TaskInfo } from "../sdk/handler-context.js";
+import { PauseSignal, Wait, type WaitOptions } from "../sdk/wait.js";
 import { type Outcome, type Settlement, toOutcome } from "./outcome.js";
 
 /** What every task of one worker shares. */
@@ -17,6 +18,8 @@ export interface TaskRuntime {
   checkpoints: CheckpointSink;
   /** JetStream, for ctx.events. */
   js: JetStreamClient;
+  /** The pool's size class, reported with every result (usage). */
+  tier: "small" | "medium" | "large";
 }
 
 /** The JetStream side of one delivery, as much of it as a handler run needs. */
@@ -70,7 +73,7 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
   const outcome = settled.then((settlement) => {
     clearTimeout(timer);
     ctx.finish();
-    const meta = { workerId: runtime.workerId, region: runtime.region, startedAt, completedAt: Date.now() };
+    const meta = { workerId: runtime.workerId, region: runtime.region, tier: runtime.tier, startedAt, completedAt: Date.now() };
     return toOutcome(task, settlement, meta, ctx.contextUpdates());
   });
   return {
@@ -135,6 +138,25 @@ class TaskContext implements HandlerContext {
   get events(): EventsApi {
     const { executionId, stepId } = this.#task;
     return (this.#events ??= createEventsApi(this.#runtime.js, this.#runtime.progress.subjects, { executionId, stepId }));
+  }
+
+  get resume() {
+    return this.#task.resume;
+  }
+
+  wait(options: WaitOptions = {}): Wait {
+    return new Wait(options);
+  }
+
+  get pause(): PauseApi {
+    return {
+      wait: async ({ reason, maxWaitMs, resumeOn, resumeToken, state }) => {
+        if (state !== undefined) await this.checkpoint.save(state);
+        throw new PauseSignal(
+          new Wait({ reason, ...(maxWaitMs === undefined ? {} : { timeoutMs: maxWaitMs }), ...(resumeOn ? { resumeOn } : {}), ...(resumeToken ? { resumeToken } : {}) }),
+        );
+      },
+    };
   }
 
   get task(): TaskInfo {

@@ -7,6 +7,7 @@ import {
   type TaskResult,
   toError,
 } from "@flowmonkey/shared";
+import { PauseSignal, Wait } from "../sdk/wait.js";
 
 /** How a handler run ended, before it is turned into a result. */
 export type Settlement =
@@ -23,6 +24,7 @@ export type TaskIds = Pick<Task, "taskId" | "executionId" | "stepId" | "attempt"
 export interface RunMeta {
   workerId: string;
   region: string;
+  tier?: "small" | "medium" | "large";
   /** Epoch ms. */
   startedAt: number;
   completedAt: number;
@@ -44,8 +46,10 @@ export function toOutcome(ids: TaskIds, settlement: Settlement, meta: RunMeta, c
   };
   switch (settlement.kind) {
     case "returned":
+      if (settlement.value instanceof Wait) return { kind: "result", result: { ...base, outcome: "wait", wait: settlement.value.request } };
       return { kind: "result", result: { ...base, outcome: "success", output: settlement.value === undefined ? null : settlement.value } };
     case "threw":
+      if (settlement.error instanceof PauseSignal) return { kind: "result", result: { ...base, outcome: "wait", wait: settlement.error.wait.request } };
       return { kind: "result", result: { ...base, outcome: "failure", failure: toFailure(settlement.error) } };
     case "timedOut": {
       const timeout = new FmError("TASK_TIMEOUT", `handler did not finish within ${settlement.timeoutMs} ms`);
@@ -88,5 +92,6 @@ function metrics(meta: RunMeta): TaskResult["metrics"] {
     durationMs: Math.max(0, meta.completedAt - meta.startedAt),
     workerId: meta.workerId,
     region: meta.region,
+    ...(meta.tier ? { tier: meta.tier } : {}),
   };
 }

@@ -1,4 +1,5 @@
-import type { Logger, Task } from "@flowmonkey/shared";
+import type { Logger, ResumeInfo, Task } from "@flowmonkey/shared";
+import type { Wait, WaitOptions } from "./wait.js";
 
 /**
  * The execution's context as a handler sees it. Reads see the handler's own writes; writes are
@@ -43,6 +44,17 @@ export interface EventsApi {
   emit(name: string, data?: unknown): Promise<void>;
 }
 
+export interface PauseApi {
+  /**
+   * Frees this worker slot until the step is resumed (token, `resumeOn` event, or `maxWaitMs`
+   * passing): saves `state` as the checkpoint when given, then ends this run (the returned
+   * promise never resolves; do not catch what it throws). When resumed, the handler runs again:
+   * `ctx.checkpoint.load()` returns the state and `ctx.resume` says why. Paused time is not
+   * counted as active compute.
+   */
+  wait(options: { reason: string; maxWaitMs?: number; resumeOn?: WaitOptions["resumeOn"]; resumeToken?: string; state?: unknown }): Promise<never>;
+}
+
 /** What a handler may know about the task it runs. The sealed vault is deliberately absent. */
 export type TaskInfo = Readonly<
   Pick<Task, "taskId" | "executionId" | "flowId" | "flowVersion" | "stepId" | "attempt" | "handler" | "config" | "metadata">
@@ -63,4 +75,9 @@ export interface HandlerContext<I = unknown> {
   readonly progress: ProgressApi;
   readonly checkpoint: CheckpointApi;
   readonly events: EventsApi;
+  readonly pause: PauseApi;
+  /** Set when this run follows a wait: why it was resumed, with the resume payload or event data. */
+  readonly resume: ResumeInfo | undefined;
+  /** Parks the step until resumed: `return ctx.wait({ resumeOn: { event: "order.paid" } })`. */
+  wait(options?: WaitOptions): Wait;
 }

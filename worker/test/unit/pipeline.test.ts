@@ -33,6 +33,7 @@ function pipeline(publish: () => Promise<unknown>) {
   const p = new TaskPipeline({
     runtime: {
       workerId: "w",
+      tier: "small",
       region: REGION,
       log: silentLogger(),
       progress: { nc: {} as NatsConnection, subjects: names.subjects, kv: undefined },

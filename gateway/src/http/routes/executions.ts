@@ -1,4 +1,4 @@
-import { ExecutionStatus, FlowStart, parseWith, Token } from "@flowmonkey/shared";
+import { ExecutionStatus, FlowStart, parseWith, ResumeToken, Token } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
@@ -15,7 +15,9 @@ const ListQuery = z
   })
   .strict();
 
-const ResumeBody = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
+const ResumeBody = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
+/** POST /v1/resume/:token: the body is the payload itself (optional). */
+const ResumePayload = z.unknown();
 
 /** Starting, reading, listing, cancelling and resuming executions: thin calls into fm.api. */
 export function executionRoutes(deps: RouteDeps): Hono {
@@ -47,6 +49,13 @@ export function executionRoutes(deps: RouteDeps): Hono {
   app.post("/v1/resume", limitBody(maxMessageBytes), async (c) => {
     const { resumeToken, payload } = await readBody(c, ResumeBody, { maxBytes: maxMessageBytes, what: "resume request" });
     return c.json(await api.resume(resumeToken, payload));
+  });
+
+  app.post("/v1/resume/:token", limitBody(maxMessageBytes), async (c) => {
+    const token = parseWith(ResumeToken, c.req.param("token"), "path parameter token");
+    // An empty body resumes without a payload.
+    const payload = await readBody(c, ResumePayload, { maxBytes: maxMessageBytes, what: "resume payload", empty: null });
+    return c.json(await api.resume(token, payload ?? undefined));
   });
 
   return app;

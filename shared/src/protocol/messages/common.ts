@@ -24,3 +24,20 @@ export const Failure = z.object({
   details: z.unknown().optional(),
 });
 export type Failure = z.infer<typeof Failure>;
+
+/** A waiting step's resume token: printable, no whitespace (it travels in URLs and CLI args). */
+export const ResumeToken = z.string().regex(/^[\x21-\x7e]{1,256}$/, "must be 1-256 printable characters without spaces");
+
+/** Why a waiting step runs again, and with what: on the Task of the run after a wait. */
+export const ResumeInfo = z.object({
+  reason: z.enum(["token", "event", "timeout"]),
+  /** The resume request's payload, or the event's data. */
+  payload: z.unknown().optional(),
+  /** The event that resumed it (reason "event"). */
+  event: z.object({ name: z.string(), executionId: z.string().optional(), stepId: z.string().optional(), at: Timestamp.optional() }).optional(),
+  /** How long the step waited (not billed as compute). */
+  waitedMs: z.number().int().nonnegative(),
+  /** Why it waited, as the handler said. */
+  waitReason: z.string().optional(),
+});
+export type ResumeInfo = z.infer<typeof ResumeInfo>;

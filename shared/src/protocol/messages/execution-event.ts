@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { EXECUTION_EVENT_TYPES } from "../subjects.js";
 import { Token } from "../tokens.js";
-import { Failure, Timestamp } from "./common.js";
+import { Failure, ResumeInfo, Timestamp } from "./common.js";
+import { WaitRequest } from "./task-result.js";
 
 export const ExecutionStatus = z.enum(["pending", "running", "waiting", "completed", "failed", "cancelled"]);
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
@@ -24,5 +25,9 @@ export const ExecutionEvent = z.object({
   region: z.string().optional(),
   output: z.unknown().optional(),
   error: Failure.optional(),
+  /** `waiting`: what the step waits for (its resume token included). */
+  wait: WaitRequest.optional(),
+  /** `resumed`: why. */
+  resume: ResumeInfo.pick({ reason: true, waitedMs: true }).optional(),
 });
 export type ExecutionEvent = z.infer<typeof ExecutionEvent>;

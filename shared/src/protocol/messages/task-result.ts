@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { EventName, Region, Token } from "../tokens.js";
-import { Failure, Timestamp } from "./common.js";
+import { Failure, ResumeToken, Timestamp } from "./common.js";
 
 /** A change a handler made to the execution's context, applied with the step's result. */
 export const ContextUpdate = z.discriminatedUnion("op", [
@@ -16,14 +16,21 @@ export const TaskMetrics = z.object({
   durationMs: z.number().nonnegative(),
   workerId: z.string().min(1),
   region: Region,
+  /** The worker pool's size class (configured memory/CPU), for usage records. */
+  tier: z.enum(["small", "medium", "large"]).optional(),
 });
 export type TaskMetrics = z.infer<typeof TaskMetrics>;
 
+/** What a waiting step waits for: its token to be resumed, a matching event, or (then timing out) `waitUntil`. */
 export const WaitRequest = z.object({
-  resumeToken: z.string().min(1).max(256),
+  resumeToken: ResumeToken,
   waitUntil: Timestamp.optional(),
-  resumeOn: z.object({ event: EventName, filter: z.string().optional() }).optional(),
+  /** `filter`: a JSONata expression over `{ name, data, executionId, stepId, at }`; the event resumes the step when it is truthy. */
+  resumeOn: z.object({ event: EventName, filter: z.string().max(4096).optional() }).optional(),
+  /** Why it waits (shown to operators; `ctx.pause.wait` sets it). */
+  reason: z.string().max(512).optional(),
 });
+export type WaitRequest = z.infer<typeof WaitRequest>;
 
 const ResultBase = z.object({
   taskId: z.string().min(1),

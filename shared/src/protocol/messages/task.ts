@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Priority, Region, Token } from "../tokens.js";
-import { BlobRef, JsonObject, Timestamp } from "./common.js";
+import { BlobRef, JsonObject, ResumeInfo, Timestamp } from "./common.js";
 
 export const BackoffConfig = z.object({
   kind: z.enum(["exponential", "fixed"]),
@@ -29,6 +29,8 @@ export const Task = z.object({
     retries: z.number().int().nonnegative(),
     backoff: BackoffConfig,
   }),
+  /** Set on the run after a wait: why the step runs again and the payload it was resumed with. */
+  resume: ResumeInfo.optional(),
   /** Sealed secrets, only the keys the step asked for. */
   vault: z.record(z.string(), z.string()).default({}),
   metadata: z.object({

@@ -1,0 +1,67 @@
+import { FmError, type ExecutionStatus } from "@flowmonkey/shared";
+import { advance, isTerminal } from "../execution/advance.js";
+import { Changes } from "../execution/changes.js";
+import { resumeStep, type ResumeCause } from "../execution/waits.js";
+import type { ApplyEnv } from "../results/apply-result.js";
+import { transition, type Committed } from "../store/transition.js";
+import { findWaitByToken, type DueWait } from "../store/wait-tokens.js";
+
+export type WaitToResume = DueWait & { cause: ResumeCause };
+
+export type ResumeOutcome =
+  | { token: string; resumed: true; executionId: string; stepId: string; status: ExecutionStatus }
+  /** The step no longer waits on this token (resumed by someone else first, or its execution ended). */
+  | { token: string; resumed: false };
+
+/**
+ * Resumes waiting steps in one transaction: each runs again as a new attempt carrying the
+ * cause. The token row is only the index; the execution row decides — a token whose step
+ * does not wait on it any more (resumed by another replica a moment ago, by an event and a
+ * timer at once) resumes nothing and its stale row is dropped.
+ */
+export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates">, waits: WaitToResume[]): Promise<Committed<ResumeOutcome[]>> {
+  const out = new Changes();
+  return transition(
+    env.db,
+    waits.map((w) => w.executionId),
+    async (executions) => {
+      const now = new Date();
+      const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
+      const done = new Set<string>();
+      const outcomes: ResumeOutcome[] = [];
+      for (const w of waits) {
+        const exec = executions.get(w.executionId);
+        const step = exec?.steps[w.stepId];
+        if (!exec || isTerminal(exec.status) || step?.status !== "waiting" || step.wait?.resumeToken !== w.token || done.has(w.token)) {
+          if (!done.has(w.token)) out.of(w.executionId).waitsEnded.push(w.token);
+          done.add(w.token);
+          outcomes.push({ token: w.token, resumed: false });
+          continue;
+        }
+        done.add(w.token);
+        const flow = await env.registry.get(exec.flowId, exec.flowVersion);
+        await resumeStep(exec, flow, w.stepId, w.cause, out, envNow);
+        await advance(exec, flow, out, envNow);
+        out.updated.set(exec.id, exec);
+        outcomes.push({ token: w.token, resumed: true, executionId: exec.id, stepId: w.stepId, status: exec.status });
+      }
+      return outcomes;
+    },
+    out,
+  );
+}
+
+/** `fm.api.resume`: the step waiting on `token` runs again with `payload`. */
+export async function resumeByToken(
+  env: Parameters<typeof resumeWaits>[0],
+  token: string,
+  payload: unknown,
+): Promise<Committed<{ executionId: string; stepId: string; status: ExecutionStatus }>> {
+  const wait = await findWaitByToken(env.db, token);
+  const notFound = () => new FmError("RESUME_TOKEN_NOT_FOUND", `no step waits on resume token ${JSON.stringify(token)} (unknown, already resumed, or its execution ended)`);
+  if (!wait) throw notFound();
+  const committed = await resumeWaits(env, [{ ...wait, cause: { reason: "token", ...(payload === undefined ? {} : { payload }) } }]);
+  const [outcome] = committed.value;
+  if (!outcome?.resumed) throw notFound();
+  return { ...committed, value: { executionId: outcome.executionId, stepId: outcome.stepId, status: outcome.status } };
+}
