@@ -29,6 +29,7 @@ import { createResultProcessor } from "./results/result-consumer.js";
 import { openDb, type Db } from "./store/db.js";
 import { listDeadTasks } from "./store/dead-tasks.js";
 import { attemptsOf } from "./store/tasks.js";
+import { usageOf } from "./store/usage.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
 import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lanes.js";
@@ -195,6 +196,7 @@ export function createEngine(options: EngineOptions): Engine {
           relay.afterCommit(committed);
           return committed.value;
         },
+        usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         replayDeadTasks: async ({ ids }) => {

@@ -12,6 +12,7 @@ import {
   LanesRequest,
   ResumeRequest,
   toFmError,
+  UsageRequest,
   type ApiEndpoint,
   type Logger,
   type Names,
@@ -31,6 +32,7 @@ export interface ApiHandlers {
   replayDeadTasks(req: z.output<typeof DlqReplayRequest>): Promise<unknown>;
   lanes(req: z.output<typeof LanesRequest>): Promise<unknown>;
   resume(req: z.output<typeof ResumeRequest>): Promise<unknown>;
+  usage(req: z.output<typeof UsageRequest>): Promise<unknown>;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.dlqReplay, DlqReplayRequest, (req) => handlers.replayDeadTasks(req));
   endpoint(API_ENDPOINTS.lanes, LanesRequest, (req) => handlers.lanes(req));
   endpoint(API_ENDPOINTS.resume, ResumeRequest, (req) => handlers.resume(req));
+  endpoint(API_ENDPOINTS.usage, UsageRequest, (req) => handlers.usage(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -6,8 +6,10 @@ import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./co
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
+import { resumeCommand, resumeUsage } from "./commands/resume.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
+import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
 import { createOutput, flushAndExit, type Output } from "./output.js";
 
@@ -24,6 +26,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
+  usage: { run: usageCommand, usage: usageUsage },
+  resume: { run: resumeCommand, usage: resumeUsage },
 };
 
 function usage(): string {

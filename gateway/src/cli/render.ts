@@ -1,4 +1,4 @@
-import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, StepView } from "@flowmonkey/shared";
+import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, StepView, UsageReply } from "@flowmonkey/shared";
 
 /**
  * Text renderings of executions (`status`, `watch`), dead letters (`dlq`) and lanes (`lanes`);
@@ -160,4 +160,16 @@ export function lanesLines(
           ),
         ]),
   ];
+}
+
+/** `flowmonkey usage`: a row per tenant and tier, then the tenant's total. */
+export function usageLines(reply: UsageReply, table: (headers: string[], rows: string[][]) => string[]): string[] {
+  const header = `usage from ${reply.from} to ${reply.to}`;
+  if (reply.tenants.length === 0) return [header, "no task attempts ended in this period"];
+  const rows = reply.tenants.flatMap((t) => {
+    const tenant = t.tenantId ?? "(none)";
+    const tiers = Object.entries(t.byTier).map(([tier, u]) => [tenant, tier, "", String(u.tasks), formatDuration(u.activeMs), formatDuration(u.pausedMs)]);
+    return [...tiers, [tenant, "total", String(t.executions), String(t.tasks), formatDuration(t.activeMs), formatDuration(t.pausedMs)]];
+  });
+  return [header, ...table(["TENANT", "TIER", "EXECUTIONS", "TASKS", "ACTIVE", "PAUSED"], rows)];
 }

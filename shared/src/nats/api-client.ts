@@ -13,6 +13,8 @@ import {
   FlowListReply,
   FlowPutReply,
   LanesReply,
+  UsageReply,
+  type UsageRequest,
   ResumeReply,
   StartReply,
   type DlqListRequest,
@@ -79,6 +81,7 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     listDeadTasks: (request: DlqListRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqList), request, DlqListReply),
     replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
     lanes: () => call(subjects.api(API_ENDPOINTS.lanes), {}, LanesReply),
+    usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
     resume: (resumeToken: string, payload?: unknown) =>
       call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
   };

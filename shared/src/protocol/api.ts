@@ -167,3 +167,38 @@ export type ResumeReply = z.infer<typeof ResumeReply>;
 export const ErrorReplySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
 });
+
+export const UsageRequest = z
+  .object({
+    tenantId: z.string().min(1).max(128).optional(),
+    /** Attempts that ended at or after this time (default: 30 days ago). */
+    from: Timestamp.optional(),
+    /** ...and before this one (default: now). */
+    to: Timestamp.optional(),
+  })
+  .strict();
+export type UsageRequest = z.input<typeof UsageRequest>;
+
+const UsageTotals = z.object({
+  /** Task attempts that ended in the period (completed, failed or parked on a wait). */
+  tasks: z.number().int().nonnegative(),
+  /** The handlers' own run time, as their workers measured it. */
+  activeMs: z.number().int().nonnegative(),
+  /** Time steps spent parked after those attempts (waits and pauses): not compute. */
+  pausedMs: z.number().int().nonnegative(),
+});
+
+/** `fm.api.usage`: per tenant (absent: executions without one), by pool tier. */
+export const UsageReply = z.object({
+  from: Timestamp,
+  to: Timestamp,
+  tenants: z.array(
+    UsageTotals.extend({
+      tenantId: z.string().optional(),
+      /** Executions that had an attempt end in the period. */
+      executions: z.number().int().nonnegative(),
+      byTier: z.record(z.string(), UsageTotals),
+    }),
+  ),
+});
+export type UsageReply = z.infer<typeof UsageReply>;

@@ -33,6 +33,7 @@ export const API_ENDPOINTS = {
   dlqList: "dlq.list",
   dlqReplay: "dlq.replay",
   lanes: "lanes",
+  usage: "usage",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

@@ -1,0 +1,11 @@
+import { parseWith, UsageRequest } from "@flowmonkey/shared";
+import { Hono } from "hono";
+import type { RouteDeps } from "../deps.js";
+
+/** GET /v1/usage?tenantId=&from=&to=: active and paused milliseconds per tenant and pool tier (fm.api.usage). */
+export function usageRoutes(deps: RouteDeps): Hono {
+  const { api } = deps;
+  const app = new Hono();
+  app.get("/v1/usage", async (c) => c.json(await api.usage(parseWith(UsageRequest, c.req.query(), "query"))));
+  return app;
+}
