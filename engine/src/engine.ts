@@ -37,7 +37,7 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
-import { resumeByToken } from "./waits/resume-waits.js";
+import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
 
 export const ENGINE_VERSION = "0.1.0";
@@ -140,6 +140,15 @@ export function createEngine(options: EngineOptions): Engine {
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
     await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
     await consumeInBatches(names.streams.events, names.consumers.events, createEventProcessor(base), (msg) => msg);
+    const resumes = createBatcher(createResumeProcessor(base), {
+      maxBatch,
+      concurrency: options.batchConcurrency ?? 2,
+      onError: (err, items) => {
+        log.error({ err, requests: items.length }, "resume batch failed");
+        for (const item of items) item.reject(err);
+      },
+    });
+    batchers.push(resumes);
     const waitTimer = startWaitTimer({ ...base, intervalMs: options.waitTimerIntervalMs ?? 1000 });
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
@@ -191,11 +200,8 @@ export function createEngine(options: EngineOptions): Engine {
           relay.afterCommit(committed);
           return committed.value;
         },
-        resume: async ({ resumeToken, payload }) => {
-          const committed = await resumeByToken(base, resumeToken, payload);
-          relay.afterCommit(committed);
-          return committed.value;
-        },
+        resume: ({ resumeToken, payload }) =>
+          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, resolve, reject })),
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
@@ -207,6 +213,8 @@ export function createEngine(options: EngineOptions): Engine {
       },
     });
     releasers.add("api service", () => api.stop().then(() => undefined));
+    // The endpoints' subscriptions reach the server before start() resolves: "started" means requests are answered.
+    await nc.flush();
     log.info({ prefix: names.prefix, service: names.serviceName }, "engine started");
   });
 

@@ -30,6 +30,8 @@ export interface WorkerOptions {
   fetchExpiresMs?: number;
   /** Drain and close `nc` when the worker closes (for a binary that opened it for the worker). @default false */
   ownsConnection?: boolean;
+  /** Progress updates a task sends at most once per this many ms (the latest wins; 100 % always goes out). @default 100 */
+  progressIntervalMs?: number;
   /** The pool's size class for usage records. @default derived from `resources` */
   tier?: Tier;
   /** Memory and CPUs this worker is given (its container's limits). @default the machine's */
@@ -50,6 +52,7 @@ export interface ResolvedWorkerOptions {
   fetchExpiresMs: number;
   ownsConnection: boolean;
   tier: Tier;
+  progressIntervalMs: number;
 }
 
 export class WorkerOptionsError extends Error {
@@ -110,5 +113,6 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     fetchExpiresMs: integer("fetchExpiresMs", options.fetchExpiresMs, WORKER_DEFAULTS.fetchExpiresMs, 1000),
     ownsConnection: options.ownsConnection ?? false,
     tier: options.tier ?? tierOf(options.resources),
+    progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
   };
 }

@@ -61,7 +61,7 @@ export function createWorker(options: WorkerOptions): Worker {
   let closing = false;
   let starting: Promise<void> | undefined;
 
-  const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined };
+  const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined, minIntervalMs: o.progressIntervalMs };
   let blobStore: Promise<ObjectStore> | undefined;
   const checkpointSink: CheckpointSink = {
     kv: undefined,

@@ -28,12 +28,12 @@ export const insertWaitTokensSql = (param: string) => `
 export const deleteWaitTokensSql = (param: string) => `
   DELETE FROM wait_tokens WHERE token IN (SELECT jsonb_array_elements_text(${param}::jsonb))`;
 
-export async function findWaitByToken(q: Queryable, token: string): Promise<DueWait | undefined> {
+export async function findWaitsByTokens(q: Queryable, tokens: string[]): Promise<Map<string, DueWait>> {
   const { rows } = await q.query<DueWait>(
-    `SELECT token, execution_id AS "executionId", step_id AS "stepId" FROM wait_tokens WHERE token = $1`,
-    [token],
+    `SELECT token, execution_id AS "executionId", step_id AS "stepId" FROM wait_tokens WHERE token = ANY($1::text[])`,
+    [[...new Set(tokens)]],
   );
-  return rows[0];
+  return new Map(rows.map((r) => [r.token, r]));
 }
 
 /** Of these tokens, the ones some waiting step already holds. */

@@ -4,7 +4,8 @@ import { Changes } from "../execution/changes.js";
 import { resumeStep, type ResumeCause } from "../execution/waits.js";
 import type { ApplyEnv } from "../results/apply-result.js";
 import { transition, type Committed } from "../store/transition.js";
-import { findWaitByToken, type DueWait } from "../store/wait-tokens.js";
+import type { Relay } from "../outbox/relay.js";
+import { findWaitsByTokens, type DueWait } from "../store/wait-tokens.js";
 
 export type WaitToResume = DueWait & { cause: ResumeCause };
 
@@ -51,17 +52,42 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
   );
 }
 
-/** `fm.api.resume`: the step waiting on `token` runs again with `payload`. */
-export async function resumeByToken(
-  env: Parameters<typeof resumeWaits>[0],
-  token: string,
-  payload: unknown,
-): Promise<Committed<{ executionId: string; stepId: string; status: ExecutionStatus }>> {
-  const wait = await findWaitByToken(env.db, token);
-  const notFound = () => new FmError("RESUME_TOKEN_NOT_FOUND", `no step waits on resume token ${JSON.stringify(token)} (unknown, already resumed, or its execution ended)`);
-  if (!wait) throw notFound();
-  const committed = await resumeWaits(env, [{ ...wait, cause: { reason: "token", ...(payload === undefined ? {} : { payload }) } }]);
-  const [outcome] = committed.value;
-  if (!outcome?.resumed) throw notFound();
-  return { ...committed, value: { executionId: outcome.executionId, stepId: outcome.stepId, status: outcome.status } };
+export interface ResumeRequestItem {
+  token: string;
+  payload: unknown;
+  resolve(reply: { executionId: string; stepId: string; status: ExecutionStatus }): void;
+  reject(err: Error): void;
+}
+
+/**
+ * `fm.api.resume` requests, group-committed: the requests that arrive while a batch is in its
+ * transaction form the next one (one token lookup and one transaction per batch). Each request
+ * is answered once its resume is committed — and published, by the relay, right after.
+ */
+export function createResumeProcessor(env: Parameters<typeof resumeWaits>[0] & { relay: Relay }) {
+  return async (items: ResumeRequestItem[]): Promise<void> => {
+    const found = await findWaitsByTokens(env.db, items.map((i) => i.token));
+    const due: WaitToResume[] = [];
+    for (const item of items) {
+      const wait = found.get(item.token);
+      found.delete(item.token);
+      if (wait) due.push({ ...wait, cause: { reason: "token", ...(item.payload === undefined ? {} : { payload: item.payload }) } });
+    }
+    const outcomes = new Map<string, ResumeOutcome>();
+    if (due.length > 0) {
+      const committed = await resumeWaits(env, due);
+      env.relay.afterCommit(committed);
+      for (const o of committed.value) outcomes.set(o.token, o);
+    }
+    for (const item of items) {
+      const o = outcomes.get(item.token);
+      // The same token twice in one batch: the first request resumes it, the second finds it gone.
+      if (o?.resumed) {
+        outcomes.delete(item.token);
+        item.resolve({ executionId: o.executionId, stepId: o.stepId, status: o.status });
+      } else {
+        item.reject(new FmError("RESUME_TOKEN_NOT_FOUND", `no step waits on resume token ${JSON.stringify(item.token)} (unknown, already resumed, or its execution ended)`));
+      }
+    }
+  };
 }

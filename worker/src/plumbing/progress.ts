@@ -9,6 +9,8 @@ export interface ProgressSink {
   subjects: Subjects;
   /** The progress bucket; undefined when it could not be opened (live updates still flow). */
   kv: KV | undefined;
+  /** At most one update per this many ms and task (default PROGRESS_MIN_INTERVAL_MS; 0: every update). */
+  minIntervalMs?: number;
 }
 
 export interface TaskProgress extends ProgressApi {
@@ -69,7 +71,7 @@ export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working
         ...(estimatedCompletion ? { estimatedCompletion } : {}),
         at: new Date().toISOString(),
       };
-      const wait = lastSentAt + PROGRESS_MIN_INTERVAL_MS - Date.now();
+      const wait = lastSentAt + (sink.minIntervalMs ?? PROGRESS_MIN_INTERVAL_MS) - Date.now();
       if (progress.percent >= 100 || wait <= 0) {
         if (timer) clearTimeout(timer);
         timer = undefined;
