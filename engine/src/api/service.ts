@@ -10,6 +10,8 @@ import {
   FlowListRequest,
   FmError,
   LanesRequest,
+  SecretListRequest,
+  SecretPutRequest,
   toFmError,
   type ApiEndpoint,
   type Logger,
@@ -29,6 +31,8 @@ export interface ApiHandlers {
   listDeadTasks(req: z.output<typeof DlqListRequest>): Promise<unknown>;
   replayDeadTasks(req: z.output<typeof DlqReplayRequest>): Promise<unknown>;
   lanes(req: z.output<typeof LanesRequest>): Promise<unknown>;
+  putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
+  listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
 }
 
 /**
@@ -82,6 +86,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.dlqList, DlqListRequest, (req) => handlers.listDeadTasks(req));
   endpoint(API_ENDPOINTS.dlqReplay, DlqReplayRequest, (req) => handlers.replayDeadTasks(req));
   endpoint(API_ENDPOINTS.lanes, LanesRequest, (req) => handlers.lanes(req));
+  endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
+  endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

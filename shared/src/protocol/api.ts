@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Failure, JsonObject, Timestamp } from "./messages/common.js";
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
 import { Token } from "./tokens.js";
+import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
 
@@ -157,6 +158,35 @@ export type LanesReply = z.infer<typeof LanesReply>;
 
 export const ResumeRequest = z.object({ resumeToken: z.string().min(1).max(256), payload: z.unknown().optional() }).strict();
 export const ResumeReply = z.object({ executionId: Token, status: ExecutionStatus });
+
+/** Largest secret value `secrets.put` takes (UTF-8 bytes): API keys and certificates, not files. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+
+/**
+ * `fm.api.secrets.put`: stores (or replaces) one secret of a tenant, encrypted at rest. The
+ * value travels in this request only; no reply, list or log ever carries it back.
+ */
+export const SecretPutRequest = z
+  .object({
+    tenantId: VaultTenant,
+    key: SecretKeyName,
+    value: z
+      .string()
+      .min(1)
+      .refine((v) => Buffer.byteLength(v, "utf8") <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes`),
+  })
+  .strict();
+export type SecretPutRequest = z.input<typeof SecretPutRequest>;
+export const SecretPutReply = z.object({ tenantId: z.string(), key: z.string(), created: z.boolean(), updatedAt: Timestamp });
+export type SecretPutReply = z.infer<typeof SecretPutReply>;
+
+/** `fm.api.secrets.list`: a tenant's secret names and dates; never their values. */
+export const SecretListRequest = z.object({ tenantId: VaultTenant }).strict();
+export const SecretListReply = z.object({
+  tenantId: z.string(),
+  secrets: z.array(z.object({ key: z.string(), createdAt: Timestamp, updatedAt: Timestamp })),
+});
+export type SecretListReply = z.infer<typeof SecretListReply>;
 
 export const ErrorReplySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

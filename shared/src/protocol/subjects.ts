@@ -33,6 +33,8 @@ export const API_ENDPOINTS = {
   dlqList: "dlq.list",
   dlqReplay: "dlq.replay",
   lanes: "lanes",
+  secretsPut: "secrets.put",
+  secretsList: "secrets.list",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

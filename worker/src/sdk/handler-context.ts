@@ -43,6 +43,19 @@ export interface EventsApi {
   emit(name: string, data?: unknown): Promise<void>;
 }
 
+/**
+ * The secrets the step listed under `vault:`, opened with this worker's pool key just before
+ * the handler started, and wiped when the task ends. Only the step's own keys are here.
+ * Don't log or return them: a returned value becomes the step's output, in the database.
+ */
+export interface SecretsApi {
+  /** The secret's value (a fresh string each call), or undefined when the step did not ask for it. */
+  get(key: string): string | undefined;
+  has(key: string): boolean;
+  /** The names of the secrets this task received. */
+  keys(): string[];
+}
+
 /** What a handler may know about the task it runs. The sealed vault is deliberately absent. */
 export type TaskInfo = Readonly<
   Pick<Task, "taskId" | "executionId" | "flowId" | "flowVersion" | "stepId" | "attempt" | "handler" | "config" | "metadata">
@@ -63,4 +76,5 @@ export interface HandlerContext<I = unknown> {
   readonly progress: ProgressApi;
   readonly checkpoint: CheckpointApi;
   readonly events: EventsApi;
+  readonly secrets: SecretsApi;
 }
