@@ -6,6 +6,14 @@ import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./co
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
+import {
+  secretsKeygenCommand,
+  secretsKeygenUsage,
+  secretsLsCommand,
+  secretsLsUsage,
+  secretsPutCommand,
+  secretsPutUsage,
+} from "./commands/secrets.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
@@ -24,6 +32,9 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
+  "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },
+  "secrets ls": { run: secretsLsCommand, usage: secretsLsUsage },
+  "secrets keygen": { run: secretsKeygenCommand, usage: secretsKeygenUsage },
 };
 
 function usage(): string {

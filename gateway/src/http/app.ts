@@ -9,6 +9,7 @@ import { executionRoutes } from "./routes/executions.js";
 import { flowRoutes } from "./routes/flows.js";
 import { healthRoutes } from "./routes/health.js";
 import { lanesRoutes } from "./routes/lanes.js";
+import { secretRoutes } from "./routes/secrets.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -25,6 +26,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
   app.route("/", executionRoutes(deps));
   app.route("/", dlqRoutes(deps));
   app.route("/", lanesRoutes(deps));
+  app.route("/", secretRoutes(deps));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 
