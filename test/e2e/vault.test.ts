@@ -70,8 +70,8 @@ beforeAll(async () => {
   // An eu-west-1 worker holding the us-east-1 key: a worker of another region's pool.
   await mesh.startWorker({ handlers: [probe], region: "eu-west-1", worker: { vaultPrivateKey: us.privateKey } });
   // Copies of every task as it is published, and every execution event.
-  mesh.nc.subscribe(mesh.names.subjects.tasksAll, { callback: (_err, msg) => published.push(msg) });
-  mesh.nc.subscribe(mesh.names.subjects.execAll, { callback: (_err, msg) => events.push(msg.string()) });
+  mesh.nc.subscribe(mesh.names.subjects.tasksAll, { callback: (_err, msg) => void published.push(msg) });
+  mesh.nc.subscribe(mesh.names.subjects.execAll, { callback: (_err, msg) => void events.push(msg.string()) });
   await mesh.nc.flush();
 
   await mesh.api.putSecret({ tenantId: "acme", key: "a", value: A_OF_ACME });
