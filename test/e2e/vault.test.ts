@@ -43,7 +43,7 @@ const probe = defineHandler({
   execute(ctx) {
     ctx.log.debug({ keys: ctx.secrets.keys(), task: ctx.task }, "probe ran");
     const hashes = Object.fromEntries(ctx.secrets.keys().map((k) => [k, sha256(ctx.secrets.get(k)!)]));
-    return { keys: ctx.secrets.keys(), hashes, asksForUnlisted: ctx.secrets.get("b") ?? null };
+    return { keys: ctx.secrets.keys(), hashes, hasB: ctx.secrets.has("b") };
   },
 });
 
@@ -64,6 +64,8 @@ beforeAll(async () => {
       vaultKey: randomBytes(32),
       // A region-wide key for us-east-1 and eu-west-1; no key at all for ap-south-1.
       vaultPoolKeys: { "us-east-1": us.publicKey, "eu-west-1": eu.publicKey },
+      // One task of a tenant per lane at a time: a second one waits in the engine's tenant queue, sealed.
+      tenantMaxInFlight: 1,
     },
   });
   await mesh.startWorker({ handlers: [probe], region: "us-east-1", worker: { vaultPrivateKey: us.privateKey } });
@@ -81,6 +83,13 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "uses-a-in-eu", steps: [{ id: "probe", handler: "secret-probe", region: "eu-west-1", vault: ["a"] }] });
   await mesh.putFlow({ id: "uses-a-in-ap", steps: [{ id: "probe", handler: "secret-probe", region: "ap-south-1", vault: ["a"] }] });
   await mesh.putFlow({ id: "uses-b", steps: [{ id: "probe", handler: "secret-probe", vault: ["b"] }] });
+  await mesh.putFlow({
+    id: "parallel",
+    steps: [
+      { id: "one", handler: "secret-probe", vault: ["a"], dependsOn: [] },
+      { id: "two", handler: "secret-probe", vault: ["a", "b"], dependsOn: [] },
+    ],
+  });
 });
 afterAll(async () => {
   await mesh?.close();
@@ -93,7 +102,7 @@ describe("handing secrets to a step", () => {
   it("gives the step only the keys it lists, of its tenant, sealed on the stream and opened by the handler", async () => {
     const { executionId } = await mesh.api.start("uses-a", { input: {}, tenantId: "acme" });
     const view = await mesh.waitForStatus(executionId, "completed");
-    expect(view.output).toEqual({ keys: ["a"], hashes: { a: sha256(A_OF_ACME) }, asksForUnlisted: null });
+    expect(view.output).toEqual({ keys: ["a"], hashes: { a: sha256(A_OF_ACME) }, hasB: false });
 
     const [task] = await waitFor(() => (tasksOf(executionId).length > 0 ? tasksOf(executionId) : undefined));
     expect(Object.keys(task!.vault)).toEqual(["a"]);
@@ -133,6 +142,17 @@ describe("handing secrets to a step", () => {
     const { executionId } = await mesh.api.start("uses-a", { input: {} });
     const failed = await mesh.waitForStatus(executionId, "failed");
     expect(failed.steps[0]!.error).toMatchObject({ code: "VAULT_KEY_NOT_FOUND" });
+  });
+
+  it("seals a task before it waits in its tenant's queue, and it opens once admitted", async () => {
+    const { executionId } = await mesh.api.start("parallel", { input: {}, tenantId: "acme" });
+    const view = await mesh.waitForStatus(executionId, "completed");
+    expect(view.output).toEqual({
+      one: { keys: ["a"], hashes: { a: sha256(A_OF_ACME) }, hasB: false },
+      two: { keys: ["a", "b"], hashes: { a: sha256(A_OF_ACME), b: sha256(B_OF_ACME) }, hasB: true },
+    });
+    const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM secret_access WHERE execution_id = $1 AND outcome = 'sealed'", [executionId]);
+    expect(rows[0]!.n).toBe(3);
   });
 });
 
