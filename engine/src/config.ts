@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { fields, type ConfigOf } from "@flowmonkey/shared";
+import { Base64Key, fields, jsonText, PoolPublicKeys, type ConfigOf } from "@flowmonkey/shared";
 import { parseRateRules } from "./scheduler/rate-limits.js";
 
 /** flowmonkey-engine's options: env, overridden by flags. */
@@ -90,6 +90,16 @@ export const engineConfigFields = {
     env: "FM_DEADLINE_SWEEP_MS",
     flag: "deadline-sweep-ms",
     doc: "how often the engine looks for attempts past their deadline",
+  },
+  vaultKey: {
+    schema: Base64Key.optional(),
+    env: "FM_VAULT_KEY",
+    doc: "32-byte key (base64) that encrypts the vault's secrets at rest; unset: no vault (secrets.put and steps with vault: fail with VAULT_NOT_CONFIGURED)",
+  },
+  vaultPoolKeys: {
+    schema: jsonText(PoolPublicKeys).optional(),
+    env: "FM_VAULT_POOL_KEYS",
+    doc: 'worker pools\' public keys (base64, from `flowmonkey secrets keygen`) as JSON: {"<region>/<handler>": "…", "<region>": "…"}; a region key serves its pools without one of their own',
   },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),

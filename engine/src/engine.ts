@@ -11,6 +11,7 @@ import {
   Releasers,
   toError,
   type Logger,
+  type PoolPublicKeys,
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
@@ -39,6 +40,8 @@ import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
+import { listSecrets, storeSecret } from "./vault/secrets-api.js";
+import { createVault } from "./vault/vault.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -75,6 +78,10 @@ export interface EngineOptions {
   deadlineSweepIntervalMs?: number;
   /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
   waitTimerIntervalMs?: number;
+  /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
+  vaultKey?: Uint8Array | undefined;
+  /** Public keys of the worker pools the engine seals secrets for (FM_VAULT_POOL_KEYS). */
+  vaultPoolKeys?: PoolPublicKeys | undefined;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -117,7 +124,9 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
     const rates = new RateLimits({ rules: options.rateLimits ?? [], tenantPerSecond: options.tenantRateLimit ?? 0 });
-    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates };
+    const vault = createVault({ key: options.vaultKey, poolKeys: options.vaultPoolKeys });
+    if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
+    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
@@ -205,6 +214,8 @@ export function createEngine(options: EngineOptions): Engine {
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
+        putSecret: (req) => storeSecret(store, vault, req),
+        listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);

@@ -7,6 +7,7 @@ export * from "./protocol/messages/index.js";
 export * from "./errors/codes.js";
 export * from "./errors/fm-error.js";
 export * from "./errors/coerce.js";
+export * from "./vault/keys.js";
 export * from "./flows/definition.js";
 export * from "./flows/graph.js";
 export * from "./flows/load-file.js";

@@ -1,4 +1,4 @@
-import { fields, loadConfig, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
+import { Base64Key, fields, jsonText, loadConfig, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
 import { z } from "zod";
 import { BUILT_IN_HANDLER_TYPES } from "./handlers/index.js";
 
@@ -65,6 +65,16 @@ const workerFieldsOnly = {
     env: "FM_WORKER_ID",
     flag: "worker-id",
     doc: "this worker's id in the registry (default: host-pid-random)",
+  },
+  vaultPrivateKey: {
+    schema: Base64Key.optional(),
+    env: "FM_VAULT_PRIVATE_KEY",
+    doc: "private key (base64, from `flowmonkey secrets keygen`) that opens the secrets sealed for this worker's pools",
+  },
+  vaultPrivateKeys: {
+    schema: jsonText(z.record(z.string(), Base64Key)).optional(),
+    env: "FM_VAULT_PRIVATE_KEYS",
+    doc: 'per handler, its pool\'s private key, overriding FM_VAULT_PRIVATE_KEY: {"<handler>": "<base64>"}',
   },
 } satisfies Record<string, ConfigField>;
 

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_PREFIX, isToken, type Logger } from "@flowmonkey/shared";
+import { DEFAULT_PREFIX, isToken, KEY_BYTES, type Logger } from "@flowmonkey/shared";
+import { keyPairOf, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
 import type { AnyHandler, HandlerDefinition } from "./sdk/define-handler.js";
@@ -36,6 +37,14 @@ export interface WorkerOptions {
   tier?: Tier;
   /** Memory and CPUs this worker is given (its container's limits). @default the machine's */
   resources?: { memoryMb?: number; cpus?: number };
+  /**
+   * The X25519 private key (32 bytes) that opens the secrets the engine sealed for this worker's
+   * pools — every handler type it serves, unless `vaultPrivateKeys` names one. It never leaves
+   * the worker. @default none: a task that carries secrets fails with VAULT_NOT_CONFIGURED
+   */
+  vaultPrivateKey?: Uint8Array | undefined;
+  /** Per handler type: the private key of that pool, overriding `vaultPrivateKey`. */
+  vaultPrivateKeys?: Record<string, Uint8Array> | undefined;
 }
 
 export interface ResolvedWorkerOptions {
@@ -53,6 +62,8 @@ export interface ResolvedWorkerOptions {
   ownsConnection: boolean;
   tier: Tier;
   progressIntervalMs: number;
+  /** Per served handler type with a key: the key pair that opens its tasks' secrets. */
+  vaultKeys: ReadonlyMap<string, VaultKeyPair>;
 }
 
 export class WorkerOptionsError extends Error {
@@ -101,6 +112,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   );
 
   return {
+    vaultKeys: resolveVaultKeys(options, handlers),
     nc: options.nc,
     log: options.log,
     prefix,
@@ -115,4 +127,21 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     tier: options.tier ?? tierOf(options.resources),
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
   };
+}
+
+/** Each served handler's pool key pair: its own private key, else the worker-wide one; the public half is derived. */
+function resolveVaultKeys(options: WorkerOptions, handlers: ReadonlyMap<string, AnyHandler>): ReadonlyMap<string, VaultKeyPair> {
+  const checked = (name: string, key: Uint8Array) => {
+    // The message names the option, never the key.
+    if (!(key instanceof Uint8Array) || key.length !== KEY_BYTES) throw new WorkerOptionsError(`createWorker: ${name} must be ${KEY_BYTES} bytes`);
+    return keyPairOf(key);
+  };
+  const shared = options.vaultPrivateKey ? checked("vaultPrivateKey", options.vaultPrivateKey) : undefined;
+  const keys = new Map<string, VaultKeyPair>();
+  for (const [type, key] of Object.entries(options.vaultPrivateKeys ?? {})) {
+    if (!handlers.has(type)) throw new WorkerOptionsError(`createWorker: vaultPrivateKeys: ${type} is not one of this worker's handlers`);
+    keys.set(type, checked(`vaultPrivateKeys.${type}`, key));
+  }
+  if (shared) for (const type of handlers.keys()) if (!keys.has(type)) keys.set(type, shared);
+  return keys;
 }

@@ -72,7 +72,7 @@ export function createWorker(options: WorkerOptions): Worker {
       })),
   };
   const pipeline = new TaskPipeline({
-    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, js, tier: o.tier },
+    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, js, tier: o.tier, vaultKeys: o.vaultKeys },
     handlers: o.handlers,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
   });

@@ -88,7 +88,11 @@ export async function poolInfo(mesh: Mesh, handler: string, priority: Priority =
 }
 
 /** Runs a handler the way the worker does (input schema, timeout, context), without NATS. */
-export function runHandler(handler: AnyHandler, task: TaskInput): { outcome: Promise<Outcome>; abort(reason: Error): void; published: string[] } {
+export function runHandler(
+  handler: AnyHandler,
+  task: TaskInput,
+  vaultKeys?: TaskRuntime["vaultKeys"],
+): { outcome: Promise<Outcome>; abort(reason: Error): void; published: string[] } {
   const published: string[] = [];
   const nc = { publish: (subject: string) => void published.push(subject) } as unknown as NatsConnection;
   const runtime: TaskRuntime = {
@@ -99,6 +103,7 @@ export function runHandler(handler: AnyHandler, task: TaskInput): { outcome: Pro
     progress: { nc, subjects: createNames("fm").subjects, kv: undefined },
     checkpoints: { kv: undefined, blobs: () => Promise.reject(new Error("no blob store in unit tests")) },
     js: { publish: async (subject: string) => void published.push(subject) } as unknown as JetStreamClient,
+    ...(vaultKeys ? { vaultKeys } : {}),
   };
   const parsed = Task.parse(task);
   const running = executeTask(parsed, handler, runtime, { working: () => undefined, deliveryCount: 1 });

@@ -11,6 +11,8 @@ import {
   FmError,
   LanesRequest,
   ResumeRequest,
+  SecretListRequest,
+  SecretPutRequest,
   toFmError,
   UsageRequest,
   type ApiEndpoint,
@@ -33,6 +35,8 @@ export interface ApiHandlers {
   lanes(req: z.output<typeof LanesRequest>): Promise<unknown>;
   resume(req: z.output<typeof ResumeRequest>): Promise<unknown>;
   usage(req: z.output<typeof UsageRequest>): Promise<unknown>;
+  putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
+  listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
 }
 
 /**
@@ -88,6 +92,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.lanes, LanesRequest, (req) => handlers.lanes(req));
   endpoint(API_ENDPOINTS.resume, ResumeRequest, (req) => handlers.resume(req));
   endpoint(API_ENDPOINTS.usage, UsageRequest, (req) => handlers.usage(req));
+  endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
+  endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -9,11 +9,13 @@ import { deadTaskId } from "../store/dead-tasks.js";
  * through the outbox, de-duplicated by its id.
  */
 export function declareDeadTask(
-  task: Task,
+  queued: Task,
   dead: { reason: DeadTask["reason"]; lastError?: Failure; deliveries: number },
   out: Changes,
   env: AdvanceEnv,
 ): void {
+  // Sealed secrets stay out of the dead letter (its row and FM_DLQ outlive the attempt); a replay seals afresh.
+  const task: Task = { ...queued, vault: {} };
   const id = deadTaskId(task.taskId, task.attempt);
   const region = task.metadata.region;
   const handler = task.handler.type;

@@ -36,6 +36,7 @@ export async function replayDeadTasks(env: ApplyEnv, ids: string[]): Promise<Com
       return { replayed, refused };
     },
     out,
+    env.vault,
   );
 }
 

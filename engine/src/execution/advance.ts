@@ -13,6 +13,7 @@ import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
 import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
+import { sealRequestOf } from "../vault/seal-request.js";
 import type { Changes } from "./changes.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
@@ -132,7 +133,7 @@ export function dispatch(
     region,
     dispatchedAt: dueAt.toISOString(),
   });
-  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}` }];
+  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}`, ...sealRequestOf(def.vault, task, env.subjects) }];
   if (exec.tenantId) {
     // Admitted (or queued behind the tenant's own tasks) when the transaction is written.
     exec.steps[stepId]!.lane = lane;

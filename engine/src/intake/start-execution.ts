@@ -11,6 +11,7 @@ import type { Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
 import type { Rejection } from "../store/rejections.js";
 import { transition, type Committed } from "../store/transition.js";
+import type { Vault } from "../vault/vault.js";
 
 export interface StartRequest {
   flowId: string;
@@ -30,6 +31,7 @@ export interface StartEnv {
   defaultRegion: string;
   breakers?: CircuitBreakers | undefined;
   rates?: RateLimits | undefined;
+  vault?: Vault | undefined;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function startExecutions(
     outcomes.push({ pendingKey: request.startKey });
   }
 
-  const committed = await transition(env.db, [], async () => undefined, out);
+  const committed = await transition(env.db, [], async () => undefined, out, env.vault);
   const duplicates = [...byKey].filter(([, exec]) => !committed.created.has(exec.id)).map(([key]) => key);
   const existing = duplicates.length ? await idsByStartKey(env.db, duplicates) : new Map<string, string>();
   const resolved = outcomes.map((o): StartOutcome => {

@@ -14,6 +14,7 @@ import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
 import { transition, type Committed } from "../store/transition.js";
+import type { Vault } from "../vault/vault.js";
 
 export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
 
@@ -48,6 +49,7 @@ export interface ApplyEnv {
   /** Judges each lane's health from the results applied; absent in tools and tests that do not care. */
   breakers?: CircuitBreakers | undefined;
   rates?: RateLimits | undefined;
+  vault?: Vault | undefined;
 }
 
 /**
@@ -86,6 +88,7 @@ export async function applyResults(
       return outcomes;
     },
     out,
+    env.vault,
   );
   return { outcomes: committed.value, committed };
 }

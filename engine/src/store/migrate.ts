@@ -40,8 +40,9 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<{ appli
       `CREATE TABLE IF NOT EXISTS fm_schema_migrations (
          version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const { rows } = await q.query<{ version: number }>("SELECT coalesce(max(version), 0)::int AS version FROM fm_schema_migrations");
-    const current = rows[0]?.version ?? 0;
+    const { rows } = await q.query<{ version: number }>("SELECT version FROM fm_schema_migrations");
+    const done = new Set(rows.map((r) => r.version));
+    const current = Math.max(0, ...done);
     if (current > latest) {
       throw new SchemaTooNewError(
         `the database schema is at version ${current}, but this engine knows migrations up to ${latest}; ` +
@@ -49,7 +50,9 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<{ appli
       );
     }
     const applied: string[] = [];
-    for (const m of all.filter((m) => m.version > current)) {
+    // Every migration not applied yet, not only those above the highest: numbers are reserved
+    // per feature, so one branch's 0005 can land before another's 0004 and both must run.
+    for (const m of all.filter((m) => !done.has(m.version))) {
       await q.exec(m.sql);
       await q.query("INSERT INTO fm_schema_migrations (version, name) VALUES ($1, $2)", [m.version, m.name]);
       applied.push(m.name);

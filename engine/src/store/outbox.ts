@@ -1,3 +1,4 @@
+import type { SealRequest } from "../vault/seal-request.js";
 import type { Db, Queryable } from "./db.js";
 
 /** One message to publish after commit: JetStream (tasks, with a de-dup id) or core (events). */
@@ -6,6 +7,8 @@ export interface OutboxMessage {
   body: unknown;
   /** JetStream publish with this Nats-Msg-Id; absent = core publish. */
   msgId?: string;
+  /** Engine-internal, never written or published: the task's secrets to seal (see vault/seal-pass.ts). */
+  seal?: SealRequest;
 }
 
 export interface OutboxRow {

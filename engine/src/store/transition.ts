@@ -1,5 +1,7 @@
 import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
+import { sealTaskSecrets } from "../vault/seal-pass.js";
+import type { Vault } from "../vault/vault.js";
 import type { Db, Queryable } from "./db.js";
 import { insertExecutions, lockExecutions } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
@@ -29,11 +31,13 @@ export async function transition<T>(
   executionIds: string[],
   decide: (executions: Map<string, ExecutionState>, out: Changes, q: Queryable) => Promise<T>,
   out: Changes,
+  /** Seals the secrets of tasks that ask for some; absent, such tasks fail with VAULT_NOT_CONFIGURED. */
+  vault?: Vault,
 ): Promise<Committed<T>> {
   return db.tx(async (q) => {
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
-    const { outbox, created } = await persist(q, out);
+    const { outbox, created } = await persist(q, out, vault);
     const due = out.delayedMessages().map((d) => d.notBefore.getTime());
     return {
       value,
@@ -47,10 +51,13 @@ export async function transition<T>(
 async function persist(
   q: Queryable,
   out: Changes,
+  vault: Vault | undefined,
 ): Promise<{ outbox?: { id: number; messages: OutboxMessage[] }; created: ReadonlySet<string> }> {
   // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
   out.dropUncreated(created);
+  // Before admission: a task queued for its tenant's turn waits with its secrets already sealed.
+  await sealTaskSecrets(q, out, vault);
   await admitTenantTasks(q, out);
   const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
   return outbox ? { outbox, created } : { created };

@@ -7,6 +7,14 @@ import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
 import { resumeCommand, resumeUsage } from "./commands/resume.js";
+import {
+  secretsKeygenCommand,
+  secretsKeygenUsage,
+  secretsLsCommand,
+  secretsLsUsage,
+  secretsPutCommand,
+  secretsPutUsage,
+} from "./commands/secrets.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
@@ -28,6 +36,9 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   lanes: { run: lanesCommand, usage: lanesUsage },
   usage: { run: usageCommand, usage: usageUsage },
   resume: { run: resumeCommand, usage: resumeUsage },
+  "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },
+  "secrets ls": { run: secretsLsCommand, usage: secretsLsUsage },
+  "secrets keygen": { run: secretsKeygenCommand, usage: secretsKeygenUsage },
 };
 
 function usage(): string {

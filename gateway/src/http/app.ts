@@ -10,6 +10,7 @@ import { flowRoutes } from "./routes/flows.js";
 import { healthRoutes } from "./routes/health.js";
 import { lanesRoutes } from "./routes/lanes.js";
 import { usageRoutes } from "./routes/usage.js";
+import { secretRoutes } from "./routes/secrets.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -27,6 +28,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
   app.route("/", dlqRoutes(deps));
   app.route("/", lanesRoutes(deps));
   app.route("/", usageRoutes(deps));
+  app.route("/", secretRoutes(deps));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

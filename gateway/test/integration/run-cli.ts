@@ -12,8 +12,13 @@ export interface CliRun {
 
 /** Runs the built CLI as a child process against one mesh (its NATS URL and prefix), never rejecting. */
 export function runCli(mesh: { natsUrl: string; prefix: string }, ...args: string[]): Promise<CliRun> {
+  return runCliWithInput(mesh, undefined, ...args);
+}
+
+/** runCli with `stdin` written to the child's standard input (then closed). */
+export function runCliWithInput(mesh: { natsUrl: string; prefix: string }, stdin: string | undefined, ...args: string[]): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [CLI, ...args],
       { env: { ...process.env, NATS_URL: mesh.natsUrl, FM_PREFIX: mesh.prefix }, timeout: 30_000 },
@@ -22,5 +27,6 @@ export function runCli(mesh: { natsUrl: string; prefix: string }, ...args: strin
         resolve({ code, stdout, stderr });
       },
     );
+    child.stdin?.end(stdin ?? "");
   });
 }

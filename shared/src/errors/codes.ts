@@ -34,6 +34,27 @@ export const ERROR_CODES = {
   OVERLOADED: { httpStatus: 503, retryable: true, meaning: "the mesh refuses new work until queues drain" },
   UNAVAILABLE: { httpStatus: 503, retryable: true, meaning: "a dependency (NATS, engine, database) did not answer" },
   TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a request did not get a reply in time" },
+  VAULT_NOT_CONFIGURED: {
+    httpStatus: 503,
+    retryable: false,
+    meaning: "the engine has no vault key (FM_VAULT_KEY): secrets cannot be stored, and a step that asks for some fails",
+  },
+  VAULT_KEY_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "a step asks for a secret its tenant has not stored" },
+  VAULT_POOL_KEY_MISSING: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "the engine has no public key (FM_VAULT_POOL_KEYS) for the worker pool a step with secrets runs on",
+  },
+  VAULT_DECRYPT_FAILED: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a stored secret does not decrypt with the engine's vault key (the key changed, or the row was altered)",
+  },
+  VAULT_SEALED_FOR_ANOTHER_POOL: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "the worker holds no private key that opens the task's sealed secrets (they were sealed for another pool or region)",
+  },
   INTERNAL: { httpStatus: 500, retryable: true, meaning: "an unexpected error; the logs carry the details" },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; meaning: string }>;
 

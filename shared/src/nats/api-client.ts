@@ -16,9 +16,12 @@ import {
   UsageReply,
   type UsageRequest,
   ResumeReply,
+  SecretListReply,
+  SecretPutReply,
   StartReply,
   type DlqListRequest,
   type ExecutionListRequest,
+  type SecretPutRequest,
 } from "../protocol/api.js";
 import { decode, describeIssues, encode } from "../protocol/codec.js";
 import type { FlowStartInput } from "../protocol/messages/flow-start.js";
@@ -82,6 +85,8 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
     lanes: () => call(subjects.api(API_ENDPOINTS.lanes), {}, LanesReply),
     usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
+    putSecret: (request: SecretPutRequest) => call(subjects.api(API_ENDPOINTS.secretsPut), request, SecretPutReply),
+    listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),
     resume: (resumeToken: string, payload?: unknown) =>
       call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
   };

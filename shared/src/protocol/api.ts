@@ -3,6 +3,7 @@ import { Failure, JsonObject, ResumeToken, Timestamp } from "./messages/common.j
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
 import { WaitRequest } from "./messages/task-result.js";
 import { Token } from "./tokens.js";
+import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
 
@@ -163,6 +164,35 @@ export type ResumeRequest = z.infer<typeof ResumeRequest>;
 /** The resumed step is dispatched again (status `running`); its run receives the payload as `ctx.resume.payload`. */
 export const ResumeReply = z.object({ executionId: Token, stepId: Token, status: ExecutionStatus });
 export type ResumeReply = z.infer<typeof ResumeReply>;
+
+/** Largest secret value `secrets.put` takes (UTF-8 bytes): API keys and certificates, not files. */
+export const MAX_SECRET_BYTES = 64 * 1024;
+
+/**
+ * `fm.api.secrets.put`: stores (or replaces) one secret of a tenant, encrypted at rest. The
+ * value travels in this request only; no reply, list or log ever carries it back.
+ */
+export const SecretPutRequest = z
+  .object({
+    tenantId: VaultTenant,
+    key: SecretKeyName,
+    value: z
+      .string()
+      .min(1)
+      .refine((v) => Buffer.byteLength(v, "utf8") <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes`),
+  })
+  .strict();
+export type SecretPutRequest = z.input<typeof SecretPutRequest>;
+export const SecretPutReply = z.object({ tenantId: z.string(), key: z.string(), created: z.boolean(), updatedAt: Timestamp });
+export type SecretPutReply = z.infer<typeof SecretPutReply>;
+
+/** `fm.api.secrets.list`: a tenant's secret names and dates; never their values. */
+export const SecretListRequest = z.object({ tenantId: VaultTenant }).strict();
+export const SecretListReply = z.object({
+  tenantId: z.string(),
+  secrets: z.array(z.object({ key: z.string(), createdAt: Timestamp, updatedAt: Timestamp })),
+});
+export type SecretListReply = z.infer<typeof SecretListReply>;
 
 export const ErrorReplySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),

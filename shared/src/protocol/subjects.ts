@@ -34,6 +34,8 @@ export const API_ENDPOINTS = {
   dlqReplay: "dlq.replay",
   lanes: "lanes",
   usage: "usage",
+  secretsPut: "secrets.put",
+  secretsList: "secrets.list",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

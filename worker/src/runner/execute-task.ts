@@ -2,11 +2,13 @@ import { FmError, type Logger, parseWith, type Task } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
 import { createEventsApi } from "../plumbing/events.js";
+import { openTaskSecrets, type OpenedSecrets } from "../plumbing/secrets.js";
 import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { AnyHandler } from "../sdk/define-handler.js";
-import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, TaskInfo } from "../sdk/handler-context.js";
 import { PauseSignal, Wait, type WaitOptions } from "../sdk/wait.js";
+import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, SecretsApi, TaskInfo } from "../sdk/handler-context.js";
+import type { VaultKeyPair } from "@flowmonkey/shared/vault";
 import { type Outcome, type Settlement, toOutcome } from "./outcome.js";
 
 /** What every task of one worker shares. */
@@ -20,6 +22,8 @@ export interface TaskRuntime {
   js: JetStreamClient;
   /** The pool's size class, reported with every result (usage). */
   tier: "small" | "medium" | "large";
+  /** Per handler type: the key pair that opens its tasks' sealed secrets (none: such tasks fail). */
+  vaultKeys?: ReadonlyMap<string, VaultKeyPair>;
 }
 
 /** The JetStream side of one delivery, as much of it as a handler run needs. */
@@ -62,6 +66,8 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
 
   void (async () => {
     try {
+      // Opened only now, right before the handler, and wiped in finish(): the shortest time in memory.
+      ctx.openSecrets(runtime.vaultKeys?.get(task.handler.type));
       const input = handler.input ? parseWith(handler.input, task.input, `input of handler ${handler.type}`) : task.input;
       ctx.input = input;
       settle({ kind: "returned", value: await handler.execute(ctx) });
@@ -100,6 +106,7 @@ class TaskContext implements HandlerContext {
   #checkpoint: CheckpointApi | undefined;
   #events: EventsApi | undefined;
   #info: TaskInfo | undefined;
+  #secrets: OpenedSecrets | undefined;
 
   constructor(task: Task, runtime: TaskRuntime, delivery: Delivery, signal: AbortSignal) {
     this.#task = task;
@@ -175,11 +182,20 @@ class TaskContext implements HandlerContext {
     });
   }
 
+  get secrets(): SecretsApi {
+    return (this.#secrets ??= openTaskSecrets(this.#task, undefined)).api;
+  }
+
+  openSecrets(keys: VaultKeyPair | undefined): void {
+    this.#secrets = openTaskSecrets(this.#task, keys);
+  }
+
   contextUpdates() {
     return this.#context?.updates();
   }
 
   finish(): void {
     this.#progress?.finish();
+    this.#secrets?.clear();
   }
 }

@@ -55,6 +55,19 @@ export interface PauseApi {
   wait(options: { reason: string; maxWaitMs?: number; resumeOn?: WaitOptions["resumeOn"]; resumeToken?: string; state?: unknown }): Promise<never>;
 }
 
+/**
+ * The secrets the step listed under `vault:`, opened with this worker's pool key just before
+ * the handler started, and wiped when the task ends. Only the step's own keys are here.
+ * Don't log or return them: a returned value becomes the step's output, in the database.
+ */
+export interface SecretsApi {
+  /** The secret's value (a fresh string each call), or undefined when the step did not ask for it. */
+  get(key: string): string | undefined;
+  has(key: string): boolean;
+  /** The names of the secrets this task received. */
+  keys(): string[];
+}
+
 /** What a handler may know about the task it runs. The sealed vault is deliberately absent. */
 export type TaskInfo = Readonly<
   Pick<Task, "taskId" | "executionId" | "flowId" | "flowVersion" | "stepId" | "attempt" | "handler" | "config" | "metadata">
@@ -80,4 +93,6 @@ export interface HandlerContext<I = unknown> {
   readonly resume: ResumeInfo | undefined;
   /** Parks the step until resumed: `return ctx.wait({ resumeOn: { event: "order.paid" } })`. */
   wait(options?: WaitOptions): Wait;
+  /** The secrets the step asked for (`vault: [...]`), opened for this task only. */
+  readonly secrets: SecretsApi;
 }

@@ -1,0 +1,47 @@
+import { FmError, type PoolPublicKeys } from "@flowmonkey/shared";
+import { decryptAtRest, encryptAtRest, keyIdOf, type SealedAtRest } from "./at-rest.js";
+
+export interface VaultOptions {
+  /** The 32-byte AES-256 key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
+  key?: Uint8Array | undefined;
+  /** Public keys of the worker pools: `<region>/<handler>`, or `<region>` for the whole region. */
+  poolKeys?: PoolPublicKeys | undefined;
+}
+
+/** A pool's public key and the name it was found under (what the audit row records). */
+export interface PoolKey {
+  pool: string;
+  publicKey: Uint8Array;
+}
+
+export type Vault = ReturnType<typeof createVault>;
+
+/** The engine's vault keys. Holds no secret values: those are read per transaction and dropped. */
+export function createVault(options: VaultOptions = {}) {
+  const key = options.key;
+  const poolKeys = new Map(Object.entries(options.poolKeys ?? {}));
+
+  function requireKey(): Uint8Array {
+    if (!key) throw new FmError("VAULT_NOT_CONFIGURED", "the engine has no vault key: set FM_VAULT_KEY (32 bytes, base64) to store and hand out secrets");
+    return key;
+  }
+
+  return {
+    configured: key !== undefined,
+    /** Non-secret fingerprint of the vault key, for start-up logs (undefined: no vault). */
+    keyId: key ? keyIdOf(key) : undefined,
+    pools: [...poolKeys.keys()],
+    /** Throws VAULT_NOT_CONFIGURED when there is no vault key. */
+    assertConfigured: (): void => void requireKey(),
+    encrypt: (tenantId: string, name: string, value: Uint8Array): SealedAtRest => encryptAtRest(requireKey(), tenantId, name, value),
+    decrypt: (tenantId: string, name: string, sealed: SealedAtRest): Buffer => decryptAtRest(requireKey(), tenantId, name, sealed),
+    /** The pool's own key, else its region's; a region key lets one key pair serve every handler there. */
+    poolKey(region: string, handler: string): PoolKey | undefined {
+      const exact = `${region}/${handler}`;
+      const own = poolKeys.get(exact);
+      if (own) return { pool: exact, publicKey: own };
+      const regional = poolKeys.get(region);
+      return regional ? { pool: region, publicKey: regional } : undefined;
+    },
+  };
+}

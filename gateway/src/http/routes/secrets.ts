@@ -1,0 +1,31 @@
+import { parseWith, SecretKeyName, SecretListRequest, SecretPutRequest } from "@flowmonkey/shared";
+import { Hono } from "hono";
+import { z } from "zod";
+import { limitBody, readBody } from "../body.js";
+import type { RouteDeps } from "../deps.js";
+
+/** The body of PUT /v1/secrets/:key: the key is in the path. */
+const PutBody = SecretPutRequest.omit({ key: true });
+
+/**
+ * The vault over HTTP, a thin call into fm.api.secrets.*: store one secret (its value goes in,
+ * never comes out), and list a tenant's secret names.
+ */
+export function secretRoutes(deps: RouteDeps): Hono {
+  const { api, maxMessageBytes } = deps;
+  const app = new Hono();
+
+  app.put("/v1/secrets/:key", limitBody(maxMessageBytes), async (c) => {
+    const { key } = parseWith(z.object({ key: SecretKeyName }), { key: c.req.param("key") }, "path");
+    const body = await readBody(c, PutBody, { maxBytes: maxMessageBytes, what: "secret" });
+    const reply = await api.putSecret({ ...body, key });
+    return c.json(reply, reply.created ? 201 : 200);
+  });
+
+  app.get("/v1/secrets", async (c) => {
+    const { tenantId } = parseWith(SecretListRequest, c.req.query(), "query");
+    return c.json(await api.listSecrets(tenantId));
+  });
+
+  return app;
+}
