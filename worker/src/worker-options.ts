@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_PREFIX, isToken, type Logger } from "@flowmonkey/shared";
+import { DEFAULT_PREFIX, isToken, type BlobStore, type Logger } from "@flowmonkey/shared";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
 import type { AnyHandler, HandlerDefinition } from "./sdk/define-handler.js";
@@ -29,6 +29,11 @@ export interface WorkerOptions {
   fetchExpiresMs?: number;
   /** Drain and close `nc` when the worker closes (for a binary that opened it for the worker). @default false */
   ownsConnection?: boolean;
+  /**
+   * The blob bucket: large checkpoints, and contexts the engine offloaded. @default the mesh's
+   * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
+   */
+  blobs?: BlobStore;
 }
 
 export interface ResolvedWorkerOptions {
@@ -44,6 +49,7 @@ export interface ResolvedWorkerOptions {
   workerId: string;
   fetchExpiresMs: number;
   ownsConnection: boolean;
+  blobs: BlobStore | undefined;
 }
 
 export class WorkerOptionsError extends Error {
@@ -102,5 +108,6 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     workerId,
     fetchExpiresMs: integer("fetchExpiresMs", options.fetchExpiresMs, WORKER_DEFAULTS.fetchExpiresMs, 1000),
     ownsConnection: options.ownsConnection ?? false,
+    blobs: options.blobs,
   };
 }

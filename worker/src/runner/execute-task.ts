@@ -1,5 +1,6 @@
-import { FmError, type Logger, parseWith, type Task } from "@flowmonkey/shared";
+import { FmError, type BlobStore, type Logger, parseWith, type Task } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
+import { inlineContextSource, offloadedContextSource } from "../plumbing/context-source.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
 import { createEventsApi } from "../plumbing/events.js";
 import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
@@ -15,6 +16,8 @@ export interface TaskRuntime {
   log: Logger;
   progress: ProgressSink;
   checkpoints: CheckpointSink;
+  /** The blob bucket, where a task's `contextRef` points. */
+  blobs: BlobStore;
   /** JetStream, for ctx.events. */
   js: JetStreamClient;
 }
@@ -118,7 +121,13 @@ class TaskContext implements HandlerContext {
   }
 
   get context(): ContextApi {
-    return (this.#context ??= createContextRecorder(this.#task.context)).api;
+    if (!this.#context) {
+      const { context, contextRef } = this.#task;
+      // A large context is not in the task: its keys are loaded from the blob bucket as they are read.
+      const source = contextRef ? offloadedContextSource(this.#runtime.blobs, contextRef) : inlineContextSource(context);
+      this.#context = createContextRecorder(source, () => this.log);
+    }
+    return this.#context.api;
   }
 
   get progress(): TaskProgress {
