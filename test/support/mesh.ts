@@ -45,7 +45,7 @@ export interface TestMesh {
   engine: Engine;
   putFlow(definition: FlowDefinitionInput): Promise<{ flowId: string; version: number }>;
   /** One more worker on this mesh (built-in names or handler definitions); closed with the mesh. */
-  startWorker(options: { handlers: NonNullable<WorkerOptions["handlers"]>; concurrency?: number; region?: string }): Promise<Worker>;
+  startWorker(options: { handlers: NonNullable<WorkerOptions["handlers"]>; concurrency?: number; region?: string; blobs?: WorkerOptions["blobs"] }): Promise<Worker>;
   waitForStatus(executionId: string, status: ExecutionView["status"] | ExecutionView["status"][], timeoutMs?: number): Promise<ExecutionView>;
   close(): Promise<void>;
 }
@@ -101,6 +101,7 @@ export async function startMesh(options: MeshOptions): Promise<TestMesh> {
           concurrency: w.concurrency ?? 16,
           heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
           fetchExpiresMs: 1000,
+          ...(w.blobs ? { blobs: w.blobs } : {}),
         });
         await worker.start();
         releasers.add("worker", () => worker.close());
