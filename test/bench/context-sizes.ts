@@ -21,7 +21,7 @@ import { pathToFileURL } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createEngine } from "@flowmonkey/engine";
-import { createApiClient, createLogger, decode, Task } from "@flowmonkey/shared";
+import { createApiClient, createLogger, createSubjects, decode, Task } from "@flowmonkey/shared";
 import { startNatsServer } from "@flowmonkey/shared/dev";
 import { createWorker, defineHandler } from "@flowmonkey/worker";
 import { z } from "zod";
@@ -115,7 +115,7 @@ async function measureRun(nc: NatsConnection, natsUrl: string, db: TestDatabase,
   await engine.start();
   const worker = createWorker({ nc, log, prefix, region: "us-east-1", handlers: [grow, probe], concurrency: 4, fetchExpiresMs: 1000 });
   const taskBytes = new Map<string, number>();
-  const sub = nc.subscribe(`${prefix}.tasks.>`, {
+  const sub = nc.subscribe(createSubjects(prefix).tasksAll, {
     callback: (err, msg) => {
       if (err) return;
       const task = decode(msg.data, Task, { maxBytes: 64 * MiB });

@@ -36,7 +36,7 @@ const blobNameOf = (executionId: string, value: unknown) =>
 /** Every task the engine publishes on the mesh's task subjects, as sent (a core subscription sees JetStream publishes). */
 function recordTasks(m: TestMesh): { tasks: Array<{ task: Task; bytes: number }>; sub: Subscription } {
   const tasks: Array<{ task: Task; bytes: number }> = [];
-  const sub = m.nc.subscribe(`${m.prefix}.tasks.>`, {
+  const sub = m.nc.subscribe(m.names.subjects.tasksAll, {
     callback: (err, msg) => {
       if (!err) tasks.push({ task: decode(msg.data, Task, { maxBytes: 64 * MiB }), bytes: msg.data.byteLength });
     },
