@@ -218,16 +218,18 @@ async function main(): Promise<void> {
   const workerAfter = await mesh.worker.request("stats");
   await cleanups.pop()![1]();
 
+  /** A new empty database for one later part, dropped with the rest at the end. */
+  const freshDatabase = async () => {
+    const fresh = await createTestDatabase();
+    cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
+    return fresh;
+  };
   const resilience = R
     ? await measureResilience(
         {
           nc,
           natsUrl: nats.url,
-          freshDatabase: async () => {
-            const fresh = await createTestDatabase();
-            cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
-            return fresh;
-          },
+          freshDatabase,
           cpuGroups: async (extra, dbName) => ({ ...extra, nats: [nats.pid], postgres: await postgresPids(admin, dbName) }),
           log,
         },
@@ -242,11 +244,7 @@ async function main(): Promise<void> {
           {
             nc,
             natsUrl: nats.url,
-            freshDatabase: async () => {
-              const fresh = await createTestDatabase();
-              cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
-              return fresh;
-            },
+            freshDatabase,
             log,
           },
           contextSizeParams(),
