@@ -39,6 +39,7 @@ export interface SplitOptions {
   inlineTotalMaxBytes: number;
 }
 
+const utf8 = new TextEncoder();
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 const utf8Bytes = (s: string) => Buffer.byteLength(s, "utf8");
 
@@ -53,7 +54,7 @@ export function encodeContextKeys(context: JsonObject): EncodedContext {
     const text = JSON.stringify(value);
     // JSON.stringify leaves out undefined (and functions) in objects: so does the context.
     if (text === undefined) continue;
-    const json = encode(value);
+    const json = utf8.encode(text);
     bytes += (keys.length > 0 ? 1 : 0) + utf8Bytes(JSON.stringify(key)) + 1 + json.byteLength;
     keys.push({ key, value, json });
   }
