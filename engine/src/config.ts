@@ -101,6 +101,13 @@ export const engineConfigFields = {
     env: "FM_VAULT_POOL_KEYS",
     doc: 'worker pools\' public keys (base64, from `flowmonkey secrets keygen`) as JSON: {"<region>/<handler>": "…", "<region>": "…"}; a region key serves its pools without one of their own',
   },
+  contextInlineMaxBytes: {
+    // Above 8 MiB a task could not be published anyway (NATS max_payload tops out at 64 MiB and is 1 MiB by default).
+    schema: z.coerce.number().int().min(1024).max(8 * 1024 * 1024).default(256 * 1024),
+    env: "FM_CONTEXT_INLINE_MAX_BYTES",
+    flag: "context-inline-max-bytes",
+    doc: "a task whose context's JSON is larger than this carries a reference to it, gzip'd in the blob bucket, instead of the context",
+  },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),
     env: "FM_DB_POOL_SIZE",

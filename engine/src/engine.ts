@@ -7,6 +7,7 @@ import {
   deferred,
   FmError,
   once,
+  openBlobStoreLazily,
   provisionMesh,
   Releasers,
   toError,
@@ -20,6 +21,7 @@ import { respond } from "./api/respond.js";
 import { startPausableLoop } from "./consumers/pausable-loop.js";
 import { startPullLoop } from "./consumers/pull-loop.js";
 import { cancelExecution } from "./control/cancel-execution.js";
+import { createContextOffload, DEFAULT_CONTEXT_INLINE_MAX_BYTES } from "./context/offload.js";
 import { createDeadTaskProcessor } from "./dead-letters/advisory-consumer.js";
 import { replayDeadTasks } from "./dead-letters/replay.js";
 import { createFlowRegistry } from "./flows/registry.js";
@@ -42,6 +44,7 @@ import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
+import { withContextOffload } from "./store/transition.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -82,6 +85,8 @@ export interface EngineOptions {
   vaultKey?: Uint8Array | undefined;
   /** Public keys of the worker pools the engine seals secrets for (FM_VAULT_POOL_KEYS). */
   vaultPoolKeys?: PoolPublicKeys | undefined;
+  /** A task whose context's JSON is larger than this carries a reference to it in the blob bucket instead. Default 256 KiB. */
+  contextInlineMaxBytes?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -126,7 +131,14 @@ export function createEngine(options: EngineOptions): Engine {
     const rates = new RateLimits({ rules: options.rateLimits ?? [], tenantPerSecond: options.tenantRateLimit ?? 0 });
     const vault = createVault({ key: options.vaultKey, poolKeys: options.vaultPoolKeys });
     if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
-    const base = { db: store, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
+    // Large contexts go to the blob bucket as tasks are written (store/transition.ts); the bucket opens with the first one.
+    const contextOffload = createContextOffload({
+      blobs: openBlobStoreLazily(nc, names.buckets.blobs),
+      subjects: names.subjects,
+      log,
+      inlineMaxBytes: options.contextInlineMaxBytes ?? DEFAULT_CONTEXT_INLINE_MAX_BYTES,
+    });
+    const base = { db: withContextOffload(store, contextOffload), registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
@@ -205,7 +217,7 @@ export function createEngine(options: EngineOptions): Engine {
           return { executions: page.executions.map(executionSummary), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
         },
         cancelExecution: async ({ executionId }) => {
-          const committed = await cancelExecution({ db: store, subjects: names.subjects }, executionId);
+          const committed = await cancelExecution({ db: base.db, subjects: names.subjects }, executionId);
           relay.afterCommit(committed);
           return committed.value;
         },

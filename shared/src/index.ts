@@ -21,3 +21,5 @@ export * from "./runtime/run-service.js";
 export * from "./runtime/log.js";
 export * from "./runtime/backoff.js";
 export * from "./runtime/batcher.js";
+export * from "./nats/blobs.js";
+export * from "./context/split-context.js";

@@ -2,6 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { PhaseResult } from "./driver.js";
+import { formatContextSizes, type ContextSizesReport } from "./context-sizes.js";
 import { formatResilience, type ResilienceReport } from "./resilience.js";
 import { round, type LatencySummary } from "./stats.js";
 
@@ -34,6 +35,8 @@ export interface BenchReport {
   ratios: { throughput: Ratio; paced: Ratio[] };
   /** Recovery after a worker SIGKILL, priority behind a backlog, engine replicas; each with its baseline. */
   resilience: ResilienceReport | { skipped: string };
+  /** Task message bytes and dispatch latency by context size, inline vs offloaded. */
+  contextSizes: ContextSizesReport | { skipped: string };
   memory: Record<string, unknown>;
   bar: { flowsPerSec: number; medianFlowLatencyMs: number; met: boolean; basis: string };
   methodology: string[];
@@ -131,6 +134,8 @@ export function formatReport(r: BenchReport): string {
   );
   if ("skipped" in r.resilience) lines.push("", `Resilience: skipped (${r.resilience.skipped})`);
   else lines.push(...formatResilience(r.resilience));
+  if ("skipped" in r.contextSizes) lines.push("", `Context size: skipped (${r.contextSizes.skipped})`);
+  else lines.push(...formatContextSizes(r.contextSizes));
   lines.push("", "How it is measured:", ...r.methodology.map((m) => `  - ${m}`));
   return lines.join("\n");
 }

@@ -18,6 +18,9 @@
  * BENCH_PRIORITY_CONCURRENCY (32, the worker that then drains it), BENCH_PRIORITY_TASK_MS (5, its delay step),
  * BENCH_RECOVERY_HEARTBEAT_MS (2000, the short heartbeat timeout), BENCH_RECOVERY_DEFAULT (1; 0
  * skips the run at the default 60000 ms), BENCH_RECOVERY_DELAY_MS (3000, the killed delay step).
+ *
+ * Context size (context-sizes.ts; last, about a minute): BENCH_CONTEXT (1; 0 skips it),
+ * BENCH_CONTEXT_EXECUTIONS (5), BENCH_CONTEXT_PROBES (5). `npm run bench:context` runs it alone.
  */
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg, release, totalmem } from "node:os";
@@ -31,6 +34,7 @@ import { cpuPercent, pidsNamed, snapshotCpu, type CpuGroups } from "./cpu.js";
 import pg from "pg";
 import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
+import { contextSizeParams, measureContextSizes } from "./context-sizes.js";
 import { formatResilience, measureResilience, type ResilienceParams } from "./resilience.js";
 import { formatReport, ratio, writeReport, type BenchReport, type Measured, type PhaseReport, type SystemReport } from "./report.js";
 import { envInt, summarize, withDeadline } from "./stats.js";
@@ -214,22 +218,37 @@ async function main(): Promise<void> {
   const workerAfter = await mesh.worker.request("stats");
   await cleanups.pop()![1]();
 
+  /** A new empty database for one later part, dropped with the rest at the end. */
+  const freshDatabase = async () => {
+    const fresh = await createTestDatabase();
+    cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
+    return fresh;
+  };
   const resilience = R
     ? await measureResilience(
         {
           nc,
           natsUrl: nats.url,
-          freshDatabase: async () => {
-            const fresh = await createTestDatabase();
-            cleanups.push([`database ${fresh.name}`, () => fresh.drop()]);
-            return fresh;
-          },
+          freshDatabase,
           cpuGroups: async (extra, dbName) => ({ ...extra, nats: [nats.pid], postgres: await postgresPids(admin, dbName) }),
           log,
         },
         R,
       )
     : undefined;
+
+  const contextSizes =
+    process.env["BENCH_CONTEXT"] === "0"
+      ? undefined
+      : await measureContextSizes(
+          {
+            nc,
+            natsUrl: nats.url,
+            freshDatabase,
+            log,
+          },
+          contextSizeParams(),
+        );
 
   const barIndex = P.rates.indexOf(BAR.flowsPerSec);
   const barPhase = barIndex >= 0 ? meshReport.paced[barIndex] : undefined;
@@ -255,6 +274,7 @@ async function main(): Promise<void> {
       paced: meshReport.paced.map((m, i) => ratio(m, ceilingReport.paced[i] as PhaseReport)),
     },
     resilience: resilience ?? { skipped: "BENCH_RESILIENCE=0" },
+    contextSizes: contextSizes ?? { skipped: "BENCH_CONTEXT=0" },
     memory: {
       engineRssBeforeMB: mb(engineBefore["rss"]),
       engineRssAfterMB: mb(engineAfter["rss"]),

@@ -51,6 +51,8 @@ export interface TestMesh {
     region?: string;
     /** Any other worker option (vault keys...). */
     worker?: Partial<Omit<WorkerOptions, "nc" | "log" | "prefix" | "handlers" | "region">>;
+    /** The blob store the worker reads through (tests wrap it to see which blobs are read). */
+    blobs?: WorkerOptions["blobs"];
   }): Promise<Worker>;
   waitForStatus(executionId: string, status: ExecutionView["status"] | ExecutionView["status"][], timeoutMs?: number): Promise<ExecutionView>;
   close(): Promise<void>;
@@ -108,6 +110,7 @@ export async function startMesh(options: MeshOptions): Promise<TestMesh> {
           heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 10_000,
           fetchExpiresMs: 1000,
           ...w.worker,
+          ...(w.blobs ? { blobs: w.blobs } : {}),
         });
         await worker.start();
         releasers.add("worker", () => worker.close());

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_PREFIX, isToken, KEY_BYTES, type Logger } from "@flowmonkey/shared";
+import { DEFAULT_PREFIX, isToken, KEY_BYTES, type BlobStore, type Logger } from "@flowmonkey/shared";
 import { keyPairOf, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
@@ -45,6 +45,11 @@ export interface WorkerOptions {
   vaultPrivateKey?: Uint8Array | undefined;
   /** Per handler type: the private key of that pool, overriding `vaultPrivateKey`. */
   vaultPrivateKeys?: Record<string, Uint8Array> | undefined;
+  /**
+   * The blob bucket: large checkpoints, and contexts the engine offloaded. @default the mesh's
+   * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
+   */
+  blobs?: BlobStore;
 }
 
 export interface ResolvedWorkerOptions {
@@ -64,6 +69,7 @@ export interface ResolvedWorkerOptions {
   progressIntervalMs: number;
   /** Per served handler type with a key: the key pair that opens its tasks' secrets. */
   vaultKeys: ReadonlyMap<string, VaultKeyPair>;
+  blobs: BlobStore | undefined;
 }
 
 export class WorkerOptionsError extends Error {
@@ -126,6 +132,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     ownsConnection: options.ownsConnection ?? false,
     tier: options.tier ?? tierOf(options.resources),
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
+    blobs: options.blobs,
   };
 }
 

@@ -4,6 +4,7 @@ import {
   deferred,
   FmError,
   once,
+  openBlobStoreLazily,
   PRIORITIES,
   Releasers,
   type Service,
@@ -12,7 +13,6 @@ import {
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { hostname } from "node:os";
-import { Objm, type ObjectStore } from "@nats-io/obj";
 import type { CheckpointSink } from "./plumbing/checkpoints.js";
 import type { ProgressSink } from "./plumbing/progress.js";
 import { startPresence } from "./presence/registry-entry.js";
@@ -62,17 +62,11 @@ export function createWorker(options: WorkerOptions): Worker {
   let starting: Promise<void> | undefined;
 
   const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined, minIntervalMs: o.progressIntervalMs };
-  let blobStore: Promise<ObjectStore> | undefined;
-  const checkpointSink: CheckpointSink = {
-    kv: undefined,
-    blobs: () =>
-      (blobStore ??= new Objm(nc).open(names.buckets.blobs).catch((err: unknown) => {
-        blobStore = undefined;
-        throw err;
-      })),
-  };
+  // Opened on first use: only large checkpoints and offloaded contexts need it.
+  const blobs = o.blobs ?? openBlobStoreLazily(nc, names.buckets.blobs);
+  const checkpointSink: CheckpointSink = { kv: undefined, blobs };
   const pipeline = new TaskPipeline({
-    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, js, tier: o.tier, vaultKeys: o.vaultKeys },
+    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys },
     handlers: o.handlers,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
   });

@@ -1,6 +1,7 @@
 /** Test helpers for the worker suites: tasks, a provisioned mesh per test, results read back. */
 import { randomUUID } from "node:crypto";
 import {
+  type BlobStore,
   createNames,
   decode,
   encode,
@@ -87,6 +88,15 @@ export async function poolInfo(mesh: Mesh, handler: string, priority: Priority =
   return mesh.jsm.consumers.info(mesh.names.streams.tasks, mesh.names.consumers.taskPool(REGION, handler, priority));
 }
 
+/** The blob bucket of unit tests: there is none, and every use says so. */
+export const NO_BLOBS: BlobStore = {
+  bucket: "none",
+  put: () => Promise.reject(new Error("no blob store in unit tests")),
+  get: () => Promise.reject(new Error("no blob store in unit tests")),
+  has: () => Promise.reject(new Error("no blob store in unit tests")),
+  delete: () => Promise.reject(new Error("no blob store in unit tests")),
+};
+
 /** Runs a handler the way the worker does (input schema, timeout, context), without NATS. */
 export function runHandler(
   handler: AnyHandler,
@@ -101,7 +111,8 @@ export function runHandler(
     region: REGION,
     log: silentLogger(),
     progress: { nc, subjects: createNames("fm").subjects, kv: undefined },
-    checkpoints: { kv: undefined, blobs: () => Promise.reject(new Error("no blob store in unit tests")) },
+    checkpoints: { kv: undefined, blobs: NO_BLOBS },
+    blobs: NO_BLOBS,
     js: { publish: async (subject: string) => void published.push(subject) } as unknown as JetStreamClient,
     ...(vaultKeys ? { vaultKeys } : {}),
   };

@@ -1,3 +1,4 @@
+import type { ContextOffload } from "../context/offload.js";
 import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { sealTaskSecrets } from "../vault/seal-pass.js";
@@ -10,6 +11,19 @@ import { writeChanges } from "./write-changes.js";
 
 /** How long the committing process holds its own outbox row before the sweep may publish it. */
 export const OUTBOX_CLAIM_MS = 15_000;
+
+/**
+ * The engine's database with what every transition does to its outgoing tasks before they are
+ * written: large contexts leave as blob references (engine.ts attaches it; tools and tests
+ * that pass a bare Db send every context inline). Carried by the Db so that no caller of
+ * transition() has to pass it along.
+ */
+export type TransitionDb = Db & { readonly contextOffload?: ContextOffload };
+
+/** `db` with the context offload attached (a copy: the Db objects are plain method bags). */
+export function withContextOffload(db: Db, contextOffload: ContextOffload): TransitionDb {
+  return { ...db, contextOffload };
+}
 
 export interface Committed<T> {
   value: T;
@@ -27,7 +41,7 @@ export interface Committed<T> {
  * messages in the same transaction.
  */
 export async function transition<T>(
-  db: Db,
+  db: TransitionDb,
   executionIds: string[],
   decide: (executions: Map<string, ExecutionState>, out: Changes, q: Queryable) => Promise<T>,
   out: Changes,
@@ -37,7 +51,7 @@ export async function transition<T>(
   return db.tx(async (q) => {
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
-    const { outbox, created } = await persist(q, out, vault);
+    const { outbox, created } = await persist(q, out, vault, db.contextOffload);
     const due = out.delayedMessages().map((d) => d.notBefore.getTime());
     return {
       value,
@@ -52,12 +66,17 @@ async function persist(
   q: Queryable,
   out: Changes,
   vault: Vault | undefined,
+  contextOffload: ContextOffload | undefined,
 ): Promise<{ outbox?: { id: number; messages: OutboxMessage[] }; created: ReadonlySet<string> }> {
   // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
   out.dropUncreated(created);
   // Before admission: a task queued for its tenant's turn waits with its secrets already sealed.
   await sealTaskSecrets(q, out, vault);
+  // Before anything is written: the outbox row, a tenant's queued task and a republish all
+  // carry the reference, never the large context. Blobs are content-addressed, so a rollback
+  // after this leaves only orphans that the next attempt reuses.
+  await contextOffload?.offloadTasks(out);
   await admitTenantTasks(q, out);
   const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
   return outbox ? { outbox, created } : { created };

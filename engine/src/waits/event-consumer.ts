@@ -8,7 +8,7 @@ import type { ApplyEnv } from "../results/apply-result.js";
 import { findWaitsForEvents } from "../store/wait-tokens.js";
 import { resumeWaits, type WaitToResume } from "./resume-waits.js";
 
-export interface EventEnv extends Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates"> {
+export interface EventEnv extends Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates" | "vault"> {
   subjects: Subjects;
   relay: Relay;
   log: Logger;

@@ -20,7 +20,7 @@ export type ResumeOutcome =
  * does not wait on it any more (resumed by another replica a moment ago, by an event and a
  * timer at once) resumes nothing and its stale row is dropped.
  */
-export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates">, waits: WaitToResume[]): Promise<Committed<ResumeOutcome[]>> {
+export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates" | "vault">, waits: WaitToResume[]): Promise<Committed<ResumeOutcome[]>> {
   const out = new Changes();
   return transition(
     env.db,
@@ -49,6 +49,7 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
       return outcomes;
     },
     out,
+    env.vault,
   );
 }
 

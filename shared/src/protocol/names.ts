@@ -15,6 +15,17 @@ export const HEADERS = {
   errorCode: "Fm-Error-Code",
 } as const;
 
+/**
+ * Object names inside the blob bucket (`fm_blobs`). Everything of one execution's context lives
+ * under `context/<executionId>/`, so a sweep can remove it by prefix once the execution is over;
+ * the rest of the name is the sha256 of the content (see shared/src/context/split-context.ts).
+ */
+export const BLOB_NAMES = {
+  checkpoint: (executionId: string, stepId: string) => `checkpoints/${executionId}.${stepId}`,
+  contextPrefix: (executionId: string) => `context/${executionId}/`,
+  context: (executionId: string, sha256Hex: string) => `context/${executionId}/${sha256Hex}`,
+} as const;
+
 export type Names = ReturnType<typeof createNames>;
 
 export function createNames(prefix: string = DEFAULT_PREFIX) {

@@ -1,22 +1,16 @@
-import { promisify } from "node:util";
-import { gunzip, gzip } from "node:zlib";
-import { decode, encode, FmError, toError, type Logger } from "@flowmonkey/shared";
+import { BLOB_NAMES, decode, encode, FmError, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
-import type { ObjectStore } from "@nats-io/obj";
 import { z } from "zod";
 import type { CheckpointApi } from "../sdk/handler-context.js";
-
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
 
 /** Checkpoints up to this size live in KV; larger ones go gzip'd to the blob store, with a reference in KV. */
 export const INLINE_CHECKPOINT_MAX_BYTES = 1024 * 1024;
 
-/** Where checkpoints go; one per worker, shared by its tasks. Undefined buckets: the API says so when used. */
+/** Where checkpoints go; one per worker, shared by its tasks. An undefined KV: the API says so when used. */
 export interface CheckpointSink {
   kv: KV | undefined;
   /** Opened on first use: only large checkpoints need it. */
-  blobs: () => Promise<ObjectStore>;
+  blobs: BlobStore;
 }
 
 /** What a KV entry holds: the state itself, or where its gzip'd copy is. */
@@ -29,7 +23,7 @@ const Envelope = z.union([z.object({ state: z.unknown() }).strict(), z.object({ 
  */
 export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: string; stepId: string }, working: () => void, log: () => Logger): CheckpointApi {
   const key = `${ids.executionId}.${ids.stepId}`;
-  const blobName = `checkpoints/${key}`;
+  const blobName = BLOB_NAMES.checkpoint(ids.executionId, ids.stepId);
   const kv = () => {
     if (!sink.kv) throw new FmError("UNAVAILABLE", "the checkpoint bucket is not open on this worker");
     return sink.kv;
@@ -43,7 +37,7 @@ export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: st
         await kv().put(key, data);
         return;
       }
-      await (await sink.blobs()).putBlob({ name: blobName }, await gzipAsync(data));
+      await sink.blobs.put(blobName, data);
       await kv().put(key, encode({ blob: blobName, bytes: data.byteLength }));
     },
 
@@ -52,9 +46,8 @@ export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: st
       if (!entry || entry.operation !== "PUT" || entry.value.byteLength === 0) return undefined;
       const envelope = decode(entry.value, Envelope, { maxBytes: INLINE_CHECKPOINT_MAX_BYTES + 1024, what: `checkpoint ${key}` });
       if ("state" in envelope) return envelope.state;
-      const gz = await (await sink.blobs()).getBlob(envelope.blob);
-      if (!gz) throw new FmError("INTERNAL", `checkpoint ${key} points at blob ${envelope.blob}, which is gone`);
-      const data = await gunzipAsync(gz);
+      const data = await sink.blobs.get(envelope.blob, { maxBytes: envelope.bytes });
+      if (!data) throw new FmError("INTERNAL", `checkpoint ${key} points at blob ${envelope.blob}, which is gone`);
       const inner = decode(data, z.object({ state: z.unknown() }), { maxBytes: envelope.bytes + 1, what: `checkpoint ${key}` });
       return inner.state;
     },
@@ -63,7 +56,7 @@ export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: st
       const entry = await kv().get(key);
       await kv().delete(key);
       if (entry?.operation === "PUT" && entry.value.byteLength > 0 && "blob" in decode(entry.value, Envelope, { maxBytes: INLINE_CHECKPOINT_MAX_BYTES + 1024 })) {
-        await (await sink.blobs()).delete(blobName).catch((err: unknown) => log().debug({ err: toError(err) }, "large checkpoint already gone"));
+        await sink.blobs.delete(blobName).catch((err: unknown) => log().debug({ err: toError(err) }, "large checkpoint already gone"));
       }
     },
   };

@@ -1,5 +1,6 @@
-import { FmError, type Logger, parseWith, type Task } from "@flowmonkey/shared";
+import { FmError, type BlobStore, type Logger, parseWith, type Task } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
+import { inlineContextSource, offloadedContextSource } from "../plumbing/context-source.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
 import { createEventsApi } from "../plumbing/events.js";
 import { openTaskSecrets, type OpenedSecrets } from "../plumbing/secrets.js";
@@ -18,6 +19,8 @@ export interface TaskRuntime {
   log: Logger;
   progress: ProgressSink;
   checkpoints: CheckpointSink;
+  /** The blob bucket, where a task's `contextRef` points. */
+  blobs: BlobStore;
   /** JetStream, for ctx.events. */
   js: JetStreamClient;
   /** The pool's size class, reported with every result (usage). */
@@ -128,7 +131,13 @@ class TaskContext implements HandlerContext {
   }
 
   get context(): ContextApi {
-    return (this.#context ??= createContextRecorder(this.#task.context)).api;
+    if (!this.#context) {
+      const { context, contextRef } = this.#task;
+      // A large context is not in the task: its keys are loaded from the blob bucket as they are read.
+      const source = contextRef ? offloadedContextSource(this.#runtime.blobs, contextRef) : inlineContextSource(context);
+      this.#context = createContextRecorder(source, () => this.log);
+    }
+    return this.#context.api;
   }
 
   get progress(): TaskProgress {

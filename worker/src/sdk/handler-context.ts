@@ -5,10 +5,20 @@ import type { Wait, WaitOptions } from "./wait.js";
  * The execution's context as a handler sees it. Reads see the handler's own writes; writes are
  * not applied anywhere by the worker: they travel as `contextUpdates` in the result and the
  * engine applies them together with the step's outcome. Paths are dot-separated keys.
+ *
+ * Reads are async because a large context (over the engine's `FM_CONTEXT_INLINE_MAX_BYTES`,
+ * 256 KiB by default) is not in the task: it is loaded from the blob bucket on demand, one
+ * top-level key at a time (`get("a.b")` loads key `a` only), and cached for the task.
+ * Writes are synchronous and need no load.
  */
 export interface ContextApi {
-  /** The value at `path`, or the whole context without one; undefined when absent. */
-  get(path?: string): unknown;
+  /**
+   * The value at `path`, or the whole context without one (which loads every key); undefined
+   * when absent. Rejects on a bad path or when the value cannot be loaded.
+   */
+  get(path?: string): Promise<unknown>;
+  /** Like get(path), but never rejects: absent, a bad path or a failed load give `fallback` (logged at debug). */
+  getSafe(path: string, fallback?: unknown): Promise<unknown>;
   set(path: string, value: unknown): void;
   /** Shallow-merges `value` into the object at `path` (the root without one). */
   merge(value: Record<string, unknown>): void;

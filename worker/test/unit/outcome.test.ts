@@ -107,11 +107,11 @@ describe("executeTask", () => {
   it("records context changes as contextUpdates, and reads see them", async () => {
     const ctxUser = defineHandler({
       type: "ctx",
-      execute: (ctx) => {
+      execute: async (ctx) => {
         ctx.context.set("order.status", "paid");
         ctx.context.merge({ seen: true });
         ctx.context.delete("old");
-        return { status: ctx.context.get("order.status"), old: ctx.context.get("old") };
+        return { status: await ctx.context.get("order.status"), old: await ctx.context.get("old") };
       },
     });
     const out = await runHandler(ctxUser, makeTask({ type: "ctx", context: { old: 1, order: { id: 7 } } })).outcome;

@@ -6,7 +6,7 @@ import { echo } from "../../src/handlers/index.js";
 import { Heartbeat } from "../../src/runner/heartbeat.js";
 import { PUBLISH_RETRY_DELAY_MS } from "../../src/runner/publish-result.js";
 import { TaskPipeline } from "../../src/runner/task-pipeline.js";
-import { makeTask, REGION } from "../helpers.js";
+import { makeTask, NO_BLOBS, REGION } from "../helpers.js";
 
 /** A delivered message that records how it was settled. */
 const names = createNames("fm");
@@ -37,7 +37,8 @@ function pipeline(publish: () => Promise<unknown>) {
       region: REGION,
       log: silentLogger(),
       progress: { nc: {} as NatsConnection, subjects: names.subjects, kv: undefined },
-      checkpoints: { kv: undefined, blobs: () => Promise.reject(new Error("no blob store in unit tests")) },
+      checkpoints: { kv: undefined, blobs: NO_BLOBS },
+      blobs: NO_BLOBS,
       js,
     },
     handlers: new Map([[echo.type, echo]]),

@@ -7,3 +7,4 @@ export * from "./execution-event.js";
 export * from "./event.js";
 export * from "./dead-task.js";
 export * from "./advisory.js";
+export * from "./context-manifest.js";

@@ -1,0 +1,139 @@
+import {
+  encodeContextKeys,
+  splitContext,
+  toError,
+  type BlobRef,
+  type BlobStore,
+  type ContextBlob,
+  type JsonObject,
+  type Logger,
+  type Subjects,
+  type Task,
+} from "@flowmonkey/shared";
+import type { Changes } from "../execution/changes.js";
+import type { OutboxMessage } from "../store/outbox.js";
+
+export const DEFAULT_CONTEXT_INLINE_MAX_BYTES = 256 * 1024;
+/** A key up to this size stays inline in the manifest: fetching it on its own would cost more than carrying it. */
+const INLINE_KEY_MAX_BYTES = 1024;
+const INLINE_KEYS_TOTAL_MAX_BYTES = 64 * 1024;
+/** Blob names remembered as stored; an LRU, so a long-running engine's memory stays bounded. */
+const DEFAULT_REMEMBERED_BLOBS = 10_000;
+/** Blobs stored at once for one context (a context with many large keys). */
+const UPLOAD_CONCURRENCY = 8;
+
+export interface ContextOffloadOptions {
+  /** The blob bucket; opened by the first large context. */
+  blobs: BlobStore;
+  subjects: Subjects;
+  log: Logger;
+  /** A task whose context's JSON is larger than this carries a reference instead. */
+  inlineMaxBytes: number;
+  rememberedBlobs?: number;
+}
+
+export interface ContextOffloadStats {
+  /** Tasks that left with a contextRef. */
+  offloadedTasks: number;
+  /** Blobs this engine stored. */
+  storedBlobs: number;
+  /** Blobs it found already stored (by itself or another replica) and did not send again. */
+  reusedBlobs: number;
+}
+
+export interface ContextOffload {
+  /**
+   * Replaces the context of every outgoing task in `out` whose context is over the threshold
+   * by `{}` + a contextRef, storing the blobs that are not stored yet. Runs before the outbox
+   * row is written, so the row (and a republish of it) carries the reference too.
+   */
+  offloadTasks(out: Changes): Promise<void>;
+  stats(): ContextOffloadStats;
+}
+
+export function createContextOffload(options: ContextOffloadOptions): ContextOffload {
+  const { blobs, subjects, log, inlineMaxBytes } = options;
+  const stored = new RememberedNames(options.rememberedBlobs ?? DEFAULT_REMEMBERED_BLOBS);
+  const stats: ContextOffloadStats = { offloadedTasks: 0, storedBlobs: 0, reusedBlobs: 0 };
+
+  /** Stores one blob unless it is known (or found) to be stored. Content-addressed: what is there is what we would write. */
+  async function ensureStored(blob: ContextBlob): Promise<void> {
+    if (stored.has(blob.name)) return;
+    if (await blobs.has(blob.name)) {
+      stats.reusedBlobs++;
+    } else {
+      await blobs.put(blob.name, blob.json);
+      stats.storedBlobs++;
+    }
+    stored.add(blob.name);
+  }
+
+  async function offloadContext(executionId: string, context: JsonObject): Promise<BlobRef | undefined> {
+    const encoded = encodeContextKeys(context);
+    if (encoded.bytes <= inlineMaxBytes) return undefined;
+    const split = splitContext(encoded, { executionId, inlineKeyMaxBytes: INLINE_KEY_MAX_BYTES, inlineTotalMaxBytes: INLINE_KEYS_TOTAL_MAX_BYTES });
+    const { manifestBlob } = split;
+    // A known manifest means its key blobs were stored before it: nothing to check key by key.
+    if (!stored.has(manifestBlob.name)) {
+      for (let i = 0; i < split.keyBlobs.length; i += UPLOAD_CONCURRENCY) {
+        await Promise.all(split.keyBlobs.slice(i, i + UPLOAD_CONCURRENCY).map(ensureStored));
+      }
+      await ensureStored(manifestBlob);
+      log.debug({ executionId, contextBytes: encoded.bytes, blobs: split.keyBlobs.length, manifest: manifestBlob.name }, "context offloaded");
+    }
+    return { bucket: blobs.bucket, name: manifestBlob.name, size: manifestBlob.json.byteLength, encoding: "gzip", digest: `sha256:${manifestBlob.name.split("/").at(-1)}` };
+  }
+
+  return {
+    async offloadTasks(out) {
+      // One context object is shared by all tasks an execution dispatches in one transaction (a fan-out): measure and store it once.
+      const refs = new Map<JsonObject, Promise<BlobRef | undefined>>();
+      for (const [executionId, effects] of out.effects) {
+        const messages: OutboxMessage[] = [
+          ...effects.messages,
+          ...effects.delayed.flatMap((d) => d.messages),
+          ...effects.laneDispatches.flatMap((d) => d.messages),
+        ];
+        for (const message of messages) {
+          if (!subjects.parseTask(message.subject) || !isTask(message.body) || message.body.contextRef) continue;
+          const task = message.body;
+          let ref = refs.get(task.context);
+          if (!ref) refs.set(task.context, (ref = offloadContext(executionId, task.context)));
+          const contextRef = await ref.catch((err: unknown) => {
+            // The transaction fails (and its batch is retried): a task must not go out without its context.
+            log.warn({ err: toError(err), executionId }, "storing a large context in the blob store failed");
+            throw err;
+          });
+          if (!contextRef) continue;
+          message.body = { ...task, context: {}, contextRef } satisfies Task;
+          stats.offloadedTasks++;
+        }
+      }
+    },
+    stats: () => ({ ...stats }),
+  };
+}
+
+/** The engine's own outgoing task bodies (built by taskOf), told apart from events by shape. */
+function isTask(body: unknown): body is Task {
+  return typeof body === "object" && body !== null && "taskId" in body && "context" in body && typeof body.context === "object" && body.context !== null;
+}
+
+/** A bounded set of names, least recently used out first. */
+class RememberedNames {
+  readonly #names = new Set<string>();
+  constructor(readonly max: number) {}
+
+  has(name: string): boolean {
+    if (!this.#names.has(name)) return false;
+    // Refresh: a Set iterates in insertion order, so the oldest is first.
+    this.#names.delete(name);
+    this.#names.add(name);
+    return true;
+  }
+
+  add(name: string): void {
+    this.#names.add(name);
+    if (this.#names.size > this.max) this.#names.delete(this.#names.values().next().value!);
+  }
+}
