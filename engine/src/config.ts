@@ -101,6 +101,12 @@ export const engineConfigFields = {
     env: "FM_VAULT_POOL_KEYS",
     doc: 'worker pools\' public keys (base64, from `flowmonkey secrets keygen`) as JSON: {"<region>/<handler>": "…", "<region>": "…"}; a region key serves its pools without one of their own',
   },
+  checkpointTtlMs: {
+    schema: z.coerce.number().int().min(60_000).max(365 * 24 * 3600_000).default(7 * 24 * 3600_000),
+    env: "FM_CHECKPOINT_TTL_MS",
+    flag: "checkpoint-ttl-ms",
+    doc: "how long a step's checkpoint is kept after its last save (a pause longer than this loses its state); default 7 days",
+  },
   contextInlineMaxBytes: {
     // Above 8 MiB a task could not be published anyway (NATS max_payload tops out at 64 MiB and is 1 MiB by default).
     schema: z.coerce.number().int().min(1024).max(8 * 1024 * 1024).default(256 * 1024),

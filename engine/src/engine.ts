@@ -79,6 +79,8 @@ export interface EngineOptions {
   taskDeadlineGraceMs?: number;
   /** How often the engine looks for overdue attempts. Default 5 s. */
   deadlineSweepIntervalMs?: number;
+  /** How long a step's checkpoint is kept after its last save (the fm_checkpoints bucket's TTL). Default 7 days. */
+  checkpointTtlMs?: number;
   /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
   waitTimerIntervalMs?: number;
   /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
@@ -114,7 +116,11 @@ export function createEngine(options: EngineOptions): Engine {
   const start = once(async () => {
     if (options.ownsConnection) releasers.add("nats connection", () => nc.drain());
     const taskQueueLimit = options.taskQueueLimit ?? DEFAULT_TASK_QUEUE_LIMIT;
-    await provisionMesh(nc, names, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit });
+    await provisionMesh(nc, names, {
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
+      taskQueueLimit,
+      ...(options.checkpointTtlMs === undefined ? {} : { checkpointTtlMs: options.checkpointTtlMs }),
+    });
     const jsm = await jetstreamManager(nc);
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;

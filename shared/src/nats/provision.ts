@@ -21,6 +21,7 @@ import type { Priority } from "../protocol/tokens.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
+export const DEFAULT_CHECKPOINT_TTL_MS = 7 * DAY;
 
 export interface ProvisionOptions {
   /** The task consumers' ack_wait: how long a task may go without an in-progress ack. */
@@ -31,6 +32,11 @@ export interface ProvisionOptions {
   taskMaxDeliver?: number;
   /** Most tasks the task stream holds (max_msgs); a publish beyond it is refused, nothing is dropped. Default: no limit. */
   taskQueueLimit?: number;
+  /**
+   * How long a step's checkpoint is kept after its last save (the fm_checkpoints TTL). Given, an
+   * existing bucket is changed to it; absent, a new bucket gets 7 days and an existing one keeps its own.
+   */
+  checkpointTtlMs?: number;
 }
 
 export interface TaskPoolOptions {
@@ -123,7 +129,8 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   await ensureKv(kvm, names.buckets.workers, { history: 1, ttl: 30 * SECOND, replicas });
   await ensureKv(kvm, names.buckets.progress, { history: 1, ttl: 7 * DAY, replicas });
   await ensureKv(kvm, names.buckets.context, { history: 1, replicas });
-  await ensureKv(kvm, names.buckets.checkpoints, { history: 1, ttl: 7 * DAY, replicas });
+  await ensureKv(kvm, names.buckets.checkpoints, { history: 1, ttl: options.checkpointTtlMs ?? DEFAULT_CHECKPOINT_TTL_MS, replicas });
+  if (options.checkpointTtlMs !== undefined) await ensureKvTtl(jsm, names.buckets.checkpoints, options.checkpointTtlMs);
   const objm = new Objm(nc);
   await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
 }
@@ -188,6 +195,13 @@ export async function ensureConsumer(
 
 async function ensureKv(kvm: Kvm, name: string, options: { history: number; ttl?: number; replicas: number }): Promise<void> {
   await kvm.create(name, { history: options.history, replicas: options.replicas, ...(options.ttl ? { ttl: options.ttl } : {}) });
+}
+
+/** kvm.create() leaves an existing bucket's TTL as it is; the bucket's stream says what it is and takes a new one. */
+async function ensureKvTtl(jsm: JetStreamManager, bucket: string, ttlMs: number): Promise<void> {
+  const stream = `KV_${bucket}`;
+  const info = await jsm.streams.info(stream);
+  if (info.config.max_age !== nanos(ttlMs)) await jsm.streams.update(stream, { ...info.config, max_age: nanos(ttlMs) });
 }
 
 function differs(current: object, wanted: object): boolean {
