@@ -26,7 +26,16 @@ export function installFatalHandlers(): void {
 /** Process stats every child reports on `stats`. */
 export function processStats(): Record<string, unknown> {
   const cpu = process.cpuUsage();
-  return { pid: process.pid, rss: process.memoryUsage().rss, cpuUserUs: cpu.user, cpuSystemUs: cpu.system };
+  const memory = process.memoryUsage();
+  return { pid: process.pid, rss: memory.rss, heapUsed: memory.heapUsed, cpuUserUs: cpu.user, cpuSystemUs: cpu.system };
+}
+
+/** `stats` after a full garbage collection (children started with --expose-gc): what is retained, not what waits to be collected. */
+export function statsAfterGc(): Record<string, unknown> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("this child was started without --expose-gc");
+  gc();
+  return processStats();
 }
 
 export function serveChild(info: Record<string, unknown>, commands: Record<string, Command>, stop: () => Promise<void>): void {
@@ -57,7 +66,7 @@ export function serveChild(info: Record<string, unknown>, commands: Record<strin
       void shutdown();
       return;
     }
-    const handler = cmd === "stats" ? () => processStats() : commands[cmd];
+    const handler = cmd === "stats" ? () => processStats() : cmd === "statsAfterGc" ? () => statsAfterGc() : commands[cmd];
     if (!handler) {
       send({ bench: "reply", id: msg["id"], error: `unknown command ${cmd}` });
       return;

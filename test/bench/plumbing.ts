@@ -52,10 +52,13 @@ export interface WaitsReport {
   waits: number;
   /** Publishing N starts → N `waiting` events. */
   parkPerSec: number;
+  /** After a full GC: the process's resident memory and the JS heap it retains. */
   engineRssIdleMB: number;
   engineRssWaitingMB: number;
-  /** (waiting − idle) / N. */
-  engineRssPerWaitKB: number;
+  engineHeapIdleMB: number;
+  engineHeapWaitingMB: number;
+  /** Retained heap (waiting − idle) / N: what one parked execution costs the engine's memory. */
+  engineHeapPerWaitKB: number;
   /** Tasks the worker held while all N waited (0: waiting holds no slot). */
   workerRunningWhileWaiting: number;
   resumeRatePerSec: number;
@@ -63,7 +66,7 @@ export interface WaitsReport {
   resumeToCompletedMs: LatencySummary | undefined;
   /** fm.api.resume request → its reply (the resume committed). */
   resumeReplyMs: LatencySummary | undefined;
-  /** Baseline: a one-step echo flow started at the same rate, start published → completed event. */
+  /** Baseline: one-step echo flows started at the same rate, interleaved with the resumes: start published → completed event. */
   baselineStartToCompletedMs: LatencySummary | undefined;
   /** resume p50 / baseline p50. */
   resumeVsStartP50: number | null;
@@ -146,7 +149,8 @@ async function measureWaits(ctx: PlumbingContext, p: PlumbingParams): Promise<Wa
   const env = { NATS_URL: ctx.natsUrl, BENCH_PREFIX: prefix, DATABASE_URL: db.url, BENCH_CONCURRENCY: "256", BENCH_HANDLERS: "wait,echo" };
   const children: ChildHandle[] = [];
   try {
-    children.push(await spawnChild("waits-engine", "./engine-proc.ts", env));
+    // --expose-gc: the engine's retained heap is read after a full collection, apart from garbage not yet collected.
+    children.push(await spawnChild("waits-engine", "./engine-proc.ts", { ...env, NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --expose-gc`.trim() }));
     children.push(await spawnChild("waits-worker", "./worker-proc.ts", env));
     const [engine, worker] = children as [ChildHandle, ChildHandle];
     const api = createApiClient(ctx.nc, { prefix, timeoutMs: 30_000 });
@@ -168,7 +172,7 @@ async function measureWaits(ctx: PlumbingContext, p: PlumbingParams): Promise<Wa
     await withDeadline(warmDone.count(warm.length), p.timeoutMs, "warm-up resumes");
     warmParked.stop();
     warmDone.stop();
-    const idle = await engine.request("stats");
+    const idle = await engine.request("statsAfterGc");
 
     ctx.log(`waits: parking ${p.waits} executions`);
     const parked = watchEvents(ctx.nc, prefix, "park", "waiting");
@@ -178,33 +182,29 @@ async function measureWaits(ctx: PlumbingContext, p: PlumbingParams): Promise<Wa
     await inWindow(ids, 256, (id) => start("park", id));
     await withDeadline(parked.count(ids.length), p.timeoutMs, `${ids.length} waits`);
     const parkMs = wallNow() - parkStart;
-    const waiting = await engine.request("stats");
+    const waiting = await engine.request("statsAfterGc");
     const workerStats = await worker.request<{ running?: number }>("workerStats").catch(() => undefined);
 
-    ctx.log(`waits: resuming ${p.resumeSample} at ${p.resumeRate}/s, then a baseline of as many echo flows`);
+    // Resumes and the baseline's starts interleaved, so both see the same engine, database and load.
+    ctx.log(`waits: resuming ${p.resumeSample} at ${p.resumeRate}/s, interleaved with as many one-step echo flows started at the same rate`);
     const sample = ids.slice(0, p.resumeSample);
+    const baseIds = sample.map((_, i) => `b-${i}`);
+    const baselineDone = watchEvents(ctx.nc, prefix, "one", "completed");
     const sentAt = new Map<string, number>();
     const replyMs: number[] = [];
-    await paced(sample.length, p.resumeRate, async (i) => {
-      const id = sample[i]!;
+    await paced(sample.length * 2, p.resumeRate * 2, async (i) => {
+      const id = i % 2 === 0 ? sample[i / 2]! : baseIds[(i - 1) / 2]!;
       const t0 = wallNow();
       sentAt.set(id, t0);
+      if (i % 2 === 1) return start("one", id);
       await resume(id);
       replyMs.push(wallNow() - t0);
     });
     await withDeadline(done.count(sample.length), p.timeoutMs, "sampled resumes");
-    const resumeLatency = sample.map((id) => done.at.get(id)! - sentAt.get(id)!);
-
-    const baselineDone = watchEvents(ctx.nc, prefix, "one", "completed");
-    const baseIds = sample.map((_, i) => `b-${i}`);
-    const baseSent = new Map<string, number>();
-    await paced(baseIds.length, p.resumeRate, (i) => {
-      baseSent.set(baseIds[i]!, wallNow());
-      return start("one", baseIds[i]!);
-    });
     await withDeadline(baselineDone.count(baseIds.length), p.timeoutMs, "baseline flows");
     baselineDone.stop();
-    const baseLatency = baseIds.map((id) => baselineDone.at.get(id)! - baseSent.get(id)!);
+    const resumeLatency = sample.map((id) => done.at.get(id)! - sentAt.get(id)!);
+    const baseLatency = baseIds.map((id) => baselineDone.at.get(id)! - sentAt.get(id)!);
 
     const rest = ids.slice(p.resumeSample);
     ctx.log(`waits: resuming the other ${rest.length} as fast as possible`);
@@ -214,7 +214,7 @@ async function measureWaits(ctx: PlumbingContext, p: PlumbingParams): Promise<Wa
     const drainMs = wallNow() - drainStart;
     parked.stop();
     done.stop();
-    const after = await engine.request("stats");
+    const after = await engine.request("statsAfterGc");
 
     const resumeSummary = summarize(resumeLatency);
     const baseSummary = summarize(baseLatency);
@@ -223,7 +223,9 @@ async function measureWaits(ctx: PlumbingContext, p: PlumbingParams): Promise<Wa
       parkPerSec: round((p.waits / parkMs) * 1000, 1),
       engineRssIdleMB: mb(idle["rss"]),
       engineRssWaitingMB: mb(waiting["rss"]),
-      engineRssPerWaitKB: round((Number(waiting["rss"]) - Number(idle["rss"])) / 1024 / p.waits, 2),
+      engineHeapIdleMB: mb(idle["heapUsed"]),
+      engineHeapWaitingMB: mb(waiting["heapUsed"]),
+      engineHeapPerWaitKB: round((Number(waiting["heapUsed"]) - Number(idle["heapUsed"])) / 1024 / p.waits, 3),
       workerRunningWhileWaiting: workerStats?.running ?? -1,
       resumeRatePerSec: p.resumeRate,
       resumeToCompletedMs: resumeSummary,
@@ -310,7 +312,8 @@ export function formatPlumbing(r: PlumbingReport): string {
     "",
     "plumbing: waits",
     `  ${w.waits} executions parked at ${w.parkPerSec}/s; worker tasks held while they waited: ${w.workerRunningWhileWaiting}`,
-    `  engine RSS: idle ${w.engineRssIdleMB} MB, with ${w.waits} waiting ${w.engineRssWaitingMB} MB (${w.engineRssPerWaitKB} KB per wait), after resuming all ${w.engineRssAfterMB} MB`,
+    `  engine after a full GC: RSS idle ${w.engineRssIdleMB} MB, with ${w.waits} waiting ${w.engineRssWaitingMB} MB, after resuming all ${w.engineRssAfterMB} MB`,
+    `  engine heap retained: idle ${w.engineHeapIdleMB} MB, with ${w.waits} waiting ${w.engineHeapWaitingMB} MB (${w.engineHeapPerWaitKB} KB per wait)`,
     `  resume at ${w.resumeRatePerSec}/s → completed: ${lat(w.resumeToCompletedMs)} (reply ${lat(w.resumeReplyMs)})`,
     `  baseline, one-step flow started at ${w.resumeRatePerSec}/s → completed: ${lat(w.baselineStartToCompletedMs)}; resume/start p50 ratio ${w.resumeVsStartP50 ?? "n/a"}`,
     `  the other waits resumed as fast as possible: ${w.drainResumesPerSec}/s`,

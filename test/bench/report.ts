@@ -3,6 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { PhaseResult } from "./driver.js";
 import { formatContextSizes, type ContextSizesReport } from "./context-sizes.js";
+import { formatPlumbing, type PlumbingReport } from "./plumbing.js";
 import { formatResilience, type ResilienceReport } from "./resilience.js";
 import { round, type LatencySummary } from "./stats.js";
 
@@ -37,6 +38,8 @@ export interface BenchReport {
   resilience: ResilienceReport | { skipped: string };
   /** Task message bytes and dispatch latency by context size, inline vs offloaded. */
   contextSizes: ContextSizesReport | { skipped: string };
+  /** Parked waits (engine memory, resume latency) and progress updates/s. */
+  plumbing: PlumbingReport | { skipped: string };
   memory: Record<string, unknown>;
   bar: { flowsPerSec: number; medianFlowLatencyMs: number; met: boolean; basis: string };
   methodology: string[];
@@ -136,6 +139,8 @@ export function formatReport(r: BenchReport): string {
   else lines.push(...formatResilience(r.resilience));
   if ("skipped" in r.contextSizes) lines.push("", `Context size: skipped (${r.contextSizes.skipped})`);
   else lines.push(...formatContextSizes(r.contextSizes));
+  if ("skipped" in r.plumbing) lines.push("", `Plumbing: skipped (${r.plumbing.skipped})`);
+  else lines.push(formatPlumbing(r.plumbing));
   lines.push("", "How it is measured:", ...r.methodology.map((m) => `  - ${m}`));
   return lines.join("\n");
 }

@@ -21,6 +21,8 @@
  *
  * Context size (context-sizes.ts; last, about a minute): BENCH_CONTEXT (1; 0 skips it),
  * BENCH_CONTEXT_EXECUTIONS (5), BENCH_CONTEXT_PROBES (5). `npm run bench:context` runs it alone.
+ * Plumbing (plumbing.ts; after it, about a minute): 10,000 parked waits and progress updates/s;
+ * BENCH_PLUMBING (1; 0 skips it), see run-plumbing.ts for its knobs. `npm run bench:plumbing` runs it alone.
  */
 import { execFileSync } from "node:child_process";
 import { cpus, loadavg, release, totalmem } from "node:os";
@@ -35,6 +37,7 @@ import pg from "pg";
 import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
 import { contextSizeParams, measureContextSizes } from "./context-sizes.js";
+import { measurePlumbing, plumbingParams } from "./plumbing.js";
 import { formatResilience, measureResilience, type ResilienceParams } from "./resilience.js";
 import { formatReport, ratio, writeReport, type BenchReport, type Measured, type PhaseReport, type SystemReport } from "./report.js";
 import { envInt, summarize, withDeadline } from "./stats.js";
@@ -250,6 +253,8 @@ async function main(): Promise<void> {
           contextSizeParams(),
         );
 
+  const plumbing = process.env["BENCH_PLUMBING"] === "0" ? undefined : await measurePlumbing({ nc, natsUrl: nats.url, freshDatabase, log }, plumbingParams());
+
   const barIndex = P.rates.indexOf(BAR.flowsPerSec);
   const barPhase = barIndex >= 0 ? meshReport.paced[barIndex] : undefined;
   const barP50 = barPhase?.flowLatencyMs?.p50;
@@ -275,6 +280,7 @@ async function main(): Promise<void> {
     },
     resilience: resilience ?? { skipped: "BENCH_RESILIENCE=0" },
     contextSizes: contextSizes ?? { skipped: "BENCH_CONTEXT=0" },
+    plumbing: plumbing ?? { skipped: "BENCH_PLUMBING=0" },
     memory: {
       engineRssBeforeMB: mb(engineBefore["rss"]),
       engineRssAfterMB: mb(engineAfter["rss"]),
