@@ -33,8 +33,10 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
       for (const w of waits) {
         const exec = executions.get(w.executionId);
         const step = exec?.steps[w.stepId];
-        if (!exec || isTerminal(exec.status) || step?.status !== "waiting" || step.wait?.resumeToken !== w.token || done.has(w.token)) {
-          if (!done.has(w.token)) out.of(w.executionId).waitsEnded.push(w.token);
+        const current = step?.status === "waiting" && step.wait?.resumeToken === w.token && step.attempts === w.attempt;
+        if (!exec || isTerminal(exec.status) || !current || done.has(w.token)) {
+          // A stale row goes; a row of a later wait that reused the token stays (its own attempt is newer).
+          if (!done.has(w.token) && !(step?.status === "waiting" && step.wait?.resumeToken === w.token)) out.of(w.executionId).waitsEnded.push(w.token);
           done.add(w.token);
           outcomes.push({ token: w.token, resumed: false });
           continue;

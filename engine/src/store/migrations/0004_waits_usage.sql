@@ -7,6 +7,9 @@ CREATE TABLE wait_tokens (
   token         text        PRIMARY KEY,
   execution_id  text        NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
   step_id       text        NOT NULL,
+  -- The attempt that parked: a resume decided on an older reading of this row (a timer racing a
+  -- resume request) must not resume a later wait of the same step that reused the token.
+  attempt       integer     NOT NULL,
   tenant_id     text,
   event_name    text,
   event_filter  text,
