@@ -39,6 +39,7 @@ import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lan
 import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breakers.js";
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
+import { startContextBlobCleanup } from "./context/blob-cleanup.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
@@ -81,6 +82,10 @@ export interface EngineOptions {
   deadlineSweepIntervalMs?: number;
   /** How long a step's checkpoint is kept after its last save (the fm_checkpoints bucket's TTL). Default 7 days. */
   checkpointTtlMs?: number;
+  /** How long after an execution ends its offloaded context's blobs are deleted. Default 1 h. */
+  contextBlobGraceMs?: number;
+  /** How often the engine looks for such blobs. Default 60 s. */
+  contextBlobSweepIntervalMs?: number;
   /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
   waitTimerIntervalMs?: number;
   /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
@@ -138,8 +143,9 @@ export function createEngine(options: EngineOptions): Engine {
     const vault = createVault({ key: options.vaultKey, poolKeys: options.vaultPoolKeys });
     if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
     // Large contexts go to the blob bucket as tasks are written (store/transition.ts); the bucket opens with the first one.
+    const blobs = openBlobStoreLazily(nc, names.buckets.blobs);
     const contextOffload = createContextOffload({
-      blobs: openBlobStoreLazily(nc, names.buckets.blobs),
+      blobs,
       subjects: names.subjects,
       log,
       inlineMaxBytes: options.contextInlineMaxBytes ?? DEFAULT_CONTEXT_INLINE_MAX_BYTES,
@@ -176,6 +182,14 @@ export function createEngine(options: EngineOptions): Engine {
       },
     });
     batchers.push(resumes);
+    const blobCleanup = startContextBlobCleanup({
+      db: store,
+      blobs,
+      log,
+      graceMs: options.contextBlobGraceMs ?? 3_600_000,
+      intervalMs: options.contextBlobSweepIntervalMs ?? 60_000,
+    });
+    releasers.add("context blob cleanup", () => blobCleanup.stop());
     const waitTimer = startWaitTimer({ ...base, intervalMs: options.waitTimerIntervalMs ?? 1000 });
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({

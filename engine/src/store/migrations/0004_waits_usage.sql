@@ -26,3 +26,12 @@ ALTER TABLE tasks ADD COLUMN active_ms integer;
 ALTER TABLE tasks ADD COLUMN paused_ms integer;
 ALTER TABLE tasks ADD COLUMN tier text;
 CREATE INDEX tasks_completed ON tasks (completed_at) WHERE completed_at IS NOT NULL;
+
+-- Blobs of offloaded contexts (fm_blobs, context/<executionId>/...), recorded in the
+-- transaction that first referenced them, so that a sweep can delete an execution's blobs
+-- once it has ended (the Object Store has no TTL or prefix delete of its own).
+CREATE TABLE context_blobs (
+  execution_id  text NOT NULL,
+  name          text NOT NULL,
+  PRIMARY KEY (execution_id, name)
+);
