@@ -16,7 +16,7 @@ import {
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
-import { executionSummary, executionView } from "./api/views.js";
+import { executionSummary, executionView, sendableView } from "./api/views.js";
 import { respond } from "./api/respond.js";
 import { startPausableLoop } from "./consumers/pausable-loop.js";
 import { startPullLoop } from "./consumers/pull-loop.js";
@@ -230,7 +230,8 @@ export function createEngine(options: EngineOptions): Engine {
         getExecution: async ({ executionId }) => {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
-          return executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
+          const view = executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
+          return sendableView(view, nc.info?.max_payload ?? 1024 * 1024);
         },
         listExecutions: async (req) => {
           const page = await listExecutions(store, req);

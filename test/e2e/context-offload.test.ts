@@ -194,6 +194,10 @@ describe("context offload", () => {
       expect(row.status).toBe("completed");
       expect(row.bytes).toBeGreaterThan(10 * MiB);
       expect(row.steps.sum?.output).toEqual({ keys: PARTS, bytes: PARTS * PART });
+      // executions.get still answers: the context is left out of the reply, with its size.
+      const view = await mesh.api.get(executionId);
+      expect(view).toMatchObject({ status: "completed", context: {} });
+      expect(view.contextOmitted?.bytes).toBeGreaterThan(10 * MiB);
 
       const mine = tasks.filter((t) => t.task.executionId === executionId);
       expect(mine).toHaveLength(PARTS + 1);

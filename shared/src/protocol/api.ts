@@ -67,6 +67,8 @@ export const ExecutionView = z.object({
   status: ExecutionStatus,
   input: z.unknown(),
   context: JsonObject,
+  /** Set when the context was too large to send in this reply (`context` is then `{}`): its JSON size. */
+  contextOmitted: z.object({ bytes: z.number().int().nonnegative() }).optional(),
   output: z.unknown().optional(),
   error: Failure.optional(),
   tenantId: z.string().optional(),
