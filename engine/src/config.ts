@@ -15,6 +15,7 @@ export const engineConfigFields = {
   logPretty: fields.logPretty,
   maxMessageBytes: fields.maxMessageBytes,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
   maxBatch: {
     schema: z.coerce.number().int().min(1).max(5000).default(500),
     env: "FM_ENGINE_MAX_BATCH",

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { engineConfigFields } from "./config.js";
 import { createEngine } from "./engine.js";
 
@@ -11,5 +11,5 @@ await runService(
     const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
     return createEngine({ ...config, circuit, nc, log, ownsConnection: true });
   },
-  { log, graceMs: config.shutdownGraceMs },
+  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
 );

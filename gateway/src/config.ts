@@ -11,6 +11,7 @@ export const gatewayConfig = {
   logLevel: fields.logLevel,
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
 };
 
 export type GatewayConfig = ConfigOf<typeof gatewayConfig>;

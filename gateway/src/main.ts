@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { gatewayConfig } from "./config.js";
 import { createGateway } from "./gateway.js";
 
@@ -19,5 +19,5 @@ await runService(
       ownsConnection: true,
     });
   },
-  { log, graceMs: cfg.shutdownGraceMs },
+  { log, graceMs: cfg.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-gateway", otlpEndpoint: cfg.otlpEndpoint }) },
 );

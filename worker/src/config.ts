@@ -88,6 +88,7 @@ export const workerFields = {
   logLevel: fields.logLevel,
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
   ...workerFieldsOnly,
 };
 

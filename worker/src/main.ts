@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfigOrExit, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { loadWorkerConfig } from "./config.js";
 import { createWorker } from "./worker.js";
 
@@ -14,5 +14,5 @@ await runService(
       log,
       ownsConnection: true,
     }),
-  { log, graceMs: config.shutdownGraceMs },
+  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-worker", otlpEndpoint: config.otlpEndpoint }) },
 );

@@ -67,6 +67,12 @@ export const fields = {
     env: "FM_MAX_MESSAGE_BYTES",
     doc: "largest JSON body accepted on any subject or endpoint",
   }),
+  otlpEndpoint: field({
+    schema: z.url().optional(),
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    flag: "otlp-endpoint",
+    doc: "OpenTelemetry OTLP/HTTP endpoint (e.g. http://localhost:4318); spans of starts, dispatches, task runs and result applies go there. Unset: no tracing",
+  }),
   shutdownGraceMs: field({
     schema: durationMs(0).default(30_000),
     env: "FM_SHUTDOWN_GRACE_MS",

@@ -1,5 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
-import { errors as natsErrors } from "@nats-io/nats-core";
+import { errors as natsErrors, type MsgHdrs } from "@nats-io/nats-core";
+import { traceparentHeaders } from "../tracing/tracing.js";
 import { z } from "zod";
 import { FmError } from "../errors/fm-error.js";
 import { toError } from "../errors/coerce.js";
@@ -45,10 +46,10 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
   const subjects: Subjects = createSubjects(options.prefix);
   const timeout = options.timeoutMs ?? 10_000;
 
-  async function call<S extends z.ZodType>(subject: string, body: unknown, reply: S): Promise<z.output<S>> {
+  async function call<S extends z.ZodType>(subject: string, body: unknown, reply: S, headers?: MsgHdrs): Promise<z.output<S>> {
     let msg;
     try {
-      msg = await nc.request(subject, encode(body ?? {}), { timeout });
+      msg = await nc.request(subject, encode(body ?? {}), { timeout, ...(headers ? { headers } : {}) });
     } catch (thrown) {
       const err = toError(thrown);
       if (err instanceof natsErrors.NoRespondersError || /no responders/i.test(err.message)) {
@@ -77,7 +78,9 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     subjects,
     putFlow: (definition: unknown) => call(subjects.api(API_ENDPOINTS.flowsPut), definition, FlowPutReply),
     listFlows: (flowId?: string) => call(subjects.api(API_ENDPOINTS.flowsList), flowId ? { flowId } : {}, FlowListReply),
-    start: (flowId: string, start: FlowStartInput = {}) => call(subjects.apiFlowStart(flowId), start, StartReply),
+    /** `traceparent`: the caller's span (W3C), so the execution joins its trace. */
+    start: (flowId: string, start: FlowStartInput = {}, options: { traceparent?: string | undefined } = {}) =>
+      call(subjects.apiFlowStart(flowId), start, StartReply, options.traceparent ? traceparentHeaders(options.traceparent) : undefined),
     get: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsGet), { executionId }, ExecutionView),
     list: (request: ExecutionListRequest = {}) => call(subjects.api(API_ENDPOINTS.executionsList), request, ExecutionListReply),
     cancel: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsCancel), { executionId }, CancelReply),

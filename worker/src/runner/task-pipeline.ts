@@ -76,7 +76,7 @@ export class TaskPipeline {
       return;
     }
     const log = runtime.log;
-    if (await publishResult(results, msg, outcome.result, "ack", log)) {
+    if (await publishResult(results, msg, outcome.result, "ack", log, running.traceparent)) {
       if (outcome.result.outcome === "success") this.stats.completed++;
       else this.stats.failed++;
       if (log.isLevelEnabled("debug")) log.debug(logFields(outcome.result, msg), "task done");

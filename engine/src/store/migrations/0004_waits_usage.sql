@@ -27,6 +27,10 @@ ALTER TABLE tasks ADD COLUMN paused_ms integer;
 ALTER TABLE tasks ADD COLUMN tier text;
 CREATE INDEX tasks_completed ON tasks (completed_at) WHERE completed_at IS NOT NULL;
 
+-- The W3C traceparent of the span that started an execution: its dispatches (and so the
+-- workers' runs and the results) join that trace.
+ALTER TABLE executions ADD COLUMN traceparent text;
+
 -- Blobs of offloaded contexts (fm_blobs, context/<executionId>/...), recorded in the
 -- transaction that first referenced them, so that a sweep can delete an execution's blobs
 -- once it has ended (the Object Store has no TTL or prefix delete of its own).

@@ -1,4 +1,4 @@
-import { ExecutionStatus, FlowStart, parseWith, ResumeToken, Token } from "@flowmonkey/shared";
+import { endSpan, ExecutionStatus, FlowStart, parseWith, ResumeToken, SpanKind, startSpanFrom, Token, traceparentOf } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
@@ -28,7 +28,18 @@ export function executionRoutes(deps: RouteDeps): Hono {
     const flowId = tokenParam("flowId", c.req.param("flowId"));
     // An empty body starts the flow with empty input, like `nats pub` with `{}`.
     const start = await readBody(c, FlowStart, { maxBytes: maxMessageBytes, what: "FlowStart", empty: {} });
-    const { executionId, created } = await api.start(flowId, start);
+    // The trace starts here (or continues the caller's, from its traceparent header).
+    const span = startSpanFrom("flowmonkey.start", c.req.header("traceparent"), { "flowmonkey.flow_id": flowId, "http.route": "/v1/flows/:flowId/executions" }, SpanKind.SERVER);
+    let reply;
+    try {
+      reply = await api.start(flowId, start, { traceparent: traceparentOf(span) });
+      span.setAttribute("flowmonkey.execution_id", reply.executionId);
+      endSpan(span);
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+    const { executionId, created } = reply;
     c.header("location", `/v1/executions/${executionId}`);
     return c.json({ executionId, created }, 202);
   });
