@@ -143,6 +143,8 @@ class TaskContext implements HandlerContext {
       stepId: t.stepId,
       attempt: t.attempt,
       handler: t.handler.type,
+      // The execution's trace id (the second field of a W3C traceparent): logs and spans line up.
+      ...(t.metadata.traceparent ? { traceId: t.metadata.traceparent.split("-")[1] } : {}),
     }));
   }
 
