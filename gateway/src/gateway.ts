@@ -26,6 +26,8 @@ export interface GatewayOptions {
   apiTimeoutMs?: number;
   /** How long /healthz waits for the engine. @default 2000 */
   healthTimeoutMs?: number;
+  /** CPU, heap and event-loop series on /metrics (the binary turns them on). @default false */
+  processMetrics?: boolean;
   /** Close `nc` when the gateway closes (the binary hands its connection over). @default false */
   ownsConnection?: boolean;
 }
@@ -48,7 +50,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     healthApi: createApiClient(nc, { prefix: subjects.prefix, timeoutMs: options.healthTimeoutMs ?? 2_000 }),
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   };
-  const { app, events } = createApp(deps, subjects);
+  const { app, events } = createApp(deps, subjects, { processMetrics: options.processMetrics ?? false });
   const releasers = new Releasers();
   const done = deferred<Error | undefined>();
   let http: HttpServer | undefined;

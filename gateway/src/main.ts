@@ -17,6 +17,7 @@ await runService(
       host: cfg.httpHost,
       maxMessageBytes: cfg.maxMessageBytes,
       ownsConnection: true,
+      processMetrics: true,
     });
   },
   { log, graceMs: cfg.shutdownGraceMs },

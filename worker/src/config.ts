@@ -88,6 +88,8 @@ export const workerFields = {
   logLevel: fields.logLevel,
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
+  metricsPort: fields.metricsPort,
+  metricsHost: fields.metricsHost,
   ...workerFieldsOnly,
 };
 

@@ -10,6 +10,8 @@ import {
   FlowListRequest,
   FmError,
   LanesRequest,
+  HealthRequest,
+  QueuesRequest,
   ResumeRequest,
   SecretListRequest,
   SecretPutRequest,
@@ -37,6 +39,8 @@ export interface ApiHandlers {
   usage(req: z.output<typeof UsageRequest>): Promise<unknown>;
   putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
   listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
+  health(req: z.output<typeof HealthRequest>): Promise<unknown>;
+  queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
 }
 
 /**
@@ -94,6 +98,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.usage, UsageRequest, (req) => handlers.usage(req));
   endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
   endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
+  endpoint(API_ENDPOINTS.health, HealthRequest, (req) => handlers.health(req));
+  endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

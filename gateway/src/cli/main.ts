@@ -19,6 +19,8 @@ import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
+import { workersCommand, workersUsage } from "./commands/workers.js";
+import { queuesCommand, queuesUsage } from "./commands/queues.js";
 import { createOutput, flushAndExit, type Output } from "./output.js";
 
 type Command = (argv: string[], out: Output) => Promise<number>;
@@ -34,6 +36,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
+  workers: { run: workersCommand, usage: workersUsage },
+  queues: { run: queuesCommand, usage: queuesUsage },
   usage: { run: usageCommand, usage: usageUsage },
   resume: { run: resumeCommand, usage: resumeUsage },
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },

@@ -253,9 +253,9 @@ describe("errors are problem+json", () => {
   });
 });
 
-describe("/healthz", () => {
+describe("/readyz", () => {
   it("is 200 when NATS is connected and the engine answers", async () => {
-    const reply = await http("GET", "/healthz");
+    const reply = await http("GET", "/readyz");
     expect(reply.status).toBe(200);
     expect(reply.body.status).toBe("ok");
   });
@@ -264,7 +264,7 @@ describe("/healthz", () => {
     const lonely = createGateway({ nc: mesh.nc, log, prefix: uniquePrefix(), port: 0, host: "127.0.0.1", healthTimeoutMs: 500 });
     await lonely.start();
     try {
-      const res = await fetch(`${lonely.url}/healthz`);
+      const res = await fetch(`${lonely.url}/readyz`);
       expect(res.status).toBe(503);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       expect(await res.json()).toMatchObject({ code: "UNAVAILABLE", status: 503 });

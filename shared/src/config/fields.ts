@@ -67,6 +67,18 @@ export const fields = {
     env: "FM_MAX_MESSAGE_BYTES",
     doc: "largest JSON body accepted on any subject or endpoint",
   }),
+  metricsPort: field({
+    schema: z.coerce.number().int().min(0).max(65535).optional(),
+    env: "FM_METRICS_PORT",
+    flag: "metrics-port",
+    doc: "serve Prometheus metrics on this port at /metrics (0 = any free port); unset = no metrics listener",
+  }),
+  metricsHost: field({
+    schema: z.string().min(1).default("127.0.0.1"),
+    env: "FM_METRICS_HOST",
+    flag: "metrics-host",
+    doc: "bind address of the metrics listener (loopback unless you mean to expose it)",
+  }),
   shutdownGraceMs: field({
     schema: durationMs(0).default(30_000),
     env: "FM_SHUTDOWN_GRACE_MS",

@@ -232,3 +232,50 @@ export const UsageReply = z.object({
   ),
 });
 export type UsageReply = z.infer<typeof UsageReply>;
+
+/** `fm.api.health`: the answering engine ran `SELECT 1` on its store. */
+export const HealthRequest = z.object({}).strict();
+export const HealthReply = z.object({
+  status: z.literal("ok"),
+  store: z.enum(["postgres", "pglite"]),
+  /** Round trip of the store check. */
+  storeLatencyMs: z.number().nonnegative(),
+  version: z.string(),
+});
+export type HealthReply = z.infer<typeof HealthReply>;
+
+/** One pool consumer (`<region>/<handler>`, one per priority) of the task stream. */
+export const QueueView = z.object({
+  region: z.string(),
+  handler: z.string(),
+  priority: z.enum(["high", "normal", "low"]),
+  /** Tasks waiting to be delivered. */
+  pending: z.number().int().nonnegative(),
+  /** Tasks delivered and not yet acknowledged. */
+  ackPending: z.number().int().nonnegative(),
+  /** Tasks delivered more than once and not yet acknowledged. */
+  redelivered: z.number().int().nonnegative(),
+  /** Pull requests waiting at the server (idle workers). */
+  waiting: z.number().int().nonnegative(),
+});
+export type QueueView = z.infer<typeof QueueView>;
+/** `fm.api.queues`: the pools of the engine's JetStream domain, read from the server on request. */
+export const QueuesRequest = z.object({ region: z.string().max(64).optional(), handler: Token.optional() }).strict();
+export type QueuesRequest = z.input<typeof QueuesRequest>;
+export const QueuesReply = z.object({ queues: z.array(QueueView) });
+export type QueuesReply = z.infer<typeof QueuesReply>;
+
+/** A worker's entry in KV `fm_workers` (written by the worker, expired by the bucket's TTL). */
+export const WorkerEntry = z.object({
+  workerId: z.string(),
+  region: z.string(),
+  handlers: z.array(z.string()),
+  concurrency: z.number().int().positive(),
+  inFlight: z.number().int().nonnegative(),
+  version: z.string(),
+  host: z.string(),
+  startedAt: Timestamp,
+});
+export type WorkerEntry = z.infer<typeof WorkerEntry>;
+export const WorkersReply = z.object({ workers: z.array(WorkerEntry.extend({ updatedAt: Timestamp })) });
+export type WorkersReply = z.infer<typeof WorkersReply>;

@@ -36,6 +36,8 @@ export const API_ENDPOINTS = {
   usage: "usage",
   secretsPut: "secrets.put",
   secretsList: "secrets.list",
+  health: "health",
+  queues: "queues",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 
