@@ -18,6 +18,7 @@ import {
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
 import { healthOf, queuesOf } from "./api/operator.js";
+import { LanePauses } from "./control/lane-pauses.js";
 import { createEngineMetrics } from "./metrics/engine-metrics.js";
 import { executionSummary, executionView } from "./api/views.js";
 import { respond } from "./api/respond.js";
@@ -149,7 +150,10 @@ export function createEngine(options: EngineOptions): Engine {
     log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
 
     const registry = createFlowRegistry(store);
-    const relay = createRelay({ db: store, nc, log });
+    const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
+    await pauses.start(1000);
+    releasers.add("lane pauses", () => pauses.stop());
+    const relay = createRelay({ db: store, nc, log, pauses });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -254,7 +258,18 @@ export function createEngine(options: EngineOptions): Engine {
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
         health: () => healthOf(store, ENGINE_VERSION),
-        queues: (req) => queuesOf(jsm, names, req),
+        queues: (req) => queuesOf(jsm, names, pauses, req),
+        pauseQueue: async ({ region, handler, reason }) => {
+          const lane = `${region}/${handler}`;
+          await pauses.pause(lane, reason);
+          return { lane, paused: true };
+        },
+        resumeQueue: async ({ region, handler }) => {
+          const lane = `${region}/${handler}`;
+          const { wasPaused, released } = await pauses.resume(lane);
+          if (released > 0) relay.sweepAt(new Date());
+          return { lane, paused: false, wasPaused, released };
+        },
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);

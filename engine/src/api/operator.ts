@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { FmError, readQueueStats, toError, type HealthReply, type Names, type QueuesReply, type QueuesRequest } from "@flowmonkey/shared";
+import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import { pingStore } from "../store/counts.js";
 
@@ -14,8 +15,16 @@ export async function healthOf(db: Db, version: string): Promise<HealthReply> {
   return { status: "ok", store: db.kind === "pglite" ? "pglite" : "postgres", storeLatencyMs: Math.round((performance.now() - started) * 100) / 100, version };
 }
 
-/** fm.api.queues: the pool consumers of this engine's JetStream domain, read now. */
-export async function queuesOf(jsm: JetStreamManager, names: Names, req: QueuesRequest): Promise<QueuesReply> {
-  const stats = await readQueueStats(jsm, names);
-  return { queues: stats.filter((q) => (!req.region || q.region === req.region) && (!req.handler || q.handler === req.handler)) };
+/** fm.api.queues: the pool consumers of this engine's JetStream domain, read now, with the lanes operators paused. */
+export async function queuesOf(jsm: JetStreamManager, names: Names, pauses: LanePauses, req: QueuesRequest): Promise<QueuesReply> {
+  const [stats, paused] = await Promise.all([readQueueStats(jsm, names), pauses.refresh()]);
+  const pausedLanes = new Set(paused.map((p) => p.lane));
+  const wanted = (region: string, handler: string) => (!req.region || region === req.region) && (!req.handler || handler === req.handler);
+  return {
+    queues: stats.filter((q) => wanted(q.region, q.handler)).map((q) => ({ ...q, paused: pausedLanes.has(`${q.region}/${q.handler}`) })),
+    paused: paused.filter((p) => {
+      const [region = "", handler = ""] = p.lane.split("/");
+      return wanted(region, handler);
+    }),
+  };
 }

@@ -12,6 +12,8 @@ import {
   LanesRequest,
   HealthRequest,
   QueuesRequest,
+  QueuePauseRequest,
+  QueueResumeRequest,
   ResumeRequest,
   SecretListRequest,
   SecretPutRequest,
@@ -41,6 +43,8 @@ export interface ApiHandlers {
   listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
   health(req: z.output<typeof HealthRequest>): Promise<unknown>;
   queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
+  pauseQueue(req: z.output<typeof QueuePauseRequest>): Promise<unknown>;
+  resumeQueue(req: z.output<typeof QueueResumeRequest>): Promise<unknown>;
 }
 
 /**
@@ -100,6 +104,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
   endpoint(API_ENDPOINTS.health, HealthRequest, (req) => handlers.health(req));
   endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
+  endpoint(API_ENDPOINTS.queuesPause, QueuePauseRequest, (req) => handlers.pauseQueue(req));
+  endpoint(API_ENDPOINTS.queuesResume, QueueResumeRequest, (req) => handlers.resumeQueue(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

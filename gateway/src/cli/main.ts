@@ -21,6 +21,7 @@ import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
 import { workersCommand, workersUsage } from "./commands/workers.js";
 import { queuesCommand, queuesUsage } from "./commands/queues.js";
+import { queuesPauseCommand, queuesPauseUsage, queuesResumeCommand, queuesResumeUsage } from "./commands/queue-pause.js";
 import { createOutput, flushAndExit, type Output } from "./output.js";
 
 type Command = (argv: string[], out: Output) => Promise<number>;
@@ -38,6 +39,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   lanes: { run: lanesCommand, usage: lanesUsage },
   workers: { run: workersCommand, usage: workersUsage },
   queues: { run: queuesCommand, usage: queuesUsage },
+  "queues pause": { run: queuesPauseCommand, usage: queuesPauseUsage },
+  "queues resume": { run: queuesResumeCommand, usage: queuesResumeUsage },
   usage: { run: usageCommand, usage: usageUsage },
   resume: { run: resumeCommand, usage: resumeUsage },
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },

@@ -162,6 +162,46 @@ describe("workers and queues", () => {
   });
 });
 
+describe("pausing a lane", () => {
+  it("parks the lane's new tasks in the engine until it is resumed, over HTTP and in the CLI", async () => {
+    const pause = await fetch(`${gateway.url}/v1/queues/${REGION}/echo/pause`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ reason: "upstream maintenance" }),
+    });
+    expect(pause.status).toBe(200);
+    expect(await pause.json()).toEqual({ lane: `${REGION}/echo`, paused: true });
+
+    const { executionId } = await mesh.api.start("hello", { input: { name: "held" } });
+    // Parked: counted as held by the engine, never queued in JetStream, so never run.
+    const parked = await waitFor(
+      async () => {
+        const q = await mesh.api.queues({ handler: "echo" });
+        return q.paused[0]?.held === 1 ? q : undefined;
+      },
+      { message: "the echo task parked" },
+    );
+    expect(parked.paused[0]).toMatchObject({ lane: `${REGION}/echo`, reason: "upstream maintenance" });
+    expect(parked.queues.find((q) => q.priority === "normal")).toMatchObject({ pending: 0, ackPending: 0, paused: true });
+    expect((await mesh.api.get(executionId)).steps[0]).toMatchObject({ stepId: "say", status: "dispatched" });
+    const human = await cli("queues", "--handler", "echo");
+    expect(human.stdout).toMatch(/us-east-1\s+echo\s+normal\s+0\s+0\s+0\s+\d+\s+paused/);
+
+    const resumed = await cli("queues", "resume", REGION, "echo", "--json");
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toEqual({ lane: `${REGION}/echo`, paused: false, wasPaused: true, released: 1 });
+    // The first worker's two slots are busy with the long delays: a second one runs the echo.
+    await mesh.startWorker({ handlers: ["echo"], concurrency: 1 });
+    expect((await mesh.waitForStatus(executionId, "completed")).output).toEqual({ text: "held" });
+    expect((await mesh.api.queues({ handler: "echo" })).paused).toEqual([]);
+
+    const again = await fetch(`${gateway.url}/v1/queues/${REGION}/echo/resume`, { method: "POST" });
+    expect(await again.json()).toMatchObject({ wasPaused: false, released: 0 });
+    expect((await fetch(`${gateway.url}/v1/queues/No_Region/echo/pause`, { method: "POST" })).status).toBe(400);
+    expect((await cli("queues", "pause", REGION)).code).toBe(2);
+  });
+});
+
 describe("events", () => {
   it("POST /v1/events/:name stores the event in the events stream; a retry with the same Idempotency-Key is one event", async () => {
     const post = (key: string) =>

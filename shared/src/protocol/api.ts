@@ -2,7 +2,7 @@ import { z } from "zod";
 import { Failure, JsonObject, ResumeToken, Timestamp } from "./messages/common.js";
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
 import { WaitRequest } from "./messages/task-result.js";
-import { Token } from "./tokens.js";
+import { Region, Token } from "./tokens.js";
 import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
@@ -257,12 +257,15 @@ export const QueueView = z.object({
   redelivered: z.number().int().nonnegative(),
   /** Pull requests waiting at the server (idle workers). */
   waiting: z.number().int().nonnegative(),
+  /** An operator paused this lane (`<region>/<handler>`, every priority): its new tasks are parked in the engine. */
+  paused: z.boolean().default(false),
 });
 export type QueueView = z.infer<typeof QueueView>;
 /** `fm.api.queues`: the pools of the engine's JetStream domain, read from the server on request. */
 export const QueuesRequest = z.object({ region: z.string().max(64).optional(), handler: Token.optional() }).strict();
 export type QueuesRequest = z.input<typeof QueuesRequest>;
-export const QueuesReply = z.object({ queues: z.array(QueueView) });
+export const PausedLane = z.object({ lane: z.string(), reason: z.string().optional(), pausedAt: Timestamp, held: z.number().int().nonnegative() });
+export const QueuesReply = z.object({ queues: z.array(QueueView), paused: z.array(PausedLane).default([]) });
 export type QueuesReply = z.infer<typeof QueuesReply>;
 
 /** A worker's entry in KV `fm_workers` (written by the worker, expired by the bucket's TTL). */
@@ -279,3 +282,21 @@ export const WorkerEntry = z.object({
 export type WorkerEntry = z.infer<typeof WorkerEntry>;
 export const WorkersReply = z.object({ workers: z.array(WorkerEntry.extend({ updatedAt: Timestamp })) });
 export type WorkersReply = z.infer<typeof WorkersReply>;
+
+/**
+ * `fm.api.queues.pause` / `.resume`: a paused lane's tasks are parked by the engine (in
+ * Postgres, every replica agrees) instead of published; tasks already in the queue still run.
+ * Resuming publishes the parked ones. Pausing twice, or resuming a lane that is not paused, is fine.
+ */
+export const QueuePauseRequest = z.object({ region: Region, handler: Token, reason: z.string().max(500).optional() }).strict();
+export type QueuePauseRequest = z.input<typeof QueuePauseRequest>;
+export const QueueResumeRequest = z.object({ region: Region, handler: Token }).strict();
+export type QueueResumeRequest = z.input<typeof QueueResumeRequest>;
+export const QueuePauseReply = z.object({
+  lane: z.string(),
+  paused: z.boolean(),
+  /** resume only: whether the lane was paused, and how many parked tasks were released. */
+  wasPaused: z.boolean().optional(),
+  released: z.number().int().nonnegative().optional(),
+});
+export type QueuePauseReply = z.infer<typeof QueuePauseReply>;

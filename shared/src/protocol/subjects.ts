@@ -38,6 +38,8 @@ export const API_ENDPOINTS = {
   secretsList: "secrets.list",
   health: "health",
   queues: "queues",
+  queuesPause: "queues.pause",
+  queuesResume: "queues.resume",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

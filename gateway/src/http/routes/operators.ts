@@ -1,4 +1,4 @@
-import { Event, EventName, listWorkers, parseWith, publishEvent, QueuesRequest, type Names } from "@flowmonkey/shared";
+import { Event, EventName, listWorkers, parseWith, publishEvent, QueuePauseRequest, QueueResumeRequest, QueuesRequest, type Names } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
@@ -8,6 +8,7 @@ import type { RouteDeps } from "../deps.js";
 const WorkersQuery = z.object({ region: z.string().max(64).optional(), handler: z.string().max(128).optional() }).strict();
 /** POST /v1/events/:name body: the event's data plus, optionally, where it came from. `data` absent = null. */
 const EmitBody = Event.omit({ at: true }).strict();
+const PauseBody = QueuePauseRequest.pick({ reason: true }).strict();
 const IdempotencyKey = z.string().min(1).max(256).optional();
 
 /** What operators look at and poke: workers (KV), queues (fm.api.queues), custom events (JetStream). */
@@ -25,6 +26,18 @@ export function operatorRoutes(deps: RouteDeps, names: Names): Hono {
 
   app.get("/v1/queues", async (c) => {
     return c.json(await api.queues(parseWith(QueuesRequest, c.req.query(), "query")));
+  });
+
+  // Pausing parks the lane's new tasks in the engine; see fm.api.queues.pause.
+  app.post("/v1/queues/:region/:handler/pause", limitBody(maxMessageBytes), async (c) => {
+    const { reason } = await readBody(c, PauseBody, { maxBytes: maxMessageBytes, what: "pause request", empty: {} });
+    const lane = parseWith(QueueResumeRequest, { region: c.req.param("region"), handler: c.req.param("handler") }, "path");
+    return c.json(await api.pauseQueue({ ...lane, ...(reason ? { reason } : {}) }));
+  });
+
+  app.post("/v1/queues/:region/:handler/resume", async (c) => {
+    const lane = parseWith(QueueResumeRequest, { region: c.req.param("region"), handler: c.req.param("handler") }, "path");
+    return c.json(await api.resumeQueue(lane));
   });
 
   app.post("/v1/events/:name", limitBody(maxMessageBytes), async (c) => {
