@@ -17,7 +17,7 @@ import {
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
-import { healthOf, queuesOf } from "./api/operator.js";
+import { operatorHandlers } from "./api/operator.js";
 import { LanePauses } from "./control/lane-pauses.js";
 import { createEngineMetrics } from "./metrics/engine-metrics.js";
 import { executionSummary, executionView } from "./api/views.js";
@@ -257,19 +257,7 @@ export function createEngine(options: EngineOptions): Engine {
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
-        health: () => healthOf(store, ENGINE_VERSION),
-        queues: (req) => queuesOf(jsm, names, pauses, req),
-        pauseQueue: async ({ region, handler, reason }) => {
-          const lane = `${region}/${handler}`;
-          await pauses.pause(lane, reason);
-          return { lane, paused: true };
-        },
-        resumeQueue: async ({ region, handler }) => {
-          const lane = `${region}/${handler}`;
-          const { wasPaused, released } = await pauses.resume(lane);
-          if (released > 0) relay.sweepAt(new Date());
-          return { lane, paused: false, wasPaused, released };
-        },
+        ...operatorHandlers({ base, db: store, jsm, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);

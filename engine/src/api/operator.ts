@@ -1,5 +1,10 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { FmError, readQueueStats, toError, type HealthReply, type Names, type QueuesReply, type QueuesRequest } from "@flowmonkey/shared";
+import { FmError, readQueueStats, toError, type DlqPurgeRequest, type HealthReply, type Names, type QueuesReply, type QueuesRequest } from "@flowmonkey/shared";
+import type { z } from "zod";
+import { retryFailedStep } from "../control/retry-step.js";
+import { purgeDeadLetters } from "../dead-letters/purge.js";
+import type { Relay } from "../outbox/relay.js";
+import type { ApplyEnv } from "../results/apply-result.js";
 import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import { pingStore } from "../store/counts.js";
@@ -26,5 +31,32 @@ export async function queuesOf(jsm: JetStreamManager, names: Names, pauses: Lane
       const [region = "", handler = ""] = p.lane.split("/");
       return wanted(region, handler);
     }),
+  };
+}
+
+/** The operator endpoints' handlers (health, queues, pause/resume, DLQ purge, step retry), wired to the engine's parts. */
+export function operatorHandlers(deps: { base: ApplyEnv; db: Db; jsm: JetStreamManager; names: Names; pauses: LanePauses; relay: Relay; version: string }) {
+  const { base, db, jsm, names, pauses, relay } = deps;
+  return {
+    health: () => healthOf(db, deps.version),
+    queues: (req: QueuesRequest) => queuesOf(jsm, names, pauses, req),
+    pauseQueue: async ({ region, handler, reason }: { region: string; handler: string; reason?: string | undefined }) => {
+      const lane = `${region}/${handler}`;
+      await pauses.pause(lane, reason);
+      return { lane, paused: true };
+    },
+    resumeQueue: async ({ region, handler }: { region: string; handler: string }) => {
+      const lane = `${region}/${handler}`;
+      const { wasPaused, released } = await pauses.resume(lane);
+      // The released tasks are due now: wake the relay instead of waiting for its next sweep.
+      if (released > 0) relay.sweepAt(new Date());
+      return { lane, paused: false, wasPaused, released };
+    },
+    purgeDeadTasks: (req: z.output<typeof DlqPurgeRequest>) => purgeDeadLetters(db, jsm, names, req),
+    retryStep: async ({ executionId, stepId }: { executionId: string; stepId: string }) => {
+      const committed = await retryFailedStep(base, executionId, stepId);
+      relay.afterCommit(committed);
+      return committed.value;
+    },
   };
 }

@@ -14,6 +14,8 @@ import {
   QueuesRequest,
   QueuePauseRequest,
   QueueResumeRequest,
+  DlqPurgeRequest,
+  RetryStepRequest,
   ResumeRequest,
   SecretListRequest,
   SecretPutRequest,
@@ -45,6 +47,8 @@ export interface ApiHandlers {
   queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
   pauseQueue(req: z.output<typeof QueuePauseRequest>): Promise<unknown>;
   resumeQueue(req: z.output<typeof QueueResumeRequest>): Promise<unknown>;
+  purgeDeadTasks(req: z.output<typeof DlqPurgeRequest>): Promise<unknown>;
+  retryStep(req: z.output<typeof RetryStepRequest>): Promise<unknown>;
 }
 
 /**
@@ -106,6 +110,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
   endpoint(API_ENDPOINTS.queuesPause, QueuePauseRequest, (req) => handlers.pauseQueue(req));
   endpoint(API_ENDPOINTS.queuesResume, QueueResumeRequest, (req) => handlers.resumeQueue(req));
+  endpoint(API_ENDPOINTS.dlqPurge, DlqPurgeRequest, (req) => handlers.purgeDeadTasks(req));
+  endpoint(API_ENDPOINTS.executionsRetryStep, RetryStepRequest, (req) => handlers.retryStep(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

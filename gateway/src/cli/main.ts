@@ -2,7 +2,8 @@
 import { ConfigError, EXIT, isFmError, toError } from "@flowmonkey/shared";
 import { configUsage, UsageError } from "./args.js";
 import { devCommand, devUsage } from "./commands/dev.js";
-import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
+import { dlqLsCommand, dlqLsUsage, dlqPurgeCommand, dlqPurgeUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
+import { retryCommand, retryUsage } from "./commands/retry.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
@@ -36,6 +37,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
+  "dlq purge": { run: dlqPurgeCommand, usage: dlqPurgeUsage },
+  retry: { run: retryCommand, usage: retryUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
   workers: { run: workersCommand, usage: workersUsage },
   queues: { run: queuesCommand, usage: queuesUsage },

@@ -6,7 +6,8 @@
  */
 import { createLogger } from "@flowmonkey/shared";
 import { createGateway, type Gateway } from "@flowmonkey/gateway";
-import type { Worker } from "@flowmonkey/worker";
+import { defineHandler, NonRetryableFailure, type Worker } from "@flowmonkey/worker";
+import { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
 import { uniquePrefix, useNatsServer } from "../../../test/support/nats.js";
@@ -199,6 +200,70 @@ describe("pausing a lane", () => {
     expect(await again.json()).toMatchObject({ wasPaused: false, released: 0 });
     expect((await fetch(`${gateway.url}/v1/queues/No_Region/echo/pause`, { method: "POST" })).status).toBe(400);
     expect((await cli("queues", "pause", REGION)).code).toBe(2);
+  });
+});
+
+describe("retrying a failed step", () => {
+  // Fails its first attempt for good (non-retryable), succeeds on any later one.
+  const onceBroken = defineHandler({
+    type: "once-broken",
+    version: "1",
+    input: z.object({}).passthrough(),
+    async execute(ctx) {
+      if (ctx.task.attempt === 1) throw new NonRetryableFailure("BROKEN", "first attempt breaks");
+      return { attempt: ctx.task.attempt };
+    },
+  });
+
+  it("POST /v1/executions/:id/steps/:stepId/retry runs the step again and the failed execution on to completion", async () => {
+    await mesh.startWorker({ handlers: [onceBroken, "echo"], concurrency: 2 });
+    await mesh.putFlow({ id: "fragile", steps: [{ id: "call", handler: "once-broken", input: {} }, { id: "after", handler: "echo", input: { got: "{% steps.call.attempt %}" } }] });
+    const { executionId } = await mesh.api.start("fragile", { input: {} });
+    const failed = await mesh.waitForStatus(executionId, "failed");
+    expect(failed.steps.map((s) => s.status)).toEqual(["failed", "cancelled"]);
+
+    const retry = (stepId: string) => fetch(`${gateway.url}/v1/executions/${executionId}/steps/${stepId}/retry`, { method: "POST" });
+    const res = await retry("call");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ executionId, stepId: "call", attempt: 2, status: "running" });
+    const done = await mesh.waitForStatus(executionId, "completed");
+    expect(done.steps.map((s) => [s.stepId, s.status, s.attempts])).toEqual([["call", "completed", 2], ["after", "completed", 1]]);
+    expect(done.steps[1]!.output).toEqual({ got: 2 });
+
+    const again = await retry("call");
+    expect(again.status).toBe(409);
+    expect(await again.json()).toMatchObject({ code: "INVALID_STATE" });
+    const { executionId: other } = await mesh.api.start("fragile", { input: {} });
+    await mesh.waitForStatus(other, "failed");
+    const missing = await fetch(`${gateway.url}/v1/executions/${other}/steps/nope/retry`, { method: "POST" });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ code: "STEP_NOT_FOUND" });
+    const viaCli = await cli("retry", other, "call", "--json");
+    expect(viaCli.code).toBe(0);
+    expect(JSON.parse(viaCli.stdout)).toMatchObject({ executionId: other, attempt: 2 });
+    await mesh.waitForStatus(other, "completed");
+  });
+});
+
+describe("purging dead letters", () => {
+  it("POST /v1/dlq/purge deletes a pool's dead letters and their stream copies; the CLI wants a scope", async () => {
+    expect((await mesh.api.listDeadTasks({ handler: "fail" })).deadTasks).toHaveLength(1);
+    expect((await cli("dlq", "purge")).code).toBe(2);
+    const res = await fetch(`${gateway.url}/v1/dlq/purge`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ region: REGION, handler: "fail" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ purged: 1, streamPurged: 1 });
+    expect((await mesh.api.listDeadTasks({ includeReplayed: true })).deadTasks).toEqual([]);
+    const samples = await waitFor(async () => {
+      const s = await scrape(mesh.engine.metricsUrl!);
+      return valueOf(s, "fm_dlq_size", { region: REGION, handler: "fail" }) === undefined ? s : undefined;
+    }, { message: "fm_dlq_size to drop the purged pool" });
+    expect(samples.some((s) => s.name === "fm_dlq_size")).toBe(false);
+    const bad = await fetch(`${gateway.url}/v1/dlq/purge`, { method: "POST", body: JSON.stringify({ everything: true }) });
+    expect(bad.status).toBe(400);
   });
 });
 

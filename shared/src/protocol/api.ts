@@ -300,3 +300,21 @@ export const QueuePauseReply = z.object({
   released: z.number().int().nonnegative().optional(),
 });
 export type QueuePauseReply = z.infer<typeof QueuePauseReply>;
+
+/**
+ * `fm.api.dlq.purge`: deletes dead letters still waiting for a decision (with
+ * `includeReplayed`, replayed ones too), of one region/handler or all. The FM_DLQ stream copies
+ * are purged too when the request names both region and handler, or neither.
+ */
+export const DlqPurgeRequest = z
+  .object({ region: z.string().max(64).optional(), handler: Token.optional(), includeReplayed: z.boolean().default(false) })
+  .strict();
+export type DlqPurgeRequest = z.input<typeof DlqPurgeRequest>;
+export const DlqPurgeReply = z.object({ purged: z.number().int().nonnegative(), streamPurged: z.number().int().nonnegative() });
+export type DlqPurgeReply = z.infer<typeof DlqPurgeReply>;
+
+/** `fm.api.executions.retryStep`: a failed step runs again as a new attempt; a failed execution runs again. */
+export const RetryStepRequest = z.object({ executionId: Token, stepId: Token }).strict();
+export type RetryStepRequest = z.infer<typeof RetryStepRequest>;
+export const RetryStepReply = z.object({ executionId: Token, stepId: Token, attempt: z.number().int().positive(), status: ExecutionStatus });
+export type RetryStepReply = z.infer<typeof RetryStepReply>;

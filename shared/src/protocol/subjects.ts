@@ -40,6 +40,8 @@ export const API_ENDPOINTS = {
   queues: "queues",
   queuesPause: "queues.pause",
   queuesResume: "queues.resume",
+  dlqPurge: "dlq.purge",
+  executionsRetryStep: "executions.retryStep",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

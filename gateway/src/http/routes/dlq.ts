@@ -1,4 +1,4 @@
-import { DlqListRequest, DlqReplayRequest, parseWith } from "@flowmonkey/shared";
+import { DlqListRequest, DlqPurgeRequest, DlqReplayRequest, parseWith } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
@@ -31,6 +31,13 @@ export function dlqRoutes(deps: RouteDeps): Hono {
   app.post("/v1/dlq/replay", limitBody(maxMessageBytes), async (c) => {
     const { ids } = await readBody(c, DlqReplayRequest, { maxBytes: maxMessageBytes, what: "replay request" });
     return c.json(await api.replayDeadTasks(ids));
+  });
+
+  // A body rather than a query: a purge is destructive, so a bare POST (empty body) purging
+  // everything is allowed but spelled out by the caller, never a stray link.
+  app.post("/v1/dlq/purge", limitBody(maxMessageBytes), async (c) => {
+    const request = await readBody(c, DlqPurgeRequest, { maxBytes: maxMessageBytes, what: "purge request", empty: {} });
+    return c.json(await api.purgeDeadTasks(request));
   });
 
   return app;

@@ -46,6 +46,10 @@ export function executionRoutes(deps: RouteDeps): Hono {
     return c.json(await api.cancel(tokenParam("id", c.req.param("id"))));
   });
 
+  app.post("/v1/executions/:id/steps/:stepId/retry", async (c) => {
+    return c.json(await api.retryStep(tokenParam("id", c.req.param("id")), tokenParam("stepId", c.req.param("stepId"))));
+  });
+
   app.post("/v1/resume", limitBody(maxMessageBytes), async (c) => {
     const { resumeToken, payload } = await readBody(c, ResumeBody, { maxBytes: maxMessageBytes, what: "resume request" });
     return c.json(await api.resume(resumeToken, payload));
