@@ -10,6 +10,8 @@ import { flowRoutes } from "./routes/flows.js";
 import { healthRoutes } from "./routes/health.js";
 import { createGatewayMetrics } from "./metrics.js";
 import { operatorRoutes } from "./routes/operators.js";
+import { openApiDocument } from "./openapi/document.js";
+import { GATEWAY_VERSION } from "../version.js";
 import { lanesRoutes } from "./routes/lanes.js";
 import { usageRoutes } from "./routes/usage.js";
 import { secretRoutes } from "./routes/secrets.js";
@@ -20,13 +22,16 @@ export interface GatewayApp {
 }
 
 /** Every route, and the two places errors become problem+json: thrown errors and unknown routes. */
-export function createApp(deps: RouteDeps, subjects: Subjects, options: { processMetrics?: boolean } = {}): GatewayApp {
+export function createApp(deps: RouteDeps, subjects: Subjects, options: { processMetrics?: boolean; secured?: boolean } = {}): GatewayApp {
   const app = new Hono();
   const events = eventRoutes(deps, subjects);
   const metrics = createGatewayMetrics({ openStreams: () => events.openStreams(), processMetrics: options.processMetrics ?? false });
 
   app.use(metrics.middleware);
   app.get("/metrics", async (c) => c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  // Built once: the routes and their schemas do not change while the process runs.
+  const openapi = openApiDocument({ version: GATEWAY_VERSION, secured: options.secured ?? false });
+  app.get("/openapi.json", (c) => c.json(openapi));
   app.route("/", healthRoutes(deps));
   app.route("/", flowRoutes(deps));
   app.route("/", executionRoutes(deps));

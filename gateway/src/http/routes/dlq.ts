@@ -11,7 +11,7 @@ const { includeReplayed, limit } = DlqListRequest.shape;
  * strings first, so bounds and defaults stay in the shared schema. Strict like the request,
  * so a misspelt filter is an error rather than ignored.
  */
-const ListQuery = DlqListRequest.extend({
+export const DlqListQuery = DlqListRequest.extend({
   // `true/false`, `1/0`, `yes/no`...: z.coerce.boolean would read "false" as true.
   includeReplayed: z.stringbool().optional().pipe(includeReplayed),
   limit: z.coerce.number().optional().pipe(limit),
@@ -23,7 +23,7 @@ export function dlqRoutes(deps: RouteDeps): Hono {
   const app = new Hono();
 
   app.get("/v1/dlq", async (c) => {
-    const query = parseWith(ListQuery, c.req.query(), "query");
+    const query = parseWith(DlqListQuery, c.req.query(), "query");
     return c.json(await api.listDeadTasks(query));
   });
 

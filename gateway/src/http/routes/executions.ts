@@ -5,7 +5,7 @@ import { limitBody, readBody } from "../body.js";
 import { tokenParam, type RouteDeps } from "../deps.js";
 
 /** Query of GET /v1/executions. Strict, so a misspelt filter is an error rather than ignored. */
-const ListQuery = z
+export const ExecutionListQuery = z
   .object({
     flowId: Token.optional(),
     status: ExecutionStatus.optional(),
@@ -15,9 +15,9 @@ const ListQuery = z
   })
   .strict();
 
-const ResumeBody = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
+export const ResumeBody = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
 /** POST /v1/resume/:token: the body is the payload itself (optional). */
-const ResumePayload = z.unknown();
+export const ResumePayload = z.unknown();
 
 /** Starting, reading, listing, cancelling and resuming executions: thin calls into fm.api. */
 export function executionRoutes(deps: RouteDeps): Hono {
@@ -34,7 +34,7 @@ export function executionRoutes(deps: RouteDeps): Hono {
   });
 
   app.get("/v1/executions", async (c) => {
-    const query = parseWith(ListQuery, c.req.query(), "query");
+    const query = parseWith(ExecutionListQuery, c.req.query(), "query");
     return c.json(await api.list(query));
   });
 

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { limitBody, readBody, readText } from "../body.js";
 import type { RouteDeps } from "../deps.js";
 
-const ListQuery = z.object({ flowId: Token.optional() }).strict();
+export const FlowListQuery = z.object({ flowId: Token.optional() }).strict();
 
 /** Validates a JSON definition the way flow files are validated, so HTTP and CLI agree on INVALID_FLOW. */
 function validateDefinition(value: unknown): FlowDefinition {
@@ -30,7 +30,7 @@ export function flowRoutes(deps: RouteDeps): Hono {
   });
 
   app.get("/v1/flows", async (c) => {
-    const { flowId } = parseWith(ListQuery, c.req.query(), "query");
+    const { flowId } = parseWith(FlowListQuery, c.req.query(), "query");
     return c.json(await api.listFlows(flowId));
   });
 

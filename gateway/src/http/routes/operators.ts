@@ -5,10 +5,10 @@ import { limitBody, readBody } from "../body.js";
 import type { RouteDeps } from "../deps.js";
 
 /** Query of GET /v1/workers. */
-const WorkersQuery = z.object({ region: z.string().max(64).optional(), handler: z.string().max(128).optional() }).strict();
+export const WorkersQuery = z.object({ region: z.string().max(64).optional(), handler: z.string().max(128).optional() }).strict();
 /** POST /v1/events/:name body: the event's data plus, optionally, where it came from. `data` absent = null. */
-const EmitBody = Event.omit({ at: true }).strict();
-const PauseBody = QueuePauseRequest.pick({ reason: true }).strict();
+export const EmitBody = Event.omit({ at: true }).strict();
+export const PauseBody = QueuePauseRequest.pick({ reason: true }).strict();
 const IdempotencyKey = z.string().min(1).max(256).optional();
 
 /** What operators look at and poke: workers (KV), queues (fm.api.queues), custom events (JetStream). */

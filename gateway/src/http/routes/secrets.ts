@@ -5,7 +5,7 @@ import { limitBody, readBody } from "../body.js";
 import type { RouteDeps } from "../deps.js";
 
 /** The body of PUT /v1/secrets/:key: the key is in the path. */
-const PutBody = SecretPutRequest.omit({ key: true });
+export const SecretPutBody = SecretPutRequest.omit({ key: true });
 
 /**
  * The vault over HTTP, a thin call into fm.api.secrets.*: store one secret (its value goes in,
@@ -17,7 +17,7 @@ export function secretRoutes(deps: RouteDeps): Hono {
 
   app.put("/v1/secrets/:key", limitBody(maxMessageBytes), async (c) => {
     const { key } = parseWith(z.object({ key: SecretKeyName }), { key: c.req.param("key") }, "path");
-    const body = await readBody(c, PutBody, { maxBytes: maxMessageBytes, what: "secret" });
+    const body = await readBody(c, SecretPutBody, { maxBytes: maxMessageBytes, what: "secret" });
     const reply = await api.putSecret({ ...body, key });
     return c.json(reply, reply.created ? 201 : 200);
   });
