@@ -250,8 +250,8 @@ export function createEngine(options: EngineOptions): Engine {
           relay.afterCommit(committed);
           return committed.value;
         },
-        resume: ({ resumeToken, payload }) =>
-          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, resolve, reject })),
+        resume: ({ resumeToken, payload, tenantId }) =>
+          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, tenantId, resolve, reject })),
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),

@@ -18,6 +18,7 @@ await runService(
       maxMessageBytes: cfg.maxMessageBytes,
       ownsConnection: true,
       processMetrics: true,
+      apiTokens: cfg.apiTokens,
     });
   },
   { log, graceMs: cfg.shutdownGraceMs },

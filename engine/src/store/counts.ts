@@ -14,6 +14,13 @@ export async function countOpenDeadTasks(q: Queryable): Promise<Array<{ region: 
   return rows;
 }
 
+/** The tenant of each execution (executions without one are left out). */
+export async function tenantsOf(q: Queryable, executionIds: string[]): Promise<Map<string, string>> {
+  if (executionIds.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; tenant_id: string }>(`SELECT id, tenant_id FROM executions WHERE id = ANY($1::text[]) AND tenant_id IS NOT NULL`, [executionIds]);
+  return new Map(rows.map((r) => [r.id, r.tenant_id]));
+}
+
 /** The cheapest query that proves the store answers. */
 export async function pingStore(q: Queryable): Promise<void> {
   await q.query(`SELECT 1`);

@@ -102,7 +102,11 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
     putSecret: (request: SecretPutRequest) => call(subjects.api(API_ENDPOINTS.secretsPut), request, SecretPutReply),
     listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),
-    resume: (resumeToken: string, payload?: unknown) =>
-      call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
+    resume: (resumeToken: string, payload?: unknown, tenantId?: string) =>
+      call(
+        subjects.api(API_ENDPOINTS.resume),
+        { resumeToken, ...(payload === undefined ? {} : { payload }), ...(tenantId === undefined ? {} : { tenantId }) },
+        ResumeReply,
+      ),
   };
 }

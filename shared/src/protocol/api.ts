@@ -159,7 +159,14 @@ export const LanesReply = z.object({
 });
 export type LanesReply = z.infer<typeof LanesReply>;
 
-export const ResumeRequest = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
+export const ResumeRequest = z
+  .object({
+    resumeToken: ResumeToken,
+    payload: z.unknown().optional(),
+    /** Resume only if the waiting step's execution belongs to this tenant (the gateway sets it for a tenant's token). */
+    tenantId: z.string().min(1).max(128).optional(),
+  })
+  .strict();
 export type ResumeRequest = z.infer<typeof ResumeRequest>;
 /** The resumed step is dispatched again (status `running`); its run receives the payload as `ctx.resume.payload`. */
 export const ResumeReply = z.object({ executionId: Token, stepId: Token, status: ExecutionStatus });

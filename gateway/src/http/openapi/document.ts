@@ -62,7 +62,7 @@ export function openApiDocument(options: { version: string; secured: boolean }):
     info: {
       title: "FlowMonkey Mesh gateway",
       version: options.version,
-      description: "HTTP face of the mesh: thin calls into the engine's fm.api. Errors are RFC 9457 problem+json with a stable `code` (docs/PROTOCOL.md).",
+      description: "HTTP face of the mesh: thin calls into the engine's request-reply API. Errors are RFC 9457 problem+json with a stable `code` (docs/PROTOCOL.md).",
     },
     paths,
     components: {

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
 import type { RouteDeps } from "../deps.js";
+import { allowOperator } from "../auth/access.js";
 
 /** Query of GET /v1/workers. */
 export const WorkersQuery = z.object({ region: z.string().max(64).optional(), handler: z.string().max(128).optional() }).strict();
@@ -17,6 +18,7 @@ export function operatorRoutes(deps: RouteDeps, names: Names): Hono {
   const app = new Hono();
 
   app.get("/v1/workers", async (c) => {
+    allowOperator(c, "read");
     const query = parseWith(WorkersQuery, c.req.query(), "query");
     const { workers } = await listWorkers(nc, names, log);
     return c.json({
@@ -25,22 +27,27 @@ export function operatorRoutes(deps: RouteDeps, names: Names): Hono {
   });
 
   app.get("/v1/queues", async (c) => {
+    allowOperator(c, "read");
     return c.json(await api.queues(parseWith(QueuesRequest, c.req.query(), "query")));
   });
 
   // Pausing parks the lane's new tasks in the engine; see fm.api.queues.pause.
   app.post("/v1/queues/:region/:handler/pause", limitBody(maxMessageBytes), async (c) => {
+    allowOperator(c, "admin");
     const { reason } = await readBody(c, PauseBody, { maxBytes: maxMessageBytes, what: "pause request", empty: {} });
     const lane = parseWith(QueueResumeRequest, { region: c.req.param("region"), handler: c.req.param("handler") }, "path");
     return c.json(await api.pauseQueue({ ...lane, ...(reason ? { reason } : {}) }));
   });
 
   app.post("/v1/queues/:region/:handler/resume", async (c) => {
+    allowOperator(c, "admin");
     const lane = parseWith(QueueResumeRequest, { region: c.req.param("region"), handler: c.req.param("handler") }, "path");
     return c.json(await api.resumeQueue(lane));
   });
 
   app.post("/v1/events/:name", limitBody(maxMessageBytes), async (c) => {
+    // An event can resume any tenant's waiting steps (resumeOn): operators only.
+    allowOperator(c, "write");
     const name = parseWith(EventName, c.req.param("name"), "path parameter name");
     const body = await readBody(c, EmitBody, { maxBytes: maxMessageBytes, what: "event", empty: {} });
     // An Idempotency-Key makes a retried POST one event (JetStream de-duplication window).
