@@ -260,10 +260,11 @@ describe("/readyz", () => {
     expect(reply.body.status).toBe("ok");
   });
 
-  it("is 503 UNAVAILABLE when no engine serves the prefix", async () => {
+  it("is 503 UNAVAILABLE when no engine serves the prefix, while /healthz (liveness) stays 200", async () => {
     const lonely = createGateway({ nc: mesh.nc, log, prefix: uniquePrefix(), port: 0, host: "127.0.0.1", healthTimeoutMs: 500 });
     await lonely.start();
     try {
+      expect((await fetch(`${lonely.url}/healthz`)).status).toBe(200);
       const res = await fetch(`${lonely.url}/readyz`);
       expect(res.status).toBe(503);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
