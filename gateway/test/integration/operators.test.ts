@@ -25,10 +25,12 @@ let gateway: Gateway;
 const REGION = "us-east-1";
 
 beforeAll(async () => {
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { metrics: { port: 0, queueRefreshMs: 100 } } });
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { metrics: { port: 0, queueRefreshMs: 100 }, taskDeadlineGraceMs: 0, deadlineSweepIntervalMs: 100 } });
   // Two slots: two long delays fill them, a third waits in the queue.
   worker = await mesh.startWorker({ handlers: ["echo", "delay", "fail"], concurrency: 2, worker: { metrics: { port: 0 }, workerId: "ops-worker-1" } });
   await mesh.putFlow({ id: "hello", steps: [{ id: "say", handler: "echo", input: { text: "{% input.name %}" } }] });
+  // A short timeout: a parked attempt must outlive its deadline without being timed out.
+  await mesh.putFlow({ id: "quick", steps: [{ id: "say", handler: "echo", input: { text: "{% input.name %}" }, timeoutMs: 1000 }] });
   await mesh.putFlow({ id: "nap", steps: [{ id: "sleep", handler: "delay", input: { ms: 60_000 } }] });
   await mesh.putFlow({
     id: "flaky",
@@ -159,7 +161,7 @@ describe("pausing a lane", () => {
     expect(pause.status).toBe(200);
     expect(await pause.json()).toEqual({ lane: `${REGION}/echo`, paused: true });
 
-    const { executionId } = await mesh.api.start("hello", { input: { name: "held" } });
+    const { executionId } = await mesh.api.start("quick", { input: { name: "held" } });
     // Parked: counted as held by the engine, never queued in JetStream, so never run.
     const parked = await waitFor(
       async () => {
@@ -170,7 +172,10 @@ describe("pausing a lane", () => {
     );
     expect(parked.paused[0]).toMatchObject({ lane: `${REGION}/echo`, reason: "upstream maintenance" });
     expect(parked.queues.find((q) => q.priority === "normal")).toMatchObject({ pending: 0, ackPending: 0, paused: true });
-    expect((await mesh.api.get(executionId)).steps[0]).toMatchObject({ stepId: "say", status: "dispatched" });
+    // Past its deadline (1 s timeout, no grace) and several deadline sweeps later, the parked attempt is not timed out.
+    const dispatchedAt = Date.parse((await mesh.api.get(executionId)).steps[0]!.history![0]!.dispatchedAt);
+    await waitFor(() => Date.now() > dispatchedAt + 1000 + 500, { message: "the parked attempt's deadline to pass", timeoutMs: 5000 });
+    expect((await mesh.api.get(executionId)).steps[0]).toMatchObject({ stepId: "say", status: "dispatched", attempts: 1 });
     const human = await cli("queues", "--handler", "echo");
     expect(human.stdout).toMatch(/us-east-1\s+echo\s+normal\s+0\s+0\s+0\s+\d+\s+paused/);
 
