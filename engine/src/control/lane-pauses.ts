@@ -69,6 +69,6 @@ export class LanePauses {
     }
     if (candidates.length === 0) return messages;
     const held = await holdTasks(this.#db, candidates);
-    return held.size === 0 ? messages : messages.filter((m) => !(m.msgId && held.has(m.msgId) && this.#subjects.parseTask(m.subject)));
+    return held.size === 0 ? messages : messages.filter((m) => !(m.msgId !== undefined && held.has(m.msgId)));
   }
 }
