@@ -10,12 +10,16 @@ import {
   openBlobStoreLazily,
   provisionMesh,
   Releasers,
+  serveMetrics,
   toError,
   type Logger,
   type PoolPublicKeys,
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
+import { operatorHandlers } from "./api/operator.js";
+import { LanePauses } from "./control/lane-pauses.js";
+import { createEngineMetrics } from "./metrics/engine-metrics.js";
 import { executionSummary, executionView, sendableView } from "./api/views.js";
 import { respond } from "./api/respond.js";
 import { startPausableLoop } from "./consumers/pausable-loop.js";
@@ -94,13 +98,28 @@ export interface EngineOptions {
   vaultPoolKeys?: PoolPublicKeys | undefined;
   /** A task whose context's JSON is larger than this carries a reference to it in the blob bucket instead. Default 256 KiB. */
   contextInlineMaxBytes?: number;
+  /** Serve Prometheus metrics (FM_METRICS_PORT); absent: no listener. */
+  metrics?: EngineMetricsOptions | undefined;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
+}
+
+export interface EngineMetricsOptions {
+  /** 0 = any free port; read `metricsUrl` after start(). */
+  port: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** CPU, heap and event-loop series of the process (the binary turns them on). @default false */
+  processMetrics?: boolean;
+  /** How often the pool consumers are read for queue depth. @default 5000 */
+  queueRefreshMs?: number;
 }
 
 export interface Engine extends Service {
   /** The engine's database (tests and tools read it; nothing else writes it). */
   readonly db: Db;
+  /** `http://host:port/metrics` once started with `metrics`; undefined otherwise. */
+  readonly metricsUrl: string | undefined;
 }
 
 /**
@@ -115,6 +134,7 @@ export function createEngine(options: EngineOptions): Engine {
   const releasers = new Releasers();
   const closedSignal = deferred<Error | undefined>();
   let db: Db | undefined;
+  let metricsUrl: string | undefined;
   const loops: Array<{ stop(): Promise<void> }> = [];
   const batchers: Array<{ idle(): Promise<void> }> = [];
 
@@ -135,7 +155,10 @@ export function createEngine(options: EngineOptions): Engine {
     log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
 
     const registry = createFlowRegistry(store);
-    const relay = createRelay({ db: store, nc, log });
+    const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
+    await pauses.start(1000);
+    releasers.add("lane pauses", () => pauses.stop());
+    const relay = createRelay({ db: store, nc, log, pauses });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -242,13 +265,14 @@ export function createEngine(options: EngineOptions): Engine {
           relay.afterCommit(committed);
           return committed.value;
         },
-        resume: ({ resumeToken, payload }) =>
-          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, resolve, reject })),
+        resume: ({ resumeToken, payload, tenantId }) =>
+          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, tenantId, resolve, reject })),
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
+        ...operatorHandlers({ base, db: store, jsm, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);
@@ -257,6 +281,14 @@ export function createEngine(options: EngineOptions): Engine {
       },
     });
     releasers.add("api service", () => api.stop().then(() => undefined));
+    if (options.metrics) {
+      const m = options.metrics;
+      const metrics = createEngineMetrics({ db: store, jsm, names, log, processMetrics: m.processMetrics ?? false, ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}) });
+      releasers.add("metrics", () => metrics.stop());
+      const listener = await serveMetrics(metrics.registry, { port: m.port, host: m.host ?? "127.0.0.1", log });
+      releasers.add("metrics listener", () => listener.close());
+      metricsUrl = listener.url;
+    }
     // The endpoints' subscriptions reach the server before start() resolves: "started" means requests are answered.
     await nc.flush();
     log.info({ prefix: names.prefix, service: names.serviceName }, "engine started");
@@ -274,6 +306,9 @@ export function createEngine(options: EngineOptions): Engine {
     get db() {
       if (!db) throw new Error("engine not started");
       return db;
+    },
+    get metricsUrl() {
+      return metricsUrl;
     },
     start,
     async drain() {

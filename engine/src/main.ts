@@ -9,7 +9,8 @@ await runService(
   async () => {
     const nc = await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: "flowmonkey-engine", log });
     const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
-    return createEngine({ ...config, circuit, nc, log, ownsConnection: true });
+    const metrics = config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true };
+    return createEngine({ ...config, circuit, metrics, nc, log, ownsConnection: true });
   },
   { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
 );

@@ -17,6 +17,8 @@ await runService(
       host: cfg.httpHost,
       maxMessageBytes: cfg.maxMessageBytes,
       ownsConnection: true,
+      processMetrics: true,
+      apiTokens: cfg.apiTokens,
     });
   },
   { log, graceMs: cfg.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-gateway", otlpEndpoint: cfg.otlpEndpoint }) },

@@ -93,7 +93,7 @@ describe("tracing", () => {
       start("worker");
       start("gateway");
       const base = `http://127.0.0.1:${port}`;
-      await waitFor(() => fetch(`${base}/healthz`).then((r) => r.ok), { timeoutMs: 20_000, message: "the gateway and engine to answer" });
+      await waitFor(() => fetch(`${base}/readyz`).then((r) => r.ok), { timeoutMs: 20_000, message: "the gateway and engine to be ready" });
       const put = await fetch(`${base}/v1/flows`, {
         method: "POST",
         headers: { "content-type": "application/json" },

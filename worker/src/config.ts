@@ -89,6 +89,8 @@ export const workerFields = {
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
   otlpEndpoint: fields.otlpEndpoint,
+  metricsPort: fields.metricsPort,
+  metricsHost: fields.metricsHost,
   ...workerFieldsOnly,
 };
 

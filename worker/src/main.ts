@@ -10,6 +10,7 @@ await runService(
     createWorker({
       ...config,
       resources: { memoryMb: config.memoryMb, cpus: config.cpus },
+      metrics: config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true },
       nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,

@@ -50,6 +50,8 @@ export interface WorkerOptions {
    * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
    */
   blobs?: BlobStore;
+  /** Serve Prometheus metrics (FM_METRICS_PORT): 0 = any free port, read `metricsUrl` after start(). @default no listener */
+  metrics?: { port: number; host?: string; processMetrics?: boolean } | undefined;
 }
 
 export interface ResolvedWorkerOptions {
@@ -70,6 +72,7 @@ export interface ResolvedWorkerOptions {
   /** Per served handler type with a key: the key pair that opens its tasks' secrets. */
   vaultKeys: ReadonlyMap<string, VaultKeyPair>;
   blobs: BlobStore | undefined;
+  metrics: { port: number; host: string; processMetrics: boolean } | undefined;
 }
 
 export class WorkerOptionsError extends Error {
@@ -133,6 +136,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     tier: options.tier ?? tierOf(options.resources),
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
     blobs: options.blobs,
+    metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
   };
 }
 

@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared";
+import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import { claimDueOutbox, deleteOutbox, releaseOutboxClaim, type OutboxMessage } from "../store/outbox.js";
 
@@ -11,6 +12,8 @@ export interface RelayOptions {
   /** Unacknowledged JetStream publishes allowed before committers are made to wait. */
   maxInFlight?: number;
   sweepIntervalMs?: number;
+  /** Lanes an operator paused: their tasks are parked instead of published. */
+  pauses?: LanePauses | undefined;
 }
 
 export type Relay = ReturnType<typeof createRelay>;
@@ -40,7 +43,9 @@ export function createRelay(options: RelayOptions) {
   let wakeTimer: NodeJS.Timeout | undefined;
   let wakeSweep: (() => void) | undefined;
 
-  async function publishAll(messages: OutboxMessage[]): Promise<void> {
+  async function publishAll(all: OutboxMessage[]): Promise<void> {
+    // Tasks of lanes an operator paused are parked, not published (control/lane-pauses.ts).
+    const messages = options.pauses?.active ? await options.pauses.withoutHeld(all) : all;
     const acks: Array<Promise<unknown>> = [];
     for (const m of messages) {
       const data = encode(m.body);

@@ -1,16 +1,8 @@
-import { encode, type Logger, toError } from "@flowmonkey/shared";
+import { encode, type Logger, toError, type WorkerEntry } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 
-export interface WorkerEntry {
-  workerId: string;
-  region: string;
-  handlers: string[];
-  concurrency: number;
-  inFlight: number;
-  version: string;
-  host: string;
-  startedAt: string;
-}
+/** The entry's shape is public (`flowmonkey workers` and /v1/workers read it): its schema is in shared. */
+export type { WorkerEntry };
 
 /** Well inside the workers bucket's 30 s TTL, so a live worker never disappears from `flowmonkey workers`. */
 export const REGISTRY_REFRESH_MS = 10_000;
