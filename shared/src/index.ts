@@ -23,3 +23,4 @@ export * from "./runtime/backoff.js";
 export * from "./runtime/batcher.js";
 export * from "./nats/blobs.js";
 export * from "./context/split-context.js";
+export * from "./handlers/manifest.js";
