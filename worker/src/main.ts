@@ -10,6 +10,17 @@ await runService(
     createWorker({
       ...config,
       resources: { memoryMb: config.memoryMb, cpus: config.cpus },
+      ...(config.sandboxedHandlers.length > 0
+        ? {
+            sandbox: {
+              handlers: config.sandboxedHandlers,
+              handlerDir: config.handlerDir,
+              poolSize: config.sandboxPoolSize,
+              heapMb: config.sandboxHeapMb,
+              allowNetworks: config.sandboxAllowNetworks,
+            },
+          }
+        : {}),
       nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,

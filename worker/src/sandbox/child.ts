@@ -47,6 +47,7 @@ const BOOTSTRAP = String.raw`(function (send, startTimer, stopTimer) {
   globalThis.clearTimeout = (id) => { if (timers.delete(id)) stopTimer(id); };
   const parse = (text) => (text === undefined ? undefined : JSON.parse(text));
   const clone = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+  const FORBIDDEN_CODES = ["ERR_ACCESS_DENIED", "ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING", "ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING_FLAG"];
   class Wait { constructor(options) { this.options = clone(options ?? {}); } }
   class Paused extends Error { constructor(options) { super("paused"); this.options = options; } }
   const makeResponse = (r) => ({
@@ -98,8 +99,11 @@ const BOOTSTRAP = String.raw`(function (send, startTimer, stopTimer) {
     } catch (thrown) {
       if (thrown instanceof Paused) return JSON.stringify({ t: "done", outcome: "pause", wait: thrown.options });
       const e = thrown !== null && typeof thrown === "object" ? thrown : new Error(String(thrown));
+      // Reaching past the sandbox: eval/new Function, import(), or (past the context) the permission model.
+      const violation = e instanceof EvalError || e.name === "EvalError" || FORBIDDEN_CODES.includes(e.code);
       return JSON.stringify({ t: "done", outcome: "failure", failure: {
-        code: typeof e.code === "string" && e.code ? e.code.slice(0, 128) : "HANDLER_FAILED",
+        code: violation ? "SANDBOX_VIOLATION" : typeof e.code === "string" && e.code ? e.code.slice(0, 128) : "HANDLER_FAILED",
+        ...(violation ? { retryable: false } : {}),
         message: String(e.message ?? e).slice(0, 16384),
         ...(typeof e.retryable === "boolean" ? { retryable: e.retryable } : {}),
       } });

@@ -12,6 +12,9 @@ export interface ProcessSource {
   stats(): { idle: number; total: number; spawned: number };
 }
 
+/** How long a sandbox may take, after its task answered, to be ready for the next one. */
+export const IDLE_WITHIN_MS = 1000;
+
 /**
  * Stateless mode: up to `size` warm sandboxes, each serving one task at a time. A process that
  * died, was killed or never came back idle is dropped and a new one is spawned in its place, so
@@ -70,7 +73,11 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
       return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
     },
     release(sandbox, becameIdle) {
-      void becameIdle.then((ok) => {
+      // A handler that left a loop running after it answered never comes back idle: after this long it is replaced.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), IDLE_WITHIN_MS)));
+      void Promise.race([becameIdle, late]).then((ok) => {
+        clearTimeout(timer);
         if (ok && sandbox.alive) return give(sandbox);
         sandbox.kill();
         total--;
