@@ -9,7 +9,7 @@ import type { Outcome } from "../../src/runner/outcome.js";
 import { makeTask, runHandler } from "../helpers.js";
 import { bundleOf, sandboxFor, type TestSandbox } from "../sandbox-helpers.js";
 
-const failureOf = (outcome: Outcome) => (outcome.kind === "result" ? outcome.result.failure : undefined);
+const failureOf = (outcome: Outcome) => (outcome.kind === "result" && "failure" in outcome.result ? outcome.result.failure : undefined);
 const outputOf = (outcome: Outcome) => (outcome.kind === "result" && outcome.result.outcome === "success" ? outcome.result.output : undefined);
 
 // One stateless pool for every hostile case plus the normal handler: cases that kill their sandbox
