@@ -7,8 +7,9 @@ import { BlockList, isIP, type LookupFunction } from "node:net";
 /**
  * Addresses a sandboxed handler may never reach: loopback, private, carrier-grade NAT,
  * link-local (169.254.169.254, the cloud metadata service), multicast and reserved ranges, and
- * their IPv6 counterparts including IPv4-mapped and NAT64 forms. Node's own BlockList does the
- * matching.
+ * their IPv6 counterparts including NAT64. Node's own BlockList does the matching; it checks an
+ * IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 rules itself, which is also why
+ * ::ffff:0:0/96 must not be listed (every IPv4 address would match it).
  */
 function deniedRanges(): BlockList {
   const list = new BlockList();
@@ -19,7 +20,7 @@ function deniedRanges(): BlockList {
   ];
   for (const [net, bits] of v4) list.addSubnet(net, bits, "ipv4");
   const v6: Array<[string, number]> = [
-    ["::", 128], ["::1", 128], ["::ffff:0:0", 96], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001:db8::", 32],
+    ["::", 128], ["::1", 128], ["64:ff9b::", 96], ["64:ff9b:1::", 48], ["100::", 64], ["2001:db8::", 32],
     ["fc00::", 7], ["fe80::", 10], ["fec0::", 10], ["ff00::", 8],
   ];
   for (const [net, bits] of v6) list.addSubnet(net, bits, "ipv6");

@@ -13,6 +13,16 @@ export const CHILD_SCRIPT = fileURLToPath(
   import.meta.url.endsWith(".ts") ? new URL("../../dist/sandbox/child.js", import.meta.url) : new URL("./child.js", import.meta.url),
 );
 
+/**
+ * The sandbox process's Node flags: a heap limit, Node 20's permission model (reads of the
+ * sandbox script only; no writes, child processes, worker threads, addons or WASI), and no
+ * code generation from strings in any realm (closes the `constructor.constructor` way out of
+ * the vm context).
+ */
+export function sandboxExecArgv(script: string, heapMb: number): string[] {
+  return [`--max-old-space-size=${heapMb}`, "--experimental-permission", `--allow-fs-read=${script}`, "--disallow-code-generation-from-strings", "--no-warnings"];
+}
+
 export interface SpawnOptions {
   /** The verified bundle's code. */
   code: string;
@@ -62,14 +72,7 @@ export class SandboxProcess {
   private constructor(options: SpawnOptions) {
     this.#log = options.log;
     this.#child = fork(CHILD_SCRIPT, [], {
-      execArgv: [
-        `--max-old-space-size=${options.heapMb}`,
-        // Node 20's permission model: reads of this script only; no writes, child processes, workers or addons.
-        "--experimental-permission",
-        `--allow-fs-read=${CHILD_SCRIPT}`,
-        "--disallow-code-generation-from-strings",
-        "--no-warnings",
-      ],
+      execArgv: sandboxExecArgv(CHILD_SCRIPT, options.heapMb),
       env: options.env,
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       serialization: "json",
