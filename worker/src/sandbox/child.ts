@@ -133,27 +133,58 @@ interface Api {
 const send = (message: string) => process.send?.(message);
 const MAX_TIMER_MS = 60_000;
 const MAX_TIMERS = 1000;
+// The bundle's top level (module setup) must not take longer than this.
+const LOAD_TIMEOUT_MS = 5000;
 
 let script: vm.Script | undefined;
-let current: { api: Api; timers: Map<number, NodeJS.Timeout>; run: number } | undefined;
+let current: { api: Api; run: number } | undefined;
 let nextTimer = 1;
 
-function startRun(run: number, input: string, task: string, secrets: string, resume: string | undefined): void {
+/** A realm ready for the next task: context, plumbing and the bundle's top level already evaluated. */
+interface Prepared {
+  api: Api;
+  timers: Map<number, NodeJS.Timeout>;
+  assign(run: number): void;
+  tag(json: string): void;
+  loadError: unknown;
+}
+let spare: Prepared | undefined;
+
+/**
+ * A fresh realm per task, so that nothing one task does to its globals or prototypes reaches
+ * the next. Creating it costs about a millisecond, so it is made while the process is idle
+ * (after init and after each task), not on the task's path.
+ */
+function prepare(): Prepared {
   const timers = new Map<number, NodeJS.Timeout>();
-  // A fresh realm per task: nothing one task does to its globals or prototypes reaches the next.
+  let run = -1;
   const context = vm.createContext({}, { codeGeneration: { strings: false, wasm: false } });
   const tag = (json: string) => send(`${run}|${json}`);
   const startTimer = (ms: number) => {
     if (timers.size >= MAX_TIMERS) throw new Error(`at most ${MAX_TIMERS} pending timers`);
     const id = nextTimer++;
     const delay = Math.min(Math.max(0, ms), MAX_TIMER_MS);
-    timers.set(id, setTimeout(() => { timers.delete(id); if (current?.run === run) current.api.fire(id); }, delay));
+    timers.set(id, setTimeout(() => { timers.delete(id); if (current !== undefined && current.run === run) current.api.fire(id); }, delay));
     return id;
   };
   const stopTimer = (id: number) => { clearTimeout(timers.get(id)); timers.delete(id); };
   const factory = vm.runInContext(BOOTSTRAP, context) as (s: typeof tag, st: typeof startTimer, sp: typeof stopTimer) => Api;
   const api = factory(tag, startTimer, stopTimer);
-  current = { api, timers, run };
+  let loadError: unknown;
+  try {
+    script!.runInContext(context, { timeout: LOAD_TIMEOUT_MS });
+  } catch (thrown) {
+    loadError = thrown; // reported by the task that gets this realm
+  }
+  return { api, timers, assign: (r) => (run = r), tag, loadError };
+}
+
+function startRun(run: number, input: string, task: string, secrets: string, resume: string | undefined): void {
+  const realm = spare ?? prepare();
+  spare = undefined;
+  realm.assign(run);
+  const { api, timers, tag } = realm;
+  current = { api, run };
   const finish = (json: string) => {
     for (const t of timers.values()) clearTimeout(t);
     timers.clear();
@@ -161,15 +192,22 @@ function startRun(run: number, input: string, task: string, secrets: string, res
     tag(json);
     // Idle only after a macrotask turn: whatever the handler left queued has run by then, so
     // a loop it started after returning shows up as a process that never says idle.
-    setImmediate(() => { if (current?.run === run) { current = undefined; send(`${run}|{"t":"idle"}`); } });
+    setImmediate(() => {
+      if (current?.run !== run) return;
+      current = undefined;
+      send(`${run}|{"t":"idle"}`);
+      // The next realm is made in the next turn, while the worker picks the next task.
+      setImmediate(() => {
+        if (current === undefined && spare === undefined) spare = prepare();
+      });
+    });
   };
-  try {
-    script!.runInContext(context, { timeout: MAX_TIMER_MS });
-    api.run(input, task, secrets, resume).then(finish, (err: unknown) => finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: "HANDLER_FAILED", message: String(err) } })));
-  } catch (thrown) {
-    const e = thrown as { code?: unknown; message?: unknown };
-    finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? thrown), retryable: false } }));
+  if (realm.loadError !== undefined) {
+    const e = realm.loadError as { code?: unknown; message?: unknown };
+    finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? e), retryable: false } }));
+    return;
   }
+  api.run(input, task, secrets, resume).then(finish, (err: unknown) => finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: "HANDLER_FAILED", message: String(err) } })));
 }
 
 // Messages from the worker are trusted (it forked this process): plain shapes, no validation.
@@ -178,6 +216,7 @@ process.on("message", (raw: unknown) => {
   if (m.t === "init") {
     try {
       script = new vm.Script(String(m.code), { filename: String(m.filename) });
+      spare = prepare();
       send(`0|{"t":"ready"}`);
     } catch (err) {
       send(`0|${JSON.stringify({ t: "init-failed", message: String((err as Error)?.message ?? err) })}`);
