@@ -8,6 +8,10 @@ export const MAX_HARD_TTL_MS = 60_000;
 /** Stateful handlers run one process per task and may run longer (they checkpoint). */
 export const MAX_STATEFUL_HARD_TTL_MS = 24 * 60 * 60 * 1000;
 
+/** Environment names that change how the sandbox process itself starts: never from a manifest. */
+const RUNTIME_ENV = /^(NODE_|LD_|DYLD_|UV_|OPENSSL_|SSL_|V8_)|^(PATH|HOME|TMPDIR)$/;
+export const isRuntimeEnvName = (name: string): boolean => RUNTIME_ENV.test(name);
+
 /** Semver-ish: digits, dots, and an optional pre-release tag; it becomes part of an object name. */
 const Version = z.string().regex(/^\d+(\.\d+){0,2}(-[A-Za-z0-9.]{1,32})?$/, "must look like 1.2.3 (optionally -tag)");
 
@@ -55,8 +59,20 @@ export const HandlerManifest = z
       .default({ required: false }),
     inputs: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/), ManifestInput).default({}),
     resources: z.object({ tier: z.enum(["small", "medium", "large"]).default("small") }).strict().default({ tier: "small" }),
-    /** Environment variables of the sandbox process (constants; the worker's own environment never reaches it). */
-    env: z.record(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), z.string().max(4096)).default({}),
+    /**
+     * Environment variables of the sandbox process (constants; the worker's own environment never
+     * reaches it). Names the runtime or the loader reads (NODE_OPTIONS could grant file or child
+     * process permissions, LD_PRELOAD load a library) are refused.
+     */
+    env: z
+      .record(
+        z
+          .string()
+          .regex(/^[A-Z][A-Z0-9_]{0,63}$/)
+          .refine((name) => !isRuntimeEnvName(name), "names the Node runtime or the loader reads (NODE_*, LD_*, …) are not allowed"),
+        z.string().max(4096),
+      )
+      .default({}),
     /** Source entry, relative to the manifest (build input only). */
     entry: z.string().max(1024).optional(),
     /** Set by `flowmonkey handler build`. */

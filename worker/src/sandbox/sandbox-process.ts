@@ -1,4 +1,4 @@
-import { FmError, type Logger } from "@flowmonkey/shared";
+import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
@@ -73,7 +73,8 @@ export class SandboxProcess {
     this.#log = options.log;
     this.#child = fork(CHILD_SCRIPT, [], {
       execArgv: sandboxExecArgv(CHILD_SCRIPT, options.heapMb),
-      env: options.env,
+      // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
+      env: Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))),
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       serialization: "json",
     });

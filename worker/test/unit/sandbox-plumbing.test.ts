@@ -117,6 +117,11 @@ describe("the pure parts", () => {
     expect(() => HandlerManifest.parse({ type: "x", version: "1", checkpoint: { required: true } })).toThrow(/interval/);
     expect(() => HandlerManifest.parse({ type: "x", version: "1", shell: true })).toThrow();
     expect(() => HandlerManifest.parse({ type: "x", version: "1", env: { "lower-case": "v" } })).toThrow();
+    // NODE_OPTIONS could grant the sandbox process file or child-process permissions.
+    for (const name of ["NODE_OPTIONS", "NODE_PATH", "LD_PRELOAD", "PATH"]) {
+      expect(() => HandlerManifest.parse({ type: "x", version: "1", env: { [name]: "--allow-fs-read=*" } }), name).toThrow(/not allowed/);
+    }
+    expect(HandlerManifest.parse({ type: "x", version: "1", env: { TZ: "UTC" } }).env).toEqual({ TZ: "UTC" });
   });
 
   it("worker config: sandboxed handlers, handler dir, pool size and heap, named in errors", () => {
