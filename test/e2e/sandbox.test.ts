@@ -65,10 +65,41 @@ beforeAll(async () => {
     },
   );
   await buildHandler(hostileSrc, handlerDir);
+  // ledger: stateful (a process per run), pauses with its state and resumes in a new process.
+  const ledgerSrc = join(work, "ledger");
+  await mkdir(ledgerSrc, { recursive: true });
+  await writeHandler(
+    ledgerSrc,
+    { type: "ledger", version: "1.0.0", mode: "stateful", timeout: { softMs: 4000, hardMs: 10_000 }, checkpoint: { required: true, intervalMs: 5000 } },
+    {
+      "index.js": `export default { async execute(ctx) {
+        const saved = await ctx.checkpoint.load();
+        if (!saved) {
+          await ctx.progress.update(30, "waiting for approval");
+          await ctx.pause.wait({ reason: "approval", resumeToken: "ledger-" + ctx.task.executionId, state: { total: ctx.input.amount } });
+        }
+        await ctx.events.emit("ledger.done", { total: saved.total });
+        await ctx.checkpoint.clear();
+        return { total: saved.total, resume: ctx.resume ?? null, cleared: (await ctx.checkpoint.load()) === undefined };
+      } };`,
+    },
+  );
+  await buildHandler(ledgerSrc, handlerDir);
   worker = await mesh.startWorker({
     handlers: [],
     concurrency: 8,
-    worker: { sandbox: { handlers: [{ type: "greet", version: "1.0.0" }, { type: "hostile", version: "2.0.0" }], handlerDir, poolSize: 3, heapMb: 32 } },
+    worker: {
+      sandbox: {
+        handlers: [
+          { type: "greet", version: "1.0.0" },
+          { type: "hostile", version: "2.0.0" },
+          { type: "ledger", version: "1.0.0" },
+        ],
+        handlerDir,
+        poolSize: 3,
+        heapMb: 32,
+      },
+    },
   });
   for (const attack of ["require", "env", "loop", "memory", "metadata"]) {
     await mesh.putFlow({ id: `attack-${attack}`, steps: [{ id: "a", handler: "hostile", input: { attack }, retry: { maxAttempts: 1 } }] });
@@ -93,6 +124,16 @@ describe("sandboxed handlers in a mesh", () => {
     const again = await mesh.api.start("greet", { input: { name: "after" } });
     expect((await mesh.waitForStatus(again.executionId, "completed")).output).toBe("HELLO AFTER!");
     expect(worker.stats().failed).toBe(5);
+  });
+
+  it("stateful: checkpoint, pause and resume cross the process boundary (each run in its own process)", async () => {
+    await mesh.putFlow({ id: "ledger", steps: [{ id: "l", handler: "ledger", input: { amount: 42 } }] });
+    const { executionId } = await mesh.api.start("ledger", { executionId: "ledger-1", input: {} });
+    const parked = await mesh.waitForStatus(executionId, "waiting");
+    expect(parked.steps[0]).toMatchObject({ status: "waiting", wait: { resumeToken: "ledger-ledger-1", reason: "approval" } });
+    await mesh.api.resume("ledger-ledger-1", { approved: true });
+    const done = await mesh.waitForStatus(executionId, "completed");
+    expect(done.output).toMatchObject({ total: 42, resume: { payload: { approved: true } }, cleared: true });
   });
 
   it("refuses to start with a bundle whose hash does not match its manifest", async () => {
