@@ -222,6 +222,111 @@ async function checkHealth() {
   }
 }
 
+// ---- operations: worker pools, queue depth over time, dead letters ----------------------
+
+const OPS_MS = 3000;
+const HISTORY_POINTS = 100; // 5 minutes at one sample every 3 s
+const depthHistory = new Map(); // "<region>/<handler>" → [depth, …], oldest first
+
+async function refreshPools() {
+  try {
+    const { workers } = await api("/v1/workers");
+    const pools = new Map();
+    for (const w of workers) {
+      for (const handler of w.handlers) {
+        const key = `${w.region}/${handler}`;
+        const p = pools.get(key) ?? { region: w.region, handler, workers: 0, inFlight: 0, concurrency: 0 };
+        p.workers++;
+        p.inFlight += w.inFlight;
+        p.concurrency += w.concurrency;
+        pools.set(key, p);
+      }
+    }
+    const rows = [...pools.values()]
+      .sort((a, b) => a.region.localeCompare(b.region) || a.handler.localeCompare(b.handler))
+      .map((p) =>
+        el("tr", {}, el("td", {}, p.region), el("td", { class: "mono" }, p.handler), el("td", {}, p.workers), el("td", {}, bar((100 * p.inFlight) / Math.max(1, p.concurrency)), el("span", { class: "hint" }, `${p.inFlight} running`))),
+      );
+    $("pools").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "4", class: "hint" }, "no workers are registered"))]));
+    $("pools-error").textContent = "";
+  } catch (err) {
+    $("pools-error").textContent = `Cannot list workers: ${err.message}`;
+  }
+}
+
+function sparkline(values) {
+  const max = Math.max(1, ...values);
+  const points = values.map((v, i) => `${(i / Math.max(1, HISTORY_POINTS - 1)) * 100},${30 - (v / max) * 28}`).join(" ");
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 100 32");
+  svg.setAttribute("preserveAspectRatio", "none");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points);
+  svg.append(line);
+  return svg;
+}
+
+async function refreshQueues() {
+  try {
+    const { queues } = await api("/v1/queues");
+    const lanes = new Map();
+    for (const q of queues) {
+      const key = `${q.region}/${q.handler}`;
+      const lane = lanes.get(key) ?? { depth: 0, paused: false };
+      lane.depth += q.pending + q.ackPending;
+      lane.paused ||= q.paused;
+      lanes.set(key, lane);
+    }
+    for (const [key, lane] of lanes) {
+      const history = depthHistory.get(key) ?? [];
+      history.push(lane.depth);
+      if (history.length > HISTORY_POINTS) history.shift();
+      depthHistory.set(key, history);
+    }
+    const rows = [...lanes.keys()].sort().map((key) => {
+      const lane = lanes.get(key);
+      return el("div", { class: `lane${lane.paused ? " paused" : ""}`, "data-lane": key }, el("span", { class: "mono" }, lane.paused ? `${key} (paused)` : key), sparkline(depthHistory.get(key)), el("span", { class: "depth" }, lane.depth));
+    });
+    $("queues").replaceChildren(...(rows.length ? rows : [el("p", { class: "hint" }, "no task queues yet")]));
+    $("queues-error").textContent = "";
+  } catch (err) {
+    $("queues-error").textContent = `Cannot read queues: ${err.message}`;
+  }
+}
+
+async function refreshDlq() {
+  try {
+    const { deadTasks } = await api("/v1/dlq?limit=20");
+    const rows = deadTasks.map((d) =>
+      el(
+        "tr",
+        {},
+        el("td", { class: "mono", title: d.id }, short(d.id)),
+        el("td", { class: "mono" }, `${d.region}/${d.handler}`),
+        el("td", {}, d.reason),
+        el("td", { class: "hint" }, d.lastError ? `${d.lastError.code}: ${d.lastError.message}` : ""),
+        el("td", {}, el("button", { type: "button", class: "secondary replay", onclick: () => replay(d.id) }, "Replay")),
+      ),
+    );
+    $("dlq").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "5", class: "hint" }, "no dead letters waiting for a decision"))]));
+    $("dlq-error").textContent = "";
+  } catch (err) {
+    $("dlq-error").textContent = `Cannot list dead letters: ${err.message}`;
+  }
+}
+
+async function replay(id) {
+  try {
+    const { refused } = await api("/v1/dlq/replay", { method: "POST", body: JSON.stringify({ ids: [id] }) });
+    $("dlq-error").textContent = refused.length ? `Not replayed: ${refused[0].code}: ${refused[0].message}` : "";
+  } catch (err) {
+    $("dlq-error").textContent = `Replay failed: ${err.message}`;
+  }
+  await refreshDlq();
+}
+
+const refreshOps = () => Promise.all([refreshPools(), refreshQueues(), refreshDlq()]);
+
 $("start-form").addEventListener("submit", startFlow);
 $("status-filter").addEventListener("change", refreshList);
 $("cancel").addEventListener("click", async () => {
@@ -238,6 +343,8 @@ connectEvents();
 void loadFlows();
 void refreshList();
 void checkHealth();
+void refreshOps();
 setInterval(refreshList, POLL_MS);
+setInterval(refreshOps, OPS_MS);
 setInterval(checkHealth, HEALTH_MS);
 setInterval(loadFlows, 30_000);

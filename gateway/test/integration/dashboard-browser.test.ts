@@ -33,8 +33,13 @@ let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay"] }] });
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay", "fail"] }] });
   await mesh.putFlow({ id: "nap", name: "A nap", steps: [{ id: "sleep", handler: "delay", input: { ms: 3000 } }] });
+  // Retried once, then dead-lettered (attempts_exhausted): something for the dead-letter panel.
+  await mesh.putFlow({
+    id: "doomed",
+    steps: [{ id: "call", handler: "fail", input: { code: "DOWNSTREAM_DOWN", message: "the payment service is down", retryable: true }, retry: { maxAttempts: 2, initialDelayMs: 100, jitter: false } }],
+  });
   gateway = createGateway({ nc: mesh.nc, log: createLogger({ name: "gateway-test", level: "silent" }), prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
   await gateway.start();
   // Root in a container has no user namespaces for Chromium's sandbox.
@@ -75,6 +80,22 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     expect(values.some((v) => v > 0 && v < 100)).toBe(true);
     expect(Number(await bar.getAttribute("aria-valuenow"))).toBe(100);
     expect(await page.locator("#steps li .status").first().textContent()).toBe("completed");
+
+    // Operations panels: the worker pool with its load, the lane's queue-depth chart, a dead letter to replay.
+    await page.locator("#pools tr", { hasText: "delay" }).first().waitFor({ timeout: 10_000 });
+    expect(await page.locator("#pools tr", { hasText: "delay" }).first().textContent()).toContain("us-east-1");
+    await page.locator('#queues .lane[data-lane="us-east-1/delay"] polyline').waitFor({ state: "attached", timeout: 10_000 });
+    const { executionId: doomed } = await mesh.api.start("doomed", { input: {} });
+    await mesh.waitForStatus(doomed, "failed");
+    const deadId = `${doomed}/call:2`;
+    const deadRow = page.locator(`#dlq tr:has(td[title="${deadId}"])`);
+    await deadRow.waitFor({ timeout: 15_000 });
+    expect(await deadRow.textContent()).toContain("attempts_exhausted");
+    await deadRow.locator("button.replay").click();
+    // Replayed: the step runs again as attempt 3, and the entry leaves the "waiting for a decision" list.
+    await deadRow.waitFor({ state: "detached", timeout: 15_000 });
+    await waitFor(async () => (await mesh.api.get(doomed)).steps[0]!.attempts >= 3, { timeoutMs: 15_000, message: "the replayed attempt" });
+    await page.click(`#executions tr:has-text("nap")`);
 
     const file = process.env["FM_DASHBOARD_SCREENSHOT"] ?? join(tmpdir(), `flowmonkey-dashboard-${process.pid}.png`);
     await page.screenshot({ path: file, fullPage: true });
