@@ -1,11 +1,13 @@
 import { z } from "zod";
-import { Base64Key, fields, jsonText, PoolPublicKeys, type ConfigOf } from "@flowmonkey/shared";
+import { Base64Key, fields, JsDomain, jsonText, PoolPublicKeys, RegionDomains, ResidencyRules, type ConfigOf } from "@flowmonkey/shared";
 import { parseRateRules } from "./scheduler/rate-limits.js";
 
 /** flowmonkey-engine's options: env, overridden by flags. */
 export const engineConfigFields = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
   databaseUrl: fields.databaseUrl,
   dataDir: fields.dataDir,
@@ -113,6 +115,22 @@ export const engineConfigFields = {
     env: "FM_CONTEXT_INLINE_MAX_BYTES",
     flag: "context-inline-max-bytes",
     doc: "a task whose context's JSON is larger than this carries a reference to it, gzip'd in the blob bucket, instead of the context",
+  },
+  hubDomain: {
+    schema: JsDomain.default("hub"),
+    env: "FM_HUB_DOMAIN",
+    flag: "hub-domain",
+    doc: "JetStream domain of the hub the engine connects to (used with FM_REGION_DOMAINS)",
+  },
+  regionDomains: {
+    schema: jsonText(RegionDomains).optional(),
+    env: "FM_REGION_DOMAINS",
+    doc: 'where each region\'s task queue lives, as JSON {"us-east-1":"hub","eu-west-1":"eu-west-1"}: regions on leaf nodes get their queue and results buffer in their own domain; unset = one server holds every region',
+  },
+  residency: {
+    schema: jsonText(ResidencyRules).optional(),
+    env: "FM_RESIDENCY",
+    doc: 'data-residency rules, as JSON {"gdpr":["eu-west-1"]}: a step with `residency: gdpr` runs only in those regions, in that order of preference',
   },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),

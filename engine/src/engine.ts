@@ -13,6 +13,7 @@ import {
   toError,
   type Logger,
   type PoolPublicKeys,
+  type RegionTopology,
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
@@ -45,6 +46,7 @@ import { startWaitTimer } from "./waits/wait-timer.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
+import { provisionLeafRegions } from "./regions/provision-regions.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -89,6 +91,12 @@ export interface EngineOptions {
   vaultPoolKeys?: PoolPublicKeys | undefined;
   /** A task whose context's JSON is larger than this carries a reference to it in the blob bucket instead. Default 256 KiB. */
   contextInlineMaxBytes?: number;
+  /**
+   * A hub with leaf regions (FM_HUB_DOMAIN + FM_REGION_DOMAINS): each leaf region's task queue
+   * and results buffer are created in its own domain, and the hub sources its results.
+   * Absent: one server holds every region's queue.
+   */
+  topology?: RegionTopology | undefined;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -120,7 +128,13 @@ export function createEngine(options: EngineOptions): Engine {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
       taskQueueLimit,
       ...(options.checkpointTtlMs === undefined ? {} : { checkpointTtlMs: options.checkpointTtlMs }),
+      ...(options.topology ? { topology: options.topology } : {}),
     });
+    if (options.topology) {
+      const regions = provisionLeafRegions(nc, names, options.topology, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit }, log);
+      releasers.add("region provisioning", () => regions.stop());
+      await regions.firstAttempt();
+    }
     const jsm = await jetstreamManager(nc);
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;

@@ -4,6 +4,8 @@ import { fields, type ConfigOf } from "@flowmonkey/shared";
 export const gatewayConfig = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
   httpPort: fields.httpPort,
   httpHost: fields.httpHost,

@@ -15,6 +15,8 @@ export * from "./config/fields.js";
 export * from "./config/load.js";
 export * from "./nats/connect.js";
 export * from "./nats/provision.js";
+export * from "./regions/topology.js";
+export * from "./regions/residency.js";
 export * from "./nats/api-client.js";
 export * from "./runtime/lifecycle.js";
 export * from "./runtime/run-service.js";

@@ -50,6 +50,14 @@ export interface WorkerOptions {
    * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
    */
   blobs?: BlobStore;
+  /**
+   * The hub's JetStream domain, for a worker connected to a leaf region: the buckets (registry,
+   * progress, checkpoints, blobs) live at the hub, while the region's task queue and results
+   * stay in the leaf's own domain. @default none (the buckets are in the server's own domain)
+   */
+  hubDomain?: string | undefined;
+  /** What this worker's machine offers (`gpu`, `avx512`…): steps that `require` them run only on such workers. @default [] */
+  capabilities?: string[];
 }
 
 export interface ResolvedWorkerOptions {
@@ -70,6 +78,8 @@ export interface ResolvedWorkerOptions {
   /** Per served handler type with a key: the key pair that opens its tasks' secrets. */
   vaultKeys: ReadonlyMap<string, VaultKeyPair>;
   blobs: BlobStore | undefined;
+  hubDomain: string | undefined;
+  capabilities: readonly string[];
 }
 
 export class WorkerOptionsError extends Error {
@@ -133,7 +143,14 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     tier: options.tier ?? tierOf(options.resources),
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
     blobs: options.blobs,
+    hubDomain: options.hubDomain,
+    capabilities: resolveCapabilities(options.capabilities),
   };
+}
+
+function resolveCapabilities(list: string[] | undefined): readonly string[] {
+  for (const c of list ?? []) if (!isToken(c)) throw new WorkerOptionsError(`createWorker: capabilities: ${JSON.stringify(c)} is not a valid token`);
+  return [...new Set(list ?? [])].sort();
 }
 
 /** Each served handler's pool key pair: its own private key, else the worker-wide one; the public half is derived. */

@@ -56,14 +56,16 @@ export function createWorker(options: WorkerOptions): Worker {
   const startedAt = new Date().toISOString();
   const handlerTypes = [...o.handlers.keys()];
   const js = jetstream(nc);
-  const kvm = new Kvm(nc);
+  // On a leaf region the buckets are the hub's; the task queue and results stay in the leaf's domain.
+  const bucketJs = o.hubDomain ? jetstream(nc, { domain: o.hubDomain }) : js;
+  const kvm = new Kvm(bucketJs);
   let closeReason: Error | undefined;
   let closing = false;
   let starting: Promise<void> | undefined;
 
   const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined, minIntervalMs: o.progressIntervalMs };
   // Opened on first use: only large checkpoints and offloaded contexts need it.
-  const blobs = o.blobs ?? openBlobStoreLazily(nc, names.buckets.blobs);
+  const blobs = o.blobs ?? openBlobStoreLazily(bucketJs, names.buckets.blobs);
   const checkpointSink: CheckpointSink = { kv: undefined, blobs };
   const pipeline = new TaskPipeline({
     runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys },
@@ -110,7 +112,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       const presence = await startPresence(
         workersKv,
-        () => ({ workerId, region, handlers: handlerTypes, concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+        () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
         log,
       );
       releasers.add("registry entry", () => presence.stop());

@@ -5,6 +5,8 @@ export interface WorkerEntry {
   workerId: string;
   region: string;
   handlers: string[];
+  /** What the worker's machine offers; a step's `require` is matched against it. */
+  capabilities: string[];
   concurrency: number;
   inFlight: number;
   version: string;
