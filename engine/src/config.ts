@@ -132,6 +132,18 @@ export const engineConfigFields = {
     env: "FM_RESIDENCY",
     doc: 'data-residency rules, as JSON {"gdpr":["eu-west-1"]}: a step with `residency: gdpr` runs only in those regions, in that order of preference',
   },
+  routingBusyMargin: {
+    schema: z.coerce.number().int().min(0).max(10_000_000).default(50),
+    env: "FM_ROUTING_BUSY_MARGIN",
+    flag: "routing-busy-margin",
+    doc: "queued tasks by which an unpinned step's preferred region may exceed the least busy allowed region before its task moves there",
+  },
+  regionLoadIntervalMs: {
+    schema: z.coerce.number().int().min(100).max(600_000).default(2000),
+    env: "FM_REGION_LOAD_INTERVAL_MS",
+    flag: "region-load-interval-ms",
+    doc: "how often the engine reads every region's task pool backlogs for least-busy routing",
+  },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),
     env: "FM_DB_POOL_SIZE",

@@ -14,6 +14,7 @@ import {
   type Logger,
   type PoolPublicKeys,
   type RegionTopology,
+  type ResidencyRules,
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
@@ -47,6 +48,8 @@ import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
 import { provisionLeafRegions } from "./regions/provision-regions.js";
+import type { RegionLoad } from "./regions/region-load.js";
+import { startRouting } from "./regions/routing.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -97,6 +100,12 @@ export interface EngineOptions {
    * Absent: one server holds every region's queue.
    */
   topology?: RegionTopology | undefined;
+  /** FM_RESIDENCY: residency rule → allowed regions. A step naming a rule not here is held, never sent elsewhere. */
+  residency?: ResidencyRules | undefined;
+  /** Queued tasks by which an unpinned step's region may exceed the least busy allowed one before its task moves. Default 50. */
+  routingBusyMargin?: number;
+  /** How often the pools' backlogs are read for least-busy routing. Default 2000 ms. */
+  regionLoadIntervalMs?: number;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -104,6 +113,8 @@ export interface EngineOptions {
 export interface Engine extends Service {
   /** The engine's database (tests and tools read it; nothing else writes it). */
   readonly db: Db;
+  /** The pools' backlogs as routing sees them (multi-region or residency rules only). */
+  readonly regionLoad: RegionLoad | undefined;
 }
 
 /**
@@ -118,6 +129,7 @@ export function createEngine(options: EngineOptions): Engine {
   const releasers = new Releasers();
   const closedSignal = deferred<Error | undefined>();
   let db: Db | undefined;
+  let regionLoad: RegionLoad | undefined;
   const loops: Array<{ stop(): Promise<void> }> = [];
   const batchers: Array<{ idle(): Promise<void> }> = [];
 
@@ -144,7 +156,15 @@ export function createEngine(options: EngineOptions): Engine {
     log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
 
     const registry = createFlowRegistry(store);
-    const relay = createRelay({ db: store, nc, log });
+    const routing = await startRouting(nc, store, names, log, {
+      topology: options.topology,
+      residency: options.residency ?? {},
+      ...(options.routingBusyMargin === undefined ? {} : { busyMargin: options.routingBusyMargin }),
+      ...(options.regionLoadIntervalMs === undefined ? {} : { loadIntervalMs: options.regionLoadIntervalMs }),
+    });
+    regionLoad = routing.load;
+    releasers.add("region routing", () => routing.stop());
+    const relay = createRelay({ db: store, nc, log, routing });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -273,6 +293,9 @@ export function createEngine(options: EngineOptions): Engine {
     get db() {
       if (!db) throw new Error("engine not started");
       return db;
+    },
+    get regionLoad() {
+      return regionLoad;
     },
     start,
     async drain() {

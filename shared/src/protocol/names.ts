@@ -75,6 +75,11 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
         if (!PRIORITIES.includes(priority)) throw new Error(`invalid priority ${JSON.stringify(priority)}`);
         return durable("pool", region, handler, priority);
       },
+      /** `pool_<region>_<handler>_<priority>` → its parts; undefined for any other consumer name. */
+      parseTaskPool: (name: string): { region: string; handler: string; priority: Priority } | undefined => {
+        const m = /^pool_([a-z0-9][a-z0-9-]*)_(.+)_(high|normal|low)$/.exec(name);
+        return m ? { region: m[1]!, handler: m[2]!, priority: m[3] as Priority } : undefined;
+      },
       /** The single consumer per (region, handler) of versions before priorities; removed when a worker opens the pool. */
       legacyTaskPool: (region: string, handler: string) => durable("pool", region, handler),
     },

@@ -1,18 +1,8 @@
-import { encode, type Logger, toError } from "@flowmonkey/shared";
+import { encode, type Logger, toError, type WorkerRegistryEntry } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 
-export interface WorkerEntry {
-  workerId: string;
-  region: string;
-  handlers: string[];
-  /** What the worker's machine offers; a step's `require` is matched against it. */
-  capabilities: string[];
-  concurrency: number;
-  inFlight: number;
-  version: string;
-  host: string;
-  startedAt: string;
-}
+/** The shape lives in shared (the engine's router reads it); `capabilities` is always written. */
+export type WorkerEntry = WorkerRegistryEntry;
 
 /** Well inside the workers bucket's 30 s TTL, so a live worker never disappears from `flowmonkey workers`. */
 export const REGISTRY_REFRESH_MS = 10_000;
