@@ -36,6 +36,8 @@ beforeAll(async () => {
   await mesh.api.putFlow({ id: "gdpr", steps: [{ id: "personal", handler: "echo", residency: "gdpr", input: { who: "{% input.who %}" } }] });
   await mesh.api.putFlow({ id: "pinned-ap", steps: [{ id: "work", handler: "echo", region: AP, input: { n: 1 } }] });
   await mesh.api.putFlow({ id: "slow-eu", steps: [{ id: "slow", handler: "delay", region: EU, input: { ms: "{% input.ms %}" } }] });
+  await mesh.api.putFlow({ id: "needs-gpu", steps: [{ id: "render", handler: "echo", require: ["gpu"], input: { frame: 1 } }] });
+  await mesh.api.putFlow({ id: "needs-tpu", steps: [{ id: "train", handler: "echo", require: ["tpu"], input: { epoch: 1 } }] });
   await mesh.api.putFlow({ id: "asia-or-eu", steps: [{ id: "balanced", handler: "delay", residency: "asia_or_eu", input: { ms: 10 } }] });
 }, 60_000);
 afterAll(async () => {
@@ -106,6 +108,27 @@ describe("failover", () => {
       link.restore();
     }
     await topology.waitForLink(AP);
+  });
+});
+
+describe("capabilities", () => {
+  it("routes a step that requires gpu to the region where a live gpu worker serves its handler", async () => {
+    await mesh.startWorker(AP, { handlers: ["echo"], capabilities: ["gpu"] });
+    // Started at once: should the engine's registry watch not have seen the worker yet, the
+    // task is held for a moment (CAPABILITY_UNAVAILABLE) and goes out on the relay's next try.
+    const { executionId } = await mesh.api.start("needs-gpu", {});
+    await mesh.waitForStatus(executionId, "completed");
+    expect(attemptsOf(await mesh.api.get(executionId), "render").map((a) => a.region)).toEqual([AP]);
+  });
+
+  it("holds a step whose capabilities no live worker offers, saying so", async () => {
+    const { executionId } = await mesh.api.start("needs-tpu", {});
+    const attempt = await waitFor(async () => {
+      const a = attemptsOf(await mesh.api.get(executionId), "train")[0];
+      return a?.error?.code === "CAPABILITY_UNAVAILABLE" ? a : undefined;
+    }, { message: "the tpu step to show why it waits" });
+    expect(attempt.status).toBe("dispatched");
+    await mesh.api.cancel(executionId);
   });
 });
 
