@@ -19,6 +19,7 @@ import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
+import { workersCommand, workersUsage } from "./commands/workers.js";
 import { createOutput, flushAndExit, type Output } from "./output.js";
 
 type Command = (argv: string[], out: Output) => Promise<number>;
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
+  workers: { run: workersCommand, usage: workersUsage },
   usage: { run: usageCommand, usage: usageUsage },
   resume: { run: resumeCommand, usage: resumeUsage },
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },

@@ -11,6 +11,7 @@ import { healthRoutes } from "./routes/health.js";
 import { lanesRoutes } from "./routes/lanes.js";
 import { usageRoutes } from "./routes/usage.js";
 import { secretRoutes } from "./routes/secrets.js";
+import { workersRoutes } from "./routes/workers.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -29,6 +30,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
   app.route("/", lanesRoutes(deps));
   app.route("/", usageRoutes(deps));
   app.route("/", secretRoutes(deps));
+  app.route("/", workersRoutes({ ...deps, prefix: subjects.prefix }));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

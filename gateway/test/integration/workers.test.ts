@@ -1,0 +1,57 @@
+/**
+ * The worker registry through the gateway: GET /v1/workers and the built `flowmonkey workers`
+ * CLI list the live workers of a real mesh (KV fm_workers), with their region, handlers and
+ * capabilities; `region` filters, and a bad region is a 400 / usage error.
+ */
+import { createLogger } from "@flowmonkey/shared";
+import { createGateway, type Gateway } from "@flowmonkey/gateway";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import { useNatsServer } from "../../../test/support/nats.js";
+import { useTestDatabase } from "../../../test/support/postgres.js";
+import { runCli } from "./run-cli.js";
+
+const nats = useNatsServer();
+const pg = useTestDatabase();
+const log = createLogger({ name: "gateway-test", level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
+let mesh: TestMesh;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] });
+  await mesh.startWorker({ region: "eu-west-1", handlers: ["echo", "delay"], concurrency: 4, worker: { capabilities: ["gpu"] } });
+  gateway = createGateway({ nc: mesh.nc, log, prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
+  await gateway.start();
+});
+afterAll(async () => {
+  await gateway?.close();
+  await mesh?.close();
+});
+
+const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
+
+describe("worker registry", () => {
+  it("GET /v1/workers lists live workers with region, handlers and capabilities", async () => {
+    const res = await fetch(`${gateway.url}/v1/workers`);
+    expect(res.status).toBe(200);
+    const { workers } = (await res.json()) as { workers: Array<{ region: string; handlers: string[]; capabilities: string[]; concurrency: number }> };
+    expect(workers.map((w) => [w.region, w.handlers, w.capabilities, w.concurrency])).toEqual([
+      ["eu-west-1", ["echo", "delay"], ["gpu"], 4],
+      ["us-east-1", ["echo"], [], 16],
+    ]);
+    const eu = (await (await fetch(`${gateway.url}/v1/workers?region=eu-west-1`)).json()) as { workers: unknown[] };
+    expect(eu.workers).toHaveLength(1);
+    expect((await fetch(`${gateway.url}/v1/workers?region=EU_WEST`)).status).toBe(400);
+  });
+
+  it("flowmonkey workers prints them, as a table or JSON", async () => {
+    const human = await cli("workers");
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/REGION\s+WORKER\s+HANDLERS\s+CAPABILITIES/);
+    expect(human.stdout).toMatch(/eu-west-1 .* echo,delay\s+gpu\s+0\/4/);
+    const json = await cli("workers", "--region", "us-east-1", "--json");
+    expect(json.code).toBe(0);
+    expect((JSON.parse(json.stdout) as { workers: Array<{ region: string }> }).workers.map((w) => w.region)).toEqual(["us-east-1"]);
+    expect((await cli("workers", "--region", "Not A Region")).code).toBe(2);
+  });
+});
