@@ -116,6 +116,12 @@ export const engineConfigFields = {
     flag: "context-inline-max-bytes",
     doc: "a task whose context's JSON is larger than this carries a reference to it, gzip'd in the blob bucket, instead of the context",
   },
+  replicas: {
+    schema: z.coerce.number().int().min(1).max(5).default(1),
+    env: "FM_REPLICAS",
+    flag: "replicas",
+    doc: "replicas of the hub's streams and buckets: 3 on a clustered hub (nats-config/hub-cluster-*.conf), so losing one node loses nothing",
+  },
   hubDomain: {
     schema: JsDomain.default("hub"),
     env: "FM_HUB_DOMAIN",

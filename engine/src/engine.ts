@@ -100,6 +100,8 @@ export interface EngineOptions {
    * Absent: one server holds every region's queue.
    */
   topology?: RegionTopology | undefined;
+  /** Replicas of the hub's streams and buckets: 3 on a clustered hub (hub-cluster-*.conf). Default 1. */
+  replicas?: number;
   /** FM_RESIDENCY: residency rule → allowed regions. A step naming a rule not here is held, never sent elsewhere. */
   residency?: ResidencyRules | undefined;
   /** Queued tasks by which an unpinned step's region may exceed the least busy allowed one before its task moves. Default 50. */
@@ -139,6 +141,7 @@ export function createEngine(options: EngineOptions): Engine {
     await provisionMesh(nc, names, {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
       taskQueueLimit,
+      replicas: options.replicas ?? 1,
       ...(options.checkpointTtlMs === undefined ? {} : { checkpointTtlMs: options.checkpointTtlMs }),
       ...(options.topology ? { topology: options.topology } : {}),
     });

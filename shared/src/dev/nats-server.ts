@@ -12,7 +12,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
-import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, delimiter, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
 export const NATS_SERVER_INSTALL_HINT =
@@ -39,7 +39,7 @@ export interface StartNatsServerOptions {
    * launcher starts from a temporary copy with those definition lines replaced. Every name
    * must be defined in the file: a typo fails instead of being ignored.
    */
-  vars?: Record<string, string | number>;
+  vars?: Record<string, string | number | string[]>;
   /** Extra nats-server arguments, appended last. */
   args?: string[];
   /** Extra environment for the server process (merged over process.env; PATH here is used to find the binary). */
@@ -348,7 +348,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
  * config with its store_dir lines commented out and relative includes made absolute.
  * Only the top file is rewritten; a store_dir set in an included file still conflicts.
  */
-async function effectiveConfig(file: string, overrideStore: boolean, vars: Record<string, string | number>, baseDir: string): Promise<string> {
+async function effectiveConfig(file: string, overrideStore: boolean, vars: Record<string, string | number | string[]>, baseDir: string): Promise<string> {
   const varNames = Object.keys(vars);
   if (!overrideStore && varNames.length === 0) return file;
   let text: string;
@@ -368,12 +368,15 @@ async function effectiveConfig(file: string, overrideStore: boolean, vars: Recor
       if (definition && Object.hasOwn(vars, definition[1] as string)) {
         const name = definition[1] as string;
         seen.add(name);
-        const value = vars[name] as string | number;
+        const value = vars[name] as string | number | string[];
+        // JSON strings and arrays of strings are valid nats-server config values as they are.
         return `${name}: ${typeof value === "number" ? String(value) : JSON.stringify(value)}`;
       }
       if (overrideStore && storeLine.test(line)) return `# (store dir overridden by -sd) ${line}`;
       const inc = /^(\s*include\s+)(["']?)([^"'\s]+)\2(.*)$/i.exec(line);
-      if (inc && !isAbsolute(inc[3] as string)) return `${inc[1]}"${join(dir, inc[3] as string)}"${inc[4]}`;
+      // nats-server joins an include path to the including file's directory even when it is
+      // absolute, so the copy (in baseDir) names the original's includes relative to itself.
+      if (inc && !isAbsolute(inc[3] as string)) return `${inc[1]}"${relative(baseDir, join(dir, inc[3] as string))}"${inc[4]}`;
       return line;
     })
     .join("\n");
