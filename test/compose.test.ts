@@ -45,9 +45,9 @@ describe("compose/docker-compose.yml", () => {
   const compose = loadCompose();
   const services = Object.entries(compose.services);
 
-  it("has the hub, two leaf regions, postgres, the engine, the gateway and a worker per region", () => {
+  it("has a 3-node hub, two leaf regions, postgres, the engine, the gateway and a worker per region", () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ["engine", "gateway", "hub", "leaf-ap-south-1", "leaf-eu-west-1", "postgres", "worker-ap-south-1", "worker-eu-west-1", "worker-us-east-1"].sort(),
+      ["engine", "gateway", "hub-1", "hub-2", "hub-3", "leaf-ap-south-1", "leaf-eu-west-1", "postgres", "worker-ap-south-1", "worker-eu-west-1", "worker-us-east-1"].sort(),
     );
   });
 
@@ -89,6 +89,12 @@ describe("compose/docker-compose.yml", () => {
       const source = resolve(COMPOSE_DIR, mount!.split(":")[0]!);
       expect(dirname(source)).toBe(join(ROOT, "nats-config"));
       expect(existsSync(source), `${name}: ${source}`).toBe(true);
+      // What the config includes is mounted next to it (nats-server resolves includes from the file's directory).
+      for (const m of readFileSync(source, "utf8").matchAll(/^\s*include\s+["']?([^"'\s]+)/gm)) {
+        const included = join(dirname(confPath!), m[1]!);
+        expect((s.volumes ?? []).some((v) => v.split(":")[1] === included), `${name}: ${included} (included by ${confPath}) is mounted`).toBe(true);
+        expect(existsSync(join(ROOT, "nats-config", m[1]!)), `${name}: nats-config/${m[1]}`).toBe(true);
+      }
     }
   });
 
@@ -99,8 +105,9 @@ describe("compose/docker-compose.yml", () => {
       expect(command.slice(command.indexOf("--region"), command.indexOf("--region") + 2)).toEqual(["--region", region]);
       expect(s.environment?.["NATS_USER"]).toBe(`worker-${region}`);
       const server = s.environment?.["NATS_URL"];
-      expect(server === "nats://hub:4222" || server === `nats://leaf-${region}:4222`, `${name}: ${server}`).toBe(true);
-      if (server !== "nats://hub:4222") expect(s.environment?.["FM_HUB_DOMAIN"]).toBe("hub");
+      const onHub = server?.split(",").every((u) => /^nats:\/\/hub-\d:4222$/.test(u)) ?? false;
+      expect(onHub ? region : server, `${name}: ${server}`).toBe(onHub ? "us-east-1" : `nats://leaf-${region}:4222`);
+      if (!onHub) expect(s.environment?.["FM_HUB_DOMAIN"]).toBe("hub");
     }
   });
 
