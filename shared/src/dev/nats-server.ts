@@ -218,10 +218,16 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     await mkdir(storeDir, { recursive: true });
   }
 
-  const configFile =
-    opts.configFile === undefined
-      ? undefined
-      : await effectiveConfig(resolve(opts.cwd ?? process.cwd(), opts.configFile), storeDir !== undefined, opts.vars ?? {}, baseDir);
+  let configFile: string | undefined;
+  try {
+    configFile =
+      opts.configFile === undefined
+        ? undefined
+        : await effectiveConfig(resolve(opts.cwd ?? process.cwd(), opts.configFile), storeDir !== undefined, opts.vars ?? {}, baseDir);
+  } catch (err) {
+    await rm(baseDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const timeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const env = { ...process.env, ...opts.env };
