@@ -36,6 +36,7 @@ beforeAll(async () => {
       { id: "report", handler: "echo", input: { done: "{% input.n %}" } },
     ],
   });
+  await mesh.api.putFlow({ id: "eu-transform", steps: [{ id: "t", handler: "transform", region: EU, input: { expression: "n * 2", data: "{% input %}" } }] });
 }, 60_000);
 afterAll(async () => {
   await mesh?.close();
@@ -98,5 +99,26 @@ describe("region-local queues", () => {
     // Each task ran once: n results for n tasks, no redelivery.
     expect(await streamSeq(euLocal, resultsStream)).toBe(resultsBefore + n);
     console.info(`[regions] link outage: ${n} results held in ${EU} reached the hub; cut → all completed in ${drainMs} ms`);
+  });
+
+  it("starts a worker in a region cut off from the hub; it runs the tasks the region holds", async () => {
+    const n = 3;
+    const tasksBefore = await streamSeq(euLocal, mesh.names.streams.tasks);
+    const resultsStream = mesh.names.streams.regionResults(EU);
+    const resultsBefore = await streamSeq(euLocal, resultsStream);
+    // No eu worker serves transform yet: the tasks wait in the eu domain.
+    const ids = await Promise.all(Array.from({ length: n }, (_, i) => mesh.api.start("eu-transform", { input: { n: i } }).then((r) => r.executionId)));
+    await waitFor(async () => (await streamSeq(euLocal, mesh.names.streams.tasks)) >= tasksBefore + n, { message: "transform tasks stored at the leaf" });
+    const link = topology.leaves[EU]!.link;
+    link.cut();
+    try {
+      await mesh.startWorker(EU, { handlers: ["transform"] });
+      await waitFor(async () => (await streamSeq(euLocal, resultsStream)) >= resultsBefore + n, { message: "results stored in eu while cut off" });
+    } finally {
+      link.restore();
+    }
+    await topology.waitForLink(EU);
+    const done = await Promise.all(ids.map((id) => mesh.waitForStatus(id, "completed")));
+    expect(done.map((v) => v.steps[0]?.output).sort()).toEqual([0, 2, 4]);
   });
 });

@@ -45,6 +45,8 @@ export interface Worker extends Service {
  */
 /** How often the high and low lanes (which keep no idle probe) ask the server for waiting tasks. */
 const LANE_WATCH_MS = 2000;
+/** How often a leaf worker tries again to open the hub's buckets while its link is down. */
+const HUB_BUCKETS_RETRY_MS = 1000;
 
 export function createWorker(options: WorkerOptions): Worker {
   const o = resolveWorkerOptions(options);
@@ -90,13 +92,15 @@ export function createWorker(options: WorkerOptions): Worker {
           ),
         ),
       );
-      const [progressKv, workersKv, checkpointsKv] = await Promise.all([
-        kvm.open(names.buckets.progress),
-        kvm.open(names.buckets.workers),
-        kvm.open(names.buckets.checkpoints),
-      ]);
-      progressSink.kv = progressKv;
-      checkpointSink.kv = checkpointsKv;
+      if (o.hubDomain) {
+        // A leaf region's worker runs its region's tasks with the link to the hub down: the hub's
+        // buckets (registry, progress, checkpoints) are opened in the background, retried until
+        // the link is there; until then progress stays live-only and checkpoints fail UNAVAILABLE.
+        const opening = openHubBucketsUntilOpen();
+        releasers.add("hub buckets", () => opening.stop());
+      } else {
+        await openBuckets();
+      }
       for (const pool of pools) {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.
@@ -110,12 +114,6 @@ export function createWorker(options: WorkerOptions): Worker {
           releasers.add(`high lane signal ${pool.handler}`, () => sub.unsubscribe());
         }
       }
-      const presence = await startPresence(
-        workersKv,
-        () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
-        log,
-      );
-      releasers.add("registry entry", () => presence.stop());
       puller.start();
       void nc.closed().then((err) => {
         if (closing) return;
@@ -127,6 +125,45 @@ export function createWorker(options: WorkerOptions): Worker {
       await releasers.releaseAll().catch(() => undefined); // the start error is the one to report
       throw thrown;
     }
+  }
+
+  /** The buckets and the registry entry; the entry goes last, so an entry means a worker ready for tasks. */
+  async function openBuckets(): Promise<void> {
+    const [progressKv, workersKv, checkpointsKv] = await Promise.all([
+      kvm.open(names.buckets.progress),
+      kvm.open(names.buckets.workers),
+      kvm.open(names.buckets.checkpoints),
+    ]);
+    progressSink.kv = progressKv;
+    checkpointSink.kv = checkpointsKv;
+    const presence = await startPresence(
+      workersKv,
+      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+      log,
+    );
+    releasers.add("registry entry", () => presence.stop());
+  }
+
+  function openHubBucketsUntilOpen(): { stop(): Promise<void> } {
+    const abort = new AbortController();
+    const done = (async () => {
+      for (let attempt = 1; !abort.signal.aborted; attempt++) {
+        try {
+          await openBuckets();
+          if (attempt > 1) log.info({ hubDomain: o.hubDomain, attempt }, "the hub's buckets are open");
+          return;
+        } catch (thrown) {
+          if (attempt === 1) log.warn({ err: toError(thrown), hubDomain: o.hubDomain }, "the hub's buckets are out of reach (link down?); running tasks anyway, retrying");
+          await abortableDelay(HUB_BUCKETS_RETRY_MS, abort.signal);
+        }
+      }
+    })();
+    return {
+      async stop() {
+        abort.abort();
+        await done;
+      },
+    };
   }
 
   let draining: Promise<void> | undefined;
