@@ -55,13 +55,13 @@ try {
   // Link outage: OUTAGE tasks stored in eu, link cut, all run there, link restored.
   const euLocal = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine);
   const seq = async (stream: string) => (await (await jetstreamManager(euLocal)).streams.info(stream)).state.last_seq;
-  const resultsBefore = await seq(mesh.names.streams.regionResults(EU));
+  const resultsBefore = await seq(mesh.names.regionStreams.results(EU));
   const tasksBefore = await seq(mesh.names.streams.tasks);
   const link = topology.leaves[EU]!.link;
   const ids = await Promise.all(Array.from({ length: OUTAGE }, () => mesh.api.start("cross-region", {}).then((r) => r.executionId)));
   await waitFor(async () => (await seq(mesh.names.streams.tasks)) >= tasksBefore + OUTAGE, { timeoutMs: 60_000, message: "tasks stored in eu" });
   link.cut();
-  await waitFor(async () => (await seq(mesh.names.streams.regionResults(EU))) >= resultsBefore + OUTAGE, { timeoutMs: 60_000, message: "eu results during the outage" });
+  await waitFor(async () => (await seq(mesh.names.regionStreams.results(EU))) >= resultsBefore + OUTAGE, { timeoutMs: 60_000, message: "eu results during the outage" });
   const restoredAt = performance.now();
   link.restore();
   await topology.waitForLink(EU, 30_000);

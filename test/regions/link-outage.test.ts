@@ -66,7 +66,7 @@ describe("region-local queues", () => {
 
   it("keeps running a region's held tasks while its link is cut; results arrive when it returns, each once", async () => {
     const n = 8;
-    const resultsStream = mesh.names.streams.regionResults(EU);
+    const resultsStream = mesh.names.regionStreams.results(EU);
     const resultsBefore = await streamSeq(euLocal, resultsStream);
     const tasksBefore = await streamSeq(euLocal, mesh.names.streams.tasks);
     // 8 tasks of 300 ms on 2 slots: about 1.2 s of work held in the region.
@@ -104,7 +104,7 @@ describe("region-local queues", () => {
   it("starts a worker in a region cut off from the hub; it runs the tasks the region holds", async () => {
     const n = 3;
     const tasksBefore = await streamSeq(euLocal, mesh.names.streams.tasks);
-    const resultsStream = mesh.names.streams.regionResults(EU);
+    const resultsStream = mesh.names.regionStreams.results(EU);
     const resultsBefore = await streamSeq(euLocal, resultsStream);
     // No eu worker serves transform yet: the tasks wait in the eu domain.
     const ids = await Promise.all(Array.from({ length: n }, (_, i) => mesh.api.start("eu-transform", { input: { n: i } }).then((r) => r.executionId)));

@@ -152,7 +152,7 @@ function resultsSubjectsAndSources(names: Names, topology: RegionTopology | unde
   return {
     subjects: topology.hubRegions.map((r) => names.subjects.results(r)),
     sources: topology.leafRegions.map(({ region, domain }) => ({
-      name: names.streams.regionResults(region),
+      name: names.regionStreams.results(region),
       external: { api: domainApiPrefix(domain), deliver: "" },
     })),
   };
@@ -184,7 +184,7 @@ export async function provisionRegion(nc: NatsConnection, names: Names, region: 
   });
   await ensureStream(jsm, {
     ...base,
-    name: names.streams.regionResults(region),
+    name: names.regionStreams.results(region),
     subjects: [names.subjects.results(region)],
     retention: RetentionPolicy.Limits,
     max_age: nanos(14 * DAY),

@@ -46,16 +46,19 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       results: `${upper}_RESULTS`,
       events: `${upper}_EVENTS`,
       dlq: `${upper}_DLQ`,
+      /** The task consumers' MAX_DELIVERIES advisories, kept so that none is missed while no engine runs. */
+      advisories: `${upper}_ADVISORIES`,
+    },
+    /** Streams that exist once per leaf region, in the region's own JetStream domain. */
+    regionStreams: {
       /**
        * A leaf region's results, stored in the region's own domain (so a cut link loses none)
        * and sourced into the hub's results stream.
        */
-      regionResults: (region: string) => {
+      results: (region: string) => {
         if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
         return `${upper}_RESULTS_${region.toUpperCase().replace(/-/g, "_")}`;
       },
-      /** The task consumers' MAX_DELIVERIES advisories, kept so that none is missed while no engine runs. */
-      advisories: `${upper}_ADVISORIES`,
     },
     consumers: {
       /** Shared by every engine replica: each flow-start is taken by one of them. */
