@@ -17,6 +17,9 @@ export const engineConfigFields = {
   logPretty: fields.logPretty,
   maxMessageBytes: fields.maxMessageBytes,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
+  metricsPort: fields.metricsPort,
+  metricsHost: fields.metricsHost,
   maxBatch: {
     schema: z.coerce.number().int().min(1).max(5000).default(500),
     env: "FM_ENGINE_MAX_BATCH",

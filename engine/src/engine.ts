@@ -10,6 +10,7 @@ import {
   openBlobStoreLazily,
   provisionMesh,
   Releasers,
+  serveMetrics,
   toError,
   type Logger,
   type PoolPublicKeys,
@@ -18,7 +19,10 @@ import {
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
-import { executionSummary, executionView } from "./api/views.js";
+import { operatorHandlers } from "./api/operator.js";
+import { LanePauses } from "./control/lane-pauses.js";
+import { createEngineMetrics } from "./metrics/engine-metrics.js";
+import { executionSummary, executionView, sendableView } from "./api/views.js";
 import { respond } from "./api/respond.js";
 import { startPausableLoop } from "./consumers/pausable-loop.js";
 import { startPullLoop } from "./consumers/pull-loop.js";
@@ -41,6 +45,7 @@ import { listTenantLanes, setDefaultTenantMaxInFlight } from "./store/tenant-lan
 import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breakers.js";
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
+import { startContextBlobCleanup } from "./context/blob-cleanup.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
@@ -86,6 +91,10 @@ export interface EngineOptions {
   deadlineSweepIntervalMs?: number;
   /** How long a step's checkpoint is kept after its last save (the fm_checkpoints bucket's TTL). Default 7 days. */
   checkpointTtlMs?: number;
+  /** How long after an execution ends its offloaded context's blobs are deleted. Default 1 h. */
+  contextBlobGraceMs?: number;
+  /** How often the engine looks for such blobs. Default 60 s. */
+  contextBlobSweepIntervalMs?: number;
   /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
   waitTimerIntervalMs?: number;
   /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
@@ -108,8 +117,21 @@ export interface EngineOptions {
   routingBusyMargin?: number;
   /** How often the pools' backlogs are read for least-busy routing. Default 2000 ms. */
   regionLoadIntervalMs?: number;
+  /** Serve Prometheus metrics (FM_METRICS_PORT); absent: no listener. */
+  metrics?: EngineMetricsOptions | undefined;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
+}
+
+export interface EngineMetricsOptions {
+  /** 0 = any free port; read `metricsUrl` after start(). */
+  port: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+  /** CPU, heap and event-loop series of the process (the binary turns them on). @default false */
+  processMetrics?: boolean;
+  /** How often the pool consumers are read for queue depth. @default 5000 */
+  queueRefreshMs?: number;
 }
 
 export interface Engine extends Service {
@@ -117,6 +139,8 @@ export interface Engine extends Service {
   readonly db: Db;
   /** The pools' backlogs as routing sees them (multi-region or residency rules only). */
   readonly regionLoad: RegionLoad | undefined;
+  /** `http://host:port/metrics` once started with `metrics`; undefined otherwise. */
+  readonly metricsUrl: string | undefined;
 }
 
 /**
@@ -132,6 +156,7 @@ export function createEngine(options: EngineOptions): Engine {
   const closedSignal = deferred<Error | undefined>();
   let db: Db | undefined;
   let regionLoad: RegionLoad | undefined;
+  let metricsUrl: string | undefined;
   const loops: Array<{ stop(): Promise<void> }> = [];
   const batchers: Array<{ idle(): Promise<void> }> = [];
 
@@ -159,6 +184,9 @@ export function createEngine(options: EngineOptions): Engine {
     log.info({ store: store.kind, schema: migrated.version, applied: migrated.applied }, "store ready");
 
     const registry = createFlowRegistry(store);
+    const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
+    await pauses.start(1000);
+    releasers.add("lane pauses", () => pauses.stop());
     const routing = await startRouting(nc, store, names, log, {
       topology: options.topology,
       residency: options.residency ?? {},
@@ -167,7 +195,7 @@ export function createEngine(options: EngineOptions): Engine {
     });
     regionLoad = routing.load;
     releasers.add("region routing", () => routing.stop());
-    const relay = createRelay({ db: store, nc, log, routing });
+    const relay = createRelay({ db: store, nc, log, pauses, routing });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -175,8 +203,9 @@ export function createEngine(options: EngineOptions): Engine {
     const vault = createVault({ key: options.vaultKey, poolKeys: options.vaultPoolKeys });
     if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
     // Large contexts go to the blob bucket as tasks are written (store/transition.ts); the bucket opens with the first one.
+    const blobs = openBlobStoreLazily(nc, names.buckets.blobs);
     const contextOffload = createContextOffload({
-      blobs: openBlobStoreLazily(nc, names.buckets.blobs),
+      blobs,
       subjects: names.subjects,
       log,
       inlineMaxBytes: options.contextInlineMaxBytes ?? DEFAULT_CONTEXT_INLINE_MAX_BYTES,
@@ -213,6 +242,14 @@ export function createEngine(options: EngineOptions): Engine {
       },
     });
     batchers.push(resumes);
+    const blobCleanup = startContextBlobCleanup({
+      db: store,
+      blobs,
+      log,
+      graceMs: options.contextBlobGraceMs ?? 3_600_000,
+      intervalMs: options.contextBlobSweepIntervalMs ?? 60_000,
+    });
+    releasers.add("context blob cleanup", () => blobCleanup.stop());
     const waitTimer = startWaitTimer({ ...base, intervalMs: options.waitTimerIntervalMs ?? 1000 });
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
@@ -253,7 +290,8 @@ export function createEngine(options: EngineOptions): Engine {
         getExecution: async ({ executionId }) => {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
-          return executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
+          const view = executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
+          return sendableView(view, nc.info?.max_payload ?? 1024 * 1024);
         },
         listExecutions: async (req) => {
           const page = await listExecutions(store, req);
@@ -264,13 +302,14 @@ export function createEngine(options: EngineOptions): Engine {
           relay.afterCommit(committed);
           return committed.value;
         },
-        resume: ({ resumeToken, payload }) =>
-          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, resolve, reject })),
+        resume: ({ resumeToken, payload, tenantId }) =>
+          new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, tenantId, resolve, reject })),
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
+        ...operatorHandlers({ base, db: store, jsm, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);
@@ -279,6 +318,14 @@ export function createEngine(options: EngineOptions): Engine {
       },
     });
     releasers.add("api service", () => api.stop().then(() => undefined));
+    if (options.metrics) {
+      const m = options.metrics;
+      const metrics = createEngineMetrics({ db: store, jsm, names, log, processMetrics: m.processMetrics ?? false, ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}) });
+      releasers.add("metrics", () => metrics.stop());
+      const listener = await serveMetrics(metrics.registry, { port: m.port, host: m.host ?? "127.0.0.1", log });
+      releasers.add("metrics listener", () => listener.close());
+      metricsUrl = listener.url;
+    }
     // The endpoints' subscriptions reach the server before start() resolves: "started" means requests are answered.
     await nc.flush();
     log.info({ prefix: names.prefix, service: names.serviceName }, "engine started");
@@ -299,6 +346,9 @@ export function createEngine(options: EngineOptions): Engine {
     },
     get regionLoad() {
       return regionLoad;
+    },
+    get metricsUrl() {
+      return metricsUrl;
     },
     start,
     async drain() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, regionTopology, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfig, loadConfigOrExit, regionTopology, runService, startTracing } from "@flowmonkey/shared";
 import { engineConfigFields } from "./config.js";
 import { createEngine } from "./engine.js";
 
@@ -9,8 +9,9 @@ await runService(
   async () => {
     const nc = await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: "flowmonkey-engine", log });
     const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
+    const metrics = config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true };
     const topology = config.regionDomains ? regionTopology({ hubDomain: config.hubDomain, regionDomains: config.regionDomains }) : undefined;
-    return createEngine({ ...config, circuit, topology, nc, log, ownsConnection: true });
+    return createEngine({ ...config, circuit, metrics, topology, nc, log, ownsConnection: true });
   },
-  { log, graceMs: config.shutdownGraceMs },
+  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
 );

@@ -1,4 +1,5 @@
-import { fields, type ConfigOf } from "@flowmonkey/shared";
+import { fields, jsonText, type ConfigOf } from "@flowmonkey/shared";
+import { ApiTokens } from "./http/auth/tokens.js";
 
 /** The gateway binary's options: env first, flags override (see shared loadConfig). */
 export const gatewayConfig = {
@@ -13,6 +14,12 @@ export const gatewayConfig = {
   logLevel: fields.logLevel,
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
+  apiTokens: {
+    schema: jsonText(ApiTokens).optional(),
+    env: "FM_API_TOKENS",
+    doc: 'API tokens as JSON {"<sha256 hex of token>": {"tenantId"?: "...", "scopes": ["read"|"write"|"admin"], "name"?: "..."}}; set: every /v1 route needs Authorization: Bearer <token>',
+  },
 };
 
 export type GatewayConfig = ConfigOf<typeof gatewayConfig>;

@@ -11,6 +11,7 @@ import {
 import type { NatsConnection } from "@nats-io/nats-core";
 import { createApp } from "./http/app.js";
 import { listen, type HttpServer } from "./http/server.js";
+import type { ApiTokens } from "./http/auth/tokens.js";
 
 export interface GatewayOptions {
   nc: NatsConnection;
@@ -26,6 +27,13 @@ export interface GatewayOptions {
   apiTimeoutMs?: number;
   /** How long /healthz waits for the engine. @default 2000 */
   healthTimeoutMs?: number;
+  /**
+   * API tokens by the sha256 of each (FM_API_TOKENS). Given: every /v1 route needs a bearer token,
+   * and a tenant's token is confined to its tenant. Absent: no authentication (development).
+   */
+  apiTokens?: ApiTokens | undefined;
+  /** CPU, heap and event-loop series on /metrics (the binary turns them on). @default false */
+  processMetrics?: boolean;
   /** Close `nc` when the gateway closes (the binary hands its connection over). @default false */
   ownsConnection?: boolean;
 }
@@ -48,7 +56,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     healthApi: createApiClient(nc, { prefix: subjects.prefix, timeoutMs: options.healthTimeoutMs ?? 2_000 }),
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   };
-  const { app, events } = createApp(deps, subjects);
+  const { app, events } = createApp(deps, subjects, { processMetrics: options.processMetrics ?? false, apiTokens: options.apiTokens });
   const releasers = new Releasers();
   const done = deferred<Error | undefined>();
   let http: HttpServer | undefined;

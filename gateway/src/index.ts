@@ -1,3 +1,4 @@
 export { createGateway, type Gateway, type GatewayOptions } from "./gateway.js";
 export { gatewayConfig, type GatewayConfig } from "./config.js";
+export { hashToken, ApiTokens, type Principal } from "./http/auth/tokens.js";
 export { toProblem, problemResponse, PROBLEM_CONTENT_TYPE, type Problem } from "./http/problem.js";

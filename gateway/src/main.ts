@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { gatewayConfig } from "./config.js";
 import { createGateway } from "./gateway.js";
 
@@ -17,7 +17,9 @@ await runService(
       host: cfg.httpHost,
       maxMessageBytes: cfg.maxMessageBytes,
       ownsConnection: true,
+      processMetrics: true,
+      apiTokens: cfg.apiTokens,
     });
   },
-  { log, graceMs: cfg.shutdownGraceMs },
+  { log, graceMs: cfg.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-gateway", otlpEndpoint: cfg.otlpEndpoint }) },
 );

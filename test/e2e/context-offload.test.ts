@@ -9,7 +9,8 @@
 import { createHash } from "node:crypto";
 import type { Subscription } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
-import { BLOB_NAMES, decode, encode, openBlobStoreLazily, Task, type BlobStore } from "@flowmonkey/shared";
+import { BLOB_NAMES, createLogger, decode, encode, openBlobStoreLazily, Task, type BlobStore } from "@flowmonkey/shared";
+import { startContextBlobCleanup } from "../../engine/src/context/blob-cleanup.js";
 import { defineHandler, RetryableFailure } from "@flowmonkey/worker";
 import { z } from "zod";
 import { useMesh, type TestMesh } from "../support/mesh.js";
@@ -193,6 +194,10 @@ describe("context offload", () => {
       expect(row.status).toBe("completed");
       expect(row.bytes).toBeGreaterThan(10 * MiB);
       expect(row.steps.sum?.output).toEqual({ keys: PARTS, bytes: PARTS * PART });
+      // executions.get still answers: the context is left out of the reply, with its size.
+      const view = await mesh.api.get(executionId);
+      expect(view).toMatchObject({ status: "completed", context: {} });
+      expect(view.contextOmitted?.bytes).toBeGreaterThan(10 * MiB);
 
       const mine = tasks.filter((t) => t.task.executionId === executionId);
       expect(mine).toHaveLength(PARTS + 1);
@@ -209,5 +214,30 @@ describe("context offload", () => {
     } finally {
       sub.unsubscribe();
     }
+  });
+});
+
+describe("context blob cleanup", () => {
+  it("deletes an ended execution's context blobs once the grace has passed", async () => {
+    await mesh.startWorker({ handlers: [peek] });
+    await mesh.putFlow({ id: "peek-clean", steps: [{ id: "p", handler: "peek", input: { path: "big.n" } }] });
+    const big = { data: "b".repeat(300 * KiB), n: 7 };
+    const { executionId } = await mesh.api.start("peek-clean", { input: {}, context: { big } });
+    await waitForEnd(mesh, executionId);
+    const { rows } = await mesh.engine.db.query<{ name: string }>("SELECT name FROM context_blobs WHERE execution_id = $1", [executionId]);
+    expect(rows.map((r) => r.name)).toContain(blobNameOf(executionId, big));
+    const blobs = openBlobStoreLazily(mesh.nc, mesh.names.buckets.blobs);
+    for (const { name } of rows) expect(await blobs.has(name)).toBe(true);
+
+    // The engine sweeps every minute for executions ended over an hour ago; here one sweep with no grace, by hand.
+    const cleanup = startContextBlobCleanup({ db: mesh.engine.db, blobs, log: createLogger({ name: "t", level: "silent" }), graceMs: 0, intervalMs: 60_000 });
+    try {
+      expect(await cleanup.sweepOnce()).toBeGreaterThanOrEqual(rows.length);
+    } finally {
+      await cleanup.stop();
+    }
+    for (const { name } of rows) expect(await blobs.has(name)).toBe(false);
+    const { rows: left } = await mesh.engine.db.query("SELECT 1 FROM context_blobs WHERE execution_id = $1", [executionId]);
+    expect(left).toHaveLength(0);
   });
 });

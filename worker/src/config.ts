@@ -106,6 +106,9 @@ export const workerFields = {
   logLevel: fields.logLevel,
   logPretty: fields.logPretty,
   shutdownGraceMs: fields.shutdownGraceMs,
+  otlpEndpoint: fields.otlpEndpoint,
+  metricsPort: fields.metricsPort,
+  metricsHost: fields.metricsHost,
   ...workerFieldsOnly,
 };
 

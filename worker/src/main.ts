@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfigOrExit, runService } from "@flowmonkey/shared";
+import { connectNats, createLogger, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { loadWorkerConfig } from "./config.js";
 import { createWorker } from "./worker.js";
 
@@ -10,9 +10,10 @@ await runService(
     createWorker({
       ...config,
       resources: { memoryMb: config.memoryMb, cpus: config.cpus },
+      metrics: config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true },
       nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,
     }),
-  { log, graceMs: config.shutdownGraceMs },
+  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-worker", otlpEndpoint: config.otlpEndpoint }) },
 );

@@ -58,6 +58,8 @@ export interface WorkerOptions {
   hubDomain?: string | undefined;
   /** What this worker's machine offers (`gpu`, `avx512`…): steps that `require` them run only on such workers. @default [] */
   capabilities?: string[];
+  /** Serve Prometheus metrics (FM_METRICS_PORT): 0 = any free port, read `metricsUrl` after start(). @default no listener */
+  metrics?: { port: number; host?: string; processMetrics?: boolean } | undefined;
 }
 
 export interface ResolvedWorkerOptions {
@@ -80,6 +82,7 @@ export interface ResolvedWorkerOptions {
   blobs: BlobStore | undefined;
   hubDomain: string | undefined;
   capabilities: readonly string[];
+  metrics: { port: number; host: string; processMetrics: boolean } | undefined;
 }
 
 export class WorkerOptionsError extends Error {
@@ -145,6 +148,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     blobs: options.blobs,
     hubDomain: options.hubDomain,
     capabilities: resolveCapabilities(options.capabilities),
+    metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
   };
 }
 

@@ -7,6 +7,7 @@ import {
   openBlobStoreLazily,
   PRIORITIES,
   Releasers,
+  serveMetrics,
   type Service,
   toError,
 } from "@flowmonkey/shared";
@@ -15,6 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import { hostname } from "node:os";
 import type { CheckpointSink } from "./plumbing/checkpoints.js";
 import type { ProgressSink } from "./plumbing/progress.js";
+import { createWorkerMetrics, type WorkerMetrics } from "./metrics/worker-metrics.js";
 import { startPresence } from "./presence/registry-entry.js";
 import { openTaskPool } from "./runner/open-pool.js";
 import { Puller } from "./runner/puller.js";
@@ -35,6 +37,8 @@ export interface WorkerStats {
 
 export interface Worker extends Service {
   readonly workerId: string;
+  /** `http://host:port/metrics` once started with `metrics`; undefined otherwise. */
+  readonly metricsUrl: string | undefined;
   stats(): WorkerStats;
 }
 
@@ -69,7 +73,11 @@ export function createWorker(options: WorkerOptions): Worker {
   // Opened on first use: only large checkpoints and offloaded contexts need it.
   const blobs = o.blobs ?? openBlobStoreLazily(bucketJs, names.buckets.blobs);
   const checkpointSink: CheckpointSink = { kv: undefined, blobs };
+  // Created up front (cheap, no I/O) so the pipeline reports into it; served only when asked for.
+  const metrics: WorkerMetrics | undefined = o.metrics ? createWorkerMetrics({ region, concurrency: o.concurrency, running: (): number => puller.slots.running, processMetrics: o.metrics.processMetrics }) : undefined;
+  let metricsUrl: string | undefined;
   const pipeline = new TaskPipeline({
+    observer: metrics,
     runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys },
     handlers: o.handlers,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
@@ -113,6 +121,11 @@ export function createWorker(options: WorkerOptions): Worker {
           const sub = nc.subscribe(names.subjects.task(region, pool.handler, "high"), { callback: () => pool.signal() });
           releasers.add(`high lane signal ${pool.handler}`, () => sub.unsubscribe());
         }
+      }
+      if (metrics && o.metrics) {
+        const listener = await serveMetrics(metrics.registry, { port: o.metrics.port, host: o.metrics.host, log });
+        releasers.add("metrics listener", () => listener.close());
+        metricsUrl = listener.url;
       }
       puller.start();
       void nc.closed().then((err) => {
@@ -210,6 +223,9 @@ export function createWorker(options: WorkerOptions): Worker {
 
   return {
     workerId,
+    get metricsUrl() {
+      return metricsUrl;
+    },
     start,
     drain,
     close,

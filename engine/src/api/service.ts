@@ -10,6 +10,12 @@ import {
   FlowListRequest,
   FmError,
   LanesRequest,
+  HealthRequest,
+  QueuesRequest,
+  QueuePauseRequest,
+  QueueResumeRequest,
+  DlqPurgeRequest,
+  RetryStepRequest,
   ResumeRequest,
   SecretListRequest,
   SecretPutRequest,
@@ -37,6 +43,12 @@ export interface ApiHandlers {
   usage(req: z.output<typeof UsageRequest>): Promise<unknown>;
   putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
   listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
+  health(req: z.output<typeof HealthRequest>): Promise<unknown>;
+  queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
+  pauseQueue(req: z.output<typeof QueuePauseRequest>): Promise<unknown>;
+  resumeQueue(req: z.output<typeof QueueResumeRequest>): Promise<unknown>;
+  purgeDeadTasks(req: z.output<typeof DlqPurgeRequest>): Promise<unknown>;
+  retryStep(req: z.output<typeof RetryStepRequest>): Promise<unknown>;
 }
 
 /**
@@ -94,6 +106,12 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.usage, UsageRequest, (req) => handlers.usage(req));
   endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
   endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
+  endpoint(API_ENDPOINTS.health, HealthRequest, (req) => handlers.health(req));
+  endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
+  endpoint(API_ENDPOINTS.queuesPause, QueuePauseRequest, (req) => handlers.pauseQueue(req));
+  endpoint(API_ENDPOINTS.queuesResume, QueueResumeRequest, (req) => handlers.resumeQueue(req));
+  endpoint(API_ENDPOINTS.dlqPurge, DlqPurgeRequest, (req) => handlers.purgeDeadTasks(req));
+  endpoint(API_ENDPOINTS.executionsRetryStep, RetryStepRequest, (req) => handlers.retryStep(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -1,4 +1,4 @@
-import type { AttemptView, ExecutionSummary, ExecutionView, StepView } from "@flowmonkey/shared";
+import { FmError, type AttemptView, type ExecutionSummary, type ExecutionView, type StepView } from "@flowmonkey/shared";
 import type { CompiledFlow } from "../flows/registry.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
@@ -36,4 +36,19 @@ export function executionSummary(exec: ExecutionState): ExecutionSummary {
     updatedAt: exec.updatedAt,
     ...(exec.completedAt ? { completedAt: exec.completedAt } : {}),
   };
+}
+
+/**
+ * The view as it can be sent in one NATS message: a context too large for the reply (an
+ * offloaded one can be many MiB) is left out and its size given instead; a view still too
+ * large (huge outputs) is refused with PAYLOAD_TOO_LARGE rather than failing to send.
+ */
+export function sendableView(view: ExecutionView, maxBytes: number): ExecutionView {
+  const size = (v: unknown) => Buffer.byteLength(JSON.stringify(v));
+  // Headroom for the reply's headers and framing.
+  const budget = maxBytes - 4096;
+  if (size(view) <= budget) return view;
+  const trimmed: ExecutionView = { ...view, context: {}, contextOmitted: { bytes: size(view.context) } };
+  if (size(trimmed) <= budget) return trimmed;
+  throw new FmError("PAYLOAD_TOO_LARGE", `execution ${view.id} does not fit in one reply of ${maxBytes} bytes even without its context (large input or step outputs)`);
 }

@@ -19,6 +19,8 @@ const INLINE_KEY_MAX_BYTES = 1024;
 const INLINE_KEYS_TOTAL_MAX_BYTES = 64 * 1024;
 /** Blob names remembered as stored; an LRU, so a long-running engine's memory stays bounded. */
 const DEFAULT_REMEMBERED_BLOBS = 10_000;
+/** How long a name is trusted as stored without asking the store (well under the cleanup sweep's grace). */
+const REMEMBER_FOR_MS = 10 * 60_000;
 /** Blobs stored at once for one context (a context with many large keys). */
 const UPLOAD_CONCURRENCY = 8;
 
@@ -53,7 +55,7 @@ export interface ContextOffload {
 
 export function createContextOffload(options: ContextOffloadOptions): ContextOffload {
   const { blobs, subjects, log, inlineMaxBytes } = options;
-  const stored = new RememberedNames(options.rememberedBlobs ?? DEFAULT_REMEMBERED_BLOBS);
+  const stored = new RememberedNames(options.rememberedBlobs ?? DEFAULT_REMEMBERED_BLOBS, REMEMBER_FOR_MS);
   const stats: ContextOffloadStats = { offloadedTasks: 0, storedBlobs: 0, reusedBlobs: 0 };
 
   /** Stores one blob unless it is known (or found) to be stored. Content-addressed: what is there is what we would write. */
@@ -68,7 +70,7 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
     stored.add(blob.name);
   }
 
-  async function offloadContext(executionId: string, context: JsonObject): Promise<BlobRef | undefined> {
+  async function offloadContext(executionId: string, context: JsonObject, out: Changes): Promise<BlobRef | undefined> {
     const encoded = encodeContextKeys(context);
     if (encoded.bytes <= inlineMaxBytes) return undefined;
     const split = splitContext(encoded, { executionId, inlineKeyMaxBytes: INLINE_KEY_MAX_BYTES, inlineTotalMaxBytes: INLINE_KEYS_TOTAL_MAX_BYTES });
@@ -79,6 +81,8 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
         await Promise.all(split.keyBlobs.slice(i, i + UPLOAD_CONCURRENCY).map(ensureStored));
       }
       await ensureStored(manifestBlob);
+      // Recorded with the transaction that references them: the cleanup sweep deletes them when the execution has ended.
+      for (const blob of [...split.keyBlobs, manifestBlob]) out.contextBlobs.push({ executionId, name: blob.name });
       log.debug({ executionId, contextBytes: encoded.bytes, blobs: split.keyBlobs.length, manifest: manifestBlob.name }, "context offloaded");
     }
     return { bucket: blobs.bucket, name: manifestBlob.name, size: manifestBlob.json.byteLength, encoding: "gzip", digest: `sha256:${manifestBlob.name.split("/").at(-1)}` };
@@ -98,7 +102,7 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
           if (!subjects.parseTask(message.subject) || !isTask(message.body) || message.body.contextRef) continue;
           const task = message.body;
           let ref = refs.get(task.context);
-          if (!ref) refs.set(task.context, (ref = offloadContext(executionId, task.context)));
+          if (!ref) refs.set(task.context, (ref = offloadContext(executionId, task.context, out)));
           const contextRef = await ref.catch((err: unknown) => {
             // The transaction fails (and its batch is retried): a task must not go out without its context.
             log.warn({ err: toError(err), executionId }, "storing a large context in the blob store failed");
@@ -119,21 +123,31 @@ function isTask(body: unknown): body is Task {
   return typeof body === "object" && body !== null && "taskId" in body && "context" in body && typeof body.context === "object" && body.context !== null;
 }
 
-/** A bounded set of names, least recently used out first. */
+/**
+ * A bounded set of names, least recently used out first, each trusted for `maxAgeMs`: after
+ * that the store is asked again, so a blob deleted meanwhile (the cleanup sweep of an ended
+ * execution that is then replayed) is stored again rather than referenced while gone.
+ */
 class RememberedNames {
-  readonly #names = new Set<string>();
-  constructor(readonly max: number) {}
+  readonly #names = new Map<string, number>();
+  constructor(
+    readonly max: number,
+    readonly maxAgeMs: number,
+  ) {}
 
   has(name: string): boolean {
-    if (!this.#names.has(name)) return false;
-    // Refresh: a Set iterates in insertion order, so the oldest is first.
+    const at = this.#names.get(name);
+    if (at === undefined) return false;
+    // Refresh the order, not the age: a Map iterates in insertion order, so the oldest is first.
     this.#names.delete(name);
-    this.#names.add(name);
+    if (Date.now() - at > this.maxAgeMs) return false;
+    this.#names.set(name, at);
     return true;
   }
 
   add(name: string): void {
-    this.#names.add(name);
-    if (this.#names.size > this.max) this.#names.delete(this.#names.values().next().value!);
+    this.#names.delete(name);
+    this.#names.set(name, Date.now());
+    if (this.#names.size > this.max) this.#names.delete(this.#names.keys().next().value!);
   }
 }

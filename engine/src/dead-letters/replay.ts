@@ -1,7 +1,6 @@
 import type { DlqReplayReply } from "@flowmonkey/shared";
-import { advance, dispatch, emit, failureOf, failStep, scopeOf } from "../execution/advance.js";
+import { rerunFailedStep } from "../control/retry-step.js";
 import { Changes } from "../execution/changes.js";
-import { resolveTemplates } from "../flows/expressions.js";
 import type { ApplyEnv } from "../results/apply-result.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { lockDeadTasks, markReplayed, type StoredDeadTask } from "../store/dead-tasks.js";
@@ -53,27 +52,6 @@ async function replayOne(env: ApplyEnv, exec: ExecutionState | undefined, entry:
       message: `step ${entry.stepId} has moved on (now ${step?.status ?? "unknown"}, attempt ${step?.attempts ?? 0}); only its latest failed attempt can be replayed`,
     };
   }
-  const flow = await env.registry.get(exec.flowId, exec.flowVersion);
-  const now = new Date();
-  const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
-  if (exec.status === "failed") {
-    exec.status = "running";
-    exec.error = undefined;
-    exec.completedAt = undefined;
-    // Steps the failure cancelled get their turn again; their old attempts' late results stay ignored.
-    for (const [id, s] of Object.entries(exec.steps)) {
-      if (s.status === "cancelled") exec.steps[id] = { status: "pending", attempts: s.attempts };
-    }
-  }
-  exec.steps[entry.stepId] = { ...step, status: "pending", error: undefined, completedAt: undefined };
-  emit(exec, out, envNow, "resumed", { stepId: entry.stepId });
-  out.updated.set(exec.id, exec);
-  try {
-    const def = flow.graph.steps.get(entry.stepId)!;
-    dispatch(exec, flow, entry.stepId, await resolveTemplates(def.input, scopeOf(exec)), out, envNow);
-  } catch (err) {
-    failStep(exec, entry.stepId, failureOf(err), out, envNow);
-  }
-  await advance(exec, flow, out, envNow);
+  await rerunFailedStep(env, exec, entry.stepId, out);
   return undefined;
 }

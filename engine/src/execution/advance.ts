@@ -1,5 +1,8 @@
 import {
+  SpanKind,
+  startSpanFrom,
   toFmError,
+  traceparentOf,
   type ExecutionEvent,
   type ExecutionEventType,
   type Failure,
@@ -114,6 +117,7 @@ export function dispatch(
   if (env.rates?.active) delayMs = env.rates.reserve(def.region ?? exec.region, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
   const dueAt = new Date(env.now.getTime() + delayMs);
   const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
+  traceDispatch(exec, task);
   const { taskId, metadata: { region, priority } } = task;
   exec.steps[stepId] = {
     ...step,
@@ -142,6 +146,22 @@ export function dispatch(
   } else if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
   else effects.messages.push(...messages);
   emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
+}
+
+/** A dispatch span in the execution's trace; the task carries it, so the worker's run is its child. */
+function traceDispatch(exec: ExecutionState, task: Task): void {
+  if (!exec.traceparent) return;
+  const { stepId, attempt, handler, metadata } = task;
+  const span = startSpanFrom("flowmonkey.dispatch", exec.traceparent, {
+    "flowmonkey.execution_id": exec.id,
+    "flowmonkey.step_id": stepId,
+    "flowmonkey.attempt": attempt,
+    "flowmonkey.handler": handler.type,
+    "flowmonkey.region": metadata.region,
+  }, SpanKind.PRODUCER);
+  const traceparent = traceparentOf(span);
+  if (traceparent) task.metadata.traceparent = traceparent;
+  span.end();
 }
 
 /** A step's lane, `<region>/<handler>`: what circuits, rate limits and tenant caps are kept per. */

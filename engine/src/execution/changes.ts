@@ -56,6 +56,8 @@ export class Changes {
   readonly taskOutcomes: TaskOutcomeRow[] = [];
   readonly rejections: Rejection[] = [];
   readonly deadTasks: DeadTaskRow[] = [];
+  /** Blobs of offloaded contexts first referenced in this transaction (deleted when their execution ends). */
+  readonly contextBlobs: Array<{ executionId: string; name: string }> = [];
   /** Tenant lanes to look at even though nothing of theirs changed here (the lane sweep). */
   readonly touchedLanes: Array<{ tenantId: string; lane: string }> = [];
 

@@ -17,6 +17,7 @@ export function parkStep(exec: ExecutionState, stepId: string, wait: WaitRequest
     token: wait.resumeToken,
     executionId: exec.id,
     stepId,
+    attempt: step.attempts,
     ...(exec.tenantId ? { tenantId: exec.tenantId } : {}),
     ...(wait.resumeOn ? { eventName: wait.resumeOn.event, ...(wait.resumeOn.filter ? { eventFilter: wait.resumeOn.filter } : {}) } : {}),
     ...(wait.waitUntil ? { waitUntil: wait.waitUntil } : {}),

@@ -37,7 +37,8 @@ export function createIntakeProcessor(env: IntakeEnv) {
         const flowId = item.kind === "api" ? item.flowId : env.names.subjects.parseFlowStart(subject)?.flowId;
         if (!flowId) throw new FmError("INVALID_INPUT", `subject ${subject} does not name a flow`);
         const start = decode(item.msg.data, FlowStart, { maxBytes: env.maxMessageBytes, what: `flow start on ${subject}` });
-        requests.push({ flowId, start, startKey: startKeyOf(item, start.executionId), subject });
+        const traceparent = item.msg.headers?.get(HEADERS.traceparent);
+        requests.push({ flowId, start, startKey: startKeyOf(item, start.executionId), subject, ...(traceparent ? { traceparent } : {}) });
         accepted.push(item);
       } catch (err) {
         const error = toFmError(err, "INVALID_INPUT");

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { FmError, type FlowStart, type Subjects } from "@flowmonkey/shared";
+import { endSpan, FmError, startSpanFrom, traceparentOf, type FlowStart, type Span, type Subjects } from "@flowmonkey/shared";
 import { advance, emit } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import type { CompiledFlow, FlowRegistry } from "../flows/registry.js";
@@ -20,6 +20,8 @@ export interface StartRequest {
   startKey: string;
   /** Recorded with a rejection. */
   subject: string;
+  /** The starter's span (W3C traceparent header), parent of the execution's. */
+  traceparent?: string;
 }
 
 export type StartOutcome = { executionId: string; created: boolean } | { error: FmError };
@@ -50,6 +52,7 @@ export async function startExecutions(
   out.rejections.push(...extraRejections);
   const byKey = new Map<string, ExecutionState>();
   const outcomes: Array<StartOutcome | { pendingKey: string }> = [];
+  const spans: Span[] = [];
 
   for (const request of requests) {
     const flow = flows.get(request.flowId);
@@ -61,6 +64,10 @@ export async function startExecutions(
     }
     if (!byKey.has(request.startKey)) {
       const exec = newExecution(request, flow, env.defaultRegion, now);
+      const span = startSpanFrom("flowmonkey.execution.start", request.traceparent, { "flowmonkey.flow_id": flow.flowId, "flowmonkey.execution_id": exec.id });
+      spans.push(span);
+      const traceparent = traceparentOf(span);
+      if (traceparent) exec.traceparent = traceparent;
       byKey.set(request.startKey, exec);
       out.created.push({ state: exec, startKey: request.startKey });
       emit(exec, out, { subjects: env.subjects, now }, "started");
@@ -69,7 +76,11 @@ export async function startExecutions(
     outcomes.push({ pendingKey: request.startKey });
   }
 
-  const committed = await transition(env.db, [], async () => undefined, out, env.vault);
+  const committed = await transition(env.db, [], async () => undefined, out, env.vault).catch((err: unknown) => {
+    for (const span of spans) endSpan(span, err);
+    throw err;
+  });
+  for (const span of spans) endSpan(span);
   const duplicates = [...byKey].filter(([, exec]) => !committed.created.has(exec.id)).map(([key]) => key);
   const existing = duplicates.length ? await idsByStartKey(env.db, duplicates) : new Map<string, string>();
   const resolved = outcomes.map((o): StartOutcome => {

@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared";
+import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import { claimDueOutbox, deleteOutbox, releaseOutboxClaim, type OutboxMessage } from "../store/outbox.js";
 import type { RoutedMessage } from "../regions/publish-routed.js";
@@ -17,6 +18,8 @@ export interface RelayOptions {
    * through it — residency, least-busy, failover — instead of straight to their subject.
    */
   routing?: { routes(route: RoutedMessage["route"] | undefined): boolean; publish(m: RoutedMessage): Promise<void> } | undefined;
+  /** Lanes an operator paused: their tasks are parked instead of published. */
+  pauses?: LanePauses | undefined;
 }
 
 export type Relay = ReturnType<typeof createRelay>;
@@ -46,7 +49,9 @@ export function createRelay(options: RelayOptions) {
   let wakeTimer: NodeJS.Timeout | undefined;
   let wakeSweep: (() => void) | undefined;
 
-  async function publishAll(messages: OutboxMessage[]): Promise<void> {
+  async function publishAll(all: OutboxMessage[]): Promise<void> {
+    // Tasks of lanes an operator paused are parked, not published (control/lane-pauses.ts).
+    const messages = options.pauses?.active ? await options.pauses.withoutHeld(all) : all;
     const acks: Array<Promise<unknown>> = [];
     for (const m of messages) {
       if (m.route && options.routing?.routes(m.route)) {

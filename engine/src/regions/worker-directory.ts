@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { decode, toError, WorkerRegistryEntry, type Logger } from "@flowmonkey/shared";
+import { decode, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
 
 /** The workers bucket's TTL: an entry not refreshed for this long belongs to a dead worker. */
 export const WORKER_ENTRY_TTL_MS = 30_000;
@@ -18,7 +18,7 @@ export interface WorkerDirectory {
  * was last written, against the same TTL.
  */
 export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => number = Date.now): Promise<WorkerDirectory> {
-  const entries = new Map<string, { entry: WorkerRegistryEntry; writtenAt: number }>();
+  const entries = new Map<string, { entry: WorkerEntry; writtenAt: number }>();
   const watch = await kv.watch({ key: ">" });
   const done = (async () => {
     for await (const e of watch) {
@@ -27,7 +27,7 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
         continue;
       }
       try {
-        entries.set(e.key, { entry: decode(e.value, WorkerRegistryEntry), writtenAt: e.created.getTime() });
+        entries.set(e.key, { entry: decode(e.value, WorkerEntry), writtenAt: e.created.getTime() });
       } catch (err) {
         log.warn({ err: toError(err), key: e.key }, "ignoring a malformed worker registry entry");
       }

@@ -1,5 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { decode, excerpt, TaskResult, toFmError, type Logger } from "@flowmonkey/shared";
+import { decode, endSpan, excerpt, HEADERS, startSpanFrom, TaskResult, toFmError, type Logger } from "@flowmonkey/shared";
 import { processIsolated } from "../consumers/isolate.js";
 import { retryLater } from "../consumers/redelivery.js";
 import type { Relay } from "../outbox/relay.js";
@@ -33,7 +33,25 @@ export function createResultProcessor(env: ResultEnv) {
         env.log.warn({ subject: msg.subject, code: error.code, reason: error.message }, "task result rejected");
       }
     }
-    const { outcomes, committed } = await applyResults(env, results, rejections);
+    // A span per result that came with its run's traceparent: the apply joins the execution's trace.
+    const spans = accepted.map((msg, i) => {
+      const r = results[i]!;
+      const traceparent = msg.headers?.get(HEADERS.traceparent);
+      return traceparent
+        ? startSpanFrom("flowmonkey.result.apply", traceparent, { "flowmonkey.execution_id": r.executionId, "flowmonkey.step_id": r.stepId, "flowmonkey.attempt": r.attempt, "flowmonkey.outcome": r.outcome })
+        : undefined;
+    });
+    const applied = await applyResults(env, results, rejections).catch((err: unknown) => {
+      for (const span of spans) if (span) endSpan(span, err);
+      throw err;
+    });
+    const { outcomes, committed } = applied;
+    outcomes.forEach((outcome, i) => {
+      const span = spans[i];
+      if (!span) return;
+      span.setAttribute("flowmonkey.applied", outcome);
+      endSpan(span);
+    });
     env.relay.afterCommit(committed);
     for (const msg of accepted) msg.ack();
     // Recorded as rejections in the commit above; acked so that they leave the work queue.

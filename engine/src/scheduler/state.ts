@@ -37,6 +37,8 @@ export interface ExecutionState {
   region: string;
   priority: Priority;
   labels?: Record<string, string>;
+  /** The span that started it (W3C traceparent): dispatches are its children. */
+  traceparent?: string;
   steps: Record<string, StepState>;
   createdAt: string;
   updatedAt: string;

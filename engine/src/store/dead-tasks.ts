@@ -92,3 +92,16 @@ export async function lockDeadTasks(q: Queryable, ids: string[]): Promise<Map<st
 export async function markReplayed(q: Queryable, ids: string[]): Promise<void> {
   if (ids.length > 0) await q.query("UPDATE dead_tasks SET replayed_at = now() WHERE id = ANY($1::text[])", [ids]);
 }
+
+/** Deletes dead letters (of one pool, or all); replayed ones only when asked. Returns how many. */
+export async function purgeDeadTasks(q: Queryable, filter: { region?: string | undefined; handler?: string | undefined; includeReplayed: boolean }): Promise<number> {
+  const { rows } = await q.query<{ n: number }>(
+    `WITH gone AS (
+       DELETE FROM dead_tasks
+        WHERE ($1::text IS NULL OR region = $1) AND ($2::text IS NULL OR handler = $2) AND ($3::boolean OR replayed_at IS NULL)
+        RETURNING 1)
+     SELECT count(*)::int AS n FROM gone`,
+    [filter.region ?? null, filter.handler ?? null, filter.includeReplayed],
+  );
+  return rows[0]?.n ?? 0;
+}

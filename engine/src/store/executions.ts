@@ -16,13 +16,14 @@ interface ExecutionRow {
   region: string;
   priority: Priority;
   labels: Record<string, string> | null;
+  traceparent: string | null;
   created_at: Date | string;
   updated_at: Date | string;
   completed_at: Date | string | null;
 }
 
 const COLUMNS = `id, flow_id, flow_version, status, input, context, output, error, steps, tenant_id, region,
-  priority, labels, created_at, updated_at, completed_at`;
+  priority, labels, traceparent, created_at, updated_at, completed_at`;
 
 const iso = (d: Date | string) => (d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
@@ -41,6 +42,7 @@ function fromRow(r: ExecutionRow): ExecutionState {
     region: r.region,
     priority: r.priority,
     ...(r.labels ? { labels: r.labels } : {}),
+    ...(r.traceparent ? { traceparent: r.traceparent } : {}),
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
     ...(r.completed_at ? { completedAt: iso(r.completed_at) } : {}),
@@ -73,17 +75,18 @@ export async function insertExecutions(q: Queryable, executions: NewExecution[])
     region: s.region,
     priority: s.priority,
     labels: s.labels ?? null,
+    traceparent: s.traceparent ?? null,
     created_at: s.createdAt,
     completed_at: s.completedAt ?? null,
   }));
   const { rows: created } = await q.query<{ id: string }>(
     `INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
-                             tenant_id, region, priority, labels, created_at, updated_at, completed_at)
+                             tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at)
      SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
-            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.created_at, x.created_at, x.completed_at
+            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at
        FROM jsonb_to_recordset($1::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
             input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
-            priority text, labels jsonb, created_at timestamptz, completed_at timestamptz)
+            priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz)
      ON CONFLICT DO NOTHING
      RETURNING id`,
     [JSON.stringify(rows)],

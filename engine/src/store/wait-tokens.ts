@@ -5,6 +5,7 @@ export interface WaitTokenRow {
   token: string;
   executionId: string;
   stepId: string;
+  attempt: number;
   tenantId?: string;
   eventName?: string;
   eventFilter?: string;
@@ -16,12 +17,14 @@ export interface DueWait {
   token: string;
   executionId: string;
   stepId: string;
+  /** The attempt that parked. */
+  attempt: number;
 }
 
 export const insertWaitTokensSql = (param: string) => `
-  INSERT INTO wait_tokens (token, execution_id, step_id, tenant_id, event_name, event_filter, wait_until)
-  SELECT x.token, x."executionId", x."stepId", x."tenantId", x."eventName", x."eventFilter", x."waitUntil"
-    FROM jsonb_to_recordset(${param}::jsonb) AS x(token text, "executionId" text, "stepId" text, "tenantId" text,
+  INSERT INTO wait_tokens (token, execution_id, step_id, attempt, tenant_id, event_name, event_filter, wait_until)
+  SELECT x.token, x."executionId", x."stepId", x.attempt, x."tenantId", x."eventName", x."eventFilter", x."waitUntil"
+    FROM jsonb_to_recordset(${param}::jsonb) AS x(token text, "executionId" text, "stepId" text, attempt int, "tenantId" text,
          "eventName" text, "eventFilter" text, "waitUntil" timestamptz)
   ON CONFLICT (token) DO NOTHING`;
 
@@ -30,7 +33,7 @@ export const deleteWaitTokensSql = (param: string) => `
 
 export async function findWaitsByTokens(q: Queryable, tokens: string[]): Promise<Map<string, DueWait>> {
   const { rows } = await q.query<DueWait>(
-    `SELECT token, execution_id AS "executionId", step_id AS "stepId" FROM wait_tokens WHERE token = ANY($1::text[])`,
+    `SELECT token, execution_id AS "executionId", step_id AS "stepId", attempt FROM wait_tokens WHERE token = ANY($1::text[])`,
     [[...new Set(tokens)]],
   );
   return new Map(rows.map((r) => [r.token, r]));
@@ -46,7 +49,7 @@ export async function tokensInUse(q: Queryable, tokens: string[]): Promise<Set<s
 /** Waits whose `waitUntil` has passed, oldest first. */
 export async function findExpiredWaits(q: Queryable, limit: number): Promise<DueWait[]> {
   const { rows } = await q.query<DueWait>(
-    `SELECT token, execution_id AS "executionId", step_id AS "stepId"
+    `SELECT token, execution_id AS "executionId", step_id AS "stepId", attempt
        FROM wait_tokens WHERE wait_until <= now() ORDER BY wait_until LIMIT $1`,
     [limit],
   );
@@ -57,7 +60,7 @@ export async function findExpiredWaits(q: Queryable, limit: number): Promise<Due
 export async function findWaitsForEvents(q: Queryable, names: string[]): Promise<Array<DueWait & { eventName: string; eventFilter: string | null }>> {
   if (names.length === 0) return [];
   const { rows } = await q.query<DueWait & { eventName: string; eventFilter: string | null }>(
-    `SELECT token, execution_id AS "executionId", step_id AS "stepId", event_name AS "eventName", event_filter AS "eventFilter"
+    `SELECT token, execution_id AS "executionId", step_id AS "stepId", attempt, event_name AS "eventName", event_filter AS "eventFilter"
        FROM wait_tokens WHERE event_name = ANY($1::text[])`,
     [names],
   );

@@ -6,6 +6,7 @@ import { insertDeadTasksSql } from "./dead-tasks.js";
 import { insertRejectionsSql } from "./rejections.js";
 import { insertTaskAttemptsSql, recordTaskOutcomesSql, recordTaskPausesSql } from "./tasks.js";
 import { deleteWaitTokensSql, insertWaitTokensSql } from "./wait-tokens.js";
+import { insertContextBlobsSql } from "./context-blobs.js";
 
 /**
  * Writes everything a state change produced — execution states, new attempts, outcomes,
@@ -30,6 +31,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
     JSON.stringify(out.waitsStarted()),
     JSON.stringify(out.waitsEnded()),
     JSON.stringify(out.taskPauses()),
+    JSON.stringify(out.contextBlobs),
   ];
   const { rows } = await q.query<{ id: number | null }>(
     `WITH
@@ -41,6 +43,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
        waits AS (${insertWaitTokensSql("$9")} RETURNING 1),
        waits_over AS (${deleteWaitTokensSql("$10")} RETURNING 1),
        pauses AS (${recordTaskPausesSql("$11")} RETURNING 1),
+       blobs AS (${insertContextBlobsSql("$12")} RETURNING 1),
        later AS (
          INSERT INTO outbox (messages, not_before)
          SELECT x.messages, x.not_before FROM jsonb_to_recordset($5::jsonb) AS x(messages jsonb, not_before timestamptz)

@@ -46,6 +46,11 @@ export async function findOverdueAttempts(q: Queryable, graceMs: number, limit: 
           AND NOT EXISTS (SELECT 1 FROM tenant_admissions a WHERE a.task_key = t.task_id || ':' || t.attempt
                             AND a.admitted_at + ((s.value->>'deadlineAt')::timestamptz - t.dispatched_at)
                                 >= now() - make_interval(secs => $1::int / 1000.0))))
+        -- Parked by a paused lane: not published yet; once released, its timeout counts from then.
+        AND NOT EXISTS (SELECT 1 FROM held_tasks h WHERE h.task_key = t.task_id || ':' || t.attempt
+                          AND (h.released_at IS NULL
+                               OR h.released_at + ((s.value->>'deadlineAt')::timestamptz - t.dispatched_at)
+                                  >= now() - make_interval(secs => $1::int / 1000.0)))
       ORDER BY s.value->>'deadlineAt' LIMIT $2`,
     [graceMs, limit],
   );

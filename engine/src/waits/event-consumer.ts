@@ -50,6 +50,7 @@ export function createEventProcessor(env: EventEnv) {
           token: wait.token,
           executionId: wait.executionId,
           stepId: wait.stepId,
+          attempt: wait.attempt,
           cause: { reason: "event", payload: data, event: { name, ...(executionId ? { executionId } : {}), ...(stepId ? { stepId } : {}), ...(at ? { at } : {}) } },
         });
       }

@@ -6,6 +6,7 @@ import type { ApplyEnv } from "../results/apply-result.js";
 import { transition, type Committed } from "../store/transition.js";
 import type { Relay } from "../outbox/relay.js";
 import { findWaitsByTokens, type DueWait } from "../store/wait-tokens.js";
+import { tenantsOf } from "../store/counts.js";
 
 export type WaitToResume = DueWait & { cause: ResumeCause };
 
@@ -33,8 +34,10 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
       for (const w of waits) {
         const exec = executions.get(w.executionId);
         const step = exec?.steps[w.stepId];
-        if (!exec || isTerminal(exec.status) || step?.status !== "waiting" || step.wait?.resumeToken !== w.token || done.has(w.token)) {
-          if (!done.has(w.token)) out.of(w.executionId).waitsEnded.push(w.token);
+        const current = step?.status === "waiting" && step.wait?.resumeToken === w.token && step.attempts === w.attempt;
+        if (!exec || isTerminal(exec.status) || !current || done.has(w.token)) {
+          // A stale row goes; a row of a later wait that reused the token stays (its own attempt is newer).
+          if (!done.has(w.token) && !(step?.status === "waiting" && step.wait?.resumeToken === w.token)) out.of(w.executionId).waitsEnded.push(w.token);
           done.add(w.token);
           outcomes.push({ token: w.token, resumed: false });
           continue;
@@ -56,6 +59,8 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
 export interface ResumeRequestItem {
   token: string;
   payload: unknown;
+  /** Resume only a step of this tenant's executions (a tenant's API token); another's token is "not found". */
+  tenantId?: string | undefined;
   resolve(reply: { executionId: string; stepId: string; status: ExecutionStatus }): void;
   reject(err: Error): void;
 }
@@ -68,10 +73,13 @@ export interface ResumeRequestItem {
 export function createResumeProcessor(env: Parameters<typeof resumeWaits>[0] & { relay: Relay }) {
   return async (items: ResumeRequestItem[]): Promise<void> => {
     const found = await findWaitsByTokens(env.db, items.map((i) => i.token));
+    const confined = items.filter((i) => i.tenantId !== undefined);
+    const tenants = confined.length > 0 ? await tenantsOf(env.db, confined.flatMap((i) => found.get(i.token)?.executionId ?? [])) : undefined;
     const due: WaitToResume[] = [];
     for (const item of items) {
       const wait = found.get(item.token);
       found.delete(item.token);
+      if (wait && item.tenantId !== undefined && tenants?.get(wait.executionId) !== item.tenantId) continue;
       if (wait) due.push({ ...wait, cause: { reason: "token", ...(item.payload === undefined ? {} : { payload: item.payload }) } });
     }
     const outcomes = new Map<string, ResumeOutcome>();

@@ -2,7 +2,8 @@
 import { ConfigError, EXIT, isFmError, toError } from "@flowmonkey/shared";
 import { configUsage, UsageError } from "./args.js";
 import { devCommand, devUsage } from "./commands/dev.js";
-import { dlqLsCommand, dlqLsUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
+import { dlqLsCommand, dlqLsUsage, dlqPurgeCommand, dlqPurgeUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
+import { retryCommand, retryUsage } from "./commands/retry.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
@@ -20,6 +21,8 @@ import { statusCommand, statusUsage } from "./commands/status.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
 import { workersCommand, workersUsage } from "./commands/workers.js";
+import { queuesCommand, queuesUsage } from "./commands/queues.js";
+import { queuesPauseCommand, queuesPauseUsage, queuesResumeCommand, queuesResumeUsage } from "./commands/queue-pause.js";
 import { createOutput, flushAndExit, type Output } from "./output.js";
 
 type Command = (argv: string[], out: Output) => Promise<number>;
@@ -34,8 +37,13 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
+  "dlq purge": { run: dlqPurgeCommand, usage: dlqPurgeUsage },
+  retry: { run: retryCommand, usage: retryUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
   workers: { run: workersCommand, usage: workersUsage },
+  queues: { run: queuesCommand, usage: queuesUsage },
+  "queues pause": { run: queuesPauseCommand, usage: queuesPauseUsage },
+  "queues resume": { run: queuesResumeCommand, usage: queuesResumeUsage },
   usage: { run: usageCommand, usage: usageUsage },
   resume: { run: resumeCommand, usage: resumeUsage },
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },

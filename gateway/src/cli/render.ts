@@ -1,4 +1,4 @@
-import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, StepView, UsageReply } from "@flowmonkey/shared";
+import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, QueuesReply, StepView, UsageReply, WorkersReply } from "@flowmonkey/shared";
 
 /**
  * Text renderings of executions (`status`, `watch`), dead letters (`dlq`) and lanes (`lanes`);
@@ -172,4 +172,22 @@ export function usageLines(reply: UsageReply, table: (headers: string[], rows: s
     return [...tiers, [tenant, "total", String(t.executions), String(t.tasks), formatDuration(t.activeMs), formatDuration(t.pausedMs)]];
   });
   return [header, ...table(["TENANT", "TIER", "EXECUTIONS", "TASKS", "ACTIVE", "PAUSED"], rows)];
+}
+
+/** `flowmonkey workers`: one row per live worker. */
+export function workerLines(workers: WorkersReply["workers"], table: (headers: string[], rows: string[][]) => string[]): string[] {
+  if (workers.length === 0) return ["no workers are running"];
+  return table(
+    ["WORKER", "REGION", "HANDLERS", "CAPABILITIES", "IN FLIGHT", "VERSION", "HOST", "STARTED"],
+    workers.map((w) => [w.workerId, w.region, w.handlers.join(","), w.capabilities.join(",") || "-", `${w.inFlight}/${w.concurrency}`, w.version, w.host, w.startedAt]),
+  );
+}
+
+/** `flowmonkey queues`: one row per pool consumer. */
+export function queueLines(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[]): string[] {
+  if (queues.length === 0) return ["no worker pools yet (a pool appears when its first worker starts)"];
+  return table(
+    ["REGION", "HANDLER", "PRIORITY", "PENDING", "ACK PENDING", "REDELIVERED", "IDLE PULLS", "STATE"],
+    queues.map((q) => [q.region, q.handler, q.priority, String(q.pending), String(q.ackPending), String(q.redelivered), String(q.waiting), q.paused ? "paused" : "open"]),
+  );
 }

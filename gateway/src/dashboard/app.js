@@ -211,7 +211,8 @@ async function startFlow(event) {
 async function checkHealth() {
   const pill = $("health");
   try {
-    await api("/healthz");
+    // Ready means NATS, the engine and its database answer; /healthz only says the gateway process is up.
+    await api("/readyz");
     pill.textContent = "engine: up";
     pill.className = "pill ok";
   } catch (err) {

@@ -1,4 +1,4 @@
-import { FmError, toError, type Subjects } from "@flowmonkey/shared";
+import { createNames, FmError, toError, type Subjects } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import type { RouteDeps } from "./deps.js";
 import { isUnexpected, problemResponse, toProblem } from "./problem.js";
@@ -8,10 +8,15 @@ import { eventRoutes, type EventRoutes } from "./routes/events-sse.js";
 import { executionRoutes } from "./routes/executions.js";
 import { flowRoutes } from "./routes/flows.js";
 import { healthRoutes } from "./routes/health.js";
+import { createGatewayMetrics } from "./metrics.js";
+import { operatorRoutes } from "./routes/operators.js";
+import { openApiDocument } from "./openapi/document.js";
+import { requireToken } from "./auth/access.js";
+import type { ApiTokens } from "./auth/tokens.js";
+import { GATEWAY_VERSION } from "../version.js";
 import { lanesRoutes } from "./routes/lanes.js";
 import { usageRoutes } from "./routes/usage.js";
 import { secretRoutes } from "./routes/secrets.js";
-import { workersRoutes } from "./routes/workers.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -19,18 +24,26 @@ export interface GatewayApp {
 }
 
 /** Every route, and the two places errors become problem+json: thrown errors and unknown routes. */
-export function createApp(deps: RouteDeps, subjects: Subjects): GatewayApp {
+export function createApp(deps: RouteDeps, subjects: Subjects, options: { processMetrics?: boolean; apiTokens?: ApiTokens | undefined } = {}): GatewayApp {
   const app = new Hono();
   const events = eventRoutes(deps, subjects);
+  const metrics = createGatewayMetrics({ openStreams: () => events.openStreams(), processMetrics: options.processMetrics ?? false });
 
+  app.use(metrics.middleware);
+  app.get("/metrics", async (c) => c.body(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+  // Built once: the routes and their schemas do not change while the process runs.
+  const openapi = openApiDocument({ version: GATEWAY_VERSION, secured: options.apiTokens !== undefined });
+  app.get("/openapi.json", (c) => c.json(openapi));
+  // With tokens configured, every /v1 route needs one (probes, metrics and the document do not).
+  if (options.apiTokens) app.use("/v1/*", requireToken(new Map(Object.entries(options.apiTokens))));
   app.route("/", healthRoutes(deps));
   app.route("/", flowRoutes(deps));
   app.route("/", executionRoutes(deps));
   app.route("/", dlqRoutes(deps));
   app.route("/", lanesRoutes(deps));
   app.route("/", usageRoutes(deps));
+  app.route("/", operatorRoutes(deps, createNames(subjects.prefix)));
   app.route("/", secretRoutes(deps));
-  app.route("/", workersRoutes({ ...deps, prefix: subjects.prefix }));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

@@ -253,18 +253,19 @@ describe("errors are problem+json", () => {
   });
 });
 
-describe("/healthz", () => {
+describe("/readyz", () => {
   it("is 200 when NATS is connected and the engine answers", async () => {
-    const reply = await http("GET", "/healthz");
+    const reply = await http("GET", "/readyz");
     expect(reply.status).toBe(200);
     expect(reply.body.status).toBe("ok");
   });
 
-  it("is 503 UNAVAILABLE when no engine serves the prefix", async () => {
+  it("is 503 UNAVAILABLE when no engine serves the prefix, while /healthz (liveness) stays 200", async () => {
     const lonely = createGateway({ nc: mesh.nc, log, prefix: uniquePrefix(), port: 0, host: "127.0.0.1", healthTimeoutMs: 500 });
     await lonely.start();
     try {
-      const res = await fetch(`${lonely.url}/healthz`);
+      expect((await fetch(`${lonely.url}/healthz`)).status).toBe(200);
+      const res = await fetch(`${lonely.url}/readyz`);
       expect(res.status).toBe(503);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       expect(await res.json()).toMatchObject({ code: "UNAVAILABLE", status: 503 });

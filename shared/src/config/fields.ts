@@ -69,6 +69,24 @@ export const fields = {
     env: "FM_MAX_MESSAGE_BYTES",
     doc: "largest JSON body accepted on any subject or endpoint",
   }),
+  otlpEndpoint: field({
+    schema: z.url().optional(),
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    flag: "otlp-endpoint",
+    doc: "OpenTelemetry OTLP/HTTP endpoint (e.g. http://localhost:4318); spans of starts, dispatches, task runs and result applies go there. Unset: no tracing",
+  }),
+  metricsPort: field({
+    schema: z.coerce.number().int().min(0).max(65535).optional(),
+    env: "FM_METRICS_PORT",
+    flag: "metrics-port",
+    doc: "serve Prometheus metrics on this port at /metrics (0 = any free port); unset = no metrics listener",
+  }),
+  metricsHost: field({
+    schema: z.string().min(1).default("127.0.0.1"),
+    env: "FM_METRICS_HOST",
+    flag: "metrics-host",
+    doc: "bind address of the metrics listener (loopback unless you mean to expose it)",
+  }),
   shutdownGraceMs: field({
     schema: durationMs(0).default(30_000),
     env: "FM_SHUTDOWN_GRACE_MS",

@@ -70,6 +70,9 @@ export const ERROR_CODES = {
     retryable: true,
     meaning: "no live worker with the capabilities a step requires serves its handler in an allowed region; the task waits",
   },
+  STEP_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the execution has no step with that id" },
+  UNAUTHORIZED: { httpStatus: 401, retryable: false, meaning: "API tokens are configured and the request carries no valid bearer token" },
+  FORBIDDEN: { httpStatus: 403, retryable: false, meaning: "the token is valid but lacks the scope, or names another tenant, for this request" },
   INTERNAL: { httpStatus: 500, retryable: true, meaning: "an unexpected error; the logs carry the details" },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; meaning: string }>;
 

@@ -1,5 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
-import { errors as natsErrors } from "@nats-io/nats-core";
+import { errors as natsErrors, type MsgHdrs } from "@nats-io/nats-core";
+import { traceparentHeaders } from "../tracing/tracing.js";
 import { z } from "zod";
 import { FmError } from "../errors/fm-error.js";
 import { toError } from "../errors/coerce.js";
@@ -13,6 +14,15 @@ import {
   FlowListReply,
   FlowPutReply,
   LanesReply,
+  HealthReply,
+  QueuesReply,
+  QueuePauseReply,
+  DlqPurgeReply,
+  RetryStepReply,
+  type DlqPurgeRequest,
+  type QueuePauseRequest,
+  type QueueResumeRequest,
+  type QueuesRequest,
   UsageReply,
   type UsageRequest,
   ResumeReply,
@@ -45,10 +55,10 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
   const subjects: Subjects = createSubjects(options.prefix);
   const timeout = options.timeoutMs ?? 10_000;
 
-  async function call<S extends z.ZodType>(subject: string, body: unknown, reply: S): Promise<z.output<S>> {
+  async function call<S extends z.ZodType>(subject: string, body: unknown, reply: S, headers?: MsgHdrs): Promise<z.output<S>> {
     let msg;
     try {
-      msg = await nc.request(subject, encode(body ?? {}), { timeout });
+      msg = await nc.request(subject, encode(body ?? {}), { timeout, ...(headers ? { headers } : {}) });
     } catch (thrown) {
       const err = toError(thrown);
       if (err instanceof natsErrors.NoRespondersError || /no responders/i.test(err.message)) {
@@ -77,17 +87,29 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     subjects,
     putFlow: (definition: unknown) => call(subjects.api(API_ENDPOINTS.flowsPut), definition, FlowPutReply),
     listFlows: (flowId?: string) => call(subjects.api(API_ENDPOINTS.flowsList), flowId ? { flowId } : {}, FlowListReply),
-    start: (flowId: string, start: FlowStartInput = {}) => call(subjects.apiFlowStart(flowId), start, StartReply),
+    /** `traceparent`: the caller's span (W3C), so the execution joins its trace. */
+    start: (flowId: string, start: FlowStartInput = {}, options: { traceparent?: string | undefined } = {}) =>
+      call(subjects.apiFlowStart(flowId), start, StartReply, options.traceparent ? traceparentHeaders(options.traceparent) : undefined),
     get: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsGet), { executionId }, ExecutionView),
     list: (request: ExecutionListRequest = {}) => call(subjects.api(API_ENDPOINTS.executionsList), request, ExecutionListReply),
     cancel: (executionId: string) => call(subjects.api(API_ENDPOINTS.executionsCancel), { executionId }, CancelReply),
     listDeadTasks: (request: DlqListRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqList), request, DlqListReply),
     replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
+    purgeDeadTasks: (request: DlqPurgeRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqPurge), request, DlqPurgeReply),
+    retryStep: (executionId: string, stepId: string) => call(subjects.api(API_ENDPOINTS.executionsRetryStep), { executionId, stepId }, RetryStepReply),
     lanes: () => call(subjects.api(API_ENDPOINTS.lanes), {}, LanesReply),
+    health: () => call(subjects.api(API_ENDPOINTS.health), {}, HealthReply),
+    queues: (request: QueuesRequest = {}) => call(subjects.api(API_ENDPOINTS.queues), request, QueuesReply),
+    pauseQueue: (request: QueuePauseRequest) => call(subjects.api(API_ENDPOINTS.queuesPause), request, QueuePauseReply),
+    resumeQueue: (request: QueueResumeRequest) => call(subjects.api(API_ENDPOINTS.queuesResume), request, QueuePauseReply),
     usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
     putSecret: (request: SecretPutRequest) => call(subjects.api(API_ENDPOINTS.secretsPut), request, SecretPutReply),
     listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),
-    resume: (resumeToken: string, payload?: unknown) =>
-      call(subjects.api(API_ENDPOINTS.resume), { resumeToken, ...(payload === undefined ? {} : { payload }) }, ResumeReply),
+    resume: (resumeToken: string, payload?: unknown, tenantId?: string) =>
+      call(
+        subjects.api(API_ENDPOINTS.resume),
+        { resumeToken, ...(payload === undefined ? {} : { payload }), ...(tenantId === undefined ? {} : { tenantId }) },
+        ResumeReply,
+      ),
   };
 }

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { Failure, JsonObject, ResumeToken, Timestamp } from "./messages/common.js";
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
 import { WaitRequest } from "./messages/task-result.js";
-import { Token } from "./tokens.js";
+import { Region, Token } from "./tokens.js";
 import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
@@ -67,6 +67,8 @@ export const ExecutionView = z.object({
   status: ExecutionStatus,
   input: z.unknown(),
   context: JsonObject,
+  /** Set when the context was too large to send in this reply (`context` is then `{}`): its JSON size. */
+  contextOmitted: z.object({ bytes: z.number().int().nonnegative() }).optional(),
   output: z.unknown().optional(),
   error: Failure.optional(),
   tenantId: z.string().optional(),
@@ -159,7 +161,14 @@ export const LanesReply = z.object({
 });
 export type LanesReply = z.infer<typeof LanesReply>;
 
-export const ResumeRequest = z.object({ resumeToken: ResumeToken, payload: z.unknown().optional() }).strict();
+export const ResumeRequest = z
+  .object({
+    resumeToken: ResumeToken,
+    payload: z.unknown().optional(),
+    /** Resume only if the waiting step's execution belongs to this tenant (the gateway sets it for a tenant's token). */
+    tenantId: z.string().min(1).max(128).optional(),
+  })
+  .strict();
 export type ResumeRequest = z.infer<typeof ResumeRequest>;
 /** The resumed step is dispatched again (status `running`); its run receives the payload as `ctx.resume.payload`. */
 export const ResumeReply = z.object({ executionId: Token, stepId: Token, status: ExecutionStatus });
@@ -232,3 +241,91 @@ export const UsageReply = z.object({
   ),
 });
 export type UsageReply = z.infer<typeof UsageReply>;
+
+/** `fm.api.health`: the answering engine ran `SELECT 1` on its store. */
+export const HealthRequest = z.object({}).strict();
+export const HealthReply = z.object({
+  status: z.literal("ok"),
+  store: z.enum(["postgres", "pglite"]),
+  /** Round trip of the store check. */
+  storeLatencyMs: z.number().nonnegative(),
+  version: z.string(),
+});
+export type HealthReply = z.infer<typeof HealthReply>;
+
+/** One pool consumer (`<region>/<handler>`, one per priority) of the task stream. */
+export const QueueView = z.object({
+  region: z.string(),
+  handler: z.string(),
+  priority: z.enum(["high", "normal", "low"]),
+  /** Tasks waiting to be delivered. */
+  pending: z.number().int().nonnegative(),
+  /** Tasks delivered and not yet acknowledged. */
+  ackPending: z.number().int().nonnegative(),
+  /** Tasks delivered more than once and not yet acknowledged. */
+  redelivered: z.number().int().nonnegative(),
+  /** Pull requests waiting at the server (idle workers). */
+  waiting: z.number().int().nonnegative(),
+  /** An operator paused this lane (`<region>/<handler>`, every priority): its new tasks are parked in the engine. */
+  paused: z.boolean().default(false),
+});
+export type QueueView = z.infer<typeof QueueView>;
+/** `fm.api.queues`: the pools of the engine's JetStream domain, read from the server on request. */
+export const QueuesRequest = z.object({ region: z.string().max(64).optional(), handler: Token.optional() }).strict();
+export type QueuesRequest = z.input<typeof QueuesRequest>;
+export const PausedLane = z.object({ lane: z.string(), reason: z.string().optional(), pausedAt: Timestamp, held: z.number().int().nonnegative() });
+export const QueuesReply = z.object({ queues: z.array(QueueView), paused: z.array(PausedLane).default([]) });
+export type QueuesReply = z.infer<typeof QueuesReply>;
+
+/** A worker's entry in KV `fm_workers` (written by the worker, expired by the bucket's TTL). */
+export const WorkerEntry = z.object({
+  workerId: z.string(),
+  region: z.string(),
+  handlers: z.array(z.string()),
+  /** What the worker offers (`--capabilities gpu`); steps that `require` them are routed by it. Older workers wrote none. */
+  capabilities: z.array(z.string()).default([]),
+  concurrency: z.number().int().positive(),
+  inFlight: z.number().int().nonnegative(),
+  version: z.string(),
+  host: z.string(),
+  startedAt: Timestamp,
+});
+export type WorkerEntry = z.infer<typeof WorkerEntry>;
+export const WorkersReply = z.object({ workers: z.array(WorkerEntry.extend({ updatedAt: Timestamp })) });
+export type WorkersReply = z.infer<typeof WorkersReply>;
+
+/**
+ * `fm.api.queues.pause` / `.resume`: a paused lane's tasks are parked by the engine (in
+ * Postgres, every replica agrees) instead of published; tasks already in the queue still run.
+ * Resuming publishes the parked ones. Pausing twice, or resuming a lane that is not paused, is fine.
+ */
+export const QueuePauseRequest = z.object({ region: Region, handler: Token, reason: z.string().max(500).optional() }).strict();
+export type QueuePauseRequest = z.input<typeof QueuePauseRequest>;
+export const QueueResumeRequest = z.object({ region: Region, handler: Token }).strict();
+export type QueueResumeRequest = z.input<typeof QueueResumeRequest>;
+export const QueuePauseReply = z.object({
+  lane: z.string(),
+  paused: z.boolean(),
+  /** resume only: whether the lane was paused, and how many parked tasks were released. */
+  wasPaused: z.boolean().optional(),
+  released: z.number().int().nonnegative().optional(),
+});
+export type QueuePauseReply = z.infer<typeof QueuePauseReply>;
+
+/**
+ * `fm.api.dlq.purge`: deletes dead letters still waiting for a decision (with
+ * `includeReplayed`, replayed ones too), of one region/handler or all. The FM_DLQ stream copies
+ * are purged too when the request names both region and handler, or neither.
+ */
+export const DlqPurgeRequest = z
+  .object({ region: z.string().max(64).optional(), handler: Token.optional(), includeReplayed: z.boolean().default(false) })
+  .strict();
+export type DlqPurgeRequest = z.input<typeof DlqPurgeRequest>;
+export const DlqPurgeReply = z.object({ purged: z.number().int().nonnegative(), streamPurged: z.number().int().nonnegative() });
+export type DlqPurgeReply = z.infer<typeof DlqPurgeReply>;
+
+/** `fm.api.executions.retryStep`: a failed step runs again as a new attempt; a failed execution runs again. */
+export const RetryStepRequest = z.object({ executionId: Token, stepId: Token }).strict();
+export type RetryStepRequest = z.infer<typeof RetryStepRequest>;
+export const RetryStepReply = z.object({ executionId: Token, stepId: Token, attempt: z.number().int().positive(), status: ExecutionStatus });
+export type RetryStepReply = z.infer<typeof RetryStepReply>;

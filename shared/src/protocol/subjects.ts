@@ -36,6 +36,12 @@ export const API_ENDPOINTS = {
   usage: "usage",
   secretsPut: "secrets.put",
   secretsList: "secrets.list",
+  health: "health",
+  queues: "queues",
+  queuesPause: "queues.pause",
+  queuesResume: "queues.resume",
+  dlqPurge: "dlq.purge",
+  executionsRetryStep: "executions.retryStep",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

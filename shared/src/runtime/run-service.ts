@@ -6,6 +6,8 @@ export interface RunServiceOptions {
   log: Logger;
   graceMs: number;
   signals?: NodeJS.Signals[];
+  /** Flushed after the service has closed (its last spans), before the process exits. */
+  tracing?: { shutdown(): Promise<void> };
 }
 
 /** Exit codes of every binary. */
@@ -44,6 +46,9 @@ export async function runService(build: () => Promise<Service>, options: RunServ
   for (const s of signals) process.on(s, onSignal);
 
   const err = await service.closed();
+  await Promise.race([options.tracing?.shutdown(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]).catch((e: unknown) =>
+    log.warn({ err: toError(e) }, "sending the last spans failed"),
+  );
   if (err) log.error({ err }, "stopped with an error");
   else log.info("stopped");
   return exit(err ? EXIT.failed : EXIT.ok);

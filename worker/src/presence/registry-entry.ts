@@ -1,8 +1,8 @@
-import { encode, type Logger, toError, type WorkerRegistryEntry } from "@flowmonkey/shared";
+import { encode, type Logger, toError, type WorkerEntry } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 
-/** The shape lives in shared (the engine's router reads it); `capabilities` is always written. */
-export type WorkerEntry = WorkerRegistryEntry;
+/** The entry's shape is public (`flowmonkey workers` and /v1/workers read it): its schema is in shared. */
+export type { WorkerEntry };
 
 /** Well inside the workers bucket's 30 s TTL, so a live worker never disappears from `flowmonkey workers`. */
 export const REGISTRY_REFRESH_MS = 10_000;

@@ -1,4 +1,4 @@
-import { FmError, type BlobStore, type Logger, parseWith, type Task } from "@flowmonkey/shared";
+import { endSpan, FmError, type BlobStore, type Logger, parseWith, startSpanFrom, type Task, traceparentOf } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
 import { inlineContextSource, offloadedContextSource } from "../plumbing/context-source.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
@@ -41,6 +41,8 @@ export interface RunningTask {
   readonly outcome: Promise<Outcome>;
   /** Stops the run (worker shutdown): the signal fires with `reason` and the outcome is "abandoned". */
   abort(reason: Error): void;
+  /** The run's span (W3C traceparent) when its task came with one. */
+  readonly traceparent: string | undefined;
 }
 
 // setTimeout fires at once for delays above 2^31-1 ms; such a timeout means "practically never".
@@ -53,6 +55,17 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntime, delivery: Delivery): RunningTask {
   const startedAt = Date.now();
+  // The run joins the execution's trace: its parent is the engine's dispatch span.
+  const span = task.metadata.traceparent
+    ? startSpanFrom("flowmonkey.task.run", task.metadata.traceparent, {
+        "flowmonkey.execution_id": task.executionId,
+        "flowmonkey.step_id": task.stepId,
+        "flowmonkey.attempt": task.attempt,
+        "flowmonkey.handler": task.handler.type,
+        "flowmonkey.worker_id": runtime.workerId,
+        "flowmonkey.region": runtime.region,
+      })
+    : undefined;
   const controller = new AbortController();
   const ctx = new TaskContext(task, runtime, delivery, controller.signal);
   let settle!: (s: Settlement) => void;
@@ -80,6 +93,8 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
   })();
 
   const outcome = settled.then((settlement) => {
+    span?.setAttribute("flowmonkey.settlement", settlement.kind);
+    if (span) endSpan(span, settlement.kind === "threw" ? settlement.error : settlement.kind === "timedOut" ? "timed out" : undefined);
     clearTimeout(timer);
     ctx.finish();
     const meta = { workerId: runtime.workerId, region: runtime.region, tier: runtime.tier, startedAt, completedAt: Date.now() };
@@ -88,6 +103,7 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
   return {
     task,
     outcome,
+    traceparent: span ? traceparentOf(span) : undefined,
     abort(reason) {
       // Settle first, so that whatever the handler throws when its signal fires is ignored.
       settle({ kind: "aborted", reason });
@@ -127,6 +143,8 @@ class TaskContext implements HandlerContext {
       stepId: t.stepId,
       attempt: t.attempt,
       handler: t.handler.type,
+      // The execution's trace id (the second field of a W3C traceparent): logs and spans line up.
+      ...(t.metadata.traceparent ? { traceId: t.metadata.traceparent.split("-")[1] } : {}),
     }));
   }
 

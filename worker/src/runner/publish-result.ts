@@ -1,4 +1,4 @@
-import { encode, FmError, type Logger, type TaskResult, toError } from "@flowmonkey/shared";
+import { encode, FmError, type Logger, type TaskResult, toError, traceparentHeaders } from "@flowmonkey/shared";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { NonRetryableFailure } from "../sdk/failures.js";
 import { toFailure } from "./outcome.js";
@@ -26,10 +26,13 @@ export async function publishResult(
   result: TaskResult,
   settle: "ack" | "term",
   log: Logger,
+  /** The run's span: the engine's apply of this result joins its trace. */
+  traceparent?: string,
 ): Promise<boolean> {
   const data = encodeResult(result, target.maxBytes());
+  const headers = traceparent ? traceparentHeaders(traceparent) : undefined;
   try {
-    await target.js.publish(target.subject, data, { msgID: `${result.taskId}:${result.attempt}` });
+    await target.js.publish(target.subject, data, { msgID: `${result.taskId}:${result.attempt}`, ...(headers ? { headers } : {}) });
   } catch (thrown) {
     log.warn({ err: toError(thrown), taskId: result.taskId, attempt: result.attempt }, "result publish failed; task goes back to the queue");
     nakQuietly(msg, PUBLISH_RETRY_DELAY_MS);

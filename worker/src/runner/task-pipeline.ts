@@ -1,5 +1,6 @@
 import { decode, excerpt, FmError, Task, toError } from "@flowmonkey/shared";
 import type { JsMsg } from "@nats-io/jetstream";
+import type { TaskObserver } from "../metrics/worker-metrics.js";
 import type { AnyHandler } from "../sdk/define-handler.js";
 import { executeTask, type RunningTask, type TaskRuntime } from "./execute-task.js";
 import type { Heartbeat } from "./heartbeat.js";
@@ -11,6 +12,8 @@ export interface PipelineDeps {
   handlers: ReadonlyMap<string, AnyHandler>;
   results: ResultTarget;
   maxTaskBytes?: number;
+  /** Told when a task starts and settles (metrics). */
+  observer?: TaskObserver | undefined;
 }
 
 export interface PipelineStats {
@@ -64,6 +67,7 @@ export class TaskPipeline {
       return this.#reject(msg, new FmError("HANDLER_NOT_FOUND", `this worker does not serve handler ${task.handler.type} (it serves ${served})`), task);
     }
 
+    this.#deps.observer?.started(task, msg.info.deliveryCount);
     const running = executeTask(task, handler, runtime, { working: () => msg.working(), deliveryCount: msg.info.deliveryCount });
     this.#running.add(running);
     heartbeat.track(msg);
@@ -71,12 +75,13 @@ export class TaskPipeline {
     heartbeat.untrack(msg);
     this.#running.delete(running);
 
+    this.#deps.observer?.finished(task, outcome.kind === "abandoned" ? undefined : outcome.result);
     if (outcome.kind === "abandoned") {
       nakQuietly(msg);
       return;
     }
     const log = runtime.log;
-    if (await publishResult(results, msg, outcome.result, "ack", log)) {
+    if (await publishResult(results, msg, outcome.result, "ack", log, running.traceparent)) {
       if (outcome.result.outcome === "success") this.stats.completed++;
       else this.stats.failed++;
       if (log.isLevelEnabled("debug")) log.debug(logFields(outcome.result, msg), "task done");

@@ -14,3 +14,15 @@ describe("worker config: per-pool heartbeat timeouts", () => {
     expect(() => loadWorkerConfig({ env: { FM_POOL_HEARTBEAT_TIMEOUTS: value } })).toThrow(/FM_POOL_HEARTBEAT_TIMEOUTS|pool-heartbeat-timeouts/);
   });
 });
+
+describe("worker config: metrics listener", () => {
+  it("is off unless FM_METRICS_PORT or --metrics-port is given, and binds to loopback by default", () => {
+    expect(loadWorkerConfig({ env: {} }).metricsPort).toBeUndefined();
+    expect(loadWorkerConfig({ env: { FM_METRICS_PORT: "9464" } })).toMatchObject({ metricsPort: 9464, metricsHost: "127.0.0.1" });
+    expect(loadWorkerConfig({ env: { FM_METRICS_PORT: "9464" }, argv: ["--metrics-port", "0", "--metrics-host", "0.0.0.0"] })).toMatchObject({ metricsPort: 0, metricsHost: "0.0.0.0" });
+  });
+
+  it.each(["-1", "65536", "http", "9464.5"])("refuses FM_METRICS_PORT=%j", (value) => {
+    expect(() => loadWorkerConfig({ env: { FM_METRICS_PORT: value } })).toThrow(/FM_METRICS_PORT|metrics-port/);
+  });
+});

@@ -116,8 +116,8 @@ export async function devCommand(argv: string[], out: Output): Promise<number> {
 }
 
 async function checkHealth(url: string): Promise<void> {
-  const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-  if (!res.ok) throw new Error(`GET ${url}/healthz answered ${res.status}: ${await res.text()}`);
+  const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) throw new Error(`GET ${url}/readyz answered ${res.status}: ${await res.text()}`);
 }
 
 interface BannerInput {

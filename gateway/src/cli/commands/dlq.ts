@@ -1,6 +1,6 @@
-import { DlqListRequest, DlqReplayRequest, EXIT } from "@flowmonkey/shared";
+import { DlqListRequest, DlqPurgeRequest, DlqReplayRequest, EXIT } from "@flowmonkey/shared";
 import { z } from "zod";
-import { parseArg, parseCommand } from "../args.js";
+import { parseArg, parseCommand, UsageError } from "../args.js";
 import type { Output } from "../output.js";
 import { deadTaskRows, replayLines } from "../render.js";
 import { withSession } from "../session.js";
@@ -69,5 +69,38 @@ export async function dlqReplayCommand(argv: string[], out: Output): Promise<num
     const reply = await api.replayDeadTasks(ids);
     out.result(replayLines(reply), reply);
     return reply.refused.length > 0 ? EXIT.failed : EXIT.ok;
+  });
+}
+
+export const dlqPurgeUsage = "dlq purge (--all | --region <region> [--handler <handler>]) [--include-replayed] [--json]";
+
+/** `flowmonkey dlq purge`: deletes dead letters; `--all` is required to purge every pool, so a typo never does. */
+export async function dlqPurgeCommand(argv: string[], out: Output): Promise<number> {
+  const cmd = parseCommand(argv, {
+    usage: dlqPurgeUsage,
+    options: { region: { type: "string" }, handler: { type: "string" }, all: { type: "boolean" }, "include-replayed": { type: "boolean" } },
+  });
+  if (cmd === "help") {
+    out.result(
+      [
+        `usage: flowmonkey ${dlqPurgeUsage}`,
+        "",
+        "Deletes dead-lettered tasks waiting for a decision (and their copies in the FM_DLQ stream).",
+        "Purged tasks can no longer be replayed; their steps stay failed (`flowmonkey retry` still works).",
+        "  --all               every pool (required when no --region is given)",
+        "  --include-replayed  also delete records of tasks already replayed",
+      ],
+      { usage: dlqPurgeUsage },
+    );
+    return EXIT.ok;
+  }
+  const region = cmd.string("region");
+  const handler = cmd.string("handler");
+  if (!cmd.boolean("all") && !region) throw new UsageError(`name a --region (and optionally --handler), or pass --all\nusage: flowmonkey ${dlqPurgeUsage}`);
+  const request = parseArg(DlqPurgeRequest, { region, handler, includeReplayed: cmd.boolean("include-replayed") }, "options");
+  return withSession(cmd.config, async ({ api }) => {
+    const reply = await api.purgeDeadTasks(request);
+    out.result(`purged ${reply.purged} dead task(s)`, reply);
+    return EXIT.ok;
   });
 }

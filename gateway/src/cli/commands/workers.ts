@@ -1,28 +1,35 @@
-import { Kvm } from "@nats-io/kv";
-import { createNames, EXIT, listWorkerEntries, Region } from "@flowmonkey/shared";
+import { createNames, EXIT, listWorkers, silentLogger } from "@flowmonkey/shared";
 import { z } from "zod";
 import { parseArg, parseCommand } from "../args.js";
 import type { Output } from "../output.js";
+import { workerLines } from "../render.js";
 import { withSession } from "../session.js";
 
-export const workersUsage = "workers [--region <region>] [--json]";
+export const workersUsage = "workers [--region <region>] [--handler <handler>] [--json]";
 
-/** `flowmonkey workers`: the live worker registry (KV fm_workers): where each worker runs and what it serves. */
+const Filters = z.object({ region: z.string().min(1).max(64).optional(), handler: z.string().min(1).max(128).optional() });
+
+/** `flowmonkey workers`: live workers from the registry bucket (entries of dead workers expire). */
 export async function workersCommand(argv: string[], out: Output): Promise<number> {
-  const cmd = parseCommand(argv, { usage: workersUsage, options: { region: { type: "string" } } });
+  const cmd = parseCommand(argv, { usage: workersUsage, options: { region: { type: "string" }, handler: { type: "string" } } });
   if (cmd === "help") {
     out.result(
-      [`usage: flowmonkey ${workersUsage}`, "", "Lists live workers (entries expire 30 s after a worker stops refreshing them)."],
+      [
+        `usage: flowmonkey ${workersUsage}`,
+        "",
+        "Lists running workers from the fm_workers bucket: region, handlers, tasks in flight of their",
+        "concurrency (as of their last refresh, every 10 s), version, host and start time.",
+        "  --region, --handler  only workers of that region, or serving that handler",
+      ],
       { usage: workersUsage },
     );
     return EXIT.ok;
   }
-  const { region } = parseArg(z.object({ region: Region.optional() }), { region: cmd.string("region") }, "option");
+  const filters = parseArg(Filters, { region: cmd.string("region"), handler: cmd.string("handler") }, "options");
   return withSession(cmd.config, async ({ nc }) => {
-    const all = await listWorkerEntries(await new Kvm(nc).open(createNames(cmd.config.prefix).buckets.workers));
-    const workers = region ? all.filter((w) => w.region === region) : all;
-    const rows = workers.map((w) => [w.region, w.workerId, w.handlers.join(","), w.capabilities.join(",") || "-", `${w.inFlight}/${w.concurrency}`, w.version, w.host]);
-    out.result(workers.length ? out.table(["REGION", "WORKER", "HANDLERS", "CAPABILITIES", "IN FLIGHT", "VERSION", "HOST"], rows) : ["no live workers"], { workers });
+    const { workers } = await listWorkers(nc, createNames(cmd.config.prefix), silentLogger());
+    const shown = workers.filter((w) => (!filters.region || w.region === filters.region) && (!filters.handler || w.handlers.includes(filters.handler)));
+    out.result(workerLines(shown, out.table), { workers: shown });
     return EXIT.ok;
   });
 }

@@ -4,6 +4,7 @@ import { Hono, type Context } from "hono";
 import { streamSSE, type SSEMessage } from "hono/streaming";
 import { tokenParam, type RouteDeps } from "../deps.js";
 import { toProblem } from "../problem.js";
+import { allow, allowOperator, assertVisible } from "../auth/access.js";
 
 /** Comment lines keep idle connections open through proxies that cut silent streams. */
 const KEEP_ALIVE_MS = 15_000;
@@ -101,8 +102,10 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
     );
 
   const app = new Hono();
-  app.get("/v1/executions/:id/events", (c) => {
+  app.get("/v1/executions/:id/events", async (c) => {
+    const tenant = allow(c, "read");
     const id = tokenParam("id", c.req.param("id"));
+    if (tenant !== undefined) assertVisible(tenant, await api.get(id));
     return relay(
       c,
       [
@@ -112,12 +115,14 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
       () => api.get(id),
     );
   });
-  app.get("/v1/events", (c) =>
-    relay(c, [
+  // Every execution's events, whatever its tenant: operators only.
+  app.get("/v1/events", (c) => {
+    allowOperator(c, "read");
+    return relay(c, [
       { subject: subjects.execAll, kind: "exec" },
       { subject: subjects.progressAll, kind: "progress" },
-    ]),
-  );
+    ]);
+  });
 
   return {
     app,

@@ -3,8 +3,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody, readText } from "../body.js";
 import type { RouteDeps } from "../deps.js";
+import { allow, allowOperator } from "../auth/access.js";
 
-const ListQuery = z.object({ flowId: Token.optional() }).strict();
+export const FlowListQuery = z.object({ flowId: Token.optional() }).strict();
 
 /** Validates a JSON definition the way flow files are validated, so HTTP and CLI agree on INVALID_FLOW. */
 function validateDefinition(value: unknown): FlowDefinition {
@@ -21,6 +22,8 @@ export function flowRoutes(deps: RouteDeps): Hono {
 
   // JSON by default; YAML too (`curl --data-binary @flow.yaml -H 'content-type: application/yaml'`).
   app.post("/v1/flows", limitBody(maxMessageBytes), async (c) => {
+    // Flow definitions are shared by every tenant: registering one is an operator's act.
+    allowOperator(c, "admin");
     const type = c.req.header("content-type") ?? "";
     const definition = /yaml/i.test(type)
       ? parseFlowDefinition(await readText(c, maxMessageBytes), "flow definition")
@@ -30,7 +33,8 @@ export function flowRoutes(deps: RouteDeps): Hono {
   });
 
   app.get("/v1/flows", async (c) => {
-    const { flowId } = parseWith(ListQuery, c.req.query(), "query");
+    allow(c, "read");
+    const { flowId } = parseWith(FlowListQuery, c.req.query(), "query");
     return c.json(await api.listFlows(flowId));
   });
 

@@ -4,24 +4,29 @@ import type { RouteDeps } from "../deps.js";
 import { problemResponse, toProblem } from "../problem.js";
 
 /**
- * Liveness that means something: NATS is connected and the engine answers fm.api (a cheap
- * flows.list with a short timeout). Anything else is a 503 problem saying which part is down.
+ * Two probes with different jobs. /healthz (liveness) answers whenever this process serves
+ * HTTP: restarting the gateway would not fix a down engine, so it does not look further.
+ * /readyz (readiness) is true only when requests can succeed: NATS connected and an engine
+ * answering fm.api.health, which runs `SELECT 1` on its store. A failure is a 503 problem
+ * naming the part that is down.
  */
 export function healthRoutes(deps: RouteDeps): Hono {
   const { nc, healthApi } = deps;
   const app = new Hono();
 
-  app.get("/healthz", async (c) => {
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+
+  app.get("/readyz", async (c) => {
     if (nc.isClosed() || nc.isDraining()) {
       return unavailable("the gateway's NATS connection is closed");
     }
     try {
-      await healthApi.listFlows();
+      const engine = await healthApi.health();
+      return c.json({ status: "ok", nats: nc.getServer(), engine: { status: engine.status, version: engine.version }, store: { kind: engine.store, latencyMs: engine.storeLatencyMs } });
     } catch (thrown) {
       const err = toFmError(thrown);
-      return unavailable(`the engine did not answer (${err.code}): ${err.message}`);
+      return unavailable(`the engine or its store did not answer (${err.code}): ${err.message}`);
     }
-    return c.json({ status: "ok", nats: nc.getServer(), engine: "ok" });
   });
 
   return app;

@@ -1,6 +1,7 @@
 import { LanesRequest, parseWith } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import type { RouteDeps } from "../deps.js";
+import { allowOperator } from "../auth/access.js";
 
 /**
  * Lanes (`<region>/<handler>`) that are not plainly healthy: a thin call into fm.api.lanes.
@@ -13,6 +14,7 @@ export function lanesRoutes(deps: RouteDeps): Hono {
 
   app.get("/v1/lanes", async (c) => {
     // No parameters: the strict empty request makes a stray one a 400 instead of a silent no-op.
+    allowOperator(c, "read");
     parseWith(LanesRequest, c.req.query(), "query");
     return c.json(await api.lanes());
   });

@@ -3,9 +3,10 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
 import type { RouteDeps } from "../deps.js";
+import { allow, confineTenant } from "../auth/access.js";
 
 /** The body of PUT /v1/secrets/:key: the key is in the path. */
-const PutBody = SecretPutRequest.omit({ key: true });
+export const SecretPutBody = SecretPutRequest.omit({ key: true });
 
 /**
  * The vault over HTTP, a thin call into fm.api.secrets.*: store one secret (its value goes in,
@@ -16,15 +17,19 @@ export function secretRoutes(deps: RouteDeps): Hono {
   const app = new Hono();
 
   app.put("/v1/secrets/:key", limitBody(maxMessageBytes), async (c) => {
+    const tenant = allow(c, "write");
     const { key } = parseWith(z.object({ key: SecretKeyName }), { key: c.req.param("key") }, "path");
-    const body = await readBody(c, PutBody, { maxBytes: maxMessageBytes, what: "secret" });
-    const reply = await api.putSecret({ ...body, key });
+    const body = await readBody(c, SecretPutBody, { maxBytes: maxMessageBytes, what: "secret" });
+    // A tenant's token stores its own tenant's secrets: for it, an omitted tenantId (the default '') means its own.
+    const tenantId = confineTenant(tenant, tenant !== undefined && body.tenantId === "" ? undefined : body.tenantId);
+    const reply = await api.putSecret({ ...body, key, ...(tenantId === undefined ? {} : { tenantId }) });
     return c.json(reply, reply.created ? 201 : 200);
   });
 
   app.get("/v1/secrets", async (c) => {
+    const tenant = allow(c, "read");
     const { tenantId } = parseWith(SecretListRequest, c.req.query(), "query");
-    return c.json(await api.listSecrets(tenantId));
+    return c.json(await api.listSecrets(confineTenant(tenant, tenant !== undefined && tenantId === "" ? undefined : tenantId)));
   });
 
   return app;

@@ -1,0 +1,58 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { createMetricsRegistry, startQueueMetrics, type Logger, type Names, type QueueMetrics } from "@flowmonkey/shared";
+import { Gauge, type Registry } from "prom-client";
+import type { Db } from "../store/db.js";
+import { countExecutionsByStatus, countOpenDeadTasks } from "../store/counts.js";
+import { cachedRead } from "./cached.js";
+
+/** Every status, so a status with no executions reads 0 instead of vanishing from the series. */
+const STATUSES = ["pending", "running", "waiting", "completed", "failed", "cancelled"] as const;
+
+export interface EngineMetrics {
+  registry: Registry;
+  queues: QueueMetrics;
+  stop(): void;
+}
+
+/**
+ * The engine's series: executions by status and open dead letters (from the database, cached
+ * for `dbCacheMs` so a scrape storm is one query), and the pools' queues (from the consumers,
+ * on a timer).
+ */
+export function createEngineMetrics(options: {
+  db: Db;
+  jsm: JetStreamManager;
+  names: Names;
+  log: Logger;
+  processMetrics: boolean;
+  queueRefreshMs?: number;
+  dbCacheMs?: number;
+}): EngineMetrics {
+  const registry = createMetricsRegistry("engine", { processMetrics: options.processMetrics });
+  const ttl = options.dbCacheMs ?? 5000;
+  const executions = cachedRead(() => countExecutionsByStatus(options.db), ttl);
+  const deadTasks = cachedRead(() => countOpenDeadTasks(options.db), ttl);
+
+  new Gauge({
+    name: "fm_executions",
+    help: "Executions by status (from the database, cached a few seconds)",
+    labelNames: ["status"] as const,
+    registers: [registry],
+    async collect() {
+      const counts = new Map((await executions()).map((r) => [r.status, r.count]));
+      for (const status of STATUSES) this.set({ status }, counts.get(status) ?? 0);
+    },
+  });
+  new Gauge({
+    name: "fm_dlq_size",
+    help: "Dead-lettered tasks not yet replayed, per pool (from the database, cached a few seconds)",
+    labelNames: ["region", "handler"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of await deadTasks()) this.set({ region: r.region, handler: r.handler }, r.count);
+    },
+  });
+  const queues = startQueueMetrics({ jsm: options.jsm, names: options.names, registry, intervalMs: options.queueRefreshMs ?? 5000, log: options.log });
+  return { registry, queues, stop: () => queues.stop() };
+}

@@ -1,0 +1,28 @@
+import type { Queryable } from "./db.js";
+
+/** Blob names from a jsonb array parameter ($n) of `{executionId, name}`; a name seen before is kept once. */
+export const insertContextBlobsSql = (param: string) => `
+  INSERT INTO context_blobs (execution_id, name)
+  SELECT x."executionId", x.name FROM jsonb_to_recordset(${param}::jsonb) AS x("executionId" text, name text)
+  ON CONFLICT DO NOTHING`;
+
+/** Context blobs of executions that ended longer than `graceMs` ago (or no longer exist). */
+export async function findEndedContextBlobs(q: Queryable, graceMs: number, limit: number): Promise<Array<{ executionId: string; name: string }>> {
+  const { rows } = await q.query<{ executionId: string; name: string }>(
+    `SELECT b.execution_id AS "executionId", b.name
+       FROM context_blobs b LEFT JOIN executions e ON e.id = b.execution_id
+      WHERE e.id IS NULL OR e.completed_at < now() - make_interval(secs => $1::int / 1000.0)
+      LIMIT $2`,
+    [graceMs, limit],
+  );
+  return rows;
+}
+
+export async function forgetContextBlobs(q: Queryable, blobs: Array<{ executionId: string; name: string }>): Promise<void> {
+  if (blobs.length === 0) return;
+  await q.query(
+    `DELETE FROM context_blobs b USING jsonb_to_recordset($1::jsonb) AS x("executionId" text, name text)
+      WHERE b.execution_id = x."executionId" AND b.name = x.name`,
+    [JSON.stringify(blobs)],
+  );
+}

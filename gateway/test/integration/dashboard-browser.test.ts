@@ -1,0 +1,84 @@
+/**
+ * The dashboard in a real browser: Debian's Chromium, headless, driven by playwright-core,
+ * against a real mesh (nats-server from PATH, PostgreSQL, engine, worker and gateway in this
+ * process). A flow with a `delay` step is started from the dashboard's form; its step's
+ * progress bar is read as it moves (live `fm.progress` over SSE) until it reaches 100 % and the
+ * status says completed. The page is saved as a screenshot (FM_DASHBOARD_SCREENSHOT, default in
+ * the temp dir; docs/dashboard.png is one of these).
+ *
+ * Skipped, with the reason, when no Chromium is installed (`apt-get install chromium`; .ci/run
+ * installs it).
+ */
+import { existsSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { createLogger } from "@flowmonkey/shared";
+import { createGateway, type Gateway } from "@flowmonkey/gateway";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import { useNatsServer } from "../../../test/support/nats.js";
+import { useTestDatabase } from "../../../test/support/postgres.js";
+import { waitFor } from "../../../test/support/wait.js";
+
+const CHROMIUM = process.env["FM_CHROMIUM"] ?? "/usr/bin/chromium";
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`[dashboard-browser] skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set FM_CHROMIUM)`);
+
+const nats = useNatsServer();
+const pg = useTestDatabase();
+let mesh: TestMesh;
+let gateway: Gateway;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!haveChromium) return;
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay"] }] });
+  await mesh.putFlow({ id: "nap", name: "A nap", steps: [{ id: "sleep", handler: "delay", input: { ms: 3000 } }] });
+  gateway = createGateway({ nc: mesh.nc, log: createLogger({ name: "gateway-test", level: "silent" }), prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
+  await gateway.start();
+  // Root in a container has no user namespaces for Chromium's sandbox.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await gateway?.close();
+  await mesh?.close();
+});
+
+describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
+  it("starts a flow, shows its progress bar moving to 100 % and the status turning completed", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    await page.goto(gateway.url);
+    await page.locator("#live", { hasText: "live updates: on" }).waitFor({ timeout: 10_000 });
+    await page.locator("#flow option[value=nap]").waitFor({ state: "attached", timeout: 10_000 });
+    await page.selectOption("#flow", "nap");
+    await page.fill("#input", "{}");
+    await page.click("#start-form button[type=submit]");
+    await page.locator("#detail-card").waitFor({ state: "visible", timeout: 10_000 });
+
+    // Read the step's bar as it moves: every distinct value the page shows, until the execution ends.
+    const seen = new Set<number>();
+    const bar = page.locator("#steps li [role=progressbar]").first();
+    await waitFor(
+      async () => {
+        const value = Number(await bar.getAttribute("aria-valuenow"));
+        if (Number.isFinite(value)) seen.add(value);
+        return (await page.locator("#detail-status .status").textContent()) === "completed" ? true : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 50, message: "the dashboard to show the execution completed" },
+    );
+    const values = [...seen].sort((a, b) => a - b);
+    console.log(`[dashboard-browser] progress values the page showed: ${values.join(", ")}`);
+    expect(values.some((v) => v > 0 && v < 100)).toBe(true);
+    expect(Number(await bar.getAttribute("aria-valuenow"))).toBe(100);
+    expect(await page.locator("#steps li .status").first().textContent()).toBe("completed");
+
+    const file = process.env["FM_DASHBOARD_SCREENSHOT"] ?? join(tmpdir(), `flowmonkey-dashboard-${process.pid}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    expect(statSync(file).size).toBeGreaterThan(10_000);
+    expect(errors).toEqual([]);
+  });
+});
