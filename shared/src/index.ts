@@ -30,3 +30,4 @@ export * from "./nats/blobs.js";
 export * from "./context/split-context.js";
 export * from "./tracing/tracing.js";
 export * from "./metrics/index.js";
+export * from "./handlers/manifest.js";

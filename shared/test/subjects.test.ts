@@ -229,6 +229,7 @@ describe("names", () => {
       context: "fm_context",
       checkpoints: "fm_checkpoints",
       blobs: "fm_blobs",
+      handlers: "fm_handlers",
     });
     expect(n.serviceName).toBe("flowmonkey");
     expect(n.consumers.intake).toBe("engine_intake");
@@ -267,6 +268,7 @@ describe("names", () => {
       context: "acme_prod_context",
       checkpoints: "acme_prod_checkpoints",
       blobs: "acme_prod_blobs",
+      handlers: "acme_prod_handlers",
     });
     expect(n.serviceName).toBe("flowmonkey_acme_prod");
     expect(n.subjects.flowStart("x")).toBe("acme_prod.flows.start.x");

@@ -1,4 +1,4 @@
-import { Base64Key, fields, JsDomain, jsonText, loadConfig, Token, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
+import { Base64Key, HandlerRef, fields, JsDomain, jsonText, loadConfig, Token, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
 import { z } from "zod";
 import { BUILT_IN_HANDLER_TYPES } from "./handlers/index.js";
 
@@ -91,6 +91,44 @@ const workerFieldsOnly = {
     schema: jsonText(z.record(z.string(), Base64Key)).optional(),
     env: "FM_VAULT_PRIVATE_KEYS",
     doc: 'per handler, its pool\'s private key, overriding FM_VAULT_PRIVATE_KEY: {"<handler>": "<base64>"}',
+  },
+  sandboxedHandlers: {
+    schema: z
+      .string()
+      .default("")
+      .transform((list) => [...new Set(list.split(",").map((h) => h.trim()).filter((h) => h !== ""))])
+      .pipe(z.array(HandlerRef)),
+    env: "FM_SANDBOXED_HANDLERS",
+    flag: "sandboxed-handlers",
+    doc: "untrusted handler bundles to serve in sandboxes, comma-separated type@version (from FM_HANDLER_DIR, else the fm_handlers bucket)",
+  },
+  handlerDir: {
+    schema: z.string().min(1).optional(),
+    env: "FM_HANDLER_DIR",
+    flag: "handler-dir",
+    doc: "directory of built handler bundles (<dir>/<type>@<version>/manifest.json + handler.js), looked in before the fm_handlers bucket",
+  },
+  sandboxPoolSize: {
+    schema: z.coerce.number().int().min(1).max(256).default(2),
+    env: "FM_SANDBOX_POOL_SIZE",
+    flag: "sandbox-pool-size",
+    doc: "warm sandbox processes per stateless sandboxed handler (its most tasks at once on this worker)",
+  },
+  sandboxHeapMb: {
+    schema: z.coerce.number().int().min(16).max(16_384).default(64),
+    env: "FM_SANDBOX_HEAP_MB",
+    flag: "sandbox-heap-mb",
+    doc: "heap limit of each sandbox process in MiB; a handler that exceeds it fails with OOM",
+  },
+  sandboxAllowNetworks: {
+    schema: z
+      .string()
+      .default("")
+      .transform((list) => list.split(",").map((c) => c.trim()).filter((c) => c !== ""))
+      .pipe(z.array(z.union([z.cidrv4(), z.cidrv6()]))),
+    env: "FM_SANDBOX_ALLOW_NETWORKS",
+    flag: "sandbox-allow-networks",
+    doc: "CIDRs a sandboxed fetch may reach although they are private or loopback (default: none)",
   },
 } satisfies Record<string, ConfigField>;
 

@@ -8,3 +8,6 @@ export type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, Pr
 export { builtInHandlers, BUILT_IN_HANDLER_TYPES } from "./handlers/index.js";
 export type { WorkerEntry } from "./presence/registry-entry.js";
 export { WORKER_VERSION } from "./version.js";
+export { createSandboxHost, SANDBOX_DEFAULTS, type SandboxHost, type SandboxSettings } from "./sandbox/host.js";
+export { loadBundle, type BundleSources } from "./sandbox/bundle-loader.js";
+export { isDeniedAddress } from "./sandbox/network-guard.js";

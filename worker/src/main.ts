@@ -11,6 +11,17 @@ await runService(
       ...config,
       resources: { memoryMb: config.memoryMb, cpus: config.cpus },
       metrics: config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true },
+      ...(config.sandboxedHandlers.length > 0
+        ? {
+            sandbox: {
+              handlers: config.sandboxedHandlers,
+              handlerDir: config.handlerDir,
+              poolSize: config.sandboxPoolSize,
+              heapMb: config.sandboxHeapMb,
+              allowNetworks: config.sandboxAllowNetworks,
+            },
+          }
+        : {}),
       nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,

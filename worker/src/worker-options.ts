@@ -4,6 +4,7 @@ import { DEFAULT_PREFIX, isToken, KEY_BYTES, type BlobStore, type Logger } from 
 import { keyPairOf, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
+import { createSandboxHost, type SandboxHost, type SandboxSettings } from "./sandbox/host.js";
 import type { AnyHandler, HandlerDefinition } from "./sdk/define-handler.js";
 import { tierOf, TIERS, type Tier } from "./usage/tier.js";
 
@@ -60,6 +61,12 @@ export interface WorkerOptions {
   capabilities?: string[];
   /** Serve Prometheus metrics (FM_METRICS_PORT): 0 = any free port, read `metricsUrl` after start(). @default no listener */
   metrics?: { port: number; host?: string; processMetrics?: boolean } | undefined;
+  /**
+   * Untrusted handlers: bundles (`flowmonkey handler build`) loaded from `handlerDir` or the
+   * `fm_handlers` bucket at start, hash-verified, and run in sandbox processes, never in the
+   * worker process. @default none
+   */
+  sandbox?: SandboxSettings;
 }
 
 export interface ResolvedWorkerOptions {
@@ -83,6 +90,8 @@ export interface ResolvedWorkerOptions {
   hubDomain: string | undefined;
   capabilities: readonly string[];
   metrics: { port: number; host: string; processMetrics: boolean } | undefined;
+  /** The sandboxed handlers (also in `handlers`), loaded when the worker starts. */
+  sandbox: SandboxHost | undefined;
 }
 
 export class WorkerOptionsError extends Error {
@@ -119,6 +128,14 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     if (handlers.has(handler.type)) throw new WorkerOptionsError(`createWorker: handlers: ${handler.type} is listed twice`);
     handlers.set(handler.type, handler);
   }
+  const sandbox = options.sandbox ? createSandboxHost(options.sandbox, options.log) : undefined;
+  for (const [type, handler] of sandbox?.handlers ?? []) {
+    if (handlers.has(type)) throw new WorkerOptionsError(`createWorker: sandbox.handlers: ${type} is also a built-in or in-process handler`);
+    handlers.set(type, handler);
+  }
+  for (const [name, value] of [["poolSize", options.sandbox?.poolSize], ["heapMb", options.sandbox?.heapMb]] as const) {
+    if (value !== undefined) integer(`sandbox.${name}`, value, 1, name === "heapMb" ? 16 : 1);
+  }
   if (options.tier !== undefined && !TIERS.includes(options.tier)) throw new WorkerOptionsError(`createWorker: tier must be one of ${TIERS.join(", ")}`);
   if (handlers.size === 0) throw new WorkerOptionsError("createWorker: handlers must name at least one handler");
 
@@ -149,6 +166,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     hubDomain: options.hubDomain,
     capabilities: resolveCapabilities(options.capabilities),
     metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
+    sandbox,
   };
 }
 

@@ -13,6 +13,7 @@ import {
 } from "@flowmonkey/shared";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { hostname } from "node:os";
 import type { CheckpointSink } from "./plumbing/checkpoints.js";
 import type { ProgressSink } from "./plumbing/progress.js";
@@ -89,6 +90,12 @@ export function createWorker(options: WorkerOptions): Worker {
   async function doStart(): Promise<void> {
     try {
       const jsm = await jetstreamManager(nc);
+      if (o.sandbox) {
+        const sandbox = o.sandbox;
+        releasers.add("sandboxes", () => sandbox.close());
+        // Bundles are verified and the warm pools started before any task can be pulled.
+        await sandbox.start(() => new Objm(nc).open(names.buckets.handlers));
+      }
       // The pools wait for the engine to provision the mesh; the buckets exist once they are open.
       const pools = await Promise.all(
         handlerTypes.flatMap((handler) =>

@@ -5,6 +5,7 @@ import { devCommand, devUsage } from "./commands/dev.js";
 import { dlqLsCommand, dlqLsUsage, dlqPurgeCommand, dlqPurgeUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
 import { retryCommand, retryUsage } from "./commands/retry.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
+import { handlerBuildCommand, handlerBuildUsage, handlerPublishCommand, handlerPublishUsage } from "./commands/handler.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
 import { resumeCommand, resumeUsage } from "./commands/resume.js";
@@ -34,6 +35,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   status: { run: statusCommand, usage: statusUsage },
   watch: { run: (argv, out) => watchCommand(argv, out, interruptSignal()), usage: watchUsage },
   "flows push": { run: flowsPushCommand, usage: flowsPushUsage },
+  "handler build": { run: handlerBuildCommand, usage: handlerBuildUsage },
+  "handler publish": { run: handlerPublishCommand, usage: handlerPublishUsage },
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },

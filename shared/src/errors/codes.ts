@@ -73,6 +73,33 @@ export const ERROR_CODES = {
   STEP_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the execution has no step with that id" },
   UNAUTHORIZED: { httpStatus: 401, retryable: false, meaning: "API tokens are configured and the request carries no valid bearer token" },
   FORBIDDEN: { httpStatus: 403, retryable: false, meaning: "the token is valid but lacks the scope, or names another tenant, for this request" },
+  OOM: { httpStatus: 500, retryable: false, meaning: "a sandboxed handler ran out of its memory limit; its sandbox was killed and replaced" },
+  SANDBOX_VIOLATION: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a sandboxed handler used something the sandbox forbids (require, process, files, child processes, setInterval)",
+  },
+  NETWORK_DENIED: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a sandboxed handler's fetch went to a loopback, private, link-local or metadata address (checked after DNS resolution)",
+  },
+  SANDBOX_FLOOD: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a sandboxed handler sent more progress, events, logs or requests than its limits allow; its sandbox was killed",
+  },
+  SANDBOX_CRASHED: { httpStatus: 500, retryable: true, meaning: "a sandbox process died while running the task; it was replaced" },
+  CHECKPOINT_OVERDUE: {
+    httpStatus: 500,
+    retryable: true,
+    meaning: "a stateful sandboxed handler went longer than its manifest's checkpoint interval without saving a checkpoint; it was killed",
+  },
+  HANDLER_INTEGRITY: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a handler bundle does not match the sha256 in its manifest, or its manifest is invalid; it is not loaded",
+  },
   INTERNAL: { httpStatus: 500, retryable: true, meaning: "an unexpected error; the logs carry the details" },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; meaning: string }>;
 

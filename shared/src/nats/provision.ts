@@ -140,6 +140,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   if (options.checkpointTtlMs !== undefined) await ensureKvTtl(jsm, names.buckets.checkpoints, options.checkpointTtlMs);
   const objm = new Objm(nc);
   await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
+  await objm.create(names.buckets.handlers, { replicas, storage: StorageType.File });
 }
 
 /**

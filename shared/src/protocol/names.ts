@@ -92,6 +92,8 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       context: `${lower}_context`,
       checkpoints: `${lower}_checkpoints`,
       blobs: `${lower}_blobs`,
+      /** Object Store of published sandboxed handler bundles (`<type>@<version>/manifest.json`, `.../handler.js`). */
+      handlers: `${lower}_handlers`,
     },
     /** Name under which the engine's fm.api endpoints appear in `nats micro ls`. */
     serviceName: lower === DEFAULT_PREFIX ? "flowmonkey" : `flowmonkey_${lower}`,

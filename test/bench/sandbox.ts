@@ -1,0 +1,89 @@
+/**
+ * `npm run bench:sandbox`: what running a handler in a sandbox costs, measured in one run
+ * against the same handler in process.
+ *
+ *  - per-task overhead, p50/p99: in process vs a warm sandbox (stateless pool) vs a cold start
+ *    (stateful mode: a fresh process per task), each through the worker's runner (executeTask)
+ *    without NATS, so that only the sandbox differs;
+ *  - stateless tasks/s on this machine (a pool of one sandbox per core, 16 tasks in flight),
+ *    against in-process tasks/s with the same load.
+ * BENCH_TASKS (default 2000) and BENCH_COLD (default 60) set the sample sizes.
+ */
+import { availableParallelism } from "node:os";
+import { defineHandler } from "../../worker/src/sdk/define-handler.js";
+import type { AnyHandler } from "../../worker/src/sdk/define-handler.js";
+import { makeTask, runHandler } from "../../worker/test/helpers.js";
+import { bundleOf, sandboxFor } from "../../worker/test/sandbox-helpers.js";
+import { summarize, type LatencySummary } from "./stats.js";
+
+const TASKS = Number(process.env["BENCH_TASKS"] ?? 2000);
+const COLD = Number(process.env["BENCH_COLD"] ?? 60);
+const CORES = availableParallelism();
+
+// The same small handler in both worlds: a bit of JSON work on its input.
+const SOURCE = `{ async execute(ctx) { const items = ctx.input.items; let sum = 0; for (const i of items) sum += i.n; return { sum, count: items.length }; } }`;
+const inProcess = defineHandler({
+  type: "bench",
+  async execute(ctx) {
+    const items = (ctx.input as { items: Array<{ n: number }> }).items;
+    let sum = 0;
+    for (const i of items) sum += i.n;
+    return { sum, count: items.length };
+  },
+});
+const input = { items: Array.from({ length: 50 }, (_, n) => ({ n, label: `item-${n}` })) };
+
+async function once(handler: AnyHandler): Promise<number> {
+  const t0 = performance.now();
+  const outcome = await runHandler(handler, makeTask({ type: "bench", input })).outcome;
+  const ms = performance.now() - t0;
+  if (outcome.kind !== "result" || outcome.result.outcome !== "success") throw new Error(`bench task failed: ${JSON.stringify(outcome)}`);
+  return ms;
+}
+
+async function latencies(handler: AnyHandler, n: number): Promise<LatencySummary> {
+  for (let i = 0; i < Math.min(50, n); i++) await once(handler); // warm-up (JIT, pool)
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) samples.push(await once(handler));
+  return summarize(samples)!;
+}
+
+async function throughput(handler: AnyHandler, inFlight: number, ms: number): Promise<number> {
+  let done = 0;
+  const until = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < until) {
+        await once(handler);
+        done++;
+      }
+    }),
+  );
+  return Math.round(done / (ms / 1000));
+}
+
+const fmt = (s: LatencySummary) => `p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  mean ${s.mean.toFixed(3)} ms  (n=${s.count})`;
+
+const warm = await sandboxFor(bundleOf(SOURCE, { type: "bench", timeout: { hardMs: 10_000 } }), { size: 1 });
+const cold = await sandboxFor(bundleOf(SOURCE, { type: "bench", mode: "stateful", timeout: { hardMs: 10_000 } }));
+try {
+  const inProc = await latencies(inProcess, TASKS);
+  const warmLat = await latencies(warm.handler, TASKS);
+  const coldLat = await latencies(cold.handler, COLD);
+  console.log(`sandbox overhead per task (${CORES} cores; same handler, same runner):`);
+  console.log(`  in process      ${fmt(inProc)}`);
+  console.log(`  warm sandbox    ${fmt(warmLat)}   → +${(warmLat.p50 - inProc.p50).toFixed(3)} ms at p50`);
+  console.log(`  cold start      ${fmt(coldLat)}   → ×${(coldLat.p50 / warmLat.p50).toFixed(0)} a warm run at p50`);
+  warm.close();
+
+  const pool = await sandboxFor(bundleOf(SOURCE, { type: "bench", timeout: { hardMs: 10_000 } }), { size: CORES });
+  const inProcRate = await throughput(inProcess, 16, 3000);
+  const poolRate = await throughput(pool.handler, 16, 3000);
+  pool.close();
+  console.log(`stateless tasks/s (16 in flight, 3 s each, no NATS):`);
+  console.log(`  in process                 ${inProcRate}/s`);
+  console.log(`  sandbox pool of ${CORES}          ${poolRate}/s   (${((poolRate / inProcRate) * 100).toFixed(1)} % of in process)`);
+} finally {
+  warm.close();
+  cold.close();
+}

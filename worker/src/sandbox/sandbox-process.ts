@@ -1,0 +1,203 @@
+import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { MessageBudget, type BudgetLimits } from "./message-budget.js";
+import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
+
+/**
+ * The sandbox script. From the built worker it sits beside this file; when this file runs from
+ * source (the worker's own unit tests) the built copy is used, since a TypeScript file cannot
+ * be forked under the permission model without a loader.
+ */
+export const CHILD_SCRIPT = fileURLToPath(
+  import.meta.url.endsWith(".ts") ? new URL("../../dist/sandbox/child.js", import.meta.url) : new URL("./child.js", import.meta.url),
+);
+
+/**
+ * The sandbox process's Node flags: a heap limit, Node 20's permission model (reads of the
+ * sandbox script only; no writes, child processes, worker threads, addons or WASI), and no
+ * code generation from strings in any realm (closes the `constructor.constructor` way out of
+ * the vm context).
+ */
+export function sandboxExecArgv(script: string, heapMb: number): string[] {
+  return [`--max-old-space-size=${heapMb}`, "--experimental-permission", `--allow-fs-read=${script}`, "--disallow-code-generation-from-strings", "--no-warnings"];
+}
+
+export interface SpawnOptions {
+  /** The verified bundle's code. */
+  code: string;
+  /** Shown in stack traces: `type@version`. */
+  filename: string;
+  /** V8 old-space limit of the process. */
+  heapMb: number;
+  /** The process's whole environment (the manifest's constants); the worker's is never inherited. */
+  env: Record<string, string>;
+  log: Logger;
+}
+
+/** What the worker does for a run: answer requests and take notes, with the task's real plumbing. */
+export interface Bridge {
+  request(req: Request): Promise<unknown>;
+  note(note: Note): void;
+}
+
+export interface RunInput {
+  input: unknown;
+  task: unknown;
+  secrets: Record<string, string>;
+  resume?: unknown;
+}
+
+export type RunEnd = { kind: "done"; done: Done } | { kind: "killed"; error: FmError };
+
+// The last bytes of stderr, where V8 says why it aborted.
+const STDERR_TAIL_BYTES = 4096;
+
+/**
+ * One forked sandbox process: spawned, given its bundle, then asked to run tasks one at a time.
+ * It is treated as hostile: what it sends is parsed with zod, over-budget traffic or a bad
+ * message kills it, and its death is classified (OOM from V8's own abort message, else a crash).
+ */
+export class SandboxProcess {
+  readonly #child: ChildProcess;
+  readonly #log: Logger;
+  #stderr = "";
+  #run = 0;
+  #onMessage: ((run: number, raw: FromSandboxMessage) => void) | undefined;
+  #killReason: FmError | undefined;
+  #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly exited: Promise<FmError>;
+  readonly startedAt = performance.now();
+
+  private constructor(options: SpawnOptions) {
+    this.#log = options.log;
+    this.#child = fork(CHILD_SCRIPT, [], {
+      execArgv: sandboxExecArgv(CHILD_SCRIPT, options.heapMb),
+      // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
+      env: Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))),
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      serialization: "json",
+    });
+    this.#child.stderr?.on("data", (chunk: Buffer) => {
+      this.#stderr = (this.#stderr + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
+    });
+    this.#child.on("message", (raw: unknown) => {
+      const parsed = parseFromSandbox(raw);
+      if (!parsed) return this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
+      this.#onMessage?.(parsed.run, parsed.message);
+    });
+    this.exited = new Promise((resolve) => {
+      this.#child.on("exit", (code, signal) => {
+        this.#exitInfo = { code, signal };
+        resolve(this.#deathReason());
+      });
+      this.#child.on("error", (err) => this.#log.warn({ err }, "sandbox process error"));
+    });
+  }
+
+  /** Forks a sandbox and loads the bundle into it; rejects when the bundle does not compile or the process dies first. */
+  static async spawn(options: SpawnOptions): Promise<SandboxProcess> {
+    const sandbox = new SandboxProcess(options);
+    const ready = new Promise<void>((resolve, reject) => {
+      sandbox.#onMessage = (_run, m) => {
+        if (m.t === "hello") sandbox.#send({ t: "init", code: options.code, filename: options.filename });
+        else if (m.t === "ready") resolve();
+        else if (m.t === "init-failed") reject(new FmError("HANDLER_INTEGRITY", `${options.filename} does not load: ${m.message}`));
+      };
+      void sandbox.exited.then(reject);
+    });
+    try {
+      await ready;
+    } catch (err) {
+      sandbox.kill();
+      throw err;
+    }
+    sandbox.#onMessage = undefined;
+    return sandbox;
+  }
+
+  get alive(): boolean {
+    return this.#exitInfo === undefined && this.#killReason === undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  /** SIGKILL: the only stop a hostile process cannot delay. `reason` is what a running task fails with. */
+  kill(reason?: FmError): void {
+    this.#killReason ??= reason ?? new FmError("SANDBOX_CRASHED", "the sandbox was stopped");
+    if (this.#exitInfo === undefined) this.#child.kill("SIGKILL");
+  }
+
+  /**
+   * Runs one task. Resolves with the handler's answer, or with the error the task fails with
+   * when the process was killed or died. `idle` resolves true once the process is ready for
+   * another task (false if it never gets there).
+   */
+  run(input: RunInput, bridge: Bridge, limits: BudgetLimits): { end: Promise<RunEnd>; idle: Promise<boolean> } {
+    const run = ++this.#run;
+    const budget = new MessageBudget(limits);
+    let resolveIdle!: (ok: boolean) => void;
+    const idle = new Promise<boolean>((r) => (resolveIdle = r));
+    const end = new Promise<RunEnd>((resolve) => {
+      let done = false;
+      void this.exited.then((reason) => {
+        resolveIdle(false);
+        if (!done) resolve({ kind: "killed", error: reason });
+      });
+      this.#onMessage = (from, m) => {
+        if (from === 0 && m.t === "stray") return this.#log.debug({ message: m.message }, "sandboxed handler: stray error");
+        if (from !== run) return; // a finished run's leftovers
+        const over = budget.take(m.t === "req" || m.t === "note" ? m.op : m.t);
+        if (over) return this.kill(new FmError("SANDBOX_FLOOD", over));
+        if (m.t === "done") {
+          done = true;
+          resolve({ kind: "done", done: m });
+        } else if (m.t === "idle") {
+          this.#onMessage = undefined;
+          resolveIdle(true);
+        } else if (m.t === "note") {
+          bridge.note(m);
+        } else if (m.t === "req") {
+          bridge.request(m).then(
+            (value) => this.#send({ t: "reply", run, id: m.id, ok: true, ...(value === undefined ? {} : { payload: JSON.stringify(value) }) }),
+            (err: unknown) => {
+              const e = err as { code?: unknown; message?: unknown; retryable?: unknown };
+              const failure = { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? err), retryable: e?.retryable === true };
+              this.#send({ t: "reply", run, id: m.id, ok: false, payload: JSON.stringify(failure) });
+            },
+          );
+        }
+      };
+    });
+    this.#send({
+      t: "run",
+      run,
+      input: JSON.stringify(input.input ?? null),
+      task: JSON.stringify(input.task),
+      secrets: JSON.stringify(input.secrets),
+      ...(input.resume === undefined ? {} : { resume: JSON.stringify(input.resume) }),
+    });
+    return { end, idle };
+  }
+
+  #send(message: ToSandbox): void {
+    if (!this.alive || !this.#child.connected) return;
+    this.#child.send(message, (err) => {
+      if (err) this.#log.debug({ err }, "send to sandbox failed (it is exiting)");
+    });
+  }
+
+  #deathReason(): FmError {
+    // V8's fatal "heap out of memory" (it aborts the process) is the only sign of an exhausted heap.
+    if (/heap out of memory|Reached heap limit/i.test(this.#stderr)) {
+      return new FmError("OOM", "the sandboxed handler ran out of memory; its sandbox was killed");
+    }
+    if (this.#killReason) return this.#killReason;
+    const { code, signal } = this.#exitInfo ?? { code: null, signal: null };
+    return new FmError("SANDBOX_CRASHED", `the sandbox process exited (${signal ?? `code ${code}`}) while running the task`);
+  }
+}
+
+type FromSandboxMessage = NonNullable<ReturnType<typeof parseFromSandbox>>["message"];
