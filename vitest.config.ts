@@ -33,6 +33,7 @@ export default defineConfig({
             "worker/test/unit/**/*.test.ts",
             "gateway/test/unit/**/*.test.ts",
             "test/architecture.test.ts",
+            "test/compose.test.ts",
           ],
         },
       },

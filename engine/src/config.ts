@@ -1,11 +1,13 @@
 import { z } from "zod";
-import { Base64Key, fields, jsonText, PoolPublicKeys, type ConfigOf } from "@flowmonkey/shared";
+import { Base64Key, fields, JsDomain, jsonText, PoolPublicKeys, RegionDomains, ResidencyRules, type ConfigOf } from "@flowmonkey/shared";
 import { parseRateRules } from "./scheduler/rate-limits.js";
 
 /** flowmonkey-engine's options: env, overridden by flags. */
 export const engineConfigFields = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
   databaseUrl: fields.databaseUrl,
   dataDir: fields.dataDir,
@@ -116,6 +118,40 @@ export const engineConfigFields = {
     env: "FM_CONTEXT_INLINE_MAX_BYTES",
     flag: "context-inline-max-bytes",
     doc: "a task whose context's JSON is larger than this carries a reference to it, gzip'd in the blob bucket, instead of the context",
+  },
+  replicas: {
+    schema: z.coerce.number().int().min(1).max(5).default(1),
+    env: "FM_REPLICAS",
+    flag: "replicas",
+    doc: "replicas of the hub's streams and buckets: 3 on a clustered hub (nats-config/hub-cluster-*.conf), so losing one node loses nothing",
+  },
+  hubDomain: {
+    schema: JsDomain.default("hub"),
+    env: "FM_HUB_DOMAIN",
+    flag: "hub-domain",
+    doc: "JetStream domain of the hub the engine connects to (used with FM_REGION_DOMAINS)",
+  },
+  regionDomains: {
+    schema: jsonText(RegionDomains).optional(),
+    env: "FM_REGION_DOMAINS",
+    doc: 'where each region\'s task queue lives, as JSON {"us-east-1":"hub","eu-west-1":"eu-west-1"}: regions on leaf nodes get their queue and results buffer in their own domain; unset = one server holds every region',
+  },
+  residency: {
+    schema: jsonText(ResidencyRules).optional(),
+    env: "FM_RESIDENCY",
+    doc: 'data-residency rules, as JSON {"gdpr":["eu-west-1"]}: a step with `residency: gdpr` runs only in those regions, in that order of preference',
+  },
+  routingBusyMargin: {
+    schema: z.coerce.number().int().min(0).max(10_000_000).default(50),
+    env: "FM_ROUTING_BUSY_MARGIN",
+    flag: "routing-busy-margin",
+    doc: "queued tasks by which an unpinned step's preferred region may exceed the least busy allowed region before its task moves there",
+  },
+  regionLoadIntervalMs: {
+    schema: z.coerce.number().int().min(100).max(600_000).default(2000),
+    env: "FM_REGION_LOAD_INTERVAL_MS",
+    flag: "region-load-interval-ms",
+    doc: "how often the engine reads every region's task pool backlogs for least-busy routing",
   },
   dbPoolSize: {
     schema: z.coerce.number().int().min(1).max(200).default(8),

@@ -14,6 +14,8 @@ import {
   toError,
   type Logger,
   type PoolPublicKeys,
+  type RegionTopology,
+  type ResidencyRules,
   type Service,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
@@ -50,6 +52,9 @@ import { startWaitTimer } from "./waits/wait-timer.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
+import { provisionLeafRegions } from "./regions/provision-regions.js";
+import type { RegionLoad } from "./regions/region-load.js";
+import { startRouting } from "./regions/routing.js";
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -98,6 +103,20 @@ export interface EngineOptions {
   vaultPoolKeys?: PoolPublicKeys | undefined;
   /** A task whose context's JSON is larger than this carries a reference to it in the blob bucket instead. Default 256 KiB. */
   contextInlineMaxBytes?: number;
+  /**
+   * A hub with leaf regions (FM_HUB_DOMAIN + FM_REGION_DOMAINS): each leaf region's task queue
+   * and results buffer are created in its own domain, and the hub sources its results.
+   * Absent: one server holds every region's queue.
+   */
+  topology?: RegionTopology | undefined;
+  /** Replicas of the hub's streams and buckets: 3 on a clustered hub (hub-cluster-*.conf). Default 1. */
+  replicas?: number;
+  /** FM_RESIDENCY: residency rule → allowed regions. A step naming a rule not here is held, never sent elsewhere. */
+  residency?: ResidencyRules | undefined;
+  /** Queued tasks by which an unpinned step's region may exceed the least busy allowed one before its task moves. Default 50. */
+  routingBusyMargin?: number;
+  /** How often the pools' backlogs are read for least-busy routing. Default 2000 ms. */
+  regionLoadIntervalMs?: number;
   /** Serve Prometheus metrics (FM_METRICS_PORT); absent: no listener. */
   metrics?: EngineMetricsOptions | undefined;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
@@ -118,6 +137,8 @@ export interface EngineMetricsOptions {
 export interface Engine extends Service {
   /** The engine's database (tests and tools read it; nothing else writes it). */
   readonly db: Db;
+  /** The pools' backlogs as routing sees them (multi-region or residency rules only). */
+  readonly regionLoad: RegionLoad | undefined;
   /** `http://host:port/metrics` once started with `metrics`; undefined otherwise. */
   readonly metricsUrl: string | undefined;
 }
@@ -134,6 +155,7 @@ export function createEngine(options: EngineOptions): Engine {
   const releasers = new Releasers();
   const closedSignal = deferred<Error | undefined>();
   let db: Db | undefined;
+  let regionLoad: RegionLoad | undefined;
   let metricsUrl: string | undefined;
   const loops: Array<{ stop(): Promise<void> }> = [];
   const batchers: Array<{ idle(): Promise<void> }> = [];
@@ -144,8 +166,15 @@ export function createEngine(options: EngineOptions): Engine {
     await provisionMesh(nc, names, {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
       taskQueueLimit,
+      replicas: options.replicas ?? 1,
       ...(options.checkpointTtlMs === undefined ? {} : { checkpointTtlMs: options.checkpointTtlMs }),
+      ...(options.topology ? { topology: options.topology } : {}),
     });
+    if (options.topology) {
+      const regions = provisionLeafRegions(nc, names, options.topology, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit }, log);
+      releasers.add("region provisioning", () => regions.stop());
+      await regions.firstAttempt();
+    }
     const jsm = await jetstreamManager(nc);
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;
@@ -158,7 +187,15 @@ export function createEngine(options: EngineOptions): Engine {
     const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
     await pauses.start(1000);
     releasers.add("lane pauses", () => pauses.stop());
-    const relay = createRelay({ db: store, nc, log, pauses });
+    const routing = await startRouting(nc, store, names, log, {
+      topology: options.topology,
+      residency: options.residency ?? {},
+      ...(options.routingBusyMargin === undefined ? {} : { busyMargin: options.routingBusyMargin }),
+      ...(options.regionLoadIntervalMs === undefined ? {} : { loadIntervalMs: options.regionLoadIntervalMs }),
+    });
+    regionLoad = routing.load;
+    releasers.add("region routing", () => routing.stop());
+    const relay = createRelay({ db: store, nc, log, pauses, routing });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -306,6 +343,9 @@ export function createEngine(options: EngineOptions): Engine {
     get db() {
       if (!db) throw new Error("engine not started");
       return db;
+    },
+    get regionLoad() {
+      return regionLoad;
     },
     get metricsUrl() {
       return metricsUrl;

@@ -5,6 +5,8 @@ import { ApiTokens } from "./http/auth/tokens.js";
 export const gatewayConfig = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
   httpPort: fields.httpPort,
   httpHost: fields.httpHost,

@@ -8,7 +8,7 @@ const cfg = loadConfigOrExit(() => loadConfig(gatewayConfig, { argv: process.arg
 const log = createLogger({ name: "gateway", level: cfg.logLevel, pretty: cfg.logPretty });
 await runService(
   async () => {
-    const nc = await connectNats({ url: cfg.natsUrl, creds: cfg.natsCreds, name: "flowmonkey-gateway", log });
+    const nc = await connectNats({ url: cfg.natsUrl, creds: cfg.natsCreds, user: cfg.natsUser, password: cfg.natsPassword, name: "flowmonkey-gateway", log });
     return createGateway({
       nc,
       log,

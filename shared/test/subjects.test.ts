@@ -240,6 +240,18 @@ describe("names", () => {
     expect(n.subjects.prefix).toBe("fm");
   });
 
+  it("leaf region streams and task pool consumer names round-trip", () => {
+    const n = createNames();
+    expect(n.regionStreams.results("eu-west-1")).toBe("FM_RESULTS_EU_WEST_1");
+    expect(createNames("acme_prod").regionStreams.results("ap-south-1")).toBe("ACME_PROD_RESULTS_AP_SOUTH_1");
+    expect(() => n.regionStreams.results("EU_WEST")).toThrow(/invalid region/);
+    for (const [region, handler, priority] of [["eu-west-1", "echo", "high"], ["us-east-1", "video_encode", "low"], ["x1", "a-b_c", "normal"]] as const) {
+      expect(n.consumers.parseTaskPool(n.consumers.taskPool(region, handler, priority))).toEqual({ region, handler, priority });
+    }
+    expect(n.consumers.parseTaskPool("engine_results")).toBeUndefined();
+    expect(n.consumers.parseTaskPool("pool_eu-west-1_echo")).toBeUndefined();
+  });
+
   it("custom prefix: every stream, bucket and the service name derive from it", () => {
     const n = createNames("acme_prod");
     expect(n.streams).toEqual({

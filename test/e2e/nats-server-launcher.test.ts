@@ -118,6 +118,28 @@ describe("startNatsServer", () => {
     }
   });
 
+  it("starts a config with its variables replaced (vars) and its includes still found; refuses an unknown variable", async () => {
+    const storeDir = await mkdtemp(join(tmpdir(), "fm-vars-"));
+    const hubConf = fileURLToPath(new URL("../../nats-config/hub.conf", import.meta.url));
+    try {
+      const server = await startNatsServer({
+        configFile: hubConf,
+        vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP_PORT: -1, HUB_STORE_DIR: storeDir },
+      });
+      servers.push(server);
+      expect(server.port).not.toBe(4222);
+      // The users come from hub-accounts.inc, included by the copy from the original's directory.
+      const nc = await connect({ servers: server.url, user: "engine", pass: "engine-dev" });
+      connections.push(nc);
+      expect((await (await jetstreamManager(nc)).getAccountInfo()).domain).toBe("hub");
+      expect(existsSync(join(storeDir, "jetstream"))).toBe(true);
+      await expect(startNatsServer({ configFile: hubConf, vars: { HUB_NO_SUCH_PORT: 1 } })).rejects.toThrow(/defines no variable HUB_NO_SUCH_PORT/);
+    } finally {
+      await Promise.all(servers.splice(0).map((s) => s.stop()));
+      await rm(storeDir, { recursive: true, force: true });
+    }
+  });
+
   it("says how to install nats-server when it is not on PATH", async () => {
     const attempt = startNatsServer({ env: { PATH: "/nonexistent-fm-path" } });
     await expect(attempt).rejects.toThrow(/not found on PATH.*apt-get install nats-server.*github\.com\/nats-io\/nats-server\/releases/s);

@@ -1,4 +1,4 @@
-import { Base64Key, HandlerRef, fields, jsonText, loadConfig, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
+import { Base64Key, HandlerRef, fields, JsDomain, jsonText, loadConfig, Token, type ConfigField, type LoadConfigOptions } from "@flowmonkey/shared";
 import { z } from "zod";
 import { BUILT_IN_HANDLER_TYPES } from "./handlers/index.js";
 
@@ -12,6 +12,22 @@ const workerFieldsOnly = {
     env: "FM_HANDLERS",
     flag: "handlers",
     doc: `handler types to serve, comma-separated (default: all built-ins: ${BUILT_IN_HANDLER_TYPES.join(", ")})`,
+  },
+  capabilities: {
+    schema: z
+      .string()
+      .default("")
+      .transform((list) => [...new Set(list.split(",").map((c) => c.trim()).filter((c) => c !== ""))])
+      .pipe(z.array(Token).max(32)),
+    env: "FM_CAPABILITIES",
+    flag: "capabilities",
+    doc: "what this worker offers, comma-separated (gpu,…): steps that `require` them are routed only to pools with such a live worker",
+  },
+  hubDomain: {
+    schema: JsDomain.optional(),
+    env: "FM_HUB_DOMAIN",
+    flag: "hub-domain",
+    doc: "the hub's JetStream domain, for a worker connected to a leaf region (the buckets live at the hub)",
   },
   concurrency: {
     schema: z.coerce.number().int().min(1).max(100_000).default(16),
@@ -120,6 +136,8 @@ const workerFieldsOnly = {
 export const workerFields = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
   region: fields.region,
   heartbeatTimeoutMs: fields.heartbeatTimeoutMs,

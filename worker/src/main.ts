@@ -22,7 +22,7 @@ await runService(
             },
           }
         : {}),
-      nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, name: `worker ${config.region}`, log }),
+      nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,
     }),

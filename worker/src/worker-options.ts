@@ -51,6 +51,14 @@ export interface WorkerOptions {
    * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
    */
   blobs?: BlobStore;
+  /**
+   * The hub's JetStream domain, for a worker connected to a leaf region: the buckets (registry,
+   * progress, checkpoints, blobs) live at the hub, while the region's task queue and results
+   * stay in the leaf's own domain. @default none (the buckets are in the server's own domain)
+   */
+  hubDomain?: string | undefined;
+  /** What this worker's machine offers (`gpu`, `avx512`…): steps that `require` them run only on such workers. @default [] */
+  capabilities?: string[];
   /** Serve Prometheus metrics (FM_METRICS_PORT): 0 = any free port, read `metricsUrl` after start(). @default no listener */
   metrics?: { port: number; host?: string; processMetrics?: boolean } | undefined;
   /**
@@ -79,6 +87,8 @@ export interface ResolvedWorkerOptions {
   /** Per served handler type with a key: the key pair that opens its tasks' secrets. */
   vaultKeys: ReadonlyMap<string, VaultKeyPair>;
   blobs: BlobStore | undefined;
+  hubDomain: string | undefined;
+  capabilities: readonly string[];
   metrics: { port: number; host: string; processMetrics: boolean } | undefined;
   /** The sandboxed handlers (also in `handlers`), loaded when the worker starts. */
   sandbox: SandboxHost | undefined;
@@ -153,9 +163,16 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     tier: options.tier ?? tierOf(options.resources),
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
     blobs: options.blobs,
+    hubDomain: options.hubDomain,
+    capabilities: resolveCapabilities(options.capabilities),
     metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
     sandbox,
   };
+}
+
+function resolveCapabilities(list: string[] | undefined): readonly string[] {
+  for (const c of list ?? []) if (!isToken(c)) throw new WorkerOptionsError(`createWorker: capabilities: ${JSON.stringify(c)} is not a valid token`);
+  return [...new Set(list ?? [])].sort();
 }
 
 /** Each served handler's pool key pair: its own private key, else the worker-wide one; the public half is derived. */

@@ -50,6 +50,8 @@ export interface Worker extends Service {
  */
 /** How often the high and low lanes (which keep no idle probe) ask the server for waiting tasks. */
 const LANE_WATCH_MS = 2000;
+/** How often a leaf worker tries again to open the hub's buckets while its link is down. */
+const HUB_BUCKETS_RETRY_MS = 1000;
 
 export function createWorker(options: WorkerOptions): Worker {
   const o = resolveWorkerOptions(options);
@@ -61,14 +63,16 @@ export function createWorker(options: WorkerOptions): Worker {
   const startedAt = new Date().toISOString();
   const handlerTypes = [...o.handlers.keys()];
   const js = jetstream(nc);
-  const kvm = new Kvm(nc);
+  // On a leaf region the buckets are the hub's; the task queue and results stay in the leaf's domain.
+  const bucketJs = o.hubDomain ? jetstream(nc, { domain: o.hubDomain }) : js;
+  const kvm = new Kvm(bucketJs);
   let closeReason: Error | undefined;
   let closing = false;
   let starting: Promise<void> | undefined;
 
   const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined, minIntervalMs: o.progressIntervalMs };
   // Opened on first use: only large checkpoints and offloaded contexts need it.
-  const blobs = o.blobs ?? openBlobStoreLazily(nc, names.buckets.blobs);
+  const blobs = o.blobs ?? openBlobStoreLazily(bucketJs, names.buckets.blobs);
   const checkpointSink: CheckpointSink = { kv: undefined, blobs };
   // Created up front (cheap, no I/O) so the pipeline reports into it; served only when asked for.
   const metrics: WorkerMetrics | undefined = o.metrics ? createWorkerMetrics({ region, concurrency: o.concurrency, running: (): number => puller.slots.running, processMetrics: o.metrics.processMetrics }) : undefined;
@@ -103,13 +107,15 @@ export function createWorker(options: WorkerOptions): Worker {
           ),
         ),
       );
-      const [progressKv, workersKv, checkpointsKv] = await Promise.all([
-        kvm.open(names.buckets.progress),
-        kvm.open(names.buckets.workers),
-        kvm.open(names.buckets.checkpoints),
-      ]);
-      progressSink.kv = progressKv;
-      checkpointSink.kv = checkpointsKv;
+      if (o.hubDomain) {
+        // A leaf region's worker runs its region's tasks with the link to the hub down: the hub's
+        // buckets (registry, progress, checkpoints) are opened in the background, retried until
+        // the link is there; until then progress stays live-only and checkpoints fail UNAVAILABLE.
+        const opening = openHubBucketsUntilOpen();
+        releasers.add("hub buckets", () => opening.stop());
+      } else {
+        await openBuckets();
+      }
       for (const pool of pools) {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.
@@ -123,12 +129,6 @@ export function createWorker(options: WorkerOptions): Worker {
           releasers.add(`high lane signal ${pool.handler}`, () => sub.unsubscribe());
         }
       }
-      const presence = await startPresence(
-        workersKv,
-        () => ({ workerId, region, handlers: handlerTypes, concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
-        log,
-      );
-      releasers.add("registry entry", () => presence.stop());
       if (metrics && o.metrics) {
         const listener = await serveMetrics(metrics.registry, { port: o.metrics.port, host: o.metrics.host, log });
         releasers.add("metrics listener", () => listener.close());
@@ -145,6 +145,45 @@ export function createWorker(options: WorkerOptions): Worker {
       await releasers.releaseAll().catch(() => undefined); // the start error is the one to report
       throw thrown;
     }
+  }
+
+  /** The buckets and the registry entry; the entry goes last, so an entry means a worker ready for tasks. */
+  async function openBuckets(): Promise<void> {
+    const [progressKv, workersKv, checkpointsKv] = await Promise.all([
+      kvm.open(names.buckets.progress),
+      kvm.open(names.buckets.workers),
+      kvm.open(names.buckets.checkpoints),
+    ]);
+    progressSink.kv = progressKv;
+    checkpointSink.kv = checkpointsKv;
+    const presence = await startPresence(
+      workersKv,
+      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+      log,
+    );
+    releasers.add("registry entry", () => presence.stop());
+  }
+
+  function openHubBucketsUntilOpen(): { stop(): Promise<void> } {
+    const abort = new AbortController();
+    const done = (async () => {
+      for (let attempt = 1; !abort.signal.aborted; attempt++) {
+        try {
+          await openBuckets();
+          if (attempt > 1) log.info({ hubDomain: o.hubDomain, attempt }, "the hub's buckets are open");
+          return;
+        } catch (thrown) {
+          if (attempt === 1) log.warn({ err: toError(thrown), hubDomain: o.hubDomain }, "the hub's buckets are out of reach (link down?); running tasks anyway, retrying");
+          await abortableDelay(HUB_BUCKETS_RETRY_MS, abort.signal);
+        }
+      }
+    })();
+    return {
+      async stop() {
+        abort.abort();
+        await done;
+      },
+    };
   }
 
   let draining: Promise<void> | undefined;

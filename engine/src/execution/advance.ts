@@ -18,6 +18,7 @@ import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
 import { sealRequestOf } from "../vault/seal-request.js";
 import type { Changes } from "./changes.js";
+import { taskRouteOf } from "../regions/task-route.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
 
@@ -137,7 +138,7 @@ export function dispatch(
     region,
     dispatchedAt: dueAt.toISOString(),
   });
-  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}`, ...sealRequestOf(def.vault, task, env.subjects) }];
+  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}`, route: taskRouteOf(def), ...sealRequestOf(def.vault, task, env.subjects) }];
   if (exec.tenantId) {
     // Admitted (or queued behind the tenant's own tasks) when the transaction is written.
     exec.steps[stepId]!.lane = lane;

@@ -4,6 +4,7 @@ import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared
 import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import { claimDueOutbox, deleteOutbox, releaseOutboxClaim, type OutboxMessage } from "../store/outbox.js";
+import type { RoutedMessage } from "../regions/publish-routed.js";
 
 export interface RelayOptions {
   db: Db;
@@ -12,6 +13,11 @@ export interface RelayOptions {
   /** Unacknowledged JetStream publishes allowed before committers are made to wait. */
   maxInFlight?: number;
   sweepIntervalMs?: number;
+  /**
+   * Region routing (regions/publish-routed.ts): tasks for which `routes(route)` holds are published
+   * through it — residency, least-busy, failover — instead of straight to their subject.
+   */
+  routing?: { routes(route: RoutedMessage["route"] | undefined): boolean; publish(m: RoutedMessage): Promise<void> } | undefined;
   /** Lanes an operator paused: their tasks are parked instead of published. */
   pauses?: LanePauses | undefined;
 }
@@ -48,6 +54,10 @@ export function createRelay(options: RelayOptions) {
     const messages = options.pauses?.active ? await options.pauses.withoutHeld(all) : all;
     const acks: Array<Promise<unknown>> = [];
     for (const m of messages) {
+      if (m.route && options.routing?.routes(m.route)) {
+        acks.push(options.routing.publish({ subject: m.subject, body: m.body, msgId: m.msgId, route: m.route }));
+        continue;
+      }
       const data = encode(m.body);
       if (m.msgId) acks.push(js.publish(m.subject, data, { msgID: m.msgId }));
       else nc.publish(m.subject, data);

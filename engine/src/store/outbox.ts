@@ -1,3 +1,4 @@
+import type { TaskRoute } from "../regions/router.js";
 import type { SealRequest } from "../vault/seal-request.js";
 import type { Db, Queryable } from "./db.js";
 
@@ -9,6 +10,8 @@ export interface OutboxMessage {
   msgId?: string;
   /** Engine-internal, never written or published: the task's secrets to seal (see vault/seal-pass.ts). */
   seal?: SealRequest;
+  /** Tasks: what routing must respect (residency, pinning, capabilities); the relay picks the region. Never published. */
+  route?: TaskRoute;
 }
 
 export interface OutboxRow {

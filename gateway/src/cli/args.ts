@@ -30,6 +30,8 @@ export const tokenArg = (value: string | undefined, name: string): string =>
 export const cliConfig = {
   natsUrl: fields.natsUrl,
   natsCreds: fields.natsCreds,
+  natsUser: fields.natsUser,
+  natsPassword: fields.natsPassword,
   prefix: fields.prefix,
 };
 export type CliConfig = ConfigOf<typeof cliConfig>;

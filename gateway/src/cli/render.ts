@@ -178,8 +178,8 @@ export function usageLines(reply: UsageReply, table: (headers: string[], rows: s
 export function workerLines(workers: WorkersReply["workers"], table: (headers: string[], rows: string[][]) => string[]): string[] {
   if (workers.length === 0) return ["no workers are running"];
   return table(
-    ["WORKER", "REGION", "HANDLERS", "IN FLIGHT", "VERSION", "HOST", "STARTED"],
-    workers.map((w) => [w.workerId, w.region, w.handlers.join(","), `${w.inFlight}/${w.concurrency}`, w.version, w.host, w.startedAt]),
+    ["WORKER", "REGION", "HANDLERS", "CAPABILITIES", "IN FLIGHT", "VERSION", "HOST", "STARTED"],
+    workers.map((w) => [w.workerId, w.region, w.handlers.join(","), w.capabilities.join(",") || "-", `${w.inFlight}/${w.concurrency}`, w.version, w.host, w.startedAt]),
   );
 }
 

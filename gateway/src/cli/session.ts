@@ -16,6 +16,8 @@ export async function withSession<T>(config: CliConfig, fn: (session: Session) =
   const nc = await connectNats({
     url: config.natsUrl,
     creds: config.natsCreds,
+    user: config.natsUser,
+    password: config.natsPassword,
     name: "flowmonkey-cli",
     log: silentLogger(),
     timeoutMs: 3000,

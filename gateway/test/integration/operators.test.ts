@@ -127,8 +127,8 @@ describe("workers and queues", () => {
     expect(JSON.parse(json.stdout).workers.map((w: { workerId: string }) => w.workerId)).toEqual(["ops-worker-1"]);
     const human = await cli("workers");
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^WORKER\s+REGION\s+HANDLERS\s+IN FLIGHT/);
-    expect(human.stdout).toMatch(/ops-worker-1\s+us-east-1\s+echo,delay,fail\s+\d\/2/);
+    expect(human.stdout).toMatch(/^WORKER\s+REGION\s+HANDLERS\s+CAPABILITIES\s+IN FLIGHT/);
+    expect(human.stdout).toMatch(/ops-worker-1\s+us-east-1\s+echo,delay,fail\s+-\s+\d\/2/);
   });
 
   it("GET /v1/queues and `flowmonkey queues` show depth and ack-pending per pool and priority", async () => {

@@ -24,6 +24,8 @@ export const fields = {
     doc: "NATS server URL(s), comma-separated",
   }),
   natsCreds: field({ schema: z.string().min(1).optional(), env: "NATS_CREDS", flag: "nats-creds", doc: "path to a NATS .creds file" }),
+  natsUser: field({ schema: z.string().min(1).optional(), env: "NATS_USER", flag: "nats-user", doc: "NATS user (nats-config's per-role users: engine, gateway, worker-<region>)" }),
+  natsPassword: field({ schema: z.string().min(1).optional(), env: "NATS_PASSWORD", doc: "password of NATS_USER" }),
   prefix: field({
     schema: Prefix.default("fm"),
     env: "FM_PREFIX",

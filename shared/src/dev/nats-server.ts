@@ -12,7 +12,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
-import { basename, delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, delimiter, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
 export const NATS_SERVER_INSTALL_HINT =
@@ -33,6 +33,13 @@ export interface StartNatsServerOptions {
   port?: number;
   /** HTTP monitoring port (`-m`); -1 for a free one. Default: none, or the config's. */
   httpPort?: number;
+  /**
+   * Values for variables the config file defines at its top level (`HUB_LEAF_PORT: 7422`).
+   * nats-server 2.9 lets a variable defined in the file win over the environment, so the
+   * launcher starts from a temporary copy with those definition lines replaced. Every name
+   * must be defined in the file: a typo fails instead of being ignored.
+   */
+  vars?: Record<string, string | number | string[]>;
   /** Extra nats-server arguments, appended last. */
   args?: string[];
   /** Extra environment for the server process (merged over process.env; PATH here is used to find the binary). */
@@ -211,10 +218,16 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     await mkdir(storeDir, { recursive: true });
   }
 
-  const configFile =
-    opts.configFile === undefined
-      ? undefined
-      : await effectiveConfig(resolve(opts.cwd ?? process.cwd(), opts.configFile), storeDir !== undefined, baseDir);
+  let configFile: string | undefined;
+  try {
+    configFile =
+      opts.configFile === undefined
+        ? undefined
+        : await effectiveConfig(resolve(opts.cwd ?? process.cwd(), opts.configFile), storeDir !== undefined, opts.vars ?? {}, baseDir);
+  } catch (err) {
+    await rm(baseDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const timeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const env = { ...process.env, ...opts.env };
@@ -341,8 +354,9 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
  * config with its store_dir lines commented out and relative includes made absolute.
  * Only the top file is rewritten; a store_dir set in an included file still conflicts.
  */
-async function effectiveConfig(file: string, overrideStore: boolean, baseDir: string): Promise<string> {
-  if (!overrideStore) return file;
+async function effectiveConfig(file: string, overrideStore: boolean, vars: Record<string, string | number | string[]>, baseDir: string): Promise<string> {
+  const varNames = Object.keys(vars);
+  if (!overrideStore && varNames.length === 0) return file;
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -350,17 +364,30 @@ async function effectiveConfig(file: string, overrideStore: boolean, baseDir: st
     throw new Error(`cannot read nats-server config ${file}: ${(err as Error).message}`, { cause: err });
   }
   const storeLine = /^(\s*)(store_dir|storedir)(\s*[:=]|\s+)/im;
-  if (!storeLine.test(text)) return file;
+  if (varNames.length === 0 && !storeLine.test(text)) return file;
   const dir = dirname(file);
+  const seen = new Set<string>();
   const rewritten = text
     .split("\n")
     .map((line) => {
-      if (storeLine.test(line)) return `# (store dir overridden by -sd) ${line}`;
+      const definition = /^([A-Za-z_][A-Za-z0-9_]*)\s*[:=]/.exec(line);
+      if (definition && Object.hasOwn(vars, definition[1] as string)) {
+        const name = definition[1] as string;
+        seen.add(name);
+        const value = vars[name] as string | number | string[];
+        // JSON strings and arrays of strings are valid nats-server config values as they are.
+        return `${name}: ${typeof value === "number" ? String(value) : JSON.stringify(value)}`;
+      }
+      if (overrideStore && storeLine.test(line)) return `# (store dir overridden by -sd) ${line}`;
       const inc = /^(\s*include\s+)(["']?)([^"'\s]+)\2(.*)$/i.exec(line);
-      if (inc && !isAbsolute(inc[3] as string)) return `${inc[1]}"${join(dir, inc[3] as string)}"${inc[4]}`;
+      // nats-server joins an include path to the including file's directory even when it is
+      // absolute, so the copy (in baseDir) names the original's includes relative to itself.
+      if (inc && !isAbsolute(inc[3] as string)) return `${inc[1]}"${relative(baseDir, join(dir, inc[3] as string))}"${inc[4]}`;
       return line;
     })
     .join("\n");
+  const missing = varNames.filter((name) => !seen.has(name));
+  if (missing.length > 0) throw new Error(`nats-server config ${file} defines no variable ${missing.join(", ")} (vars must name top-level definitions)`);
   const copy = join(baseDir, "nats-server.conf");
   await writeFile(copy, rewritten);
   return copy;

@@ -55,6 +55,21 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: "the worker holds no private key that opens the task's sealed secrets (they were sealed for another pool or region)",
   },
+  REGION_UNAVAILABLE: {
+    httpStatus: 503,
+    retryable: true,
+    meaning: "no region a step may run in is reachable (its link is down, no responders); the task waits in the outbox and is tried again",
+  },
+  RESIDENCY_UNKNOWN: {
+    httpStatus: 503,
+    retryable: true,
+    meaning: "a step names a residency rule the engine's FM_RESIDENCY does not define; its task is held (never sent elsewhere) until the rule exists",
+  },
+  CAPABILITY_UNAVAILABLE: {
+    httpStatus: 503,
+    retryable: true,
+    meaning: "no live worker with the capabilities a step requires serves its handler in an allowed region; the task waits",
+  },
   STEP_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the execution has no step with that id" },
   UNAUTHORIZED: { httpStatus: 401, retryable: false, meaning: "API tokens are configured and the request carries no valid bearer token" },
   FORBIDDEN: { httpStatus: 403, retryable: false, meaning: "the token is valid but lacks the scope, or names another tenant, for this request" },

@@ -1,5 +1,6 @@
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { FmError } from "../errors/fm-error.js";
@@ -33,7 +34,8 @@ export const DEFAULT_MAX_BLOB_BYTES = 512 * 1024 * 1024;
  * A BlobStore over `bucket`, opened on first use only (most processes never store anything
  * large). A failed open is not cached: the next use tries again.
  */
-export function openBlobStoreLazily(nc: NatsConnection, bucket: string): BlobStore {
+/** `nc`, or a JetStream client bound to another domain (a leaf worker reads the hub's bucket). */
+export function openBlobStoreLazily(nc: NatsConnection | JetStreamClient, bucket: string): BlobStore {
   let opening: Promise<ObjectStore> | undefined;
   const store = () =>
     (opening ??= new Objm(nc).open(bucket).catch((err: unknown) => {

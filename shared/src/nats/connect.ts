@@ -8,6 +8,9 @@ import { toError } from "../errors/coerce.js";
 export interface ConnectOptions {
   url: string;
   creds?: string | undefined;
+  /** User and password (the nats-config files' per-role users); creds win when both are given. */
+  user?: string | undefined;
+  password?: string | undefined;
   /** Connection name, shown by the server's monitoring (`engine`, `worker eu-west-1`). */
   name: string;
   log: Logger;
@@ -20,7 +23,7 @@ export interface ConnectOptions {
  * connection's status changes. The first connect fails fast with UNAVAILABLE and the URL.
  */
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
-  const { url, creds, name, log } = options;
+  const { url, creds, user, password, name, log } = options;
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -31,7 +34,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       timeout: options.timeoutMs ?? 5000,
       // Capturing a stack trace per request costs more than a publish itself on the hot path.
       noAsyncTraces: true,
-      ...(creds ? { authenticator: credsAuthenticator(readFileSync(creds)) } : {}),
+      ...(creds ? { authenticator: credsAuthenticator(readFileSync(creds)) } : user ? { user, pass: password ?? "" } : {}),
     });
   } catch (cause) {
     throw new FmError("UNAVAILABLE", `cannot connect to NATS at ${url}: ${toError(cause).message}`, { cause });

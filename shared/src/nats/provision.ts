@@ -18,6 +18,7 @@ import { Objm } from "@nats-io/obj";
 import type { Names } from "../protocol/names.js";
 import { maxDeliveriesAdvisorySubject } from "../protocol/subjects.js";
 import type { Priority } from "../protocol/tokens.js";
+import { domainApiPrefix, type RegionTopology } from "../regions/topology.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -37,6 +38,12 @@ export interface ProvisionOptions {
    * existing bucket is changed to it; absent, a new bucket gets 7 days and an existing one keeps its own.
    */
   checkpointTtlMs?: number;
+  /**
+   * A hub with leaf regions: the hub's task stream takes only the hub's regions, and its results
+   * stream sources each leaf region's results stream (see provisionRegion). Absent: one server
+   * holds every region's queue.
+   */
+  topology?: RegionTopology;
 }
 
 export interface TaskPoolOptions {
@@ -65,12 +72,12 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   await ensureStream(jsm, {
     ...workQueue,
     name: names.streams.tasks,
-    subjects: [s.tasksAll],
+    subjects: options.topology ? options.topology.hubRegions.map((r) => s.tasksOfRegion(r)) : [s.tasksAll],
     // Full means full: the engine's outbox keeps what did not fit and publishes it once there is room.
     max_msgs: options.taskQueueLimit ?? -1,
     discard: DiscardPolicy.New,
   });
-  await ensureStream(jsm, { ...workQueue, name: names.streams.results, subjects: [s.resultsAll] });
+  await ensureStream(jsm, { ...workQueue, name: names.streams.results, ...resultsSubjectsAndSources(names, options.topology) });
   await ensureStream(jsm, {
     ...base,
     name: names.streams.events,
@@ -134,6 +141,55 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   const objm = new Objm(nc);
   await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
   await objm.create(names.buckets.handlers, { replicas, storage: StorageType.File });
+}
+
+/**
+ * The hub's results stream: everything on one server; with leaf regions, the hub regions' own
+ * results subjects plus a source per leaf region. Sourcing is done by the hub server itself and
+ * resumes where it stopped when a cut link returns, so a region's results arrive late, never lost.
+ */
+function resultsSubjectsAndSources(names: Names, topology: RegionTopology | undefined): Partial<StreamConfig> {
+  if (!topology) return { subjects: [names.subjects.resultsAll] };
+  return {
+    subjects: topology.hubRegions.map((r) => names.subjects.results(r)),
+    sources: topology.leafRegions.map(({ region, domain }) => ({
+      name: names.regionStreams.results(region),
+      external: { api: domainApiPrefix(domain), deliver: "" },
+    })),
+  };
+}
+
+export interface RegionProvisionOptions {
+  heartbeatTimeoutMs: number;
+  replicas?: number;
+  taskQueueLimit?: number;
+}
+
+/**
+ * A leaf region's own streams, created in its domain through the leaf link: the region's task
+ * queue (same name as the hub's, so workers open their pools the same way everywhere) and its
+ * results buffer. Results are kept by age, not by work-queue acks: the hub's source reads them
+ * without acknowledging, and a buffer that outlives a long outage is what keeps them.
+ */
+export async function provisionRegion(nc: NatsConnection, names: Names, region: string, domain: string, options: RegionProvisionOptions): Promise<void> {
+  const jsm = await jetstreamManager(nc, { domain, timeout: 5000 });
+  const base: Partial<StreamConfig> = { storage: StorageType.File, num_replicas: options.replicas ?? 1, duplicate_window: nanos(120 * SECOND) };
+  await ensureStream(jsm, {
+    ...base,
+    name: names.streams.tasks,
+    subjects: [names.subjects.tasksOfRegion(region)],
+    retention: RetentionPolicy.Workqueue,
+    max_age: nanos(14 * DAY),
+    max_msgs: options.taskQueueLimit ?? -1,
+    discard: DiscardPolicy.New,
+  });
+  await ensureStream(jsm, {
+    ...base,
+    name: names.regionStreams.results(region),
+    subjects: [names.subjects.results(region)],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(14 * DAY),
+  });
 }
 
 /** The durable pull consumer shared by every worker of one (region, handler) pool, for one priority. */

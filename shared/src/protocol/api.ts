@@ -282,6 +282,8 @@ export const WorkerEntry = z.object({
   workerId: z.string(),
   region: z.string(),
   handlers: z.array(z.string()),
+  /** What the worker offers (`--capabilities gpu`); steps that `require` them are routed by it. Older workers wrote none. */
+  capabilities: z.array(z.string()).default([]),
   concurrency: z.number().int().positive(),
   inFlight: z.number().int().nonnegative(),
   version: z.string(),

@@ -49,6 +49,17 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       /** The task consumers' MAX_DELIVERIES advisories, kept so that none is missed while no engine runs. */
       advisories: `${upper}_ADVISORIES`,
     },
+    /** Streams that exist once per leaf region, in the region's own JetStream domain. */
+    regionStreams: {
+      /**
+       * A leaf region's results, stored in the region's own domain (so a cut link loses none)
+       * and sourced into the hub's results stream.
+       */
+      results: (region: string) => {
+        if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
+        return `${upper}_RESULTS_${region.toUpperCase().replace(/-/g, "_")}`;
+      },
+    },
     consumers: {
       /** Shared by every engine replica: each flow-start is taken by one of them. */
       intake: "engine_intake",
@@ -66,6 +77,11 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
         if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
         if (!PRIORITIES.includes(priority)) throw new Error(`invalid priority ${JSON.stringify(priority)}`);
         return durable("pool", region, handler, priority);
+      },
+      /** `pool_<region>_<handler>_<priority>` → its parts; undefined for any other consumer name. */
+      parseTaskPool: (name: string): { region: string; handler: string; priority: Priority } | undefined => {
+        const m = /^pool_([a-z0-9][a-z0-9-]*)_(.+)_(high|normal|low)$/.exec(name);
+        return m ? { region: m[1]!, handler: m[2]!, priority: m[3] as Priority } : undefined;
       },
       /** The single consumer per (region, handler) of versions before priorities; removed when a worker opens the pool. */
       legacyTaskPool: (region: string, handler: string) => durable("pool", region, handler),

@@ -1,0 +1,67 @@
+/**
+ * The per-role users of nats-config/*.conf, on a hub and two leaf regions: an eu-west-1
+ * worker's credentials cannot take ap-south-1 tasks (not through its own leaf, not through the
+ * ap domain's API), cannot read another region's results, and cannot publish results for
+ * another region; what it needs (its own region's results) it can.
+ */
+import { jetstream } from "@nats-io/jetstream";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNames } from "@flowmonkey/shared";
+import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+
+const EU = "eu-west-1";
+const AP = "ap-south-1";
+const names = createNames("fm");
+let topology: Topology;
+let euWorker: NatsConnection;
+
+beforeAll(async () => {
+  topology = await startTopology([EU, AP]);
+  euWorker = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.worker(EU));
+}, 30_000);
+afterAll(async () => {
+  await topology?.stop();
+});
+
+function isPermissionViolation(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 8; e = e.cause, i++) if (e instanceof PermissionViolationError) return true;
+  return false;
+}
+
+async function denied(request: Promise<unknown>): Promise<boolean> {
+  return request.then(
+    () => false,
+    (err: unknown) => isPermissionViolation(err),
+  );
+}
+
+describe("an eu-west-1 worker's credentials", () => {
+  it("cannot pull ap-south-1 tasks through the ap domain's JetStream API", async () => {
+    const pool = names.consumers.taskPool(AP, "echo", "normal");
+    expect(await denied(euWorker.request(`$JS.${AP}.API.CONSUMER.MSG.NEXT.${names.streams.tasks}.${pool}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.${AP}.API.CONSUMER.INFO.${names.streams.tasks}.${pool}`, "", { timeout: 2000 }))).toBe(true);
+  });
+
+  it("cannot listen to ap-south-1 task subjects", async () => {
+    const sub = euWorker.subscribe(names.subjects.tasksOfRegion(AP));
+    expect(isPermissionViolation(await sub.closed)).toBe(true);
+  });
+
+  it("cannot read results: not the hub's results stream, not another region's results subject", async () => {
+    expect(await denied(euWorker.request(`$JS.hub.API.STREAM.INFO.${names.streams.results}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.hub.API.CONSUMER.CREATE.${names.streams.results}`, "{}", { timeout: 2000 }))).toBe(true);
+    const sub = euWorker.subscribe(names.subjects.results(AP));
+    expect(isPermissionViolation(await sub.closed)).toBe(true);
+  });
+
+  it("cannot publish results for another region, and can for its own", async () => {
+    expect(await denied(euWorker.request(names.subjects.results(AP), "{}", { timeout: 2000 }))).toBe(true);
+    // Its own region's results subject is allowed (no stream captures it here: no responders, not a violation).
+    const own = await jetstream(euWorker).publish(names.subjects.results(EU), "{}").then(
+      () => "stored",
+      (err: unknown) => (isPermissionViolation(err) ? "denied" : "allowed"),
+    );
+    expect(own).not.toBe("denied");
+  });
+});

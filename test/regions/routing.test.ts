@@ -1,0 +1,149 @@
+/**
+ * Routing across a hub (us-east-1) and two leaf regions started from nats-config/*.conf:
+ * residency (a gdpr step is stored and run only in eu-west-1, also while eu is cut off: it
+ * waits with a visible reason, then runs there), failover (a pinned, non-resident step goes to
+ * another region when its own gives no responders), least-busy (a backlog in one allowed region
+ * moves a new task to the other).
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExecutionView } from "@flowmonkey/shared";
+import { useTestDatabase } from "../support/postgres.js";
+import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
+import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+import { waitFor } from "../support/wait.js";
+
+const EU = "eu-west-1";
+const AP = "ap-south-1";
+const pg = useTestDatabase();
+let topology: Topology;
+let mesh: RegionMesh;
+const local: Record<string, NatsConnection> = {};
+
+beforeAll(async () => {
+  topology = await startTopology([EU, AP]);
+  mesh = await startRegionMesh(topology, {
+    databaseUrl: pg.url,
+    engine: { residency: { gdpr: [EU], asia_or_eu: [AP, EU] }, routingBusyMargin: 3, regionLoadIntervalMs: 200 },
+  });
+  await mesh.startWorker("us-east-1", { handlers: ["echo"] });
+  await mesh.startWorker(EU, { handlers: ["echo", "delay"], concurrency: 2 });
+  await mesh.startWorker(AP, { handlers: ["echo", "delay"], concurrency: 2 });
+  local["us-east-1"] = await topology.connectAs(topology.hub, DEV_USERS.engine);
+  local[EU] = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine);
+  local[AP] = await topology.connectAs(topology.leaves[AP]!.server, DEV_USERS.engine);
+  await mesh.api.putFlow({ id: "gdpr", steps: [{ id: "personal", handler: "echo", residency: "gdpr", input: { who: "{% input.who %}" } }] });
+  await mesh.api.putFlow({ id: "pinned-ap", steps: [{ id: "work", handler: "echo", region: AP, input: { n: 1 } }] });
+  await mesh.api.putFlow({ id: "slow-eu", steps: [{ id: "slow", handler: "delay", region: EU, input: { ms: "{% input.ms %}" } }] });
+  await mesh.api.putFlow({ id: "needs-gpu", steps: [{ id: "render", handler: "echo", require: ["gpu"], input: { frame: 1 } }] });
+  await mesh.api.putFlow({ id: "needs-tpu", steps: [{ id: "train", handler: "echo", require: ["tpu"], input: { epoch: 1 } }] });
+  await mesh.api.putFlow({ id: "asia-or-eu", steps: [{ id: "balanced", handler: "delay", residency: "asia_or_eu", input: { ms: 10 } }] });
+}, 60_000);
+afterAll(async () => {
+  await mesh?.close();
+  await topology?.stop();
+});
+
+/** Tasks ever stored in each region's task stream (its last sequence). */
+async function taskCounts(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [region, nc] of Object.entries(local)) out[region] = (await (await jetstreamManager(nc)).streams.info(mesh.names.streams.tasks)).state.last_seq;
+  return out;
+}
+
+const attemptsOf = (view: ExecutionView, stepId: string) => view.steps.find((s) => s.stepId === stepId)?.history ?? [];
+
+describe("residency", () => {
+  it("stores and runs a gdpr step only in eu-west-1, though its execution belongs to us-east-1", async () => {
+    const before = await taskCounts();
+    const { executionId } = await mesh.api.start("gdpr", { input: { who: "ada" } });
+    await mesh.waitForStatus(executionId, "completed");
+    const view = await mesh.api.get(executionId);
+    expect(view.region).toBe("us-east-1");
+    expect(attemptsOf(view, "personal").map((a) => a.region)).toEqual([EU]);
+    expect(await taskCounts()).toEqual({ ...before, [EU]: before[EU]! + 1 });
+  });
+
+  it("holds a gdpr step while eu is cut off (visible as REGION_UNAVAILABLE), never elsewhere, then runs it in eu", async () => {
+    const before = await taskCounts();
+    const link = topology.leaves[EU]!.link;
+    link.cut();
+    try {
+      const { executionId } = await mesh.api.start("gdpr", { input: { who: "grace" } });
+      const held = await waitFor(
+        async () => {
+          const attempt = attemptsOf(await mesh.api.get(executionId), "personal")[0];
+          return attempt?.error?.code === "REGION_UNAVAILABLE" ? attempt : undefined;
+        },
+        { message: "the held attempt to show why it waits" },
+      );
+      expect(held.status).toBe("dispatched");
+      expect((await taskCounts())["us-east-1"]).toBe(before["us-east-1"]);
+      expect((await taskCounts())[AP]).toBe(before[AP]);
+      link.restore();
+      await topology.waitForLink(EU);
+      await mesh.waitForStatus(executionId, "completed");
+      const attempts = attemptsOf(await mesh.api.get(executionId), "personal");
+      expect(attempts.map((a) => [a.region, a.status, a.error])).toEqual([[EU, "completed", undefined]]);
+      const after = await taskCounts();
+      expect(after).toEqual({ ...before, [EU]: before[EU]! + 1 });
+    } finally {
+      link.restore();
+    }
+  });
+});
+
+describe("failover", () => {
+  it("sends a non-resident step pinned to ap-south-1 to another region while ap gives no responders", async () => {
+    const link = topology.leaves[AP]!.link;
+    link.cut();
+    try {
+      const { executionId } = await mesh.api.start("pinned-ap", {});
+      await mesh.waitForStatus(executionId, "completed");
+      const [attempt] = attemptsOf(await mesh.api.get(executionId), "work");
+      expect(attempt?.region).not.toBe(AP);
+      expect([EU, "us-east-1"]).toContain(attempt?.region);
+    } finally {
+      link.restore();
+    }
+    await topology.waitForLink(AP);
+  });
+});
+
+describe("capabilities", () => {
+  it("routes a step that requires gpu to the region where a live gpu worker serves its handler", async () => {
+    await mesh.startWorker(AP, { handlers: ["echo"], capabilities: ["gpu"] });
+    // Started at once: should the engine's registry watch not have seen the worker yet, the
+    // task is held for a moment (CAPABILITY_UNAVAILABLE) and goes out on the relay's next try.
+    const { executionId } = await mesh.api.start("needs-gpu", {});
+    await mesh.waitForStatus(executionId, "completed");
+    expect(attemptsOf(await mesh.api.get(executionId), "render").map((a) => a.region)).toEqual([AP]);
+  });
+
+  it("holds a step whose capabilities no live worker offers, saying so", async () => {
+    const { executionId } = await mesh.api.start("needs-tpu", {});
+    const attempt = await waitFor(async () => {
+      const a = attemptsOf(await mesh.api.get(executionId), "train")[0];
+      return a?.error?.code === "CAPABILITY_UNAVAILABLE" ? a : undefined;
+    }, { message: "the tpu step to show why it waits" });
+    expect(attempt.status).toBe("dispatched");
+    await mesh.api.cancel(executionId);
+  });
+});
+
+describe("least busy", () => {
+  it("moves an unpinned step off a region whose pool has a backlog, within its residency set", async () => {
+    const load = mesh.engine.regionLoad!;
+    // 12 slow tasks on eu's 2 slots: a backlog of about 10.
+    await Promise.all(Array.from({ length: 12 }, () => mesh.api.start("slow-eu", { input: { ms: 3000 } })));
+    await waitFor(async () => {
+      await load.refreshed();
+      return (load.of(EU, "delay") ?? 0) >= 8;
+    }, { message: "the engine to see eu's delay backlog" });
+    // The execution belongs to eu (affinity), the rule allows ap and eu: ap is far less busy.
+    const { executionId } = await mesh.api.start("asia-or-eu", { region: EU });
+    await mesh.waitForStatus(executionId, "completed");
+    expect(attemptsOf(await mesh.api.get(executionId), "balanced").map((a) => a.region)).toEqual([AP]);
+  });
+});
