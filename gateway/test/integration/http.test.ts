@@ -3,7 +3,8 @@
  * PostgreSQL database and a worker, all in-process on a unique prefix. Every error is checked
  * as application/problem+json with the code table's status.
  */
-import { createLogger, type ExecutionView } from "@flowmonkey/shared";
+import { Kvm } from "@nats-io/kv";
+import { createLogger, encode, type ExecutionView } from "@flowmonkey/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGateway, type Gateway } from "@flowmonkey/gateway";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
@@ -148,6 +149,58 @@ describe("executions", () => {
 
     controller.abort();
     await waitFor(() => gateway.openStreams() === 0, { message: "the SSE stream to be closed after the client left" });
+  });
+});
+
+describe("streams that catch up", () => {
+  it("a reconnecting execution stream gets the execution and each step's latest progress, every event with an id", async () => {
+    const { body } = await http("POST", "/v1/flows/slow/executions", "{}");
+    const executionId: string = body.executionId;
+    await waitForView(executionId, "running");
+    // The latest progress as a worker leaves it in KV fm_progress (the 60 s nap reports only every 6 s).
+    const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.progress);
+    await kv.put(`${executionId}.nap`, encode({ executionId, stepId: "nap", percent: 42, message: "half-way", at: new Date().toISOString() }));
+
+    const controller = new AbortController();
+    const res = await fetch(`${gateway.url}/v1/executions/${executionId}/events`, { signal: controller.signal, headers: { "last-event-id": "earlier-7" } });
+    const events = readSse(res);
+    try {
+      const ready = await events.next();
+      expect(ready.event).toBe("ready");
+      const snapshot = await events.next();
+      expect(snapshot.event).toBe("snapshot");
+      expect(JSON.parse(snapshot.data)).toMatchObject({ id: executionId, status: "running" });
+      const progress = await events.next();
+      expect(progress.event).toBe("progress");
+      expect(JSON.parse(progress.data)).toMatchObject({ executionId, stepId: "nap", percent: 42 });
+      const ids = [ready.id, snapshot.id, progress.id];
+      expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
+      expect(new Set(ids).size).toBe(3);
+    } finally {
+      controller.abort();
+      await http("POST", `/v1/executions/${executionId}/cancel`);
+    }
+  });
+
+  it("a flow's stream sends its recent executions, then their events as they happen", async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${gateway.url}/v1/flows/hello/events`, { signal: controller.signal });
+    const events = readSse(res);
+    try {
+      expect((await events.next()).event).toBe("ready");
+      const snapshot = await events.next();
+      expect(snapshot.event).toBe("snapshot");
+      expect(JSON.parse(snapshot.data)).toMatchObject({ flowId: "hello", executions: expect.any(Array) });
+      const { body } = await http("POST", "/v1/flows/hello/executions", JSON.stringify({ input: { name: "flow-stream" } }));
+      for (;;) {
+        const { event, data } = await events.next();
+        const parsed = JSON.parse(data);
+        if (event === "exec" && parsed.executionId === body.executionId && parsed.type === "completed") break;
+        if (event === "exec") expect(parsed.flowId).toBe("hello");
+      }
+    } finally {
+      controller.abort();
+    }
   });
 });
 

@@ -2,6 +2,7 @@
 export interface SseEvent {
   event: string;
   data: string;
+  id?: string;
 }
 
 export interface SseReader {
@@ -16,13 +17,15 @@ export function readSse(res: Response): SseReader {
 
   const parse = (block: string): SseEvent | undefined => {
     let event = "message";
+    let id: string | undefined;
     const data: string[] = [];
     for (const line of block.split("\n")) {
       if (line.startsWith(":")) continue; // comment (keep-alive)
       if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("id:")) id = line.slice(3).trim();
       else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
     }
-    return data.length > 0 ? { event, data: data.join("\n") } : undefined;
+    return data.length > 0 ? { event, data: data.join("\n"), ...(id === undefined ? {} : { id }) } : undefined;
   };
 
   return {

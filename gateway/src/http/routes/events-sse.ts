@@ -1,4 +1,5 @@
-import { decode, deferred, ExecutionEvent, Progress, toError, type Subjects } from "@flowmonkey/shared";
+import { createNames, decode, deferred, ExecutionEvent, Progress, toError, type Subjects } from "@flowmonkey/shared";
+import { createProgressState } from "../progress-state.js";
 import type { Msg } from "@nats-io/nats-core";
 import { Hono, type Context } from "hono";
 import { streamSSE, type SSEMessage } from "hono/streaming";
@@ -8,10 +9,15 @@ import { allow, allowOperator, assertVisible } from "../auth/access.js";
 
 /** Comment lines keep idle connections open through proxies that cut silent streams. */
 const KEEP_ALIVE_MS = 15_000;
+/** Executions a flow stream remembers as its own (to pass their progress). */
+const MAX_TRACKED_EXECUTIONS = 10_000;
 /** Writes queued for a client that does not read; beyond this it is dropped rather than buffered forever. */
 const MAX_PENDING_WRITES = 1_000;
 
 type Topic = { subject: string; kind: "exec" | "progress" };
+
+/** What a stream sends right after `ready`: the state as it is now, so a client that (re)connects misses nothing. */
+type CatchUp = () => Promise<Array<{ event: string; data: unknown }>>;
 
 export interface EventRoutes {
   app: Hono;
@@ -23,9 +29,13 @@ export interface EventRoutes {
 
 /**
  * Server-Sent Events relaying the engine's `exec` events and the workers' `progress`, per
- * execution or for everything (the dashboard). Each stream owns its own core subscriptions and
- * drops them when the client goes away. Events: `ready` (subscriptions are live), `snapshot`
- * (per-execution streams: the execution as it is now), `exec`, `progress`.
+ * execution, per flow, or for everything (the dashboard). Each stream owns its own core
+ * subscriptions and drops them when the client goes away. Events: `ready` (subscriptions are
+ * live), `snapshot` (the execution, or the flow's recent executions, as they are now),
+ * `exec`, `progress`. Every event has an id; the live events are core NATS messages, so a
+ * client that reconnects (EventSource sends Last-Event-ID) is brought up to date from state
+ * instead of a replay: the snapshot, then each step's latest progress from KV `fm_progress`,
+ * all sent after the new subscriptions are live — nothing that happened meanwhile is lost.
  */
 export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
   const { nc, api, log } = deps;
@@ -41,7 +51,10 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
     }
   };
 
-  const relay = (c: Context, topics: Topic[], snapshot?: () => Promise<unknown>): Response =>
+  const progressState = createProgressState(nc, createNames(subjects.prefix).buckets.progress, log);
+  let streamSeq = 0;
+
+  const relay = (c: Context, topics: Topic[], catchUp?: CatchUp, accept?: (kind: Topic["kind"], event: unknown) => boolean): Response =>
     streamSSE(
       c,
       async (stream) => {
@@ -57,6 +70,9 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
         c.req.raw.signal.addEventListener("abort", finish, { once: true });
 
         let pending = 0;
+        // Ids unique per stream and increasing: `<stream>-<n>`; they are for EventSource's Last-Event-ID.
+        const streamId = `${Date.now().toString(36)}${(streamSeq++).toString(36)}`;
+        let n = 0;
         const send = (message: SSEMessage) => {
           if (finished) return;
           if (pending >= MAX_PENDING_WRITES) {
@@ -65,7 +81,7 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
             return;
           }
           pending++;
-          void stream.writeSSE(message).finally(() => pending--);
+          void stream.writeSSE({ ...message, id: `${streamId}-${n++}` }).finally(() => pending--);
         };
 
         const subs = topics.map((topic) =>
@@ -73,7 +89,7 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
             callback: (err, msg) => {
               if (err) return finish();
               const event = parse(topic.kind, msg);
-              if (event !== undefined) send({ event: topic.kind, data: JSON.stringify(event) });
+              if (event !== undefined && (!accept || accept(topic.kind, event))) send({ event: topic.kind, data: JSON.stringify(event) });
             },
           }),
         );
@@ -82,9 +98,9 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
           // After flush the server has our subscriptions: nothing published from now on is missed.
           await nc.flush();
           send({ event: "ready", data: JSON.stringify({ subjects: topics.map((t) => t.subject) }) });
-          if (snapshot) {
+          if (catchUp) {
             try {
-              send({ event: "snapshot", data: JSON.stringify(await snapshot()) });
+              for (const { event, data } of await catchUp()) send({ event, data: JSON.stringify(data) });
             } catch (thrown) {
               send({ event: "problem", data: JSON.stringify(toProblem(thrown)) });
             }
@@ -112,7 +128,37 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
         { subject: subjects.execOfExecution(id), kind: "exec" },
         { subject: subjects.progressOfExecution(id), kind: "progress" },
       ],
-      () => api.get(id),
+      async () => [{ event: "snapshot", data: await api.get(id) }, ...(await progressState.latestOf(id)).map((p) => ({ event: "progress", data: p }))],
+    );
+  });
+  // One flow's executions: its exec events, and the progress of the executions seen in them or in
+  // the snapshot (progress subjects name executions, not flows). Executions of every tenant: operators only.
+  app.get("/v1/flows/:flowId/events", (c) => {
+    allowOperator(c, "read");
+    const flowId = tokenParam("flowId", c.req.param("flowId"));
+    const mine = new Set<string>();
+    return relay(
+      c,
+      [
+        { subject: subjects.execOfFlow(flowId), kind: "exec" },
+        { subject: subjects.progressAll, kind: "progress" },
+      ],
+      async () => {
+        const { executions } = await api.list({ flowId, limit: 50 });
+        for (const e of executions) mine.add(e.id);
+        const running = executions.filter((e) => e.status === "running" || e.status === "waiting");
+        const progress = (await Promise.all(running.map((e) => progressState.latestOf(e.id)))).flat();
+        return [{ event: "snapshot", data: { flowId, executions } }, ...progress.map((p) => ({ event: "progress", data: p }))];
+      },
+      (kind, event) => {
+        const { executionId } = event as { executionId: string };
+        if (kind === "exec" && !mine.has(executionId)) {
+          mine.add(executionId);
+          // Bounded: a stream open for days forgets its oldest executions (their progress stops passing).
+          if (mine.size > MAX_TRACKED_EXECUTIONS) mine.delete(mine.values().next().value!);
+        }
+        return kind === "exec" || mine.has(executionId);
+      },
     );
   });
   // Every execution's events, whatever its tenant: operators only.
