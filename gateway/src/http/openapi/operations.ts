@@ -72,6 +72,7 @@ export const OPERATIONS: Operation[] = [
   v1({ method: "post", path: "/v1/resume", tag: "executions", summary: "Resume a waiting step by its token", body: ResumeBody, status: 200, response: ResumeReply }),
   v1({ method: "post", path: "/v1/resume/:token", tag: "executions", summary: "Resume a waiting step; the body is the payload", body: ResumePayload, status: 200, response: ResumeReply }),
   v1({ method: "get", path: "/v1/events", tag: "events", summary: "Server-sent events of every execution", status: 200, contentType: "text/event-stream" }),
+  v1({ method: "get", path: "/v1/flows/:flowId/events", tag: "flows", summary: "Server-sent events of one flow's executions (a snapshot of the recent ones first)", status: 200, contentType: "text/event-stream" }),
   v1({ method: "post", path: "/v1/events/:name", tag: "events", summary: "Emit a custom event (JetStream publish to the events subject of that name; Idempotency-Key de-duplicates)", body: EmitBody, status: 202, response: Accepted }),
   v1({ method: "get", path: "/v1/dlq", tag: "dead letters", summary: "List dead-lettered tasks", query: DlqListQuery, status: 200, response: DlqListReply }),
   v1({ method: "post", path: "/v1/dlq/replay", tag: "dead letters", summary: "Replay dead-lettered tasks", body: DlqReplayRequest, status: 200, response: DlqReplayReply }),
