@@ -4,45 +4,36 @@
  * are made unhealthy on purpose: a tenant over its cap on a handler no worker serves (`delay`),
  * and a circuit opened by UNAVAILABLE failures of the `fail` handler.
  */
-import { createLogger, type LanesReply } from "@flowmonkey/shared";
-import { createGateway, type Gateway } from "@flowmonkey/gateway";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import type { LanesReply } from "@flowmonkey/shared";
+import { describe, expect, it } from "vitest";
 import { useNatsServer } from "../../../test/support/nats.js";
-import { runCli } from "./run-cli.js";
 import { useTestDatabase } from "../../../test/support/postgres.js";
 import { waitFor } from "../../../test/support/wait.js";
+import { useGatewayMesh } from "./gateway-mesh.js";
 
 const COOL_DOWN_MS = 60_000;
 const nats = useNatsServer();
 const pg = useTestDatabase();
-const log = createLogger({ name: "gateway-test", level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
-let mesh: TestMesh;
-let gateway: Gateway;
-
-beforeAll(async () => {
-  mesh = await startMesh({
+const fixture = useGatewayMesh(
+  () => ({
     natsUrl: nats.url,
     databaseUrl: pg.url,
     // No worker serves `delay`: its tasks stay in flight.
     workers: [{ handlers: ["echo", "fail"] }],
     engine: { tenantMaxInFlight: 2, circuit: { minResults: 2, failureRatio: 0.5, coolDownMs: COOL_DOWN_MS } },
-  });
-  await mesh.putFlow({ id: "stuck", steps: [{ id: "nap", handler: "delay", input: { ms: 10 } }] });
-  await mesh.putFlow({ id: "down", steps: [{ id: "call", handler: "fail", input: { code: "UNAVAILABLE", retryable: true } }] });
-  gateway = createGateway({ nc: mesh.nc, log, prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
-  await gateway.start();
-});
-afterAll(async () => {
-  await gateway?.close();
-  await mesh?.close();
-});
-
-const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
+  }),
+  {
+    setup: async (mesh) => {
+      await mesh.putFlow({ id: "stuck", steps: [{ id: "nap", handler: "delay", input: { ms: 10 } }] });
+      await mesh.putFlow({ id: "down", steps: [{ id: "call", handler: "fail", input: { code: "UNAVAILABLE", retryable: true } }] });
+    },
+  },
+);
+const cli = fixture.cli;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- asserted field by field below
 async function getLanes(path = "/v1/lanes"): Promise<{ status: number; type: string; body: any }> {
-  const res = await fetch(`${gateway.url}${path}`);
+  const res = await fetch(`${fixture.gateway.url}${path}`);
   return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.json() };
 }
 
@@ -62,16 +53,16 @@ describe("lanes", () => {
 
   it("show a tenant held at its cap and an open circuit, over HTTP and in the CLI", async () => {
     // Tenant acme: cap 2 on us-east-1/delay, so of three executions two are in flight and one waits.
-    for (let i = 0; i < 3; i++) await mesh.api.start("stuck", { input: {}, tenantId: "acme" });
+    for (let i = 0; i < 3; i++) await fixture.mesh.api.start("stuck", { input: {}, tenantId: "acme" });
     const tenants = [{ tenantId: "acme", lane: "us-east-1/delay", inFlight: 2, queued: 1, maxInFlight: 2 }];
-    await waitFor(async () => JSON.stringify((await mesh.api.lanes()).tenants) === JSON.stringify(tenants), {
+    await waitFor(async () => JSON.stringify((await fixture.mesh.api.lanes()).tenants) === JSON.stringify(tenants), {
       message: "acme's executions counted on its lane",
     });
 
     // Two UNAVAILABLE results out of two open us-east-1/fail (minResults 2, ratio 0.5).
     const failing = [];
-    for (let i = 0; i < 2; i++) failing.push((await mesh.api.start("down", { input: {} })).executionId);
-    for (const id of failing) expect((await mesh.waitForStatus(id, "failed")).error?.code).toBe("UNAVAILABLE");
+    for (let i = 0; i < 2; i++) failing.push((await fixture.mesh.api.start("down", { input: {} })).executionId);
+    for (const id of failing) expect((await fixture.mesh.waitForStatus(id, "failed")).error?.code).toBe("UNAVAILABLE");
     const circuit = { lane: "us-east-1/fail", state: "open", openedAt: expect.any(String), openUntil: expect.any(String) };
 
     const reply = await getLanes();

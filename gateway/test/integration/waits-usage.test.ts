@@ -4,70 +4,57 @@
  * /v1/resume/:token with a payload, `flowmonkey resume`, GET /v1/usage and `flowmonkey usage`
  * per tenant.
  */
-import { createLogger } from "@flowmonkey/shared";
-import { createGateway, type Gateway } from "@flowmonkey/gateway";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import { describe, expect, it } from "vitest";
 import { useNatsServer } from "../../../test/support/nats.js";
 import { useTestDatabase } from "../../../test/support/postgres.js";
-import { runCli } from "./run-cli.js";
+import { useGatewayMesh } from "./gateway-mesh.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-const log = createLogger({ name: "gateway-test", level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
-let mesh: TestMesh;
-let gateway: Gateway;
-
-beforeAll(async () => {
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["wait", "echo"] }] });
-  await mesh.putFlow({
-    id: "approval",
-    steps: [
-      { id: "approve", handler: "wait", input: { resumeToken: "{% 'ok-' & execution.id %}" } },
-      { id: "after", handler: "echo", input: "{% steps.approve %}" },
-    ],
-  });
-  gateway = createGateway({ nc: mesh.nc, log, prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
-  await gateway.start();
+const fixture = useGatewayMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["wait", "echo"] }] }), {
+  setup: async (mesh) => {
+    await fixture.mesh.putFlow({
+      id: "approval",
+      steps: [
+        { id: "approve", handler: "wait", input: { resumeToken: "{% 'ok-' & execution.id %}" } },
+        { id: "after", handler: "echo", input: "{% steps.approve %}" },
+      ],
+    });
+  },
 });
-afterAll(async () => {
-  await gateway?.close();
-  await mesh?.close();
-});
-
-const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
+const cli = fixture.cli;
 
 describe("resume", () => {
   it("POST /v1/resume/:token resumes the step with the body as its payload; a second time is a 404", async () => {
-    const { executionId } = await mesh.api.start("approval", { executionId: "http-1", tenantId: "acme", input: {} });
-    await mesh.waitForStatus(executionId, "waiting");
-    const res = await fetch(`${gateway.url}/v1/resume/ok-http-1`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ by: "http" }) });
+    const { executionId } = await fixture.mesh.api.start("approval", { executionId: "http-1", tenantId: "acme", input: {} });
+    await fixture.mesh.waitForStatus(executionId, "waiting");
+    const res = await fetch(`${fixture.gateway.url}/v1/resume/ok-http-1`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ by: "http" }) });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ executionId, stepId: "approve" });
-    expect((await mesh.waitForStatus(executionId, "completed")).output).toEqual({ by: "http" });
+    expect((await fixture.mesh.waitForStatus(executionId, "completed")).output).toEqual({ by: "http" });
 
-    const again = await fetch(`${gateway.url}/v1/resume/ok-http-1`, { method: "POST" });
+    const again = await fetch(`${fixture.gateway.url}/v1/resume/ok-http-1`, { method: "POST" });
     expect(again.status).toBe(404);
     expect(again.headers.get("content-type")).toContain("application/problem+json");
     expect(await again.json()).toMatchObject({ code: "RESUME_TOKEN_NOT_FOUND" });
   });
 
   it("flowmonkey resume takes a JSON payload and says what it resumed", async () => {
-    const { executionId } = await mesh.api.start("approval", { executionId: "cli-1", tenantId: "globex", input: {} });
-    await mesh.waitForStatus(executionId, "waiting");
+    const { executionId } = await fixture.mesh.api.start("approval", { executionId: "cli-1", tenantId: "globex", input: {} });
+    await fixture.mesh.waitForStatus(executionId, "waiting");
     const bad = await cli("resume", "ok-cli-1", "--payload", "{nope");
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("INVALID_JSON");
     const run = await cli("resume", "ok-cli-1", "--payload", '{"by":"cli"}');
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("resumed step approve of cli-1");
-    expect((await mesh.waitForStatus(executionId, "completed")).output).toEqual({ by: "cli" });
+    expect((await fixture.mesh.waitForStatus(executionId, "completed")).output).toEqual({ by: "cli" });
   });
 });
 
 describe("usage", () => {
   it("is reported per tenant: executions, tasks, active and paused time by tier", async () => {
-    const res = await fetch(`${gateway.url}/v1/usage?tenantId=acme`);
+    const res = await fetch(`${fixture.gateway.url}/v1/usage?tenantId=acme`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { tenants: Array<{ tenantId?: string; executions: number; tasks: number; pausedMs: number; byTier: Record<string, unknown> }> };
     expect(body.tenants).toHaveLength(1);
@@ -77,7 +64,7 @@ describe("usage", () => {
     expect(acme.pausedMs).toBeGreaterThan(0);
     expect(Object.keys(acme.byTier).length).toBeGreaterThan(0);
 
-    const bad = await fetch(`${gateway.url}/v1/usage?from=yesterday`);
+    const bad = await fetch(`${fixture.gateway.url}/v1/usage?from=yesterday`);
     expect(bad.status).toBe(400);
 
     const json = await cli("usage", "--json");

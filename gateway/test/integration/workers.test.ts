@@ -2,43 +2,30 @@
  * Workers' capabilities (`--capabilities`, regions issue) in the registry views: GET /v1/workers
  * and the built `flowmonkey workers` CLI show them for each live worker (KV fm_workers).
  */
-import { createLogger } from "@flowmonkey/shared";
-import { createGateway, type Gateway } from "@flowmonkey/gateway";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
+import { describe, expect, it } from "vitest";
 import { useNatsServer } from "../../../test/support/nats.js";
 import { useTestDatabase } from "../../../test/support/postgres.js";
-import { runCli } from "./run-cli.js";
+import { useGatewayMesh } from "./gateway-mesh.js";
 
 const nats = useNatsServer();
 const pg = useTestDatabase();
-const log = createLogger({ name: "gateway-test", level: process.env["TEST_LOG_LEVEL"] ?? "silent" });
-let mesh: TestMesh;
-let gateway: Gateway;
-
-beforeAll(async () => {
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] });
-  await mesh.startWorker({ region: "eu-west-1", handlers: ["echo", "delay"], concurrency: 4, worker: { capabilities: ["gpu"] } });
-  gateway = createGateway({ nc: mesh.nc, log, prefix: mesh.prefix, port: 0, host: "127.0.0.1", maxMessageBytes: 64 * 1024 });
-  await gateway.start();
+const fixture = useGatewayMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] }), {
+  setup: async (mesh) => {
+    await mesh.startWorker({ region: "eu-west-1", handlers: ["echo", "delay"], concurrency: 4, worker: { capabilities: ["gpu"] } });
+  },
 });
-afterAll(async () => {
-  await gateway?.close();
-  await mesh?.close();
-});
-
-const cli = (...args: string[]) => runCli({ natsUrl: nats.url, prefix: mesh.prefix }, ...args);
+const cli = fixture.cli;
 
 describe("worker registry", () => {
   it("GET /v1/workers lists live workers with region, handlers and capabilities", async () => {
-    const res = await fetch(`${gateway.url}/v1/workers`);
+    const res = await fetch(`${fixture.gateway.url}/v1/workers`);
     expect(res.status).toBe(200);
     const { workers } = (await res.json()) as { workers: Array<{ region: string; handlers: string[]; capabilities: string[]; concurrency: number }> };
     expect(workers.map((w) => [w.region, w.handlers, w.capabilities, w.concurrency])).toEqual([
       ["eu-west-1", ["echo", "delay"], ["gpu"], 4],
       ["us-east-1", ["echo"], [], 16],
     ]);
-    const eu = (await (await fetch(`${gateway.url}/v1/workers?region=eu-west-1`)).json()) as { workers: unknown[] };
+    const eu = (await (await fetch(`${fixture.gateway.url}/v1/workers?region=eu-west-1`)).json()) as { workers: unknown[] };
     expect(eu.workers).toHaveLength(1);
   });
 
