@@ -27,17 +27,24 @@ export function runReplay(task: Task, config: CliConfig, onEffect: (effect: Runn
   const child = spawn(process.execPath, [devPaths.replayRunner], { env, stdio: ["pipe", "pipe", "inherit"] });
   child.stdin.end(JSON.stringify({ task }));
   let end: RunnerEnd | undefined;
+  let garbled: unknown;
   const lines = createInterface({ input: child.stdout });
   lines.on("line", (text) => {
-    if (!text.trim()) return;
-    const line = parseWith(RunnerLine, JSON.parse(text) as unknown, "replay runner output");
-    if ("effect" in line) onEffect(line.effect);
-    else end = line;
+    if (!text.trim() || garbled) return;
+    try {
+      const line = parseWith(RunnerLine, JSON.parse(text) as unknown, "replay runner output");
+      if ("effect" in line) onEffect(line.effect);
+      else end = line;
+    } catch (thrown) {
+      // Reported once the child is gone, so it never outlives this command.
+      garbled = thrown;
+    }
   });
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code) => {
-      if (end) resolve(end);
+      if (garbled) reject(garbled);
+      else if (end) resolve(end);
       else reject(new Error(`the replay runner ${devPaths.replayRunner} exited with code ${code} and no result (is the worker built? \`npm run build\`)`));
     });
   });
