@@ -34,6 +34,7 @@ export default defineConfig({
             "gateway/test/unit/**/*.test.ts",
             "test/architecture.test.ts",
             "test/compose.test.ts",
+            "test/monitoring.test.ts",
           ],
         },
       },

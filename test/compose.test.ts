@@ -45,9 +45,9 @@ describe("compose/docker-compose.yml", () => {
   const compose = loadCompose();
   const services = Object.entries(compose.services);
 
-  it("has a 3-node hub, two leaf regions, postgres, the engine, the gateway and a worker per region", () => {
+  it("has a 3-node hub, two leaf regions, postgres, the engine, the gateway, a worker per region, prometheus and grafana", () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ["engine", "gateway", "hub-1", "hub-2", "hub-3", "leaf-ap-south-1", "leaf-eu-west-1", "postgres", "worker-ap-south-1", "worker-eu-west-1", "worker-us-east-1"].sort(),
+      ["engine", "gateway", "grafana", "hub-1", "hub-2", "hub-3", "leaf-ap-south-1", "leaf-eu-west-1", "postgres", "prometheus", "worker-ap-south-1", "worker-eu-west-1", "worker-us-east-1"].sort(),
     );
   });
 

@@ -20,6 +20,7 @@ import {
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
 import { operatorHandlers } from "./api/operator.js";
+import { lookUpTask } from "./api/task-lookup.js";
 import { LanePauses } from "./control/lane-pauses.js";
 import { createEngineMetrics } from "./metrics/engine-metrics.js";
 import { executionSummary, executionView, sendableView } from "./api/views.js";
@@ -306,6 +307,7 @@ export function createEngine(options: EngineOptions): Engine {
           new Promise((resolve, reject) => resumes.push({ token: resumeToken, payload, tenantId, resolve, reject })),
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
+        getTask: (req) => lookUpTask({ db: store, registry, names, offload: contextOffload }, req),
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),

@@ -11,3 +11,5 @@ export { WORKER_VERSION } from "./version.js";
 export { createSandboxHost, SANDBOX_DEFAULTS, type SandboxHost, type SandboxSettings } from "./sandbox/host.js";
 export { loadBundle, type BundleSources } from "./sandbox/bundle-loader.js";
 export { isDeniedAddress } from "./sandbox/network-guard.js";
+export { runTaskLocally, type LocalRunOptions } from "./runner/run-locally.js";
+export type { DryRunEffect } from "./runner/dry-run.js";

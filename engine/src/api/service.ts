@@ -16,6 +16,7 @@ import {
   QueueResumeRequest,
   DlqPurgeRequest,
   RetryStepRequest,
+  TaskGetRequest,
   ResumeRequest,
   SecretListRequest,
   SecretPutRequest,
@@ -49,6 +50,7 @@ export interface ApiHandlers {
   resumeQueue(req: z.output<typeof QueueResumeRequest>): Promise<unknown>;
   purgeDeadTasks(req: z.output<typeof DlqPurgeRequest>): Promise<unknown>;
   retryStep(req: z.output<typeof RetryStepRequest>): Promise<unknown>;
+  getTask(req: z.output<typeof TaskGetRequest>): Promise<unknown>;
 }
 
 /**
@@ -112,6 +114,7 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.queuesResume, QueueResumeRequest, (req) => handlers.resumeQueue(req));
   endpoint(API_ENDPOINTS.dlqPurge, DlqPurgeRequest, (req) => handlers.purgeDeadTasks(req));
   endpoint(API_ENDPOINTS.executionsRetryStep, RetryStepRequest, (req) => handlers.retryStep(req));
+  endpoint(API_ENDPOINTS.tasksGet, TaskGetRequest, (req) => handlers.getTask(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

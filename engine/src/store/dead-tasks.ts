@@ -105,3 +105,9 @@ export async function purgeDeadTasks(q: Queryable, filter: { region?: string | u
   );
   return rows[0]?.n ?? 0;
 }
+
+/** The task a dead letter kept, exactly as it was queued (with its contextRef, if it had one); undefined when there is none. */
+export async function getDeadTaskBody(q: Queryable, id: string): Promise<Task | undefined> {
+  const { rows } = await q.query<{ task: Task }>("SELECT task FROM dead_tasks WHERE id = $1", [id]);
+  return rows[0]?.task;
+}

@@ -19,6 +19,7 @@ import {
 } from "./commands/secrets.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
+import { taskReplayCommand, taskReplayUsage } from "./commands/task-replay.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
 import { watchCommand, watchUsage } from "./commands/watch.js";
 import { workersCommand, workersUsage } from "./commands/workers.js";
@@ -42,6 +43,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   "dlq purge": { run: dlqPurgeCommand, usage: dlqPurgeUsage },
   retry: { run: retryCommand, usage: retryUsage },
+  "task replay": { run: taskReplayCommand, usage: taskReplayUsage },
   lanes: { run: lanesCommand, usage: lanesUsage },
   workers: { run: workersCommand, usage: workersUsage },
   queues: { run: queuesCommand, usage: queuesUsage },

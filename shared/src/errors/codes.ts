@@ -71,6 +71,7 @@ export const ERROR_CODES = {
     meaning: "no live worker with the capabilities a step requires serves its handler in an allowed region; the task waits",
   },
   STEP_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the execution has no step with that id" },
+  TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the step never ran that attempt (not dispatched yet, or the attempt number is past its last one)" },
   UNAUTHORIZED: { httpStatus: 401, retryable: false, meaning: "API tokens are configured and the request carries no valid bearer token" },
   FORBIDDEN: { httpStatus: 403, retryable: false, meaning: "the token is valid but lacks the scope, or names another tenant, for this request" },
   OOM: { httpStatus: 500, retryable: false, meaning: "a sandboxed handler ran out of its memory limit; its sandbox was killed and replaced" },

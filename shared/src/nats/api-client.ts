@@ -19,6 +19,7 @@ import {
   QueuePauseReply,
   DlqPurgeReply,
   RetryStepReply,
+  TaskGetReply,
   type DlqPurgeRequest,
   type QueuePauseRequest,
   type QueueResumeRequest,
@@ -97,6 +98,8 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     replayDeadTasks: (ids: string[]) => call(subjects.api(API_ENDPOINTS.dlqReplay), { ids }, DlqReplayReply),
     purgeDeadTasks: (request: DlqPurgeRequest = {}) => call(subjects.api(API_ENDPOINTS.dlqPurge), request, DlqPurgeReply),
     retryStep: (executionId: string, stepId: string) => call(subjects.api(API_ENDPOINTS.executionsRetryStep), { executionId, stepId }, RetryStepReply),
+    getTask: (taskId: string, attempt?: number) =>
+      call(subjects.api(API_ENDPOINTS.tasksGet), attempt === undefined ? { taskId } : { taskId, attempt }, TaskGetReply),
     lanes: () => call(subjects.api(API_ENDPOINTS.lanes), {}, LanesReply),
     health: () => call(subjects.api(API_ENDPOINTS.health), {}, HealthReply),
     queues: (request: QueuesRequest = {}) => call(subjects.api(API_ENDPOINTS.queues), request, QueuesReply),

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { Failure, JsonObject, ResumeToken, Timestamp } from "./messages/common.js";
 import { ExecutionStatus, StepStatus } from "./messages/execution-event.js";
 import { WaitRequest } from "./messages/task-result.js";
+import { Task } from "./messages/task.js";
 import { Region, Token } from "./tokens.js";
 import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
@@ -329,3 +330,18 @@ export const RetryStepRequest = z.object({ executionId: Token, stepId: Token }).
 export type RetryStepRequest = z.infer<typeof RetryStepRequest>;
 export const RetryStepReply = z.object({ executionId: Token, stepId: Token, attempt: z.number().int().positive(), status: ExecutionStatus });
 export type RetryStepReply = z.infer<typeof RetryStepReply>;
+
+/** A task id, `<executionId>/<stepId>`, as Task.taskId spells it. */
+export const TaskIdRef = z.string().regex(/^[^/\s]+\/[^/\s]+$/, "a task id is <executionId>/<stepId>");
+
+/** `fm.api.tasks.get`: one attempt of a step, as it was dispatched (default: its latest attempt), for a local replay. */
+export const TaskGetRequest = z.object({ taskId: TaskIdRef, attempt: z.number().int().positive().optional() }).strict();
+export type TaskGetRequest = z.infer<typeof TaskGetRequest>;
+export const TaskGetReply = z.object({
+  task: Task,
+  /** `dead-letter`: the task exactly as it was queued; `rebuilt`: rebuilt from the execution row and its flow version. */
+  source: z.enum(["dead-letter", "rebuilt"]),
+  /** The vault entries that were removed: sealed secrets open only on the pool's workers, never on a laptop. */
+  vaultRemoved: z.array(z.string()),
+});
+export type TaskGetReply = z.infer<typeof TaskGetReply>;

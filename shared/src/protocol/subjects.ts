@@ -42,6 +42,7 @@ export const API_ENDPOINTS = {
   queuesResume: "queues.resume",
   dlqPurge: "dlq.purge",
   executionsRetryStep: "executions.retryStep",
+  tasksGet: "tasks.get",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

@@ -7,8 +7,11 @@ import type { CheckpointApi } from "../sdk/handler-context.js";
 export const INLINE_CHECKPOINT_MAX_BYTES = 1024 * 1024;
 
 /** Where checkpoints go; one per worker, shared by its tasks. An undefined KV: the API says so when used. */
+/** The checkpoint bucket as far as checkpoints use it: a local replay passes a copy-on-write view. */
+export type CheckpointKv = Pick<KV, "get" | "put" | "delete">;
+
 export interface CheckpointSink {
-  kv: KV | undefined;
+  kv: CheckpointKv | undefined;
   /** Opened on first use: only large checkpoints need it. */
   blobs: BlobStore;
 }

@@ -1,12 +1,16 @@
 import { encode, type Event, type Subjects } from "@flowmonkey/shared";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { EventsApi } from "../sdk/handler-context.js";
 
 /**
  * `ctx.events.emit(name, data)`: a JetStream publish on `fm.events.<name>` (stream FM_EVENTS)
  * carrying the execution and step it came from. Resolves once the stream has stored it.
  */
-export function createEventsApi(js: JetStreamClient, subjects: Subjects, ids: { executionId: string; stepId: string }): EventsApi {
+/** What ctx.events needs of JetStream: a worker passes its client, a local replay a recorder. */
+export interface EventPublisher {
+  publish(subject: string, data: Uint8Array): Promise<unknown>;
+}
+
+export function createEventsApi(js: EventPublisher, subjects: Subjects, ids: { executionId: string; stepId: string }): EventsApi {
   return {
     async emit(name, data) {
       const event: Event = { data: data ?? null, executionId: ids.executionId, stepId: ids.stepId, at: new Date().toISOString() };

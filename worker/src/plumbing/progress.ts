@@ -5,7 +5,8 @@ import type { ProgressApi } from "../sdk/handler-context.js";
 
 /** Where progress goes; one per worker, shared by its tasks. */
 export interface ProgressSink {
-  nc: NatsConnection;
+  /** Only publish is used: a local replay passes a recorder instead of a connection. */
+  nc: Pick<NatsConnection, "publish">;
   subjects: Subjects;
   /** The progress bucket; undefined when it could not be opened (live updates still flow). */
   kv: KV | undefined;

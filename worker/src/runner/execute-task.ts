@@ -2,10 +2,9 @@ import { endSpan, FmError, type BlobStore, type Logger, parseWith, startSpanFrom
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
 import { inlineContextSource, offloadedContextSource } from "../plumbing/context-source.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
-import { createEventsApi } from "../plumbing/events.js";
+import { createEventsApi, type EventPublisher } from "../plumbing/events.js";
 import { openTaskSecrets, type OpenedSecrets } from "../plumbing/secrets.js";
 import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { AnyHandler } from "../sdk/define-handler.js";
 import { PauseSignal, Wait, type WaitOptions } from "../sdk/wait.js";
 import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, SecretsApi, TaskInfo } from "../sdk/handler-context.js";
@@ -22,7 +21,7 @@ export interface TaskRuntime {
   /** The blob bucket, where a task's `contextRef` points. */
   blobs: BlobStore;
   /** JetStream, for ctx.events. */
-  js: JetStreamClient;
+  js: EventPublisher;
   /** The pool's size class, reported with every result (usage). */
   tier: "small" | "medium" | "large";
   /** Per handler type: the key pair that opens its tasks' sealed secrets (none: such tasks fail). */

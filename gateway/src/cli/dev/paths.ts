@@ -16,6 +16,8 @@ export const devPaths = {
   gateway: join(repoRoot, "gateway/dist/main.js"),
   natsConfig: join(repoRoot, "nats-config/dev.conf"),
   examples: join(repoRoot, "examples/flows"),
+  /** `flowmonkey task replay` runs the handler with the worker's own runner, in this child. */
+  replayRunner: join(repoRoot, "worker/dist/replay-main.js"),
 };
 
 /** Fails with one clear instruction when a binary has not been built. */
