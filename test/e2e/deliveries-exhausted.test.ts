@@ -41,7 +41,8 @@ afterAll(async () => {
 });
 
 describe("a task whose workers keep dying", () => {
-  it(`is dead-lettered after ${MAX_DELIVER} worker deaths, its step fails, and a replay completes it`, async () => {
+  // Five worker processes started and killed in turn: ~13 s, slower on a loaded box.
+  it(`is dead-lettered after ${MAX_DELIVER} worker deaths, its step fails, and a replay completes it`, { timeout: 150_000 }, async () => {
     const api = createApiClient(nc, { prefix });
     await api.putFlow({ id: "nap", steps: [{ id: "nap", handler: "delay", input: { ms: 4000 } }] });
     const { executionId } = await api.start("nap", { input: {} });
@@ -50,8 +51,10 @@ describe("a task whose workers keep dying", () => {
     // Five deliveries of attempt 1, each to a worker that is SIGKILLed while it runs the task.
     for (let delivery = 1; delivery <= MAX_DELIVER; delivery++) {
       const worker = await mesh.startWorker({ handlers: ["delay"] });
+      // A deadline, not a wait: it passes as soon as the delivery is seen (about a second); a loaded
+      // 2-core CI box took over 10 s once to start a worker process and hand it the redelivery.
       await waitFor(() => progress.of(taskId, 1).some((p) => p.at > worker.readyAt!), {
-        timeoutMs: 10_000,
+        timeoutMs: 30_000,
         message: `delivery ${delivery} of the task to ${worker.name}`,
       });
       await worker.kill("SIGKILL");
