@@ -13,5 +13,5 @@ await runService(
     const topology = config.regionDomains ? regionTopology({ hubDomain: config.hubDomain, regionDomains: config.regionDomains }) : undefined;
     return createEngine({ ...config, circuit, metrics, topology, nc, log, ownsConnection: true });
   },
-  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
+  { log, graceMs: config.shutdownGraceMs, tracing: await startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
 );

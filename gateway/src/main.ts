@@ -21,5 +21,5 @@ await runService(
       apiTokens: cfg.apiTokens,
     });
   },
-  { log, graceMs: cfg.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-gateway", otlpEndpoint: cfg.otlpEndpoint }) },
+  { log, graceMs: cfg.shutdownGraceMs, tracing: await startTracing({ serviceName: "flowmonkey-gateway", otlpEndpoint: cfg.otlpEndpoint }) },
 );

@@ -26,5 +26,5 @@ await runService(
       log,
       ownsConnection: true,
     }),
-  { log, graceMs: config.shutdownGraceMs, tracing: startTracing({ serviceName: "flowmonkey-worker", otlpEndpoint: config.otlpEndpoint }) },
+  { log, graceMs: config.shutdownGraceMs, tracing: await startTracing({ serviceName: "flowmonkey-worker", otlpEndpoint: config.otlpEndpoint }) },
 );
