@@ -216,6 +216,7 @@ export async function ensureTaskPool(
 }
 
 export async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const placementDeadline = Date.now() + PLACEMENT_WAIT_MS;
   for (let attempt = 0; ; attempt++) {
     try {
       const info = await jsm.streams.info(config.name).catch(notFoundAs(undefined));
@@ -225,9 +226,22 @@ export async function ensureStream(jsm: JetStreamManager, config: Partial<Stream
     } catch (err) {
       // Another process created it between our info and add: look again once.
       if (attempt === 0 && isAlreadyInUse(err)) continue;
+      // A cluster that has just elected its meta leader may not know all its peers yet: an R3
+      // stream has nowhere to go for a moment. Wait for them, for a while.
+      if (isNoPlacement(err) && Date.now() < placementDeadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        continue;
+      }
       throw err;
     }
   }
+}
+
+/** How long provisioning waits for a forming cluster's peers before giving up on placing a stream. */
+const PLACEMENT_WAIT_MS = 30_000;
+
+function isNoPlacement(err: unknown): boolean {
+  return err instanceof JetStreamApiError && /no suitable peers for placement/i.test(err.message);
 }
 
 export async function ensureConsumer(
