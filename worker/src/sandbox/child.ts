@@ -229,6 +229,9 @@ process.on("message", (raw: unknown) => {
 });
 // A floating rejection or a throw from a timer callback is the handler's bug, not a reason to
 // lose the process (and the task it runs): it is reported and the run goes on.
+// The worker is gone (its IPC channel closed): nothing can use this process's work any more, and
+// nobody would kill it at its hard TTL. Found as orphaned sandboxes left spinning after test runs.
+process.on("disconnect", () => process.exit(1));
 process.on("unhandledRejection", (reason) => send(`0|${JSON.stringify({ t: "stray", message: String((reason as Error)?.message ?? reason).slice(0, 2048) })}`));
 process.on("uncaughtException", (err) => send(`0|${JSON.stringify({ t: "stray", message: String(err?.message ?? err).slice(0, 2048) })}`));
 send(`0|{"t":"hello"}`);

@@ -58,6 +58,17 @@ const STDERR_TAIL_BYTES = 4096;
  * It is treated as hostile: what it sends is parsed with zod, over-budget traffic or a bad
  * message kills it, and its death is classified (OOM from V8's own abort message, else a crash).
  */
+/**
+ * Every sandbox this worker process has forked and not yet seen exit. When the worker exits,
+ * they are SIGKILLed: a sandbox busy in a synchronous loop cannot hear its IPC channel close,
+ * and its hard-TTL timer lived in the worker, so it would otherwise spin on as an orphan (found
+ * after test runs: one left per run of the hostile suite).
+ */
+const liveChildren = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of liveChildren) child.kill("SIGKILL");
+});
+
 export class SandboxProcess {
   readonly #child: ChildProcess;
   readonly #log: Logger;
@@ -86,8 +97,10 @@ export class SandboxProcess {
       if (!parsed) return this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
       this.#onMessage?.(parsed.run, parsed.message);
     });
+    liveChildren.add(this.#child);
     this.exited = new Promise((resolve) => {
       this.#child.on("exit", (code, signal) => {
+        liveChildren.delete(this.#child);
         this.#exitInfo = { code, signal };
         resolve(this.#deathReason());
       });
