@@ -1,6 +1,7 @@
 import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
-import { fork, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { parentDeathLauncher } from "./parent-death.js";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
 import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
 
@@ -59,10 +60,11 @@ const STDERR_TAIL_BYTES = 4096;
  * message kills it, and its death is classified (OOM from V8's own abort message, else a crash).
  */
 /**
- * Every sandbox this worker process has forked and not yet seen exit. When the worker exits,
+ * Every sandbox this worker process has started and not yet seen exit. When the worker exits,
  * they are SIGKILLed: a sandbox busy in a synchronous loop cannot hear its IPC channel close,
  * and its hard-TTL timer lived in the worker, so it would otherwise spin on as an orphan (found
- * after test runs: one left per run of the hostile suite).
+ * after test runs: one left per run of the hostile suite). This covers platforms without the
+ * parent-death launcher; on Linux the kernel does it, also when the worker is SIGKILLed.
  */
 const liveChildren = new Set<ChildProcess>();
 process.once("exit", () => {
@@ -82,8 +84,10 @@ export class SandboxProcess {
 
   private constructor(options: SpawnOptions) {
     this.#log = options.log;
-    this.#child = fork(CHILD_SCRIPT, [], {
-      execArgv: sandboxExecArgv(CHILD_SCRIPT, options.heapMb),
+    // Launched through the parent-death launcher where there is one: if this worker is
+    // SIGKILLed, the kernel kills the sandbox too, even one spinning in a synchronous loop.
+    const [command, ...args] = [...parentDeathLauncher(), process.execPath, ...sandboxExecArgv(CHILD_SCRIPT, options.heapMb), CHILD_SCRIPT];
+    this.#child = spawn(command!, args, {
       // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
       env: Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))),
       stdio: ["ignore", "ignore", "pipe", "ipc"],

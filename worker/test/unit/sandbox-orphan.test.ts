@@ -1,0 +1,60 @@
+/**
+ * A sandbox must not outlive its worker, however the worker dies. The hard case: the worker is
+ * SIGKILLed (no exit hook runs) while its sandbox spins in a synchronous loop (the sandbox's
+ * own disconnect handler never runs). Real processes: a stand-in worker process starts a real
+ * sandbox, the test SIGKILLs the stand-in and waits, with a deadline, for the sandbox to go.
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { parentDeathLauncher } from "../../src/sandbox/parent-death.js";
+
+const OWNER = fileURLToPath(new URL("../fixtures/spinning-sandbox-owner.mjs", import.meta.url));
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function gone(pid: number, deadlineMs: number): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    if (!alive(pid)) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return !alive(pid);
+}
+
+const started: number[] = [];
+afterEach(() => {
+  // Whatever the verdict, nothing this test started keeps running.
+  for (const pid of started.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
+});
+
+describe.skipIf(parentDeathLauncher().length === 0)("a sandbox dies with its worker", () => {
+  it("a sandbox spinning in a synchronous loop is killed when its worker is SIGKILLed", async () => {
+    const owner = spawn(process.execPath, [OWNER], { stdio: ["ignore", "pipe", "inherit"] });
+    started.push(owner.pid!);
+    const lines = createInterface({ input: owner.stdout! });
+    const [line] = (await Promise.race([
+      once(lines, "line"),
+      once(owner, "exit").then(() => {
+        throw new Error("the stand-in worker exited before its sandbox started spinning");
+      }),
+    ])) as [string];
+    const { sandboxPid } = JSON.parse(line) as { sandboxPid: number };
+    started.push(sandboxPid);
+    expect(alive(sandboxPid)).toBe(true);
+
+    owner.kill("SIGKILL");
+    await once(owner, "exit");
+
+    expect(await gone(sandboxPid, 5000)).toBe(true);
+  });
+});
