@@ -116,3 +116,35 @@ function readCpuCount(): number {
     return 0;
   }
 }
+
+/** Every live descendant of `pid` (children, their children…), from the parent pids in /proc. */
+export function descendantPids(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  try {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        // After the parenthesised command name: state, then ppid.
+        parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  const wanted = new Set([pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [child, parent] of parentOf) {
+      if (wanted.has(parent) && !wanted.has(child)) {
+        wanted.add(child);
+        out.push(child);
+        grew = true;
+      }
+    }
+  }
+  return out;
+}
