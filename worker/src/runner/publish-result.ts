@@ -1,4 +1,4 @@
-import { encode, FmError, type Logger, type TaskResult, toError, traceparentHeaders } from "@flowmonkey/shared";
+import { abortableDelay, encode, FmError, type Logger, type TaskResult, toError, traceparentHeaders } from "@flowmonkey/shared";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { NonRetryableFailure } from "../sdk/failures.js";
 import { toFailure } from "./outcome.js";
@@ -11,14 +11,34 @@ export interface ResultTarget {
   maxBytes(): number;
 }
 
-/** A short pause before the task comes back after a failed publish, so a NATS hiccup is not a hot loop. */
+/** A short pause before a task comes back after its result could not be stored, so a NATS hiccup is not a hot loop. */
 export const PUBLISH_RETRY_DELAY_MS = 1000;
+
+/**
+ * How the worker keeps trying to store a result before it gives the task back. A failed publish
+ * is nearly always the results stream between leaders (a hub node died: "no responders" until a
+ * new leader is elected, a few seconds) or a reconnect. Giving the task back at once costs a
+ * delivery per try: during one election, tasks whose handlers had already finished ran out of
+ * deliveries and were dead-lettered (DELIVERIES_EXHAUSTED, seen when the clients' hub node was
+ * SIGKILLed). Retrying in place keeps the finished work, and the caller keeps the task's
+ * heartbeat going meanwhile, so it is not redelivered.
+ */
+export interface PublishRetry {
+  /** Aborted when the worker stops waiting (forced shutdown): the task is given back at once. */
+  signal?: AbortSignal;
+  /** @default 60_000 — then the task is given back (another worker may have a better link). */
+  giveUpAfterMs?: number;
+}
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 2000;
+export const DEFAULT_RESULT_GIVE_UP_MS = 60_000;
 
 /**
  * Publishes the result (de-duplicated by `taskId:attempt`, so a retried publish or a second run of
  * the same attempt is stored once), and only then settles the task message: `ack` for a result
- * the handler produced, `term` for a task that can never run. If the publish fails the message is
- * nak'ed instead and the task is redelivered: it is never acknowledged without its result stored.
+ * the handler produced, `term` for a task that can never run. A failed publish is tried again
+ * with backoff (see PublishRetry); when the worker gives up, the message is nak'ed and the task
+ * redelivered: it is never acknowledged without its result stored.
  */
 export async function publishResult(
   target: ResultTarget,
@@ -28,15 +48,31 @@ export async function publishResult(
   log: Logger,
   /** The run's span: the engine's apply of this result joins its trace. */
   traceparent?: string,
+  retry: PublishRetry = {},
 ): Promise<boolean> {
   const data = encodeResult(result, target.maxBytes());
   const headers = traceparent ? traceparentHeaders(traceparent) : undefined;
-  try {
-    await target.js.publish(target.subject, data, { msgID: `${result.taskId}:${result.attempt}`, ...(headers ? { headers } : {}) });
-  } catch (thrown) {
-    log.warn({ err: toError(thrown), taskId: result.taskId, attempt: result.attempt }, "result publish failed; task goes back to the queue");
-    nakQuietly(msg, PUBLISH_RETRY_DELAY_MS);
-    return false;
+  const ids = { executionId: result.executionId, taskId: result.taskId, stepId: result.stepId, attempt: result.attempt };
+  const giveUpAt = Date.now() + (retry.giveUpAfterMs ?? DEFAULT_RESULT_GIVE_UP_MS);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await target.js.publish(target.subject, data, { msgID: `${result.taskId}:${result.attempt}`, ...(headers ? { headers } : {}) });
+      if (attempt > 0) log.info({ ...ids, tries: attempt + 1 }, "result stored after retrying");
+      break;
+    } catch (thrown) {
+      const pause = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** attempt);
+      if (Date.now() + pause >= giveUpAt || retry.signal?.aborted) {
+        log.warn({ err: toError(thrown), ...ids, tries: attempt + 1 }, "result publish failed; task goes back to the queue");
+        nakQuietly(msg, PUBLISH_RETRY_DELAY_MS);
+        return false;
+      }
+      // The first failure is worth a line; the retries of one outage are not.
+      if (attempt === 0) log.warn({ err: toError(thrown), ...ids }, "result publish failed; trying again");
+      if (!(await abortableDelay(pause, retry.signal))) {
+        nakQuietly(msg, PUBLISH_RETRY_DELAY_MS);
+        return false;
+      }
+    }
   }
   if (settle === "term") {
     try {

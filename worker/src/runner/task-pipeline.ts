@@ -14,6 +14,8 @@ export interface PipelineDeps {
   maxTaskBytes?: number;
   /** Told when a task starts and settles (metrics). */
   observer?: TaskObserver | undefined;
+  /** How long a result that cannot be stored is retried before its task is given back. @default DEFAULT_RESULT_GIVE_UP_MS */
+  resultGiveUpMs?: number | undefined;
 }
 
 export interface PipelineStats {
@@ -34,10 +36,16 @@ export class TaskPipeline {
   readonly stats: PipelineStats = { completed: 0, failed: 0 };
   readonly #deps: PipelineDeps;
   readonly #running = new Set<RunningTask>();
+  /** Aborted by abortAll: results still being retried are given up and their tasks given back. */
+  readonly #forced = new AbortController();
   #draining = false;
 
   constructor(deps: PipelineDeps) {
     this.#deps = deps;
+  }
+
+  get #retry() {
+    return { signal: this.#forced.signal, ...(this.#deps.resultGiveUpMs === undefined ? {} : { giveUpAfterMs: this.#deps.resultGiveUpMs }) };
   }
 
   /** From now on a delivered message is handed straight back (nak) instead of run. */
@@ -47,6 +55,7 @@ export class TaskPipeline {
 
   /** Aborts every running handler; their tasks are nak'ed and redelivered, with no result. */
   abortAll(reason: Error): number {
+    this.#forced.abort(reason);
     for (const run of this.#running) run.abort(reason);
     return this.#running.size;
   }
@@ -72,16 +81,19 @@ export class TaskPipeline {
     this.#running.add(running);
     heartbeat.track(msg);
     const outcome = await running.outcome;
-    heartbeat.untrack(msg);
     this.#running.delete(running);
 
     this.#deps.observer?.finished(task, outcome.kind === "abandoned" ? undefined : outcome.result);
     if (outcome.kind === "abandoned") {
+      heartbeat.untrack(msg);
       nakQuietly(msg);
       return;
     }
     const log = runtime.log;
-    if (await publishResult(results, msg, outcome.result, "ack", log, running.traceparent)) {
+    // Still tracked by the heartbeat: while the result waits for a results-stream leader, the task is not redelivered.
+    const stored = await publishResult(results, msg, outcome.result, "ack", log, running.traceparent, this.#retry);
+    heartbeat.untrack(msg);
+    if (stored) {
       if (outcome.result.outcome === "success") this.stats.completed++;
       else this.stats.failed++;
       if (log.isLevelEnabled("debug")) log.debug(logFields(outcome.result, msg), "task done");
@@ -111,7 +123,7 @@ export class TaskPipeline {
     }
     const now = Date.now();
     const result = errorResult(ids, reason, { workerId: runtime.workerId, region: runtime.region, startedAt: now, completedAt: now });
-    if (await publishResult(results, msg, result, "term", runtime.log)) this.stats.failed++;
+    if (await publishResult(results, msg, result, "term", runtime.log, undefined, this.#retry)) this.stats.failed++;
   }
 }
 

@@ -27,7 +27,7 @@ function fakeMsg(body: unknown) {
   return { msg: msg as unknown as JsMsg, settled };
 }
 
-function pipeline(publish: () => Promise<unknown>) {
+function pipeline(publish: () => Promise<unknown>, resultGiveUpMs?: number) {
   const published: string[] = [];
   const js = { publish: (subject: string) => (published.push(subject), publish()) } as unknown as JetStreamClient;
   const p = new TaskPipeline({
@@ -43,6 +43,7 @@ function pipeline(publish: () => Promise<unknown>) {
     },
     handlers: new Map([[echo.type, echo]]),
     results: { js, subject: names.subjects.results(REGION), maxBytes: () => 1024 * 1024 },
+    resultGiveUpMs,
   });
   return { p, published };
 }
@@ -57,12 +58,36 @@ describe("TaskPipeline", () => {
     expect(p.stats).toEqual({ completed: 1, failed: 0 });
   });
 
-  it("naks with a delay, and never acks, when the result cannot be published", async () => {
-    const { p } = pipeline(() => Promise.reject(new Error("no responders")));
+  it("keeps the task and retries a result the results stream could not take (a leader election), then acks", async () => {
+    let failures = 2;
+    const { p, published } = pipeline(() => (failures-- > 0 ? Promise.reject(new Error("no responders")) : Promise.resolve({ stream: "R", seq: 1 })));
+    const { msg, settled } = fakeMsg(makeTask());
+    // A 150 ms ack_wait: the heartbeat beats every 50 ms, so the retries (100 + 200 ms) keep the task with working().
+    await p.run(msg, new Heartbeat(150));
+    expect(published).toHaveLength(3);
+    expect(settled.at(-1)).toBe("ack");
+    expect(settled.filter((s) => s === "working").length).toBeGreaterThan(0);
+    expect(settled.some((s) => s.startsWith("nak"))).toBe(false);
+    expect(p.stats).toEqual({ completed: 1, failed: 0 });
+  });
+
+  it("naks with a delay, and never acks, when the result cannot be stored before it gives up", async () => {
+    const { p, published } = pipeline(() => Promise.reject(new Error("no responders")), 500);
     const { msg, settled } = fakeMsg(makeTask());
     await p.run(msg, new Heartbeat(30_000));
     expect(settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
+    expect(published.length).toBeGreaterThan(1);
     expect(p.stats).toEqual({ completed: 0, failed: 0 });
+  });
+
+  it("gives a result still being retried up at once when the worker is forced to stop", async () => {
+    const { p } = pipeline(() => Promise.reject(new Error("no responders")));
+    const { msg, settled } = fakeMsg(makeTask());
+    const running = p.run(msg, new Heartbeat(30_000));
+    await new Promise((r) => setTimeout(r, 50));
+    p.abortAll(new Error("forced"));
+    await running;
+    expect(settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
   });
 
   it("hands a message delivered after draining began straight back", async () => {
