@@ -183,11 +183,21 @@ export function workerLines(workers: WorkersReply["workers"], table: (headers: s
   );
 }
 
-/** `flowmonkey queues`: one row per pool consumer. */
+/** `flowmonkey queues`: one row per pool consumer (a handler's capability-qualified pools are rows of their own). */
 export function queueLines(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[]): string[] {
   if (queues.length === 0) return ["no worker pools yet (a pool appears when its first worker starts)"];
   return table(
-    ["REGION", "HANDLER", "PRIORITY", "PENDING", "ACK PENDING", "REDELIVERED", "IDLE PULLS", "STATE"],
-    queues.map((q) => [q.region, q.handler, q.priority, String(q.pending), String(q.ackPending), String(q.redelivered), String(q.waiting), q.paused ? "paused" : "open"]),
+    ["REGION", "HANDLER", "CAPABILITIES", "PRIORITY", "PENDING", "ACK PENDING", "REDELIVERED", "IDLE PULLS", "STATE"],
+    queues.map((q) => [
+      q.region,
+      q.handler,
+      q.capabilities.join(",") || "-",
+      q.priority,
+      String(q.pending),
+      String(q.ackPending),
+      String(q.redelivered),
+      String(q.waiting),
+      q.paused ? "paused" : "open",
+    ]),
   );
 }
