@@ -45,12 +45,12 @@ describe("capability-qualified pools", () => {
 
     // Both workers are idle and pulling: on one shared pool the plain worker would take about half.
     const gpuRuns = await startAll("render", 16);
-    await Promise.all(gpuRuns.map((id) => mesh.waitForStatus(id, "completed", 30_000)));
+    await Promise.all(gpuRuns.map((id) => mesh.waitForStatus(id, ["completed", "failed"], 30_000)));
     const gpuAttempts = await attemptsOf(gpuRuns);
     expect(gpuAttempts.map((a) => [a.attempt, a.status, a.worker_id])).toEqual(gpuRuns.map(() => [1, "completed", GPU]));
 
     const plainRuns = await startAll("plain", 16);
-    await Promise.all(plainRuns.map((id) => mesh.waitForStatus(id, "completed", 30_000)));
+    await Promise.all(plainRuns.map((id) => mesh.waitForStatus(id, ["completed", "failed"], 30_000)));
     const byWorker = new Map<string, number>();
     for (const a of await attemptsOf(plainRuns)) byWorker.set(a.worker_id ?? "?", (byWorker.get(a.worker_id ?? "?") ?? 0) + 1);
     console.log(`[capability-pools] plain tasks per worker: ${JSON.stringify(Object.fromEntries(byWorker))}`);
@@ -85,7 +85,8 @@ describe("capability-qualified pools", () => {
     } finally {
       await mesh.api.resumeQueue({ region: REGION, handler: "delay" });
     }
-    const view = await mesh.waitForStatus(executionId, "completed", 30_000);
+    const view = await mesh.waitForStatus(executionId, ["completed", "failed"], 30_000);
+    expect(view.status).toBe("completed");
     expect(view.steps.find((s) => s.stepId === "frame")?.history?.map((a) => [a.attempt, a.status, a.workerId, a.error?.code])).toEqual([
       [1, "failed", AVX, "CAPABILITY_UNAVAILABLE"],
       [2, "completed", GPU, undefined],
