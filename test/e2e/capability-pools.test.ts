@@ -103,6 +103,7 @@ describe("capability-qualified pools", () => {
       region: REGION,
       handlers: ["echo"],
       capabilities: ["tpu"],
+      capabilityPools: true,
       concurrency: 1,
       inFlight: 0,
       version: "test",

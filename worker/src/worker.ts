@@ -165,7 +165,7 @@ export function createWorker(options: WorkerOptions): Worker {
     checkpointSink.kv = checkpointsKv;
     const presence = await startPresence(
       workersKv,
-      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], capabilityPools: true, concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
       log,
     );
     releasers.add("registry entry", () => presence.stop());

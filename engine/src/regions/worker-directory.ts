@@ -48,7 +48,7 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
       return false;
     },
     workers(region, handler) {
-      return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight }));
+      return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight, capabilityPools: e.capabilityPools }));
     },
     get known() {
       return entries.size > 0;

@@ -20,7 +20,7 @@ const workers = (table: Record<string, Array<[string, string[], number?]>>): Wor
   known: true,
   serves: (region, handler, require = []) => (table[region] ?? []).some(([h, caps]) => h === handler && require.every((c) => caps.includes(c))),
   workers: (region, handler) =>
-    (table[region] ?? []).flatMap(([h, capabilities, inFlight = 0], i) => (h === handler ? [{ workerId: `${region}-${i}`, capabilities, inFlight }] : [])),
+    (table[region] ?? []).flatMap(([h, capabilities, inFlight = 0], i) => (h === handler ? [{ workerId: `${region}-${i}`, capabilities, inFlight, capabilityPools: true }] : [])),
   stop: async () => undefined,
 });
 const everywhere = workers({ [US]: [["echo", []]], [EU]: [["echo", []]], [AP]: [["echo", ["gpu"]]] });
@@ -91,7 +91,8 @@ describe("RegionRouter", () => {
 });
 
 describe("choosePool", () => {
-  const w = (capabilities: string[], inFlight = 0, workerId = capabilities.join("+") || "plain"): LiveWorker => ({ workerId, capabilities, inFlight });
+  const w = (capabilities: string[], inFlight = 0, workerId = capabilities.join("+") || "plain"): LiveWorker => ({ workerId, capabilities, inFlight, capabilityPools: true });
+  const old = (capabilities: string[]): LiveWorker => ({ ...w(capabilities), workerId: `old-${capabilities.join("+")}`, capabilityPools: false });
 
   it.each<[string, LiveWorker[], string[] | undefined, string[] | undefined]>([
     ["nothing required: the plain pool", [w([])], undefined, []],
@@ -104,6 +105,8 @@ describe("choosePool", () => {
     ["ties of size and load: by name", [w(["b", "gpu"]), w(["a", "gpu"])], ["gpu"], ["a", "gpu"]],
     ["an entry's capabilities are sorted and de-duplicated into the pool's name", [w(["gpu", "fp16", "gpu"])], ["gpu"], ["fp16", "gpu"]],
     ["an entry with a capability that cannot be a token is ignored", [w(["gpu", "a.b"]), w(["gpu", "z"])], ["gpu"], ["gpu", "z"]],
+    ["only a worker from before capability pools offers it: its plain pool, as before", [w([]), old(["gpu"])], ["gpu"], []],
+    ["a current worker's pool wins over an older worker's plain pool", [old(["gpu"]), w(["fp16", "gpu"])], ["gpu"], ["fp16", "gpu"]],
   ])("%s", (_what, live, require, pool) => {
     expect(choosePool(live, require)).toEqual(pool);
   });

@@ -291,6 +291,12 @@ export const WorkerEntry = z.object({
   handlers: z.array(z.string()),
   /** What the worker offers (`--capabilities gpu`); steps that `require` them are routed by it. Older workers wrote none. */
   capabilities: z.array(z.string()).default([]),
+  /**
+   * The worker pulls the capability-qualified pool of exactly its capabilities (`<handler>~<caps>`).
+   * Workers before capability pools wrote none: routing sends tasks that only they can take to
+   * the plain pool, as it did then.
+   */
+  capabilityPools: z.boolean().default(false),
   concurrency: z.number().int().positive(),
   inFlight: z.number().int().nonnegative(),
   version: z.string(),
