@@ -49,7 +49,22 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
   it.each(PRIORITIES)("tasks at priority %s: build and parse round-trip", (priority) => {
     const subject = s.task("eu-west-1", "http-request", priority);
     expect(subject).toBe(`${p}.tasks.eu-west-1.http-request.${priority}`);
-    expect(s.parseTask(subject)).toEqual({ region: "eu-west-1", handler: "http-request", priority });
+    expect(s.parseTask(subject)).toEqual({ region: "eu-west-1", handler: "http-request", priority, capabilities: [] });
+  });
+
+  it.each(PRIORITIES)("capability-qualified pool tasks at priority %s: build and parse round-trip", (priority) => {
+    const subject = s.task("eu-west-1", "video-encode", priority, ["gpu", "fp16", "gpu"]);
+    // The full set, sorted and unique, joined with '~': one name per capability set.
+    expect(subject).toBe(`${p}.tasks.eu-west-1.video-encode~fp16~gpu.${priority}`);
+    expect(s.parseTask(subject)).toEqual({ region: "eu-west-1", handler: "video-encode", priority, capabilities: ["fp16", "gpu"] });
+    expect(s.task("eu-west-1", "video-encode", priority, [])).toBe(`${p}.tasks.eu-west-1.video-encode.${priority}`);
+    expect(s.taskPool("eu-west-1", "video-encode", ["gpu"])).toBe(`${p}.tasks.eu-west-1.video-encode~gpu.*`);
+  });
+
+  it("a pool token that is not the canonical form is not a task subject", () => {
+    for (const pool of ["echo~gpu~fp16", "echo~gpu~gpu", "echo~", "~gpu", "echo~~gpu", "echo~g.p"]) {
+      expect(s.parseTask(`${p}.tasks.eu.${pool}.normal`), pool).toBeUndefined();
+    }
   });
 
   it("task wildcards", () => {
@@ -112,6 +127,8 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
         ["task(handler)", () => s.task("eu", bad, "normal")],
         ["taskPool(region)", () => s.taskPool(bad, "echo")],
         ["taskPool(handler)", () => s.taskPool("eu", bad)],
+        ["task(capability)", () => s.task("eu", "echo", "normal", ["gpu", bad])],
+        ["taskPool(capability)", () => s.taskPool("eu", "echo", [bad])],
         ["tasksOfRegion", () => s.tasksOfRegion(bad)],
         ["results", () => s.results(bad)],
         ["progress(execution)", () => s.progress(bad, "step")],
@@ -246,8 +263,13 @@ describe("names", () => {
     expect(createNames("acme_prod").regionStreams.results("ap-south-1")).toBe("ACME_PROD_RESULTS_AP_SOUTH_1");
     expect(() => n.regionStreams.results("EU_WEST")).toThrow(/invalid region/);
     for (const [region, handler, priority] of [["eu-west-1", "echo", "high"], ["us-east-1", "video_encode", "low"], ["x1", "a-b_c", "normal"]] as const) {
-      expect(n.consumers.parseTaskPool(n.consumers.taskPool(region, handler, priority))).toEqual({ region, handler, priority });
+      expect(n.consumers.parseTaskPool(n.consumers.taskPool(region, handler, priority))).toEqual({ region, handler, priority, capabilities: [] });
+      for (const capabilities of [["gpu"], ["fp16", "gpu"], ["a_b", "c-d"]]) {
+        expect(n.consumers.parseTaskPool(n.consumers.taskPool(region, handler, priority, capabilities))).toEqual({ region, handler, priority, capabilities });
+      }
     }
+    expect(n.consumers.taskPool("eu-west-1", "echo", "high", ["gpu", "fp16"])).toBe("pool_eu-west-1_echo~fp16~gpu_high");
+    expect(n.consumers.parseTaskPool("pool_eu-west-1_echo~gpu~fp16_high")).toBeUndefined();
     expect(n.consumers.parseTaskPool("engine_results")).toBeUndefined();
     expect(n.consumers.parseTaskPool("pool_eu-west-1_echo")).toBeUndefined();
   });
@@ -321,6 +343,12 @@ describe("names", () => {
     // The priority is always the last token and one of three words, so it cannot blur a handler name either.
     expect(n.consumers.taskPool("eu", "a_high", "low")).not.toBe(n.consumers.taskPool("eu", "a", "high"));
     expect(() => n.consumers.taskPool("eu", "a", "urgent" as "high")).toThrow();
+    // A capability-qualified pool is never the plain pool of another handler: '~' is in no handler type.
+    expect(n.consumers.taskPool("eu", "a", "high", ["b"])).not.toBe(n.consumers.taskPool("eu", "a_b", "high"));
+    expect(n.consumers.taskPool("eu", "a", "high", ["b", "c"])).not.toBe(n.consumers.taskPool("eu", "a", "high", ["b_c"]));
+    expect(() => n.consumers.taskPool("eu", "a", "high", ["b~c"])).toThrow();
+    // Consumer names stay within nats-server's 255 characters.
+    expect(() => n.consumers.taskPool("eu", "a", "high", ["x".repeat(128), "y".repeat(128)])).toThrow(/at most 255/);
   });
 
   it("refuses a prefix that cannot be a subject token", () => {

@@ -112,13 +112,16 @@ describe("failover", () => {
 });
 
 describe("capabilities", () => {
-  it("routes a step that requires gpu to the region where a live gpu worker serves its handler", async () => {
-    await mesh.startWorker(AP, { handlers: ["echo"], capabilities: ["gpu"] });
+  it("routes a step that requires gpu to the region where a live gpu worker serves its handler, and only that worker runs it", async () => {
+    const gpu = await mesh.startWorker(AP, { handlers: ["echo"], capabilities: ["gpu"] });
     // Started at once: should the engine's registry watch not have seen the worker yet, the
     // task is held for a moment (CAPABILITY_UNAVAILABLE) and goes out on the relay's next try.
-    const { executionId } = await mesh.api.start("needs-gpu", {});
-    await mesh.waitForStatus(executionId, "completed");
-    expect(attemptsOf(await mesh.api.get(executionId), "render").map((a) => a.region)).toEqual([AP]);
+    // ap's other worker serves echo too, without gpu: it pulls only the plain echo pool, never echo~gpu.
+    const runs = await Promise.all(Array.from({ length: 6 }, async () => (await mesh.api.start("needs-gpu", {})).executionId));
+    for (const executionId of runs) {
+      await mesh.waitForStatus(executionId, "completed");
+      expect(attemptsOf(await mesh.api.get(executionId), "render").map((a) => [a.region, a.workerId])).toEqual([[AP, gpu.workerId]]);
+    }
   });
 
   it("holds a step whose capabilities no live worker offers, saying so", async () => {

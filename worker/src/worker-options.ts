@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_PREFIX, isToken, KEY_BYTES, type BlobStore, type Logger } from "@flowmonkey/shared";
+import { canonicalCapabilities, createNames, DEFAULT_PREFIX, isToken, KEY_BYTES, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
 import { keyPairOf, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
@@ -147,6 +147,19 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     [...handlers.keys()].map((type) => [type, integer(`heartbeatTimeouts.${type}`, options.heartbeatTimeouts?.[type], heartbeatTimeoutMs, 1000)]),
   );
 
+  const capabilities = resolveCapabilities(options.capabilities);
+  if (capabilities.length > 0) {
+    // The capability-qualified pools' consumer names carry the whole set: they must stay valid names.
+    const names = createNames(prefix);
+    for (const type of handlers.keys()) {
+      try {
+        names.consumers.taskPool(options.region, type, "normal", capabilities);
+      } catch (cause) {
+        throw new WorkerOptionsError(`createWorker: capabilities: the ${type} pool of ${capabilities.join(", ")} cannot be named (${toError(cause).message})`, { cause });
+      }
+    }
+  }
+
   return {
     vaultKeys: resolveVaultKeys(options, handlers),
     nc: options.nc,
@@ -164,15 +177,16 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     progressIntervalMs: integer("progressIntervalMs", options.progressIntervalMs, 100, 0),
     blobs: options.blobs,
     hubDomain: options.hubDomain,
-    capabilities: resolveCapabilities(options.capabilities),
+    capabilities,
     metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
     sandbox,
   };
 }
 
+/** Tokens (letters, digits, '-', '_': never '~' or '.', which name pools and subjects), unique and sorted. */
 function resolveCapabilities(list: string[] | undefined): readonly string[] {
   for (const c of list ?? []) if (!isToken(c)) throw new WorkerOptionsError(`createWorker: capabilities: ${JSON.stringify(c)} is not a valid token`);
-  return [...new Set(list ?? [])].sort();
+  return canonicalCapabilities(list ?? []);
 }
 
 /** Each served handler's pool key pair: its own private key, else the worker-wide one; the public half is derived. */

@@ -81,6 +81,7 @@ export function createWorker(options: WorkerOptions): Worker {
     observer: metrics,
     runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys },
     handlers: o.handlers,
+    capabilities: o.capabilities,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },
   });
   const puller = new Puller({ concurrency: o.concurrency, log, run: (pool, msg) => pipeline.run(msg, pool.heartbeat) });
@@ -97,13 +98,19 @@ export function createWorker(options: WorkerOptions): Worker {
         await sandbox.start(() => new Objm(nc).open(names.buckets.handlers));
       }
       // The pools wait for the engine to provision the mesh; the buckets exist once they are open.
+      // Every handler's plain pool, and, for a worker with capabilities, the handler's pool of
+      // workers with exactly this capability set (where routing sends the tasks that require
+      // some of them): the only tasks no worker without those capabilities can take.
+      const poolSets: Array<readonly string[]> = o.capabilities.length > 0 ? [[], o.capabilities] : [[]];
       const pools = await Promise.all(
         handlerTypes.flatMap((handler) =>
-          PRIORITIES.map((priority) =>
-            openTaskPool({
-              ...{ js, jsm, names, region, handler, priority, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log },
-              heartbeatTimeoutMs: o.heartbeatTimeouts.get(handler)!,
-            }),
+          poolSets.flatMap((capabilities) =>
+            PRIORITIES.map((priority) =>
+              openTaskPool({
+                ...{ js, jsm, names, region, handler, priority, capabilities, fetchExpiresMs: o.fetchExpiresMs, hooks: puller, log },
+                heartbeatTimeoutMs: o.heartbeatTimeouts.get(handler)!,
+              }),
+            ),
           ),
         ),
       );
@@ -119,14 +126,14 @@ export function createWorker(options: WorkerOptions): Worker {
       for (const pool of pools) {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.
-        releasers.add(`heartbeat ${pool.handler} ${pool.priority}`, () => pool.heartbeat.stop());
+        releasers.add(`heartbeat ${pool.pool} ${pool.priority}`, () => pool.heartbeat.stop());
         if (pool.probes) continue;
         pool.watch(LANE_WATCH_MS);
         if (pool.priority === "high") {
           // A copy of each high task as it is published (rare by intent): the lane fetches at
           // once, instead of waiting for the watch, and takes the next free slot before normal.
-          const sub = nc.subscribe(names.subjects.task(region, pool.handler, "high"), { callback: () => pool.signal() });
-          releasers.add(`high lane signal ${pool.handler}`, () => sub.unsubscribe());
+          const sub = nc.subscribe(names.subjects.task(region, pool.handler, "high", pool.capabilities), { callback: () => pool.signal() });
+          releasers.add(`high lane signal ${pool.pool}`, () => sub.unsubscribe());
         }
       }
       if (metrics && o.metrics) {
@@ -140,7 +147,7 @@ export function createWorker(options: WorkerOptions): Worker {
         closeReason = err ?? new FmError("UNAVAILABLE", "the NATS connection closed under the worker");
         void close();
       });
-      log.info({ handlers: handlerTypes, concurrency: o.concurrency, heartbeatIntervalMs: pools[0]?.heartbeat.intervalMs }, "worker started");
+      log.info({ handlers: handlerTypes, capabilities: o.capabilities, pools: [...new Set(pools.map((p) => p.pool))], concurrency: o.concurrency, heartbeatIntervalMs: pools[0]?.heartbeat.intervalMs }, "worker started");
     } catch (thrown) {
       await releasers.releaseAll().catch(() => undefined); // the start error is the one to report
       throw thrown;
@@ -158,7 +165,7 @@ export function createWorker(options: WorkerOptions): Worker {
     checkpointSink.kv = checkpointsKv;
     const presence = await startPresence(
       workersKv,
-      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
+      () => ({ workerId, region, handlers: handlerTypes, capabilities: [...o.capabilities], capabilityPools: true, concurrency: o.concurrency, inFlight: puller.slots.running, version: WORKER_VERSION, host: hostname(), startedAt }),
       log,
     );
     releasers.add("registry entry", () => presence.stop());

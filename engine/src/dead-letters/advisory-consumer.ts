@@ -59,8 +59,11 @@ export function createDeadTaskProcessor(env: DeadTaskEnv) {
         rejections.push({ subject: stored.subject, code: error.code, reason: `undeliverable task dropped: ${error.message}`, excerpt: excerpt(stored.data) });
         continue;
       }
-      // The sequence must still hold the task that consumer gave up on (a recreated stream reuses sequences).
-      if (env.names.consumers.taskPool(task.metadata.region, task.handler.type, task.metadata.priority) !== advisory.consumer) {
+      // The sequence must still hold the task that consumer gave up on (a recreated stream reuses
+      // sequences). The subject it was stored under names the pool (a capability-qualified one
+      // included), and so the one consumer whose filter it is.
+      const pool = env.names.subjects.parseTask(stored.subject);
+      if (!pool || pool.handler !== task.handler.type || env.names.consumers.taskPool(pool.region, pool.handler, pool.priority, pool.capabilities) !== advisory.consumer) {
         parked.pop();
         env.log.warn({ streamSeq: advisory.stream_seq, consumer: advisory.consumer, taskId: task.taskId }, "stale MAX_DELIVERIES advisory: the sequence now holds another task; ignored");
         continue;

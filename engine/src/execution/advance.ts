@@ -1,4 +1,5 @@
 import {
+  canonicalCapabilities,
   SpanKind,
   startSpanFrom,
   toFmError,
@@ -185,6 +186,8 @@ export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string,
     input,
     context: exec.context,
     ...(exec.steps[stepId]?.resumed ? { resume: exec.steps[stepId].resumed } : {}),
+    // The worker checks it too: a task that reaches a worker without them is refused, not run.
+    ...(def.require?.length ? { require: canonicalCapabilities(def.require) } : {}),
     config: {
       timeoutMs: def.timeoutMs ?? defaults?.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
       retries: policy.maxAttempts - 1,

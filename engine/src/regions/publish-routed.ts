@@ -29,6 +29,9 @@ export interface RoutedMessage {
  * region recorded. Any other failure (a full queue, a timeout whose outcome is unknown) is not
  * re-targeted: the row is retried as it is. When no allowed region takes it, the attempt shows why
  * (REGION_UNAVAILABLE, RESIDENCY_UNKNOWN, CAPABILITY_UNAVAILABLE) and the relay tries again soon.
+ * A task whose step requires capabilities is published to the handler's capability-qualified
+ * pool that the router picks in that region (`<handler>~<cap>…`), which only workers with
+ * every required capability pull from.
  */
 export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: RegionRouter; subjects: Subjects; log: Logger }) {
   const { js, db, router, subjects, log } = o;
@@ -52,9 +55,17 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
     const plan = router.plan({ region: target.region, handler: target.handler, sealed }, m.route);
     if (!plan.ok) return hold(task.taskId, task.attempt, plan.error);
     let lastError: unknown;
+    let unserved = 0;
     for (const region of plan.regions) {
+      // A step that requires capabilities goes to the pool of workers that offer them, never to
+      // the handler's plain pool, which workers without them share.
+      const pool = router.poolFor(region, target.handler, m.route.require);
+      if (pool === undefined) {
+        unserved++; // its last such worker went away since the plan was made: not there
+        continue;
+      }
       const moved = region !== target.region;
-      const subject = moved ? subjects.task(region, target.handler, target.priority) : m.subject;
+      const subject = moved || pool.length > 0 ? subjects.task(region, target.handler, target.priority, pool) : m.subject;
       const body = moved ? { ...task, metadata: { ...task.metadata, region } } : m.body;
       // Recorded before the publish: once published, the result may be applied (and the attempt
       // no longer `dispatched`) before anything written afterwards.
@@ -68,12 +79,16 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
         continue;
       }
       router.markReachable(region);
-      if (moved) log.info({ taskId: task.taskId, attempt: task.attempt, from: target.region, region, tried: plan.regions }, "task routed to another region");
+      if (moved) log.info({ taskId: task.taskId, attempt: task.attempt, from: target.region, region, capabilities: pool, tried: plan.regions }, "task routed to another region");
+      else if (pool.length > 0 && log.isLevelEnabled("debug")) log.debug({ taskId: task.taskId, attempt: task.attempt, region, require: m.route.require, pool: subject }, "task routed to a capability pool");
       if (marked.delete(key)) {
         // A result applied meanwhile has already replaced the error (the update needs `dispatched`).
         await recordAttemptHeld(db, task.taskId, task.attempt, undefined).catch((err: unknown) => log.warn({ err: toError(err), taskId: task.taskId }, "could not clear the attempt's hold reason"));
       }
       return;
+    }
+    if (unserved === plan.regions.length) {
+      return hold(task.taskId, task.attempt, new FmError("CAPABILITY_UNAVAILABLE", `no live worker with ${(m.route.require ?? []).join(", ")} serves ${target.handler} in an allowed region any more; the task waits`));
     }
     return hold(task.taskId, task.attempt, new FmError("REGION_UNAVAILABLE", `no allowed region is reachable (tried ${plan.regions.join(", ")})`, { cause: lastError }));
   };

@@ -1,4 +1,5 @@
 import { FmError, type RegionTopology, type ResidencyRules } from "@flowmonkey/shared";
+import { choosePool } from "./pool-choice.js";
 import type { RegionLoad } from "./region-load.js";
 import type { WorkerDirectory } from "./worker-directory.js";
 
@@ -60,7 +61,7 @@ export class RegionRouter {
     if (allowed.length === 0) return refuse("REGION_UNAVAILABLE", `the task's secrets are sealed for ${affinity}, which its residency rule does not allow`);
     if (route.require?.length) {
       const require = route.require;
-      allowed = allowed.filter((r) => directory?.serves(r, task.handler, require) ?? false);
+      allowed = allowed.filter((r) => this.poolFor(r, task.handler, require) !== undefined);
       if (allowed.length === 0) {
         return refuse("CAPABILITY_UNAVAILABLE", `no live worker with ${require.join(", ")} serves ${task.handler} in an allowed region; the task waits`);
       }
@@ -82,6 +83,16 @@ export class RegionRouter {
     const t = this.now();
     const down = (r: string) => (this.unreachableUntil.get(r) ?? 0) > t;
     return { ok: true, regions: [...order.filter((r) => !down(r)), ...order.filter(down)] };
+  }
+
+  /**
+   * The pool of `handler` in `region` for a task that requires `require`: [] (the plain pool)
+   * when nothing is required, else the capability set of the capability-qualified pool to publish
+   * to (see choosePool); undefined when no live worker there offers the requirement.
+   */
+  poolFor(region: string, handler: string, require: readonly string[] | undefined): string[] | undefined {
+    if (!require?.length) return [];
+    return choosePool(this.o.directory?.workers(region, handler) ?? [], require);
   }
 
   markUnreachable(region: string): void {

@@ -1,5 +1,6 @@
 import type { KV } from "@nats-io/kv";
-import { decode, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
+import { decode, hasCapabilities, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
+import type { LiveWorker } from "./pool-choice.js";
 
 /** The workers bucket's TTL: an entry not refreshed for this long belongs to a dead worker. */
 export const WORKER_ENTRY_TTL_MS = 30_000;
@@ -7,6 +8,8 @@ export const WORKER_ENTRY_TTL_MS = 30_000;
 export interface WorkerDirectory {
   /** True when a live worker in `region` serves `handler` and offers every capability in `require`. */
   serves(region: string, handler: string, require?: readonly string[]): boolean;
+  /** The live workers in `region` that serve `handler`, with their capabilities (pool choice). */
+  workers(region: string, handler: string): LiveWorker[];
   /** Whether the directory has heard of any worker yet (before that, it cannot rule regions out). */
   readonly known: boolean;
   stop(): Promise<void>;
@@ -33,14 +36,19 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
       }
     }
   })().catch((err: unknown) => log.warn({ err: toError(err) }, "worker registry watch ended"));
+  const live = function* (region: string, handler: string): Generator<WorkerEntry> {
+    const liveSince = now() - WORKER_ENTRY_TTL_MS;
+    for (const { entry, writtenAt } of entries.values()) {
+      if (writtenAt >= liveSince && entry.region === region && entry.handlers.includes(handler)) yield entry;
+    }
+  };
   return {
     serves(region, handler, require = []) {
-      const liveSince = now() - WORKER_ENTRY_TTL_MS;
-      for (const { entry, writtenAt } of entries.values()) {
-        if (writtenAt < liveSince || entry.region !== region || !entry.handlers.includes(handler)) continue;
-        if (require.every((c) => entry.capabilities.includes(c))) return true;
-      }
+      for (const entry of live(region, handler)) if (hasCapabilities(entry.capabilities, require)) return true;
       return false;
+    },
+    workers(region, handler) {
+      return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight, capabilityPools: e.capabilityPools }));
     },
     get known() {
       return entries.size > 0;

@@ -7,7 +7,7 @@ import { checkExpression, resolveTemplates } from "../flows/expressions.js";
 import { parkStep } from "../execution/waits.js";
 import { tokensInUse } from "../store/wait-tokens.js";
 import type { FlowRegistry } from "../flows/registry.js";
-import { nextRetryDelayMs, NO_RETRY } from "../scheduler/retry-policy.js";
+import { isMisrouted, nextRetryDelayMs, NO_RETRY, reroutesAgain } from "../scheduler/retry-policy.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
@@ -105,7 +105,10 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   const envNow = { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates };
   releaseLane(exec, result.stepId, out);
   const def = flow.graph.steps.get(result.stepId)!;
-  env.breakers?.record(laneOf(exec, def), result.outcome, "failure" in result ? result.failure : undefined);
+  const failure = "failure" in result ? result.failure : undefined;
+  const rerouted = reroutesAgain(failure, result.metrics.workerId, step.reroutes ?? 0);
+  // A refusal for missing capabilities says nothing about the lane's health: the handler never ran.
+  if (!isMisrouted(failure, result.metrics.workerId)) env.breakers?.record(laneOf(exec, def), result.outcome, failure);
   const timing = {
     workerId: result.metrics.workerId,
     startedAt: result.metrics.startedAt,
@@ -147,9 +150,11 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
     case "error": {
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "failed", error: result.failure });
       const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
-      // Runs after a wait are resumes, not retries: only the tries count against the policy.
-      const tries = result.attempt - (step.resumes ?? 0);
-      const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, tries, result.failure);
+      // Runs after a wait are resumes, and attempts a worker refused for capabilities it lacks
+      // are reroutes, not retries: only the tries count against the policy.
+      const tries = result.attempt - (step.resumes ?? 0) - (step.reroutes ?? 0);
+      // A misrouted attempt goes out again at once: the router sends it to a pool of workers with the capabilities.
+      const delayMs = result.deadLetter ? undefined : rerouted ? 0 : nextRetryDelayMs(policy, tries, result.failure);
       if (delayMs === undefined) {
         if (result.deadLetter) {
           declareDeadTask(result.deadLetter.task, { reason: "deliveries_exhausted", lastError: result.failure, deliveries: result.deadLetter.deliveries }, out, envNow);
@@ -160,10 +165,10 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
         failStep(exec, result.stepId, result.failure, out, envNow);
         break;
       }
-      exec.steps[result.stepId] = { ...step, error: result.failure };
+      exec.steps[result.stepId] = { ...step, error: result.failure, ...(rerouted ? { reroutes: (step.reroutes ?? 0) + 1 } : {}) };
       try {
         const input = await resolveTemplates(def.input, scopeOf(exec));
-        dispatch(exec, flow, result.stepId, input, out, envNow, Math.max(1, delayMs));
+        dispatch(exec, flow, result.stepId, input, out, envNow, rerouted ? 0 : Math.max(1, delayMs));
       } catch (err) {
         failStep(exec, result.stepId, failureOf(err), out, envNow);
       }

@@ -26,3 +26,23 @@ export function nextRetryDelayMs(
   if (!failure.retryable || attempt >= policy.maxAttempts) return undefined;
   return failure.retryAfterMs ?? backoffDelayMs(backoffOf(policy), attempt, random);
 }
+
+/**
+ * How many times one step's task may come back refused by a worker that lacks the capabilities
+ * the step requires, each time routed again at once without counting as a try. Past that, such a
+ * refusal is an ordinary retryable failure: the step's retry policy decides.
+ */
+export const MAX_REROUTES = 3;
+
+/**
+ * A worker refused the task because it lacks capabilities the step requires (CAPABILITY_UNAVAILABLE):
+ * the task reached the wrong pool, the handler never ran. The engine's own conclusions never are.
+ */
+export function isMisrouted(failure: Failure | undefined, workerId: string): boolean {
+  return failure?.code === "CAPABILITY_UNAVAILABLE" && failure.retryable && workerId !== "engine";
+}
+
+/** Whether a misrouted attempt is routed again at once, outside the retry policy (`reroutes`: those so far). */
+export function reroutesAgain(failure: Failure | undefined, workerId: string, reroutes: number): boolean {
+  return isMisrouted(failure, workerId) && reroutes < MAX_REROUTES;
+}

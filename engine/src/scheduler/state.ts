@@ -19,6 +19,11 @@ export interface StepState {
   wait?: WaitRequest & { since: string };
   /** Runs that were resumes after a wait, not retries: they do not count against the retry policy. */
   resumes?: number;
+  /**
+   * Attempts dispatched again because a worker without the step's required capabilities refused
+   * the task (it never ran): like resumes, they do not count against the retry policy.
+   */
+  reroutes?: number;
   /** The run after a wait, while in flight: what its task carries as `resume`. */
   resumed?: ResumeInfo;
 }

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, PRIORITIES, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
 import { applyResults, engineConcluded, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
 import type { Relay } from "../outbox/relay.js";
 import { Changes } from "../execution/changes.js";
@@ -91,13 +91,22 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
   /** `taskId:attempt` → not before this time (in memory: after a restart they are simply checked again). */
   const postponed = new Map<string, number>();
 
-  async function backlogOf(region: string, handler: string): Promise<"queued" | "no-pool" | "drained"> {
+  /**
+   * Per `<region>/<handler>`: whether any of the handler's pools there (every priority, the plain
+   * pool and its capability-qualified ones: the attempt may wait in any of them) has undelivered
+   * tasks. One consumer list per sweep that finds overdue attempts; a pool not listed: "no-pool".
+   */
+  async function backlogs(): Promise<Map<string, "queued" | "drained">> {
     const { jsm, names } = options;
-    const infos = await Promise.all(
-      PRIORITIES.map((priority) => jsm.consumers.info(names.streams.tasks, names.consumers.taskPool(region, handler, priority)).catch(() => undefined)),
-    );
-    if (infos.every((info) => !info)) return "no-pool";
-    return infos.some((info) => info && info.num_pending > 0) ? "queued" : "drained";
+    const out = new Map<string, "queued" | "drained">();
+    for await (const info of jsm.consumers.list(names.streams.tasks)) {
+      const pool = names.consumers.parseTaskPool(info.name);
+      if (!pool) continue;
+      const key = `${pool.region}/${pool.handler}`;
+      if (info.num_pending > 0) out.set(key, "queued");
+      else if (!out.has(key)) out.set(key, "drained");
+    }
+    return out;
   }
 
   /** Admits tasks waiting in tenant lanes that have room (nothing else would wake them). */
@@ -124,12 +133,10 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
       (a) => !postponed.has(`${a.executionId}/${a.stepId}:${a.attempt}`),
     );
     if (overdue.length === 0) return 0;
-    const pools = new Map<string, Promise<"queued" | "no-pool" | "drained">>();
+    const pools = await backlogs();
     const results: ResultToApply[] = [];
     for (const a of overdue.slice(0, PAGE)) {
-      const poolKey = `${a.region}/${a.handler}`;
-      if (!pools.has(poolKey)) pools.set(poolKey, backlogOf(a.region, a.handler));
-      const backlog = await pools.get(poolKey)!;
+      const backlog = pools.get(`${a.region}/${a.handler}`) ?? "no-pool";
       const ids = { executionId: a.executionId, taskId: `${a.executionId}/${a.stepId}`, stepId: a.stepId, attempt: a.attempt, region: a.region };
       if (backlog !== "drained") {
         postponed.set(`${ids.taskId}:${a.attempt}`, now + graceMs);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Failure, RetryPolicy } from "@flowmonkey/shared";
-import { backoffOf, nextRetryDelayMs, NO_RETRY } from "../../src/scheduler/retry-policy.js";
+import { backoffOf, isMisrouted, MAX_REROUTES, nextRetryDelayMs, NO_RETRY, reroutesAgain } from "../../src/scheduler/retry-policy.js";
 
 const policy: RetryPolicy = { maxAttempts: 3, backoff: "exponential", initialDelayMs: 5000, maxDelayMs: 300_000, jitter: false };
 const retryable: Failure = { code: "HANDLER_FAILED", message: "boom", retryable: true };
@@ -48,5 +48,21 @@ describe("backoffOf", () => {
 
   it("NO_RETRY allows exactly one attempt", () => {
     expect(NO_RETRY.maxAttempts).toBe(1);
+  });
+});
+
+describe("misrouted attempts (a worker lacked the step's required capabilities)", () => {
+  const refused: Failure = { code: "CAPABILITY_UNAVAILABLE", message: "the step requires gpu", retryable: true };
+  it.each<[string, Failure | undefined, string, number, boolean, boolean]>([
+    ["a worker's refusal is routed again at once", refused, "worker-1", 0, true, true],
+    [`up to ${MAX_REROUTES} times`, refused, "worker-1", MAX_REROUTES - 1, true, true],
+    ["then the retry policy decides", refused, "worker-1", MAX_REROUTES, true, false],
+    ["not the engine's own conclusions", refused, "engine", 0, false, false],
+    ["not a non-retryable one", { ...refused, retryable: false }, "worker-1", 0, false, false],
+    ["not another failure", retryable, "worker-1", 0, false, false],
+    ["not a success", undefined, "worker-1", 0, false, false],
+  ])("%s", (_name, failure, workerId, reroutes, misrouted, again) => {
+    expect(isMisrouted(failure, workerId)).toBe(misrouted);
+    expect(reroutesAgain(failure, workerId, reroutes)).toBe(again);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { regionTopology } from "@flowmonkey/shared";
 import type { RegionLoad } from "../../src/regions/region-load.js";
+import { choosePool, type LiveWorker } from "../../src/regions/pool-choice.js";
 import { RegionRouter, type RouterOptions } from "../../src/regions/router.js";
 import type { WorkerDirectory } from "../../src/regions/worker-directory.js";
 
@@ -14,10 +15,12 @@ const loads = (table: Record<string, number>): RegionLoad => ({
   refreshed: async () => undefined,
   stop: async () => undefined,
 });
-/** region → [handler, capabilities][] of live workers. */
-const workers = (table: Record<string, Array<[string, string[]]>>): WorkerDirectory => ({
+/** region → [handler, capabilities, inFlight?][] of live workers. */
+const workers = (table: Record<string, Array<[string, string[], number?]>>): WorkerDirectory => ({
   known: true,
   serves: (region, handler, require = []) => (table[region] ?? []).some(([h, caps]) => h === handler && require.every((c) => caps.includes(c))),
+  workers: (region, handler) =>
+    (table[region] ?? []).flatMap(([h, capabilities, inFlight = 0], i) => (h === handler ? [{ workerId: `${region}-${i}`, capabilities, inFlight, capabilityPools: true }] : [])),
   stop: async () => undefined,
 });
 const everywhere = workers({ [US]: [["echo", []]], [EU]: [["echo", []]], [AP]: [["echo", ["gpu"]]] });
@@ -84,5 +87,36 @@ describe("RegionRouter", () => {
     const single = router({ topology: undefined });
     expect(regionsOf(single.plan(task(US), {}))).toEqual([US]);
     expect(regionsOf(single.plan(task(US), { residency: "asia_or_eu" }))).toEqual([AP, EU]);
+  });
+});
+
+describe("choosePool", () => {
+  const w = (capabilities: string[], inFlight = 0, workerId = capabilities.join("+") || "plain"): LiveWorker => ({ workerId, capabilities, inFlight, capabilityPools: true });
+  const old = (capabilities: string[]): LiveWorker => ({ ...w(capabilities), workerId: `old-${capabilities.join("+")}`, capabilityPools: false });
+
+  it.each<[string, LiveWorker[], string[] | undefined, string[] | undefined]>([
+    ["nothing required: the plain pool", [w([])], undefined, []],
+    ["nothing required, even with no worker", [], [], []],
+    ["no live worker offers it", [w([]), w(["avx512"])], ["gpu"], undefined],
+    ["the one worker that offers it: its full set", [w([]), w(["fp16", "gpu"])], ["gpu"], ["fp16", "gpu"]],
+    ["the smallest superset wins", [w(["fp16", "gpu", "nvlink"]), w(["gpu"], 9), w(["fp16", "gpu"])], ["gpu"], ["gpu"]],
+    ["every required capability must be offered", [w(["gpu"]), w(["fp16", "gpu"])], ["fp16", "gpu"], ["fp16", "gpu"]],
+    ["ties of size: fewest tasks in flight (summed over the pool's workers)", [w(["a", "gpu"], 1), w(["a", "gpu"], 1, "x"), w(["b", "gpu"], 1)], ["gpu"], ["b", "gpu"]],
+    ["ties of size and load: by name", [w(["b", "gpu"]), w(["a", "gpu"])], ["gpu"], ["a", "gpu"]],
+    ["an entry's capabilities are sorted and de-duplicated into the pool's name", [w(["gpu", "fp16", "gpu"])], ["gpu"], ["fp16", "gpu"]],
+    ["an entry with a capability that cannot be a token is ignored", [w(["gpu", "a.b"]), w(["gpu", "z"])], ["gpu"], ["gpu", "z"]],
+    ["only a worker from before capability pools offers it: its plain pool, as before", [w([]), old(["gpu"])], ["gpu"], []],
+    ["a current worker's pool wins over an older worker's plain pool", [old(["gpu"]), w(["fp16", "gpu"])], ["gpu"], ["fp16", "gpu"]],
+  ])("%s", (_what, live, require, pool) => {
+    expect(choosePool(live, require)).toEqual(pool);
+  });
+
+  it("the router plans only regions with such a pool, and names it per region", () => {
+    const r = router({ directory: workers({ [US]: [["echo", []]], [EU]: [["echo", ["fp16", "gpu"]], ["echo", ["gpu"]]], [AP]: [["echo", ["fp16", "gpu"]]] }) });
+    expect(regionsOf(r.plan(task(US), { require: ["gpu"] }))).toEqual([EU, AP]);
+    expect(r.poolFor(EU, "echo", ["gpu"])).toEqual(["gpu"]);
+    expect(r.poolFor(AP, "echo", ["gpu"])).toEqual(["fp16", "gpu"]);
+    expect(r.poolFor(US, "echo", ["gpu"])).toBeUndefined();
+    expect(r.poolFor(US, "echo", [])).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import type { DeadTaskSummary, DlqReplayReply, ExecutionView, LanesReply, QueuesReply, StepView, UsageReply, WorkersReply } from "@flowmonkey/shared";
+import { poolToken, type DeadTaskSummary, type DlqReplayReply, type ExecutionView, type LanesReply, type QueuesReply, type StepView, type UsageReply, type WorkersReply } from "@flowmonkey/shared";
 
 /**
  * Text renderings of executions (`status`, `watch`), dead letters (`dlq`) and lanes (`lanes`);
@@ -183,11 +183,23 @@ export function workerLines(workers: WorkersReply["workers"], table: (headers: s
   );
 }
 
-/** `flowmonkey queues`: one row per pool consumer. */
+/**
+ * `flowmonkey queues`: one row per pool consumer. A handler's capability-qualified pools are rows
+ * of their own, named as on the wire (`video-encode~gpu`); plain pools' rows are unchanged.
+ */
 export function queueLines(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[]): string[] {
   if (queues.length === 0) return ["no worker pools yet (a pool appears when its first worker starts)"];
   return table(
     ["REGION", "HANDLER", "PRIORITY", "PENDING", "ACK PENDING", "REDELIVERED", "IDLE PULLS", "STATE"],
-    queues.map((q) => [q.region, q.handler, q.priority, String(q.pending), String(q.ackPending), String(q.redelivered), String(q.waiting), q.paused ? "paused" : "open"]),
+    queues.map((q) => [
+      q.region,
+      poolToken(q.handler, q.capabilities) ?? q.handler,
+      q.priority,
+      String(q.pending),
+      String(q.ackPending),
+      String(q.redelivered),
+      String(q.waiting),
+      q.paused ? "paused" : "open",
+    ]),
   );
 }

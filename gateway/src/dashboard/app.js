@@ -271,7 +271,9 @@ async function refreshQueues() {
     const { queues } = await api("/v1/queues");
     const lanes = new Map();
     for (const q of queues) {
-      const key = `${q.region}/${q.handler}`;
+      // A handler's capability-qualified pools are queues of their own: `<region>/<handler> [gpu]`.
+      const caps = q.capabilities ?? [];
+      const key = caps.length ? `${q.region}/${q.handler} [${caps.join(",")}]` : `${q.region}/${q.handler}`;
       const lane = lanes.get(key) ?? { depth: 0, paused: false };
       lane.depth += q.pending + q.ackPending;
       lane.paused ||= q.paused;

@@ -8,6 +8,7 @@ import {
   lanesLines,
   progressBar,
   progressLines,
+  queueLines,
   replayLines,
   stepRows,
   tenantLaneRows,
@@ -32,6 +33,16 @@ const view: ExecutionView = {
 };
 
 describe("render", () => {
+  it("`flowmonkey queues` names a capability-qualified pool as on the wire, a plain pool by its handler", () => {
+    const table = (headers: string[], rows: string[][]) => [headers, ...rows].map((r) => r.join(" | "));
+    const row = { region: "us-east-1", handler: "video-encode", priority: "normal" as const, pending: 3, ackPending: 1, redelivered: 0, waiting: 2, paused: false };
+    expect(queueLines([{ ...row, capabilities: [] }, { ...row, capabilities: ["fp16", "gpu"], pending: 5 }], table)).toEqual([
+      "REGION | HANDLER | PRIORITY | PENDING | ACK PENDING | REDELIVERED | IDLE PULLS | STATE",
+      "us-east-1 | video-encode | normal | 3 | 1 | 0 | 2 | open",
+      "us-east-1 | video-encode~fp16~gpu | normal | 5 | 1 | 0 | 2 | open",
+    ]);
+  });
+
   it("draws bounded progress bars", () => {
     expect(progressBar(50, 10)).toBe("[█████░░░░░]  50%");
     expect(progressBar(250, 4)).toBe("[████] 100%");

@@ -9,7 +9,8 @@ describe("parsePoolConsumer", () => {
     const names = createNames("fm");
     for (const handler of ["echo", "video_encode", "http-request", "a_b_c"]) {
       for (const priority of PRIORITIES) {
-        expect(parsePoolConsumer(names.consumers.taskPool("eu-west-1", handler, priority))).toEqual({ region: "eu-west-1", handler, priority });
+        expect(parsePoolConsumer(names.consumers.taskPool("eu-west-1", handler, priority))).toEqual({ region: "eu-west-1", handler, priority, capabilities: [] });
+        expect(parsePoolConsumer(names.consumers.taskPool("eu-west-1", handler, priority, ["gpu", "avx_512"]))).toEqual({ region: "eu-west-1", handler, priority, capabilities: ["avx_512", "gpu"] });
       }
     }
   });

@@ -68,7 +68,8 @@ export const ERROR_CODES = {
   CAPABILITY_UNAVAILABLE: {
     httpStatus: 503,
     retryable: true,
-    meaning: "no live worker with the capabilities a step requires serves its handler in an allowed region; the task waits",
+    meaning:
+      "no live worker with the capabilities a step requires serves its handler in an allowed region; the task waits. Also a worker's answer to a task whose required capabilities it lacks: the engine routes the step again",
   },
   STEP_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the execution has no step with that id" },
   TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "the step never ran that attempt (not dispatched yet, or the attempt number is past its last one)" },

@@ -20,7 +20,9 @@ export interface QueueMetrics {
  */
 export function startQueueMetrics(options: { jsm: JetStreamManager; names: Names; registry: Registry; intervalMs: number; log: Logger }): QueueMetrics {
   let snapshot: QueueStat[] = [];
-  const labelNames = ["region", "handler", "priority"] as const;
+  // `capabilities` tells a handler's capability-qualified pools (each its own queue) from its
+  // plain pool (""): `sum by (region, handler)` still adds up everything of a handler.
+  const labelNames = ["region", "handler", "capabilities", "priority"] as const;
   const gauge = (name: string, help: string, pick: (s: QueueStat) => number) =>
     new Gauge({
       name,
@@ -29,7 +31,7 @@ export function startQueueMetrics(options: { jsm: JetStreamManager; names: Names
       registers: [options.registry],
       collect() {
         this.reset();
-        for (const s of snapshot) this.set({ region: s.region, handler: s.handler, priority: s.priority }, pick(s));
+        for (const s of snapshot) this.set({ region: s.region, handler: s.handler, capabilities: s.capabilities.join(","), priority: s.priority }, pick(s));
       },
     });
   gauge("fm_queue_depth", "Tasks waiting to be delivered, per pool consumer", (s) => s.pending);

@@ -1,12 +1,14 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import type { Names } from "../protocol/names.js";
-import { PRIORITIES, REGION_PATTERN, type Priority } from "../protocol/tokens.js";
+import { parseTaskPoolName, type Names, type TaskPoolName } from "../protocol/names.js";
+import { PRIORITIES, type Priority } from "../protocol/tokens.js";
 
-/** One worker pool's consumer (region, handler, priority), as the server reports it. */
+/** One worker pool's consumer (region, handler, capabilities, priority), as the server reports it. */
 export interface QueueStat {
   region: string;
   handler: string;
   priority: Priority;
+  /** A capability-qualified pool's capabilities (sorted): its own queue; [] for the handler's plain pool. */
+  capabilities: string[];
   /** Tasks waiting to be delivered (the consumer's num_pending). */
   pending: number;
   /** Tasks delivered and not yet acknowledged (running, or lost and waiting for ack_wait). */
@@ -17,13 +19,9 @@ export interface QueueStat {
   waiting: number;
 }
 
-/** `pool_<region>_<handler>_<priority>` → its parts; regions have no `_`, priorities are the last token. */
-export function parsePoolConsumer(name: string): { region: string; handler: string; priority: Priority } | undefined {
-  const match = /^pool_([^_]+)_(.+)_([a-z]+)$/.exec(name);
-  if (!match) return undefined;
-  const [, region, handler, priority] = match as unknown as [string, string, string, string];
-  if (!REGION_PATTERN.test(region) || !(PRIORITIES as readonly string[]).includes(priority)) return undefined;
-  return { region, handler, priority: priority as Priority };
+/** `pool_<region>_<handler>[~<cap>…]_<priority>` → its parts; regions have no `_`, priorities are the last token. */
+export function parsePoolConsumer(name: string): TaskPoolName | undefined {
+  return parseTaskPoolName(name);
 }
 
 /**
@@ -43,5 +41,8 @@ export async function readQueueStats(jsm: JetStreamManager, names: Names): Promi
       waiting: info.num_waiting,
     });
   }
-  return out.sort((a, b) => a.region.localeCompare(b.region) || a.handler.localeCompare(b.handler) || PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority));
+  const pool = (s: QueueStat) => s.capabilities.join(",");
+  return out.sort(
+    (a, b) => a.region.localeCompare(b.region) || a.handler.localeCompare(b.handler) || pool(a).localeCompare(pool(b)) || PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority),
+  );
 }

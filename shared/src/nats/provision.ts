@@ -192,7 +192,12 @@ export async function provisionRegion(nc: NatsConnection, names: Names, region: 
   });
 }
 
-/** The durable pull consumer shared by every worker of one (region, handler) pool, for one priority. */
+/**
+ * The durable pull consumer shared by every worker of one (region, handler) pool, for one
+ * priority; with `capabilities`, of the handler's capability-qualified pool for exactly that set.
+ * Every filter is a literal subject (no wildcard), so no two pool consumers overlap — a
+ * work-queue stream refuses overlapping filters.
+ */
 export async function ensureTaskPool(
   jsm: JetStreamManager,
   names: Names,
@@ -200,13 +205,14 @@ export async function ensureTaskPool(
   handler: string,
   priority: Priority,
   options: TaskPoolOptions,
+  capabilities: readonly string[] = [],
 ): Promise<ConsumerInfo> {
   // A work-queue stream refuses consumers whose filters overlap: the one-per-pool consumer of
   // earlier versions (all priorities) has to go first. Its unacked tasks stay in the stream.
   await jsm.consumers.delete(names.streams.tasks, names.consumers.legacyTaskPool(region, handler)).catch(notFoundAs(false));
   return ensureConsumer(jsm, names.streams.tasks, {
-    durable_name: names.consumers.taskPool(region, handler, priority),
-    filter_subject: names.subjects.task(region, handler, priority),
+    durable_name: names.consumers.taskPool(region, handler, priority, capabilities),
+    filter_subject: names.subjects.task(region, handler, priority, capabilities),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(options.ackWaitMs),

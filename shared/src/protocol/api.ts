@@ -254,10 +254,16 @@ export const HealthReply = z.object({
 });
 export type HealthReply = z.infer<typeof HealthReply>;
 
-/** One pool consumer (`<region>/<handler>`, one per priority) of the task stream. */
+/**
+ * One pool consumer (`<region>/<handler>`, one per priority) of the task stream. A handler's
+ * capability-qualified pools (`<handler>~<cap>…`, for steps that `require` capabilities) are
+ * queues of their own: one row each, with their `capabilities`.
+ */
 export const QueueView = z.object({
   region: z.string(),
   handler: z.string(),
+  /** The pool's capabilities (sorted); [] for the handler's plain pool. */
+  capabilities: z.array(z.string()).default([]),
   priority: z.enum(["high", "normal", "low"]),
   /** Tasks waiting to be delivered. */
   pending: z.number().int().nonnegative(),
@@ -267,7 +273,7 @@ export const QueueView = z.object({
   redelivered: z.number().int().nonnegative(),
   /** Pull requests waiting at the server (idle workers). */
   waiting: z.number().int().nonnegative(),
-  /** An operator paused this lane (`<region>/<handler>`, every priority): its new tasks are parked in the engine. */
+  /** An operator paused this lane (`<region>/<handler>`, every priority and every pool of the handler): its new tasks are parked in the engine. */
   paused: z.boolean().default(false),
 });
 export type QueueView = z.infer<typeof QueueView>;
@@ -285,6 +291,12 @@ export const WorkerEntry = z.object({
   handlers: z.array(z.string()),
   /** What the worker offers (`--capabilities gpu`); steps that `require` them are routed by it. Older workers wrote none. */
   capabilities: z.array(z.string()).default([]),
+  /**
+   * The worker pulls the capability-qualified pool of exactly its capabilities (`<handler>~<caps>`).
+   * Workers before capability pools wrote none: routing sends tasks that only they can take to
+   * the plain pool, as it did then.
+   */
+  capabilityPools: z.boolean().default(false),
   concurrency: z.number().int().positive(),
   inFlight: z.number().int().nonnegative(),
   version: z.string(),

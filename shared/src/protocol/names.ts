@@ -1,5 +1,11 @@
 import { createSubjects, DEFAULT_PREFIX, type Subjects } from "./subjects.js";
-import { PRIORITIES, REGION_PATTERN, TOKEN_PATTERN, type Priority } from "./tokens.js";
+import { parsePoolToken, poolToken, PRIORITIES, REGION_PATTERN, type Priority } from "./tokens.js";
+
+/**
+ * Durable consumer names: tokens joined by `_`, plus `~` inside a capability-qualified pool's
+ * handler token. 255 is nats-server's limit on a consumer name (and a file name's, in the store).
+ */
+export const CONSUMER_NAME_PATTERN = /^[A-Za-z0-9_~-]{1,255}$/;
 
 /**
  * Stream, consumer, bucket, service and header names, all derived from the subject prefix so
@@ -28,13 +34,28 @@ export const BLOB_NAMES = {
 
 export type Names = ReturnType<typeof createNames>;
 
+/** A task pool consumer's parts: `capabilities` is [] for a handler's plain pool. */
+export interface TaskPoolName {
+  region: string;
+  handler: string;
+  priority: Priority;
+  capabilities: string[];
+}
+
+/** `pool_<region>_<handler>[~<cap>…]_<priority>` → its parts (regions have no `_`, priorities are the last token). */
+export function parseTaskPoolName(name: string): TaskPoolName | undefined {
+  const m = /^pool_([a-z0-9][a-z0-9-]*)_(.+)_(high|normal|low)$/.exec(name);
+  const pool = m ? parsePoolToken(m[2]!) : undefined;
+  return m && pool && REGION_PATTERN.test(m[1]!) ? { region: m[1]!, handler: pool.handler, priority: m[3] as Priority, capabilities: pool.capabilities } : undefined;
+}
+
 export function createNames(prefix: string = DEFAULT_PREFIX) {
   const subjects: Subjects = createSubjects(prefix);
   const upper = prefix.toUpperCase().replace(/-/g, "_");
   const lower = prefix.toLowerCase().replace(/-/g, "_");
   const durable = (...parts: string[]) => {
     const name = parts.join("_");
-    if (!TOKEN_PATTERN.test(name)) throw new Error(`invalid consumer name ${name}`);
+    if (!CONSUMER_NAME_PATTERN.test(name)) throw new Error(`invalid consumer name ${name} (letters, digits, '-', '_', '~'; at most 255)`);
     return name;
   };
   return {
@@ -70,19 +91,20 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       deadTasks: "engine_dead_tasks",
       /**
        * One durable consumer per (region, handler, priority), shared by that pool's workers: a
-       * worker pulls from the high one first, so high tasks overtake a normal backlog.
+       * worker pulls from the high one first, so high tasks overtake a normal backlog. With
+       * `capabilities`, the consumer of the capability-qualified pool of the workers that offer
+       * exactly that set: `pool_<region>_<handler>~<cap>~<cap>_<priority>`.
        */
-      taskPool: (region: string, handler: string, priority: Priority) => {
+      taskPool: (region: string, handler: string, priority: Priority, capabilities: readonly string[] = []) => {
         // Regions have no '_', so the first '_' after "pool_" always ends the region.
         if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
         if (!PRIORITIES.includes(priority)) throw new Error(`invalid priority ${JSON.stringify(priority)}`);
-        return durable("pool", region, handler, priority);
+        const pool = poolToken(handler, capabilities);
+        if (pool === undefined) throw new Error(`invalid handler ${JSON.stringify(handler)} or capabilities ${JSON.stringify(capabilities)}`);
+        return durable("pool", region, pool, priority);
       },
-      /** `pool_<region>_<handler>_<priority>` → its parts; undefined for any other consumer name. */
-      parseTaskPool: (name: string): { region: string; handler: string; priority: Priority } | undefined => {
-        const m = /^pool_([a-z0-9][a-z0-9-]*)_(.+)_(high|normal|low)$/.exec(name);
-        return m ? { region: m[1]!, handler: m[2]!, priority: m[3] as Priority } : undefined;
-      },
+      /** `pool_<region>_<handler>[~<cap>…]_<priority>` → its parts; undefined for any other consumer name. */
+      parseTaskPool: (name: string) => parseTaskPoolName(name),
       /** The single consumer per (region, handler) of versions before priorities; removed when a worker opens the pool. */
       legacyTaskPool: (region: string, handler: string) => durable("pool", region, handler),
     },

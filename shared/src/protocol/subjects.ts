@@ -1,4 +1,4 @@
-import { EVENT_NAME_PATTERN, PREFIX_PATTERN, PRIORITIES, REGION_PATTERN, TOKEN_PATTERN, type Priority } from "./tokens.js";
+import { EVENT_NAME_PATTERN, parsePoolToken, poolToken, PREFIX_PATTERN, PRIORITIES, REGION_PATTERN, TOKEN_PATTERN, type Priority } from "./tokens.js";
 
 /**
  * The one home of every public subject. Nothing else in the code base spells a subject:
@@ -48,8 +48,11 @@ export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 
 export interface TaskSubject {
   region: string;
+  /** The handler type (without a pool's capabilities). */
   handler: string;
   priority: Priority;
+  /** The capability-qualified pool's capabilities (sorted); [] for the handler's plain pool. */
+  capabilities: string[];
 }
 
 export interface ExecSubject {
@@ -68,6 +71,15 @@ function token(kind: string, value: string): string {
     throw new SubjectError(`invalid ${kind} ${JSON.stringify(value)}: must match ${pattern.source}`);
   }
   return value;
+}
+
+/** The handler token of a task subject: the plain pool's `handler`, or `handler~cap1~cap2`. */
+function poolOf(handler: string, capabilities: readonly string[] | undefined): string {
+  const name = poolToken(handler, capabilities);
+  if (name === undefined) {
+    throw new SubjectError(`invalid handler ${JSON.stringify(handler)} or capabilities ${JSON.stringify(capabilities)}: each must match ${TOKEN_PATTERN.source}`);
+  }
+  return name;
 }
 
 export type Subjects = ReturnType<typeof createSubjects>;
@@ -101,19 +113,25 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
       return rest?.length === 1 && TOKEN_PATTERN.test(rest[0]!) ? { flowId: rest[0]! } : undefined;
     },
 
-    task: (region: string, handler: string, priority: Priority) =>
-      `${p}.tasks.${token("region", region)}.${token("handler", handler)}.${priority}`,
-    /** Every priority of one (region, handler) pool: the filter of the pool's consumer. */
-    taskPool: (region: string, handler: string) => `${p}.tasks.${token("region", region)}.${token("handler", handler)}.*`,
+    /**
+     * A task of the handler's plain pool, or (with `capabilities`) of the pool of the workers
+     * whose capabilities are exactly that set: `<prefix>.tasks.<region>.<handler>~<cap>~<cap>.<priority>`.
+     */
+    task: (region: string, handler: string, priority: Priority, capabilities?: readonly string[]) =>
+      `${p}.tasks.${token("region", region)}.${poolOf(handler, capabilities)}.${priority}`,
+    /** Every priority of one (region, handler[, capabilities]) pool. */
+    taskPool: (region: string, handler: string, capabilities?: readonly string[]) =>
+      `${p}.tasks.${token("region", region)}.${poolOf(handler, capabilities)}.*`,
     tasksOfRegion: (region: string) => `${p}.tasks.${token("region", region)}.>`,
     tasksAll: `${p}.tasks.>`,
     parseTask(subject: string): TaskSubject | undefined {
       const rest = split(subject, [p, "tasks"]);
       if (rest?.length !== 3) return undefined;
-      const [region, handler, priority] = rest as [string, string, string];
-      if (!REGION_PATTERN.test(region) || !TOKEN_PATTERN.test(handler)) return undefined;
+      const [region, pool, priority] = rest as [string, string, string];
+      const key = parsePoolToken(pool);
+      if (!REGION_PATTERN.test(region) || !key) return undefined;
       if (!(PRIORITIES as readonly string[]).includes(priority)) return undefined;
-      return { region, handler, priority: priority as Priority };
+      return { region, handler: key.handler, priority: priority as Priority, capabilities: key.capabilities };
     },
 
     results: (region: string) => `${p}.results.${token("region", region)}`,

@@ -39,3 +39,45 @@ export const PRIORITIES = Priority.options;
 export function isToken(value: string): boolean {
   return TOKEN_PATTERN.test(value);
 }
+
+/**
+ * Separates a handler type from the capabilities of a capability-qualified pool in the handler
+ * token of a task subject (`gpu-job~fp16~gpu`) and in its consumer names. Neither handler types
+ * nor capabilities are tokens that can contain it (TOKEN_PATTERN), and NATS allows it in subject
+ * tokens and consumer names (checked on nats-server 2.9.10).
+ */
+export const POOL_SEPARATOR = "~";
+
+/** A worker pool: a handler type and, for a capability-qualified pool, the full sorted capability set of its workers. */
+export interface PoolKey {
+  handler: string;
+  capabilities: string[];
+}
+
+/** The canonical capability set of a pool: unique and sorted, so one set has one name. */
+export function canonicalCapabilities(capabilities: readonly string[]): string[] {
+  return [...new Set(capabilities)].sort();
+}
+
+/**
+ * The pool token: `handler` for the plain pool, `handler~cap1~cap2` (sorted) for the pool of
+ * the workers whose capabilities are exactly that set. Undefined when a part is not a token.
+ */
+export function poolToken(handler: string, capabilities: readonly string[] = []): string | undefined {
+  if (!TOKEN_PATTERN.test(handler) || !capabilities.every((c) => TOKEN_PATTERN.test(c))) return undefined;
+  return [handler, ...canonicalCapabilities(capabilities)].join(POOL_SEPARATOR);
+}
+
+/** `handler` or `handler~cap1~cap2` → its parts; undefined unless it is the canonical form poolToken builds. */
+export function parsePoolToken(token: string): PoolKey | undefined {
+  const [handler = "", ...capabilities] = token.split(POOL_SEPARATOR);
+  if (!TOKEN_PATTERN.test(handler) || !capabilities.every((c) => TOKEN_PATTERN.test(c))) return undefined;
+  const canonical = canonicalCapabilities(capabilities);
+  if (canonical.length !== capabilities.length || canonical.some((c, i) => c !== capabilities[i])) return undefined;
+  return { handler, capabilities };
+}
+
+/** Whether every capability in `required` is in `offered`. */
+export function hasCapabilities(offered: readonly string[], required: readonly string[] | undefined): boolean {
+  return (required ?? []).every((c) => offered.includes(c));
+}

@@ -2,7 +2,7 @@ import { abortableDelay, ensureTaskPool, FmError, type Logger, type Names, type 
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Heartbeat } from "./heartbeat.js";
-import { type PoolHooks, TaskPool } from "./task-consumer.js";
+import { poolLabel, type PoolHooks, TaskPool } from "./task-consumer.js";
 
 export interface OpenPoolOptions {
   js: JetStreamClient;
@@ -11,6 +11,11 @@ export interface OpenPoolOptions {
   region: string;
   handler: string;
   priority: Priority;
+  /**
+   * [] for the handler's plain pool; else the worker's full capability set: the pool of the
+   * handler's tasks whose step requires capabilities and that routing gave to workers with exactly these.
+   */
+  capabilities: readonly string[];
   /** Written to the consumer as its ack_wait. */
   heartbeatTimeoutMs: number;
   fetchExpiresMs: number;
@@ -26,17 +31,18 @@ export interface OpenPoolOptions {
 export async function openTaskPool(o: OpenPoolOptions): Promise<TaskPool> {
   const ensure = async () => {
     try {
-      const info = await ensureTaskPool(o.jsm, o.names, o.region, o.handler, o.priority, { ackWaitMs: o.heartbeatTimeoutMs });
+      const info = await ensureTaskPool(o.jsm, o.names, o.region, o.handler, o.priority, { ackWaitMs: o.heartbeatTimeoutMs }, o.capabilities);
       return { info, consumer: await o.js.consumers.get(o.names.streams.tasks, info.name) };
     } catch (cause) {
       const why = toError(cause).message;
-      throw new FmError("UNAVAILABLE", `cannot open the ${o.handler} (${o.priority}) task pool of ${o.region} on stream ${o.names.streams.tasks} (${why}); is the mesh provisioned?`, { cause });
+      throw new FmError("UNAVAILABLE", `cannot open the ${poolLabel(o.handler, o.capabilities)} (${o.priority}) task pool of ${o.region} on stream ${o.names.streams.tasks} (${why}); is the mesh provisioned?`, { cause });
     }
   };
   const { info, consumer } = await untilProvisioned(ensure, o);
   return new TaskPool({
     handler: o.handler,
     priority: o.priority,
+    capabilities: o.capabilities,
     consumer,
     heartbeat: Heartbeat.fromConsumerInfo(info),
     expiresMs: o.fetchExpiresMs,
@@ -62,7 +68,7 @@ async function untilProvisioned<T>(open: () => Promise<T>, o: OpenPoolOptions): 
       const cause = err instanceof FmError ? err.cause : err;
       const notYet = cause instanceof JetStreamApiError && cause.code === JetStreamApiCodes.StreamNotFound;
       if (!notYet || Date.now() >= deadline) throw err;
-      if (attempt === 0) o.log.warn({ stream: o.names.streams.tasks, handler: o.handler }, "waiting for the engine to provision the mesh");
+      if (attempt === 0) o.log.warn({ stream: o.names.streams.tasks, handler: o.handler, capabilities: o.capabilities }, "waiting for the engine to provision the mesh");
       await abortableDelay(Math.min(2000, 100 * 2 ** attempt));
     }
   }

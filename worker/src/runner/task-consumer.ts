@@ -1,4 +1,4 @@
-import { abortableDelay, type Logger, PRIORITIES, type Priority, toError } from "@flowmonkey/shared";
+import { abortableDelay, type Logger, poolToken, PRIORITIES, type Priority, toError } from "@flowmonkey/shared";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Heartbeat } from "./heartbeat.js";
 import type { PoolView } from "./slots.js";
@@ -15,6 +15,8 @@ export interface PoolHooks {
 export interface TaskPoolOptions {
   handler: string;
   priority: Priority;
+  /** The capability-qualified pool's capabilities; [] (the default) for the handler's plain pool. */
+  capabilities?: readonly string[];
   consumer: Consumer;
   heartbeat: Heartbeat;
   /** How long a pull request waits at the server for tasks (≥ 1000 ms). */
@@ -23,6 +25,11 @@ export interface TaskPoolOptions {
   recover: () => Promise<Consumer>;
   hooks: PoolHooks;
   log: Logger;
+}
+
+/** How a pool shows in logs: `echo`, or `echo~gpu` for a capability-qualified pool (its subject token). */
+export function poolLabel(handler: string, capabilities: readonly string[] = []): string {
+  return poolToken(handler, capabilities) ?? handler;
 }
 
 /** Wait after a failed fetch before the next one, so a missing stream or a broken link is not a hot loop. */
@@ -36,6 +43,9 @@ export const FETCH_ERROR_PAUSE_MS = 1000;
 export class TaskPool implements PoolView {
   readonly handler: string;
   readonly priority: Priority;
+  readonly capabilities: readonly string[];
+  /** `handler` or `handler~cap…`: the pool in logs. */
+  readonly pool: string;
   /** 0 for high: the puller serves lower ranks first. */
   readonly rank: number;
   readonly heartbeat: Heartbeat;
@@ -56,6 +66,8 @@ export class TaskPool implements PoolView {
   constructor(options: TaskPoolOptions) {
     this.handler = options.handler;
     this.priority = options.priority;
+    this.capabilities = options.capabilities ?? [];
+    this.pool = poolLabel(this.handler, this.capabilities);
     this.rank = PRIORITIES.indexOf(options.priority);
     this.probes = options.priority === "normal";
     this.heartbeat = options.heartbeat;
@@ -98,7 +110,7 @@ export class TaskPool implements PoolView {
         (info) => {
           if (info.num_pending > 0) this.signal({ backlog: info.num_pending });
         },
-        (thrown: unknown) => this.#options.log.debug({ err: toError(thrown), handler: this.handler, priority: this.priority }, "lane backlog check failed"),
+        (thrown: unknown) => this.#options.log.debug({ err: toError(thrown), handler: this.handler, pool: this.pool, priority: this.priority }, "lane backlog check failed"),
       );
     };
     if (this.#watch) return;
@@ -146,7 +158,7 @@ export class TaskPool implements PoolView {
       hooks.onFetchEnd(this, unfilled);
     }
     if (failure && !this.#stop.signal.aborted) {
-      log.warn({ err: failure, handler: this.handler, priority: this.priority }, "task fetch failed; pausing this pool");
+      log.warn({ err: failure, handler: this.handler, pool: this.pool, priority: this.priority }, "task fetch failed; pausing this pool");
       void this.#pause();
     }
   }
@@ -160,7 +172,7 @@ export class TaskPool implements PoolView {
         this.#consumer = await recover();
         break;
       } catch (thrown) {
-        log.warn({ err: toError(thrown), handler: this.handler, priority: this.priority }, "task consumer still unavailable");
+        log.warn({ err: toError(thrown), handler: this.handler, pool: this.pool, priority: this.priority }, "task consumer still unavailable");
       }
     }
     this.paused = false;

@@ -1,4 +1,4 @@
-import { decode, excerpt, FmError, Task, toError } from "@flowmonkey/shared";
+import { decode, excerpt, FmError, hasCapabilities, Task, toError } from "@flowmonkey/shared";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { TaskObserver } from "../metrics/worker-metrics.js";
 import type { AnyHandler } from "../sdk/define-handler.js";
@@ -10,6 +10,8 @@ import { nakQuietly, publishResult, type ResultTarget } from "./publish-result.j
 export interface PipelineDeps {
   runtime: TaskRuntime;
   handlers: ReadonlyMap<string, AnyHandler>;
+  /** What this worker offers: a task whose step requires more is refused (CAPABILITY_UNAVAILABLE). @default [] */
+  capabilities?: readonly string[];
   results: ResultTarget;
   maxTaskBytes?: number;
   /** Told when a task starts and settles (metrics). */
@@ -75,6 +77,16 @@ export class TaskPipeline {
       const served = [...handlers.keys()].join(", ");
       return this.#reject(msg, new FmError("HANDLER_NOT_FOUND", `this worker does not serve handler ${task.handler.type} (it serves ${served})`), task);
     }
+    const offered = this.#deps.capabilities ?? [];
+    if (!hasCapabilities(offered, task.require)) {
+      // Routing sends such a task only to a pool of workers that offer them; it got here anyway
+      // (published by hand, or by an engine that routes without pools). Never run it: answer with
+      // a retryable CAPABILITY_UNAVAILABLE, on which the engine routes the step's next attempt
+      // again, instead of handing it back (nak) until its deliveries run out.
+      const missing = (task.require ?? []).filter((c) => !offered.includes(c));
+      const why = new FmError("CAPABILITY_UNAVAILABLE", `the step requires ${missing.join(", ")}, which worker ${runtime.workerId} does not offer (it offers ${offered.join(", ") || "none"})`);
+      return this.#reject(msg, why, task, { require: task.require, capabilities: offered, handler: task.handler.type });
+    }
 
     this.#deps.observer?.started(task, msg.info.deliveryCount);
     const running = executeTask(task, handler, runtime, { working: () => msg.working(), deliveryCount: msg.info.deliveryCount });
@@ -105,12 +117,13 @@ export class TaskPipeline {
    * redelivered, logged, and answered with an `error` result when its ids can be read so the
    * engine can fail the step instead of waiting for it.
    */
-  async #reject(msg: JsMsg, reason: unknown, task?: Task): Promise<void> {
+  async #reject(msg: JsMsg, reason: unknown, task?: Task, fields?: Record<string, unknown>): Promise<void> {
     const { runtime, results } = this.#deps;
     const err = toError(reason);
     const ids = task ?? readIds(msg.data);
+    // workerId and region are bound on the runtime's logger.
     runtime.log.warn(
-      { err, subject: msg.subject, seq: msg.seq, ...(ids ? idFields(ids) : { payload: excerpt(msg.data, 256) }) },
+      { err, subject: msg.subject, seq: msg.seq, ...(ids ? idFields(ids) : { payload: excerpt(msg.data, 256) }), ...fields },
       ids ? "task rejected; answering with an error result" : "unreadable task terminated",
     );
     if (!ids) {

@@ -27,9 +27,11 @@ function fakeMsg(body: unknown) {
   return { msg: msg as unknown as JsMsg, settled };
 }
 
-function pipeline(publish: () => Promise<unknown>, resultGiveUpMs?: number) {
+function pipeline(publish: () => Promise<unknown>, options: { capabilities?: string[]; resultGiveUpMs?: number } = {}) {
+  const { capabilities, resultGiveUpMs } = options;
   const published: string[] = [];
-  const js = { publish: (subject: string) => (published.push(subject), publish()) } as unknown as JetStreamClient;
+  const bodies: unknown[] = [];
+  const js = { publish: (subject: string, data: Uint8Array) => (published.push(subject), bodies.push(JSON.parse(new TextDecoder().decode(data))), publish()) } as unknown as JetStreamClient;
   const p = new TaskPipeline({
     runtime: {
       workerId: "w",
@@ -42,10 +44,11 @@ function pipeline(publish: () => Promise<unknown>, resultGiveUpMs?: number) {
       js,
     },
     handlers: new Map([[echo.type, echo]]),
+    ...(capabilities ? { capabilities } : {}),
     results: { js, subject: names.subjects.results(REGION), maxBytes: () => 1024 * 1024 },
     resultGiveUpMs,
   });
-  return { p, published };
+  return { p, published, bodies };
 }
 
 describe("TaskPipeline", () => {
@@ -72,7 +75,7 @@ describe("TaskPipeline", () => {
   });
 
   it("naks with a delay, and never acks, when the result cannot be stored before it gives up", async () => {
-    const { p, published } = pipeline(() => Promise.reject(new Error("no responders")), 500);
+    const { p, published } = pipeline(() => Promise.reject(new Error("no responders")), { resultGiveUpMs: 500 });
     const { msg, settled } = fakeMsg(makeTask());
     await p.run(msg, new Heartbeat(30_000));
     expect(settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
@@ -105,5 +108,27 @@ describe("TaskPipeline", () => {
     await p.run(msg, new Heartbeat(30_000));
     expect(settled).toEqual(["term"]);
     expect(published).toEqual([]);
+  });
+
+  it("refuses, without running it, a task whose step requires a capability the worker lacks: a retryable CAPABILITY_UNAVAILABLE result, then term", async () => {
+    const { p, bodies } = pipeline(() => Promise.resolve({}), { capabilities: ["avx512"] });
+    const { msg, settled } = fakeMsg(makeTask({ input: { ran: true }, require: ["gpu", "avx512"] }));
+    await p.run(msg, new Heartbeat(30_000));
+    expect(settled).toEqual(["term"]);
+    expect(bodies).toEqual([
+      expect.objectContaining({ outcome: "error", failure: expect.objectContaining({ code: "CAPABILITY_UNAVAILABLE", retryable: true, message: expect.stringMatching(/requires gpu,? /) }) }),
+    ]);
+    expect(bodies[0]).not.toHaveProperty("output");
+    expect(p.stats).toEqual({ completed: 0, failed: 1 });
+  });
+
+  it("runs a task whose required capabilities the worker offers (and any task that requires none)", async () => {
+    const { p, bodies } = pipeline(() => Promise.resolve({}), { capabilities: ["avx512", "gpu"] });
+    for (const require of [["gpu"], ["avx512", "gpu"], undefined]) {
+      const { msg, settled } = fakeMsg(makeTask({ input: 7, ...(require ? { require } : {}) }));
+      await p.run(msg, new Heartbeat(30_000));
+      expect(settled).toEqual(["ack"]);
+    }
+    expect(bodies.map((b) => (b as { outcome: string }).outcome)).toEqual(["success", "success", "success"]);
   });
 });

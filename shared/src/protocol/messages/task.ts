@@ -31,6 +31,11 @@ export const Task = z.object({
   }),
   /** Set on the run after a wait: why the step runs again and the payload it was resumed with. */
   resume: ResumeInfo.optional(),
+  /**
+   * The capabilities the step requires (`require` in the flow): the engine routes the task to a
+   * pool of workers that offer them, and a worker that does not refuses it (CAPABILITY_UNAVAILABLE).
+   */
+  require: z.array(Token).max(32).optional(),
   /** Sealed secrets, only the keys the step asked for. */
   vault: z.record(z.string(), z.string()).default({}),
   metadata: z.object({
