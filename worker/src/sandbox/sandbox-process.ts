@@ -1,7 +1,7 @@
 import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { parentDeathLauncher } from "./parent-death.js";
+import { sandboxLauncher } from "./launcher.js";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
 import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
 
@@ -84,9 +84,9 @@ export class SandboxProcess {
 
   private constructor(options: SpawnOptions) {
     this.#log = options.log;
-    // Launched through the parent-death launcher where there is one: if this worker is
-    // SIGKILLed, the kernel kills the sandbox too, even one spinning in a synchronous loop.
-    const [command, ...args] = [...parentDeathLauncher(), process.execPath, ...sandboxExecArgv(CHILD_SCRIPT, options.heapMb), CHILD_SCRIPT];
+    // Through nice and setpriv where they exist (launcher.ts): a lower CPU priority than the
+    // worker, and killed by the kernel with the worker, even while spinning in a synchronous loop.
+    const [command, ...args] = [...sandboxLauncher(), process.execPath, ...sandboxExecArgv(CHILD_SCRIPT, options.heapMb), CHILD_SCRIPT];
     this.#child = spawn(command!, args, {
       // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
       env: Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))),

@@ -1,4 +1,6 @@
 /**
+ * What the OS guarantees about a sandbox process (launcher.ts), checked on real processes.
+ *
  * A sandbox must not outlive its worker, however the worker dies. The hard case: the worker is
  * SIGKILLed (no exit hook runs) while its sandbox spins in a synchronous loop (the sandbox's
  * own disconnect handler never runs). Real processes: a stand-in worker process starts a real
@@ -7,9 +9,12 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { silentLogger } from "@flowmonkey/shared";
+import { SandboxProcess } from "../../src/sandbox/sandbox-process.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { parentDeathLauncher } from "../../src/sandbox/parent-death.js";
+import { lowPriorityLauncher, parentDeathLauncher, SANDBOX_NICENESS } from "../../src/sandbox/launcher.js";
 
 const OWNER = fileURLToPath(new URL("../fixtures/spinning-sandbox-owner.mjs", import.meta.url));
 
@@ -56,5 +61,22 @@ describe.skipIf(parentDeathLauncher().length === 0)("a sandbox dies with its wor
     await once(owner, "exit");
 
     expect(await gone(sandboxPid, 5000)).toBe(true);
+  });
+});
+
+/** A process's nice value: field 19 of /proc/<pid>/stat (after the parenthesised command name). */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+}
+
+describe.skipIf(lowPriorityLauncher().length === 0 || process.platform !== "linux")("a sandbox yields the CPU to its worker", () => {
+  it(`runs ${SANDBOX_NICENESS} nice levels below the process that started it`, async () => {
+    const sandbox = await SandboxProcess.spawn({ code: "var __fmHandler = { default: { execute() { return 1; } } };", filename: "nice@1.0.0", heapMb: 32, env: {}, log: silentLogger() });
+    try {
+      expect(niceOf(sandbox.pid!)).toBe(Math.min(19, niceOf(process.pid) + SANDBOX_NICENESS));
+    } finally {
+      sandbox.kill();
+    }
   });
 });
