@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import type pg from "pg";
 
 export type CpuGroups = Record<string, number[]>;
 
@@ -147,4 +148,21 @@ export function descendantPids(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * The PostgreSQL processes that work for this run: backends of our database plus the server's
+ * own background processes (WAL writer, checkpointer...). Other clients' backends (other test
+ * runs on a shared server) are left out, so they show up as "other".
+ */
+export async function postgresPids(admin: pg.Client, dbName: string): Promise<number[]> {
+  try {
+    const res = await admin.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE (datname = $1 OR backend_type <> 'client backend') AND pid <> pg_backend_pid()",
+      [dbName],
+    );
+    return res.rows.map((r) => r.pid);
+  } catch {
+    return pidsNamed("postgres");
+  }
 }

@@ -32,7 +32,7 @@ import { startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
 import { adminDatabaseUrl, checkPostgres, createTestDatabase, redactUrl, type TestDatabase } from "../support/postgres.js";
 import { startCeiling, STEPS } from "./ceiling.js";
 import { children } from "./child-host.js";
-import { cpuPercent, pidsNamed, snapshotCpu, type CpuGroups } from "./cpu.js";
+import { cpuPercent, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js";
 import pg from "pg";
 import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
@@ -112,22 +112,6 @@ interface Measurable extends FlowSystem {
   dispatch(ids: string[]): Promise<Measured>;
 }
 
-/**
- * The PostgreSQL processes that work for this run: backends of our database plus the server's
- * own background processes (WAL writer, checkpointer...). Other clients' backends (other test
- * runs on a shared server) are left out, so they show up as "other".
- */
-async function postgresPids(admin: pg.Client, dbName: string): Promise<number[]> {
-  try {
-    const res = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE (datname = $1 OR backend_type <> 'client backend') AND pid <> pg_backend_pid()",
-      [dbName],
-    );
-    return res.rows.map((r) => r.pid);
-  } catch {
-    return pidsNamed("postgres");
-  }
-}
 
 async function measureSystem(name: string, system: Measurable, cpuGroups: () => Promise<CpuGroups>): Promise<SystemReport> {
   const phase = async (label: string, idPrefix: string, count: number, mode: LoadMode): Promise<PhaseReport> => {

@@ -35,7 +35,7 @@ import pg from "pg";
 import { bundleOf } from "../../worker/test/sandbox-helpers.js";
 import { adminDatabaseUrl, checkPostgres, createTestDatabase } from "../support/postgres.js";
 import { spawnChild, type ChildHandle } from "./child-host.js";
-import { cpuPercent, descendantPids, pidsNamed, snapshotCpu, type CpuGroups } from "./cpu.js";
+import { cpuPercent, descendantPids, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js";
 import { runPhase, type FlowSystem } from "./driver.js";
 import { SUM_INPUT, SUM_SOURCE } from "./sandbox-handler.js";
 import { envInt, round, withDeadline, type LatencySummary } from "./stats.js";
@@ -101,17 +101,6 @@ const IN_PROCESS_TYPE = "bench-sum";
 const SANDBOXED_TYPE = "bench-sum-sandboxed";
 const PUBLISH_INFLIGHT = 64;
 
-async function postgresPids(admin: pg.Client, dbName: string): Promise<number[]> {
-  try {
-    const res = await admin.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE (datname = $1 OR backend_type <> 'client backend') AND pid <> pg_backend_pid()",
-      [dbName],
-    );
-    return res.rows.map((r) => r.pid);
-  } catch {
-    return pidsNamed("postgres");
-  }
-}
 
 /** Writes the sandboxed handler's bundle as `flowmonkey handler build` lays it out: `<dir>/<type>@<version>/{manifest.json,handler.js}`. */
 async function writeBundle(dir: string): Promise<void> {
