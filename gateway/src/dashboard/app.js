@@ -15,10 +15,28 @@ const state = {
   selected: null, // the execution view shown in the detail card
 };
 
+// ---- API token -----------------------------------------------------------------------
+// A gateway with FM_API_TOKENS answers 401 until a token is sent. The dashboard then asks for
+// one and keeps it in this tab's sessionStorage (gone when the tab closes). fetch sends it as a
+// header; EventSource cannot, so the event stream gets it as ?access_token= (the gateway takes
+// it there, on the stream routes only).
+const TOKEN_KEY = "flowmonkey.apiToken";
+let apiToken = sessionStorage.getItem(TOKEN_KEY) ?? "";
+
+function askForToken(why) {
+  const form = $("token-form");
+  if (!form.hidden) return;
+  form.hidden = false;
+  $("token").title = why;
+  $("token").focus();
+}
+
 /** fetch + JSON; a problem+json body becomes an Error with its code and detail. */
 async function api(path, options = {}) {
-  const res = await fetch(path, { ...options, headers: { "content-type": "application/json", ...options.headers } });
+  const auth = apiToken ? { authorization: `Bearer ${apiToken}` } : {};
+  const res = await fetch(path, { ...options, headers: { "content-type": "application/json", ...auth, ...options.headers } });
   const body = await res.json().catch(() => null);
+  if (res.status === 401) askForToken(body?.detail ?? "this gateway needs an API token");
   if (!res.ok) throw new Error(body && body.code ? `${body.code}: ${body.detail}` : `HTTP ${res.status}`);
   return body;
 }
@@ -156,8 +174,12 @@ function onProgress(p) {
   renderList();
 }
 
+let events = null;
+
 function connectEvents() {
-  const source = new EventSource("/v1/events");
+  events?.close();
+  const source = new EventSource(apiToken ? `/v1/events?access_token=${encodeURIComponent(apiToken)}` : "/v1/events");
+  events = source;
   const live = $("live");
   source.addEventListener("ready", () => {
     live.textContent = "live updates: on";
@@ -165,9 +187,11 @@ function connectEvents() {
   });
   source.addEventListener("exec", (m) => onExec(JSON.parse(m.data)));
   source.addEventListener("progress", (m) => onProgress(JSON.parse(m.data)));
-  // EventSource reconnects by itself; just say so meanwhile.
+  // EventSource reconnects by itself after a network error; just say so meanwhile. After an
+  // HTTP error (401 without a valid token) it gives up: CLOSED.
   source.onerror = () => {
-    live.textContent = "live updates: reconnecting…";
+    const closed = source.readyState === EventSource.CLOSED;
+    live.textContent = closed ? "live updates: off" : "live updates: reconnecting…";
     live.className = "pill bad";
   };
 }
@@ -330,6 +354,17 @@ async function replay(id) {
 const refreshOps = () => Promise.all([refreshPools(), refreshQueues(), refreshDlq()]);
 
 $("start-form").addEventListener("submit", startFlow);
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  apiToken = $("token").value.trim();
+  sessionStorage.setItem(TOKEN_KEY, apiToken);
+  $("token").value = "";
+  $("token-form").hidden = true;
+  connectEvents();
+  void loadFlows();
+  void refreshList();
+  void refreshOps();
+});
 $("status-filter").addEventListener("change", refreshList);
 $("cancel").addEventListener("click", async () => {
   if (!state.selected) return;

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { createLogger } from "@flowmonkey/shared";
-import { createGateway, type Gateway } from "@flowmonkey/gateway";
+import { createGateway, hashToken, type Gateway } from "@flowmonkey/gateway";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
 import { useNatsServer } from "../../../test/support/nats.js";
@@ -101,5 +101,37 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     await page.screenshot({ path: file, fullPage: true });
     expect(statSync(file).size).toBeGreaterThan(10_000);
     expect(errors).toEqual([]);
+  });
+
+  it("asks for an API token when the gateway wants one, then loads and goes live with it", async () => {
+    const token = "dash-0123456789abcdef-operator";
+    const guarded = createGateway({
+      nc: mesh.nc,
+      log: createLogger({ name: "gateway-test", level: "silent" }),
+      prefix: mesh.prefix,
+      port: 0,
+      host: "127.0.0.1",
+      apiTokens: { [hashToken(token)]: { scopes: ["admin"], name: "dashboard" } },
+    });
+    await guarded.start();
+    try {
+      const page = await browser.newPage();
+      await page.goto(guarded.url);
+      // Every /v1 call is 401 without a token: the form shows, the event stream stays off.
+      await page.locator("#token-form").waitFor({ state: "visible", timeout: 10_000 });
+      await page.locator("#live", { hasText: "live updates: off" }).waitFor({ timeout: 10_000 });
+      expect(await page.locator("#flow option").count()).toBe(0);
+
+      await page.fill("#token", token);
+      await page.click("#token-form button[type=submit]");
+      // The stream only opens with ?access_token= (EventSource sends no headers); fetches send the header.
+      await page.locator("#live", { hasText: "live updates: on" }).waitFor({ timeout: 10_000 });
+      await page.locator("#flow option[value=nap]").waitFor({ state: "attached", timeout: 10_000 });
+      expect(await page.locator("#token-form").isHidden()).toBe(true);
+      expect(await page.evaluate(() => sessionStorage.getItem("flowmonkey.apiToken"))).toBe(token);
+      await page.close();
+    } finally {
+      await guarded.close();
+    }
   });
 });

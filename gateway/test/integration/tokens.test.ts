@@ -148,4 +148,25 @@ describe("a tenant's token", () => {
     }
     expect((await call(TOKENS.operator, "GET", "/v1/queues")).status).toBe(200);
   });
+
+  it("takes ?access_token= on the event streams only (EventSource cannot send a header), with the same tenant rules", async () => {
+    const own = await start(TOKENS.acme);
+    const globexRun = await start(TOKENS.globex);
+    const stream = async (path: string) => {
+      const controller = new AbortController();
+      const res = await fetch(`${gateway.url}${path}`, { signal: controller.signal });
+      controller.abort();
+      return res.status;
+    };
+    expect(await stream(`/v1/executions/${own}/events?access_token=${TOKENS.acme}`)).toBe(200);
+    expect(await stream(`/v1/events?access_token=${TOKENS.operator}`)).toBe(200);
+    expect(await stream(`/v1/flows/approval/events?access_token=${TOKENS.operator}`)).toBe(200);
+    // The query token is the same grant: another tenant's stream is still a 404, a mesh-wide one a 403.
+    expect(await stream(`/v1/executions/${globexRun}/events?access_token=${TOKENS.acme}`)).toBe(404);
+    expect(await stream(`/v1/events?access_token=${TOKENS.acme}`)).toBe(403);
+    expect(await stream(`/v1/events?access_token=not-a-known-token-at-all`)).toBe(401);
+    // Anywhere else a token in the URL counts for nothing.
+    expect((await call(undefined, "GET", `/v1/executions/${own}?access_token=${TOKENS.acme}`)).status).toBe(401);
+    expect((await call(undefined, "GET", `/v1/executions?access_token=${TOKENS.operator}`)).status).toBe(401);
+  });
 });

@@ -10,11 +10,26 @@ declare module "hono" {
   }
 }
 
+/**
+ * The event streams (GET …/events): a browser's EventSource cannot send an Authorization
+ * header, so these routes also take the token as `?access_token=` (RFC 6750 §2.3). Only these:
+ * a token in a URL can end up in proxy logs and browser history, and every other route is
+ * called with fetch, which can send the header. The gateway itself logs paths without queries.
+ */
+const STREAM_ROUTE = /^\/v1\/(?:events|executions\/[^/]+\/events|flows\/[^/]+\/events)$/;
+
+function presentedToken(c: Context): string | undefined {
+  const header = c.req.header("authorization");
+  if (header !== undefined || c.req.method !== "GET" || !STREAM_ROUTE.test(c.req.path)) return header;
+  const query = c.req.query("access_token");
+  return query === undefined ? undefined : `Bearer ${query}`;
+}
+
 /** On /v1/*: every request carries a known token, or is answered 401 before any route runs. */
 export function requireToken(tokens: ReadonlyMap<string, Principal>): MiddlewareHandler {
   return async (c, next) => {
     try {
-      c.set("principal", authenticate(tokens, c.req.header("authorization")));
+      c.set("principal", authenticate(tokens, presentedToken(c)));
     } catch (thrown) {
       return problemResponse(toProblem(thrown), { "www-authenticate": 'Bearer realm="flowmonkey"' });
     }
