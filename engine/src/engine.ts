@@ -53,6 +53,7 @@ import { startWaitTimer } from "./waits/wait-timer.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
+import { createDomainManagers } from "./regions/domain-managers.js";
 import { provisionLeafRegions } from "./regions/provision-regions.js";
 import type { RegionLoad } from "./regions/region-load.js";
 import { startRouting } from "./regions/routing.js";
@@ -232,7 +233,8 @@ export function createEngine(options: EngineOptions): Engine {
       return { batcher, loop };
     };
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
-    await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
+    const domains = createDomainManagers(nc, options.topology, { timeoutMs: 5000 });
+    await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, domains, names }), (msg) => msg);
     await consumeInBatches(names.streams.events, names.consumers.events, createEventProcessor(base), (msg) => msg);
     const resumes = createBatcher(createResumeProcessor(base), {
       maxBatch,
