@@ -1,6 +1,6 @@
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { RegionTopology } from "@flowmonkey/shared";
+import type { QueueSource, RegionTopology } from "@flowmonkey/shared";
 
 /**
  * JetStream managers per domain, for the engine's connection (on the hub). `undefined` and the
@@ -44,4 +44,19 @@ export function createDomainManagers(nc: NatsConnection, topology: RegionTopolog
     isOwn,
     domains: [undefined, ...leafDomains],
   };
+}
+
+/**
+ * The task stream of every domain, with the regions it holds, for the queue views (fm.api.queues
+ * and the fm_queue_* series): the engine's own (the hub's regions) and each leaf domain's. On a
+ * single server without a topology, one source that names no region.
+ */
+export async function queueSources(domains: DomainManagers, topology: RegionTopology | undefined): Promise<QueueSource[]> {
+  return Promise.all(
+    domains.domains.map(async (domain) => ({
+      domain: domain ?? topology?.hubDomain,
+      regions: !topology ? [] : domain === undefined ? topology.hubRegions : topology.leafRegions.filter((l) => l.domain === domain).map((l) => l.region),
+      jsm: await domains.of(domain),
+    })),
+  );
 }
