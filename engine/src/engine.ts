@@ -259,7 +259,7 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
       ...base,
-      jsm,
+      queueSources: queueReads,
       names,
       graceMs: options.taskDeadlineGraceMs ?? 60_000,
       intervalMs: options.deadlineSweepIntervalMs ?? 5_000,
