@@ -53,6 +53,7 @@ import { startWaitTimer } from "./waits/wait-timer.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
+import { createDomainManagers, queueSources } from "./regions/domain-managers.js";
 import { provisionLeafRegions } from "./regions/provision-regions.js";
 import type { RegionLoad } from "./regions/region-load.js";
 import { startRouting } from "./regions/routing.js";
@@ -232,7 +233,10 @@ export function createEngine(options: EngineOptions): Engine {
       return { batcher, loop };
     };
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
-    await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, jsm, names }), (msg) => msg);
+    const domains = createDomainManagers(nc, options.topology, { timeoutMs: 5000 });
+    // Queue views read every domain at once with a shorter timeout: a half-dead link must not make the whole reply late.
+    const queueReads = await queueSources(createDomainManagers(nc, options.topology, { timeoutMs: 3000 }), options.topology);
+    await consumeInBatches(names.streams.advisories, names.consumers.deadTasks, createDeadTaskProcessor({ ...base, domains, names }), (msg) => msg);
     await consumeInBatches(names.streams.events, names.consumers.events, createEventProcessor(base), (msg) => msg);
     const resumes = createBatcher(createResumeProcessor(base), {
       maxBatch,
@@ -255,7 +259,7 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
       ...base,
-      jsm,
+      queueSources: queueReads,
       names,
       graceMs: options.taskDeadlineGraceMs ?? 60_000,
       intervalMs: options.deadlineSweepIntervalMs ?? 5_000,
@@ -311,7 +315,7 @@ export function createEngine(options: EngineOptions): Engine {
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
-        ...operatorHandlers({ base, db: store, jsm, names, pauses, relay, version: ENGINE_VERSION }),
+        ...operatorHandlers({ base, db: store, jsm, queueSources: queueReads, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);
           relay.afterCommit(committed);
@@ -322,7 +326,7 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("api service", () => api.stop().then(() => undefined));
     if (options.metrics) {
       const m = options.metrics;
-      const metrics = createEngineMetrics({ db: store, jsm, names, log, processMetrics: m.processMetrics ?? false, ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}) });
+      const metrics = createEngineMetrics({ db: store, queueSources: queueReads, names, log, processMetrics: m.processMetrics ?? false, ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}) });
       releasers.add("metrics", () => metrics.stop());
       const listener = await serveMetrics(metrics.registry, { port: m.port, host: m.host ?? "127.0.0.1", log });
       releasers.add("metrics listener", () => listener.close());

@@ -262,6 +262,9 @@ describe("names", () => {
     expect(n.regionStreams.results("eu-west-1")).toBe("FM_RESULTS_EU_WEST_1");
     expect(createNames("acme_prod").regionStreams.results("ap-south-1")).toBe("ACME_PROD_RESULTS_AP_SOUTH_1");
     expect(() => n.regionStreams.results("EU_WEST")).toThrow(/invalid region/);
+    expect(n.domainStreams.advisories("eu-west-1")).toBe("FM_ADVISORIES_EU_WEST_1");
+    expect(createNames("acme_prod").domainStreams.advisories("ap_south")).toBe("ACME_PROD_ADVISORIES_AP_SOUTH");
+    expect(() => n.domainStreams.advisories("eu.west")).toThrow(/invalid JetStream domain/);
     for (const [region, handler, priority] of [["eu-west-1", "echo", "high"], ["us-east-1", "video_encode", "low"], ["x1", "a-b_c", "normal"]] as const) {
       expect(n.consumers.parseTaskPool(n.consumers.taskPool(region, handler, priority))).toEqual({ region, handler, priority, capabilities: [] });
       for (const capabilities of [["gpu"], ["fp16", "gpu"], ["a_b", "c-d"]]) {

@@ -2,7 +2,8 @@
  * The per-role users of nats-config/*.conf, on a hub and two leaf regions: an eu-west-1
  * worker's credentials cannot take ap-south-1 tasks (not through its own leaf, not through the
  * ap domain's API), cannot read another region's results, and cannot publish results for
- * another region; what it needs (its own region's results) it can.
+ * another region, and cannot read or delete parked tasks or the dead-letter advisories; what it
+ * needs (its own region's results) it can.
  */
 import { jetstream } from "@nats-io/jetstream";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
@@ -53,6 +54,15 @@ describe("an eu-west-1 worker's credentials", () => {
     expect(await denied(euWorker.request(`$JS.hub.API.CONSUMER.CREATE.${names.streams.results}`, "{}", { timeout: 2000 }))).toBe(true);
     const sub = euWorker.subscribe(names.subjects.results(AP));
     expect(isPermissionViolation(await sub.closed)).toBe(true);
+  });
+
+  it("cannot read or delete a parked task, nor touch the dead-letter advisories (the engine's, in its domain and the hub's)", async () => {
+    const seq = JSON.stringify({ seq: 1 });
+    expect(await denied(euWorker.request(`$JS.API.STREAM.MSG.GET.${names.streams.tasks}`, seq, { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.API.STREAM.MSG.DELETE.${names.streams.tasks}`, seq, { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.API.STREAM.INFO.${names.domainStreams.advisories(EU)}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.hub.API.CONSUMER.MSG.NEXT.${names.streams.advisories}.${names.consumers.deadTasks}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(euWorker.request(`$JS.hub.API.STREAM.MSG.DELETE.${names.streams.tasks}`, seq, { timeout: 2000 }))).toBe(true);
   });
 
   it("cannot publish results for another region, and can for its own", async () => {

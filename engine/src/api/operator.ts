@@ -1,5 +1,17 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { FmError, readQueueStats, toError, type DlqPurgeRequest, type HealthReply, type Names, type QueuesReply, type QueuesRequest } from "@flowmonkey/shared";
+import {
+  FmError,
+  readQueueSources,
+  regionReach,
+  statsOf,
+  toError,
+  type DlqPurgeRequest,
+  type HealthReply,
+  type Names,
+  type QueueSource,
+  type QueuesReply,
+  type QueuesRequest,
+} from "@flowmonkey/shared";
 import type { z } from "zod";
 import { retryFailedStep } from "../control/retry-step.js";
 import { purgeDeadLetters } from "../dead-letters/purge.js";
@@ -20,26 +32,49 @@ export async function healthOf(db: Db, version: string): Promise<HealthReply> {
   return { status: "ok", store: db.kind === "pglite" ? "pglite" : "postgres", storeLatencyMs: Math.round((performance.now() - started) * 100) / 100, version };
 }
 
-/** fm.api.queues: the pool consumers of this engine's JetStream domain, read now, with the lanes operators paused. */
-export async function queuesOf(jsm: JetStreamManager, names: Names, pauses: LanePauses, req: QueuesRequest): Promise<QueuesReply> {
-  const [stats, paused] = await Promise.all([readQueueStats(jsm, names), pauses.refresh()]);
+/**
+ * fm.api.queues: the pool consumers of every domain's task stream (the hub's and each leaf
+ * region's), read now, with the lanes operators paused. A domain that does not answer does not
+ * fail the reply: its regions are listed as unreachable (and have no rows). Only when no
+ * domain answers at all is it an error.
+ */
+export async function queuesOf(sources: readonly QueueSource[], names: Names, pauses: LanePauses, req: QueuesRequest): Promise<QueuesReply> {
+  const [reads, paused] = await Promise.all([readQueueSources(sources, names), pauses.refresh()]);
+  const failed = reads.flatMap((r) => ("error" in r ? [r.error] : []));
+  if (failed.length === reads.length && failed[0]) {
+    throw new FmError("UNAVAILABLE", `cannot read the task queues: ${failed[0].message}`, { cause: failed[0] });
+  }
   const pausedLanes = new Set(paused.map((p) => p.lane));
   const wanted = (region: string, handler: string) => (!req.region || region === req.region) && (!req.handler || handler === req.handler);
   return {
-    queues: stats.filter((q) => wanted(q.region, q.handler)).map((q) => ({ ...q, paused: pausedLanes.has(`${q.region}/${q.handler}`) })),
+    queues: statsOf(reads)
+      .filter((q) => wanted(q.region, q.handler))
+      .map((q) => ({ ...q, paused: pausedLanes.has(`${q.region}/${q.handler}`) })),
     paused: paused.filter((p) => {
       const [region = "", handler = ""] = p.lane.split("/");
       return wanted(region, handler);
     }),
+    regions: regionReach(reads).filter((r) => !req.region || r.region === req.region),
   };
 }
 
 /** The operator endpoints' handlers (health, queues, pause/resume, DLQ purge, step retry), wired to the engine's parts. */
-export function operatorHandlers(deps: { base: ApplyEnv; db: Db; jsm: JetStreamManager; names: Names; pauses: LanePauses; relay: Relay; version: string }) {
+export function operatorHandlers(deps: {
+  base: ApplyEnv;
+  db: Db;
+  /** The hub's JetStream (FM_DLQ). */
+  jsm: JetStreamManager;
+  /** Every domain's task stream, for the queue views. */
+  queueSources: readonly QueueSource[];
+  names: Names;
+  pauses: LanePauses;
+  relay: Relay;
+  version: string;
+}) {
   const { base, db, jsm, names, pauses, relay } = deps;
   return {
     health: () => healthOf(db, deps.version),
-    queues: (req: QueuesRequest) => queuesOf(jsm, names, pauses, req),
+    queues: (req: QueuesRequest) => queuesOf(deps.queueSources, names, pauses, req),
     pauseQueue: async ({ region, handler, reason }: { region: string; handler: string; reason?: string | undefined }) => {
       const lane = `${region}/${handler}`;
       await pauses.pause(lane, reason);

@@ -1,5 +1,4 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
-import { createMetricsRegistry, startQueueMetrics, type Logger, type Names, type QueueMetrics } from "@flowmonkey/shared";
+import { createMetricsRegistry, startQueueMetrics, type Logger, type Names, type QueueMetrics, type QueueSource } from "@flowmonkey/shared";
 import { Gauge, type Registry } from "prom-client";
 import type { Db } from "../store/db.js";
 import { countExecutionsByStatus, countOpenDeadTasks } from "../store/counts.js";
@@ -16,12 +15,13 @@ export interface EngineMetrics {
 
 /**
  * The engine's series: executions by status and open dead letters (from the database, cached
- * for `dbCacheMs` so a scrape storm is one query), and the pools' queues (from the consumers,
- * on a timer).
+ * for `dbCacheMs` so a scrape storm is one query), and the pools' queues (from the consumers
+ * of every domain's task stream, on a timer).
  */
 export function createEngineMetrics(options: {
   db: Db;
-  jsm: JetStreamManager;
+  /** Every domain's task stream (the hub's and each leaf region's). */
+  queueSources: readonly QueueSource[];
   names: Names;
   log: Logger;
   processMetrics: boolean;
@@ -53,6 +53,6 @@ export function createEngineMetrics(options: {
       for (const r of await deadTasks()) this.set({ region: r.region, handler: r.handler }, r.count);
     },
   });
-  const queues = startQueueMetrics({ jsm: options.jsm, names: options.names, registry, intervalMs: options.queueRefreshMs ?? 5000, log: options.log });
+  const queues = startQueueMetrics({ sources: options.queueSources, names: options.names, registry, intervalMs: options.queueRefreshMs ?? 5000, log: options.log });
   return { registry, queues, stop: () => queues.stop() };
 }

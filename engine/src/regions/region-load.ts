@@ -23,7 +23,9 @@ export function watchRegionLoad(nc: NatsConnection, names: Names, topology: Regi
   const managers = new Map<string | undefined, Promise<JetStreamManager>>();
   const jsmOf = (domain: string | undefined) => {
     let m = managers.get(domain);
-    if (!m) managers.set(domain, (m = jetstreamManager(nc, { ...(domain ? { domain } : {}), timeout: Math.max(1000, intervalMs) })));
+    // checkAPI false: no account-info request, so a domain unreachable at the first refresh is not
+    // remembered as a rejected promise (it would never be read again once its link returned).
+    if (!m) managers.set(domain, (m = jetstreamManager(nc, { checkAPI: false, ...(domain ? { domain } : {}), timeout: Math.max(1000, intervalMs) })));
     return m;
   };
 

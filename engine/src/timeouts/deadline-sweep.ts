@@ -1,5 +1,4 @@
-import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, toError, type Failure, type Logger, type Names } from "@flowmonkey/shared";
+import { abortableDelay, readQueueSources, toError, type Failure, type Logger, type Names, type QueueSource } from "@flowmonkey/shared";
 import { applyResults, engineConcluded, type ApplyEnv, type ResultToApply } from "../results/apply-result.js";
 import type { Relay } from "../outbox/relay.js";
 import { Changes } from "../execution/changes.js";
@@ -8,7 +7,8 @@ import { lanesWithRoom } from "../store/tenant-lanes.js";
 import { transition } from "../store/transition.js";
 
 export interface DeadlineSweepOptions extends ApplyEnv {
-  jsm: JetStreamManager;
+  /** Every domain's task stream (the hub's and each leaf region's): an attempt's pool is in its region's. */
+  queueSources: readonly QueueSource[];
   names: Names;
   relay: Relay;
   log: Logger;
@@ -94,19 +94,27 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
   /**
    * Per `<region>/<handler>`: whether any of the handler's pools there (every priority, the plain
    * pool and its capability-qualified ones: the attempt may wait in any of them) has undelivered
-   * tasks. One consumer list per sweep that finds overdue attempts; a pool not listed: "no-pool".
+   * tasks. One consumer list per domain (the hub's, each leaf region's) per sweep that finds
+   * overdue attempts; a pool not listed: "no-pool"; a region whose domain does not answer (its
+   * link is down: its tasks may be queued there, their results held there): "unreachable".
    */
-  async function backlogs(): Promise<Map<string, "queued" | "drained">> {
-    const { jsm, names } = options;
+  async function backlogs(): Promise<(region: string, handler: string) => "queued" | "drained" | "unreachable" | "no-pool"> {
     const out = new Map<string, "queued" | "drained">();
-    for await (const info of jsm.consumers.list(names.streams.tasks)) {
-      const pool = names.consumers.parseTaskPool(info.name);
-      if (!pool) continue;
-      const key = `${pool.region}/${pool.handler}`;
-      if (info.num_pending > 0) out.set(key, "queued");
-      else if (!out.has(key)) out.set(key, "drained");
+    const unreachable = new Set<string>();
+    for (const read of await readQueueSources(options.queueSources, options.names)) {
+      if ("error" in read) {
+        // A single server names no regions: nothing can be judged, try the whole sweep again.
+        if (read.source.regions.length === 0) throw read.error;
+        for (const region of read.source.regions) unreachable.add(region);
+        continue;
+      }
+      for (const stat of read.stats) {
+        const key = `${stat.region}/${stat.handler}`;
+        if (stat.pending > 0) out.set(key, "queued");
+        else if (!out.has(key)) out.set(key, "drained");
+      }
     }
-    return out;
+    return (region, handler) => out.get(`${region}/${handler}`) ?? (unreachable.has(region) ? "unreachable" : "no-pool");
   }
 
   /** Admits tasks waiting in tenant lanes that have room (nothing else would wake them). */
@@ -133,10 +141,10 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
       (a) => !postponed.has(`${a.executionId}/${a.stepId}:${a.attempt}`),
     );
     if (overdue.length === 0) return 0;
-    const pools = await backlogs();
+    const backlogOf = await backlogs();
     const results: ResultToApply[] = [];
     for (const a of overdue.slice(0, PAGE)) {
-      const backlog = pools.get(`${a.region}/${a.handler}`) ?? "no-pool";
+      const backlog = backlogOf(a.region, a.handler);
       const ids = { executionId: a.executionId, taskId: `${a.executionId}/${a.stepId}`, stepId: a.stepId, attempt: a.attempt, region: a.region };
       if (backlog !== "drained") {
         postponed.set(`${ids.taskId}:${a.attempt}`, now + graceMs);

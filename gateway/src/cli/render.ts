@@ -187,8 +187,14 @@ export function workerLines(workers: WorkersReply["workers"], table: (headers: s
  * `flowmonkey queues`: one row per pool consumer. A handler's capability-qualified pools are rows
  * of their own, named as on the wire (`video-encode~gpu`); plain pools' rows are unchanged.
  */
-export function queueLines(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[]): string[] {
-  if (queues.length === 0) return ["no worker pools yet (a pool appears when its first worker starts)"];
+export function queueLines(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[], regions: QueuesReply["regions"] = []): string[] {
+  // A region whose domain did not answer has no rows: say so, rather than look drained.
+  const unreachable = regions.filter((r) => !r.reachable).map((r) => `${r.region} (domain ${r.domain}): unreachable${r.error ? ` — ${r.error}` : ""}`);
+  if (queues.length === 0) return ["no worker pools yet (a pool appears when its first worker starts)", ...unreachable];
+  return [...queueTable(queues, table), ...unreachable];
+}
+
+function queueTable(queues: QueuesReply["queues"], table: (headers: string[], rows: string[][]) => string[]): string[] {
   return table(
     ["REGION", "HANDLER", "PRIORITY", "PENDING", "ACK PENDING", "REDELIVERED", "IDLE PULLS", "STATE"],
     queues.map((q) => [

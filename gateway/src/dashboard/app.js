@@ -292,7 +292,7 @@ function sparkline(values) {
 
 async function refreshQueues() {
   try {
-    const { queues } = await api("/v1/queues");
+    const { queues, regions = [] } = await api("/v1/queues");
     const lanes = new Map();
     for (const q of queues) {
       // A handler's capability-qualified pools are queues of their own: `<region>/<handler> [gpu]`.
@@ -313,7 +313,9 @@ async function refreshQueues() {
       const lane = lanes.get(key);
       return el("div", { class: `lane${lane.paused ? " paused" : ""}`, "data-lane": key }, el("span", { class: "mono" }, lane.paused ? `${key} (paused)` : key), sparkline(depthHistory.get(key)), el("span", { class: "depth" }, lane.depth));
     });
-    $("queues").replaceChildren(...(rows.length ? rows : [el("p", { class: "hint" }, "no task queues yet")]));
+    // A region whose domain did not answer (its link is down) has no rows: say so instead of looking drained.
+    const unreachable = regions.filter((r) => !r.reachable).map((r) => el("p", { class: "hint" }, `${r.region} (domain ${r.domain}): unreachable`));
+    $("queues").replaceChildren(...(rows.length ? rows : [el("p", { class: "hint" }, "no task queues yet")]), ...unreachable);
     $("queues-error").textContent = "";
   } catch (err) {
     $("queues-error").textContent = `Cannot read queues: ${err.message}`;

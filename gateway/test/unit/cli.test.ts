@@ -43,6 +43,21 @@ describe("render", () => {
     ]);
   });
 
+  it("`flowmonkey queues` lists a region whose domain did not answer below the table, instead of looking drained", () => {
+    const table = (headers: string[], rows: string[][]) => [headers, ...rows].map((r) => r.join(" | "));
+    const row = { region: "us-east-1", handler: "echo", priority: "normal" as const, capabilities: [], pending: 0, ackPending: 0, redelivered: 0, waiting: 1, paused: false };
+    const regions = [
+      { region: "eu-west-1", domain: "eu-west-1", reachable: false, error: "no responders" },
+      { region: "us-east-1", domain: "hub", reachable: true },
+    ];
+    expect(queueLines([row], table, regions)).toEqual([
+      "REGION | HANDLER | PRIORITY | PENDING | ACK PENDING | REDELIVERED | IDLE PULLS | STATE",
+      "us-east-1 | echo | normal | 0 | 0 | 0 | 1 | open",
+      "eu-west-1 (domain eu-west-1): unreachable — no responders",
+    ]);
+    expect(queueLines([], table, regions)).toEqual(["no worker pools yet (a pool appears when its first worker starts)", "eu-west-1 (domain eu-west-1): unreachable — no responders"]);
+  });
+
   it("draws bounded progress bars", () => {
     expect(progressBar(50, 10)).toBe("[█████░░░░░]  50%");
     expect(progressBar(250, 4)).toBe("[████] 100%");

@@ -1,4 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
+import { toError } from "../errors/coerce.js";
 import { parseTaskPoolName, type Names, type TaskPoolName } from "../protocol/names.js";
 import { PRIORITIES, type Priority } from "../protocol/tokens.js";
 
@@ -41,8 +42,71 @@ export async function readQueueStats(jsm: JetStreamManager, names: Names): Promi
       waiting: info.num_waiting,
     });
   }
+  return sortStats(out);
+}
+
+function sortStats(stats: QueueStat[]): QueueStat[] {
   const pool = (s: QueueStat) => s.capabilities.join(",");
-  return out.sort(
+  return stats.sort(
     (a, b) => a.region.localeCompare(b.region) || a.handler.localeCompare(b.handler) || pool(a).localeCompare(pool(b)) || PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority),
   );
+}
+
+/** A JetStream domain's task stream to read, and the regions whose queues it holds. */
+export interface QueueSource {
+  /** The domain's name (the hub's for the engine's own stream); undefined on a single server without a topology. */
+  domain: string | undefined;
+  /** The regions the topology places in this domain; [] on a single server (every region, none named). */
+  regions: readonly string[];
+  jsm: JetStreamManager;
+}
+
+/** One source's read: its pool consumers, or why it could not be read. */
+export type SourceRead = { source: QueueSource; stats: QueueStat[] } | { source: QueueSource; error: Error };
+
+/** Whether the domain holding a region's queues answered. */
+export interface RegionReach {
+  region: string;
+  domain: string;
+  reachable: boolean;
+  /** Why not, when not reachable. */
+  error?: string;
+}
+
+/**
+ * Reads every source at once; a source that fails (a leaf whose link is down answers "no
+ * responders" at once, a half-dead link times out at its manager's timeout) is reported, not
+ * thrown, so one region cannot keep the others from being seen.
+ */
+export async function readQueueSources(sources: readonly QueueSource[], names: Names): Promise<SourceRead[]> {
+  return Promise.all(
+    sources.map(async (source): Promise<SourceRead> => {
+      try {
+        return { source, stats: await readQueueStats(source.jsm, names) };
+      } catch (thrown) {
+        return { source, error: toError(thrown) };
+      }
+    }),
+  );
+}
+
+/** Each region the sources name, with whether its domain answered in `reads`. */
+export function regionReach(reads: readonly SourceRead[]): RegionReach[] {
+  return reads
+    .flatMap((read) =>
+      read.source.domain === undefined
+        ? []
+        : read.source.regions.map((region): RegionReach => ({
+            region,
+            domain: read.source.domain!,
+            reachable: !("error" in read),
+            ...("error" in read ? { error: read.error.message } : {}),
+          })),
+    )
+    .sort((a, b) => a.region.localeCompare(b.region));
+}
+
+/** Every read's rows, in queue order. */
+export function statsOf(reads: readonly SourceRead[]): QueueStat[] {
+  return sortStats(reads.flatMap((read) => ("stats" in read ? read.stats : [])));
 }

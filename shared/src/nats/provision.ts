@@ -95,12 +95,9 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   });
 
   // The server publishes a task consumer's MAX_DELIVERIES advisory once, on core NATS; a stream
-  // keeps it until an engine replica has dead-lettered the task.
-  await ensureStream(jsm, {
-    ...workQueue,
-    name: names.streams.advisories,
-    subjects: [maxDeliveriesAdvisorySubject(names.streams.tasks)],
-  });
+  // keeps it until an engine replica has dead-lettered the task. A leaf domain's advisories are
+  // kept in that domain and sourced in (see provisionRegion).
+  await ensureStream(jsm, { ...workQueue, name: names.streams.advisories, ...advisoriesSubjectsAndSources(names, options.topology) });
 
   const engineConsumer: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
@@ -122,7 +119,9 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     durable_name: names.consumers.results,
     filter_subject: s.resultsAll,
   });
-  await ensureConsumer(jsm, names.streams.advisories, { ...engineConsumer, durable_name: names.consumers.deadTasks });
+  // An advisory about a leaf domain waits as long as that domain's link is down (the engine naks
+  // it, never terminates it): no delivery limit here. Poison is still terminated by the engine.
+  await ensureConsumer(jsm, names.streams.advisories, { ...engineConsumer, max_deliver: -1, durable_name: names.consumers.deadTasks });
   // From the events published after the mesh was first provisioned: a new engine must not
   // replay a week of old events into today's waits.
   await ensureConsumer(jsm, names.streams.events, {
@@ -159,6 +158,24 @@ function resultsSubjectsAndSources(names: Names, topology: RegionTopology | unde
   };
 }
 
+/**
+ * The hub's advisories stream: the advisories of the task stream on the hub's own server, plus a
+ * source per leaf domain's advisories stream. Sourced messages keep their subject (the same one:
+ * the advisory names the stream and consumer, not the domain); the advisory's `domain` field says
+ * which domain's task stream it is about. The leaf configs keep the live advisory from crossing
+ * the link (deny_exports), so each arrives once, by the source, which resumes where it stopped
+ * when a cut link returns.
+ */
+function advisoriesSubjectsAndSources(names: Names, topology: RegionTopology | undefined): Partial<StreamConfig> {
+  const subjects = [maxDeliveriesAdvisorySubject(names.streams.tasks)];
+  if (!topology) return { subjects };
+  const domains = [...new Set(topology.leafRegions.map((l) => l.domain))];
+  return {
+    subjects,
+    sources: domains.map((domain) => ({ name: names.domainStreams.advisories(domain), external: { api: domainApiPrefix(domain), deliver: "" } })),
+  };
+}
+
 export interface RegionProvisionOptions {
   heartbeatTimeoutMs: number;
   replicas?: number;
@@ -167,9 +184,10 @@ export interface RegionProvisionOptions {
 
 /**
  * A leaf region's own streams, created in its domain through the leaf link: the region's task
- * queue (same name as the hub's, so workers open their pools the same way everywhere) and its
- * results buffer. Results are kept by age, not by work-queue acks: the hub's source reads them
- * without acknowledging, and a buffer that outlives a long outage is what keeps them.
+ * queue (same name as the hub's, so workers open their pools the same way everywhere), its
+ * results buffer, and the domain's MAX_DELIVERIES advisories. Results and advisories are kept by
+ * age, not by work-queue acks: the hub's sources read them without acknowledging, and a buffer
+ * that outlives a long outage is what keeps them.
  */
 export async function provisionRegion(nc: NatsConnection, names: Names, region: string, domain: string, options: RegionProvisionOptions): Promise<void> {
   const jsm = await jetstreamManager(nc, { domain, timeout: 5000 });
@@ -187,6 +205,13 @@ export async function provisionRegion(nc: NatsConnection, names: Names, region: 
     ...base,
     name: names.regionStreams.results(region),
     subjects: [names.subjects.results(region)],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(14 * DAY),
+  });
+  await ensureStream(jsm, {
+    ...base,
+    name: names.domainStreams.advisories(domain),
+    subjects: [maxDeliveriesAdvisorySubject(names.streams.tasks)],
     retention: RetentionPolicy.Limits,
     max_age: nanos(14 * DAY),
   });

@@ -277,11 +277,22 @@ export const QueueView = z.object({
   paused: z.boolean().default(false),
 });
 export type QueueView = z.infer<typeof QueueView>;
-/** `fm.api.queues`: the pools of the engine's JetStream domain, read from the server on request. */
+/** `fm.api.queues`: the pools of every domain's task stream (the hub's and each leaf region's), read from the servers on request. */
 export const QueuesRequest = z.object({ region: z.string().max(64).optional(), handler: Token.optional() }).strict();
 export type QueuesRequest = z.input<typeof QueuesRequest>;
 export const PausedLane = z.object({ lane: z.string(), reason: z.string().optional(), pausedAt: Timestamp, held: z.number().int().nonnegative() });
-export const QueuesReply = z.object({ queues: z.array(QueueView), paused: z.array(PausedLane).default([]) });
+/**
+ * A region of the engine's topology (FM_REGION_DOMAINS) and whether the JetStream domain that
+ * holds its task queue answered this read. An unreachable region has no rows in `queues`.
+ */
+export const QueueRegion = z.object({ region: z.string(), domain: z.string(), reachable: z.boolean(), error: z.string().optional() });
+export type QueueRegion = z.infer<typeof QueueRegion>;
+export const QueuesReply = z.object({
+  queues: z.array(QueueView),
+  paused: z.array(PausedLane).default([]),
+  /** Every region of the topology, reachable or not; [] on a single server (no topology). */
+  regions: z.array(QueueRegion).default([]),
+});
 export type QueuesReply = z.infer<typeof QueuesReply>;
 
 /** A worker's entry in KV `fm_workers` (written by the worker, expired by the bucket's TTL). */

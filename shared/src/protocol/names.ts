@@ -1,3 +1,4 @@
+import { JS_DOMAIN_PATTERN } from "../regions/topology.js";
 import { createSubjects, DEFAULT_PREFIX, type Subjects } from "./subjects.js";
 import { parsePoolToken, poolToken, PRIORITIES, REGION_PATTERN, type Priority } from "./tokens.js";
 
@@ -79,6 +80,19 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       results: (region: string) => {
         if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
         return `${upper}_RESULTS_${region.toUpperCase().replace(/-/g, "_")}`;
+      },
+    },
+    /** Streams that exist once per leaf JetStream domain, in that domain. */
+    domainStreams: {
+      /**
+       * The MAX_DELIVERIES advisories of a leaf domain's task stream, kept in the domain (so one
+       * raised while the link is cut is not lost) and sourced into the hub's advisories stream.
+       * Upper-cased with `-` → `_`, like the region streams: domains `eu-west-1` and `EU_WEST_1`
+       * would share a name, so a mesh must not use both.
+       */
+      advisories: (domain: string) => {
+        if (!JS_DOMAIN_PATTERN.test(domain)) throw new Error(`invalid JetStream domain ${JSON.stringify(domain)}`);
+        return `${upper}_ADVISORIES_${domain.toUpperCase().replace(/-/g, "_")}`;
       },
     },
     consumers: {

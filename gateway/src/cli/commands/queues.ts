@@ -19,6 +19,9 @@ export async function queuesCommand(argv: string[], out: Output): Promise<number
         "  ACK PENDING  tasks delivered and not yet acknowledged (running, or lost until the heartbeat timeout)",
         "  REDELIVERED  of those, delivered more than once",
         "  IDLE PULLS   pull requests waiting at the server (idle workers)",
+        "",
+        "Every region's JetStream domain is read (the hub's and each leaf's); a region whose domain",
+        "does not answer (its link is down) is listed as unreachable below the table.",
       ],
       { usage: queuesUsage },
     );
@@ -27,7 +30,7 @@ export async function queuesCommand(argv: string[], out: Output): Promise<number
   const request = parseArg(QueuesRequest, { region: cmd.string("region"), handler: cmd.string("handler") }, "options");
   return withSession(cmd.config, async ({ api }) => {
     const reply = await api.queues(request);
-    out.result(queueLines(reply.queues, out.table), reply);
+    out.result(queueLines(reply.queues, out.table, reply.regions), reply);
     return EXIT.ok;
   });
 }
