@@ -128,7 +128,7 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
       await page.locator("#live", { hasText: "live updates: on" }).waitFor({ timeout: 10_000 });
       await page.locator("#flow option[value=nap]").waitFor({ state: "attached", timeout: 10_000 });
       expect(await page.locator("#token-form").isHidden()).toBe(true);
-      expect(await page.evaluate(() => sessionStorage.getItem("flowmonkey.apiToken"))).toBe(token);
+      expect(await page.evaluate("sessionStorage.getItem('flowmonkey.apiToken')")).toBe(token);
       await page.close();
     } finally {
       await guarded.close();
