@@ -6,6 +6,8 @@ export interface TaskObserver {
   started(task: Task, deliveryCount: number): void;
   /** `result` absent: the run was abandoned (shutdown) and the task goes back to the queue. */
   finished(task: Task, result: TaskResult | undefined): void;
+  /** Delivered again while its first delivery still runs here (held, not run twice). */
+  redelivered(task: Task): void;
 }
 
 export interface WorkerMetrics extends TaskObserver {
@@ -74,6 +76,9 @@ export function createWorkerMetrics(options: { region: string; concurrency: numb
       // Clocks of different machines: a negative gap is skew, not a latency.
       if (Number.isFinite(dispatchedAt)) dispatchLatency.observe(labels, Math.max(0, now - dispatchedAt) / 1000);
       if (deliveryCount > 1) redeliveries.inc(labels);
+    },
+    redelivered(task) {
+      redeliveries.inc({ handler: task.handler.type, region: options.region });
     },
     finished(task, result) {
       const outcome = result?.outcome ?? "abandoned";

@@ -6,6 +6,7 @@ import { executeTask, type RunningTask, type TaskRuntime } from "./execute-task.
 import type { Heartbeat } from "./heartbeat.js";
 import { errorResult, type TaskIds } from "./outcome.js";
 import { nakQuietly, publishResult, type ResultTarget } from "./publish-result.js";
+import { Redeliveries } from "./redeliveries.js";
 
 export interface PipelineDeps {
   runtime: TaskRuntime;
@@ -38,6 +39,8 @@ export class TaskPipeline {
   readonly stats: PipelineStats = { completed: 0, failed: 0 };
   readonly #deps: PipelineDeps;
   readonly #running = new Set<RunningTask>();
+  /** Attempts running here (`taskId:attempt`), with any copies JetStream delivered again meanwhile. */
+  readonly #attempts = new Map<string, Redeliveries>();
   /** Aborted by abortAll: results still being retried are given up and their tasks given back. */
   readonly #forced = new AbortController();
   #draining = false;
@@ -72,6 +75,13 @@ export class TaskPipeline {
     } catch (err) {
       return this.#reject(msg, err);
     }
+    const key = `${task.taskId}:${task.attempt}`;
+    const copies = this.#attempts.get(key);
+    if (copies) {
+      runtime.log.warn({ ...idFields(task), deliveryCount: msg.info.deliveryCount }, "task delivered again while it runs here; holding the copy instead of running it twice");
+      this.#deps.observer?.redelivered(task);
+      return copies.hold(msg, heartbeat);
+    }
     const handler = handlers.get(task.handler.type);
     if (!handler) {
       const served = [...handlers.keys()].join(", ");
@@ -88,6 +98,20 @@ export class TaskPipeline {
       return this.#reject(msg, why, task, { require: task.require, capabilities: offered, handler: task.handler.type });
     }
 
+    const redeliveries = new Redeliveries();
+    this.#attempts.set(key, redeliveries);
+    let stored = false;
+    try {
+      stored = await this.#runAndPublish(task, handler, msg, heartbeat);
+    } finally {
+      this.#attempts.delete(key);
+      redeliveries.settle(stored ? "ack" : "nak");
+    }
+  }
+
+  /** Runs the handler and stores its result; true when the result is stored and the message acked. */
+  async #runAndPublish(task: Task, handler: AnyHandler, msg: JsMsg, heartbeat: Heartbeat): Promise<boolean> {
+    const { runtime, results } = this.#deps;
     this.#deps.observer?.started(task, msg.info.deliveryCount);
     const running = executeTask(task, handler, runtime, { working: () => msg.working(), deliveryCount: msg.info.deliveryCount });
     this.#running.add(running);
@@ -99,7 +123,7 @@ export class TaskPipeline {
     if (outcome.kind === "abandoned") {
       heartbeat.untrack(msg);
       nakQuietly(msg);
-      return;
+      return false;
     }
     const log = runtime.log;
     // Still tracked by the heartbeat: while the result waits for a results-stream leader, the task is not redelivered.
@@ -110,6 +134,7 @@ export class TaskPipeline {
       else this.stats.failed++;
       if (log.isLevelEnabled("debug")) log.debug(logFields(outcome.result, msg), "task done");
     }
+    return stored;
   }
 
   /**

@@ -3,6 +3,7 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
 import { echo } from "../../src/handlers/index.js";
+import { defineHandler, type AnyHandler } from "../../src/sdk/define-handler.js";
 import { Heartbeat } from "../../src/runner/heartbeat.js";
 import { PUBLISH_RETRY_DELAY_MS } from "../../src/runner/publish-result.js";
 import { TaskPipeline } from "../../src/runner/task-pipeline.js";
@@ -27,7 +28,7 @@ function fakeMsg(body: unknown) {
   return { msg: msg as unknown as JsMsg, settled };
 }
 
-function pipeline(publish: () => Promise<unknown>, options: { capabilities?: string[]; resultGiveUpMs?: number } = {}) {
+function pipeline(publish: () => Promise<unknown>, options: { capabilities?: string[]; resultGiveUpMs?: number; handlers?: AnyHandler[] } = {}) {
   const { capabilities, resultGiveUpMs } = options;
   const published: string[] = [];
   const bodies: unknown[] = [];
@@ -43,7 +44,7 @@ function pipeline(publish: () => Promise<unknown>, options: { capabilities?: str
       blobs: NO_BLOBS,
       js,
     },
-    handlers: new Map([[echo.type, echo]]),
+    handlers: new Map([echo, ...(options.handlers ?? [])].map((h) => [h.type, h])),
     ...(capabilities ? { capabilities } : {}),
     results: { js, subject: names.subjects.results(REGION), maxBytes: () => 1024 * 1024 },
     resultGiveUpMs,
@@ -130,5 +131,62 @@ describe("TaskPipeline", () => {
       expect(settled).toEqual(["ack"]);
     }
     expect(bodies.map((b) => (b as { outcome: string }).outcome)).toEqual(["success", "success", "success"]);
+  });
+
+  it("holds a copy delivered again while the attempt still runs here, runs the handler once, and acks both", async () => {
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const slow = defineHandler({
+      type: "slow",
+      async execute() {
+        runs++;
+        started();
+        await gate;
+        return { ok: true };
+      },
+    });
+    const { p, published } = pipeline(() => Promise.resolve({ stream: "R", seq: 1 }), { handlers: [slow] });
+    const task = makeTask({ type: "slow" });
+    const first = fakeMsg(task);
+    const again = fakeMsg(task); // the same attempt, delivered again (its heartbeats were lost)
+    const heartbeat = new Heartbeat(30_000);
+    const firstRun = p.run(first.msg, heartbeat);
+    await running;
+    const copyRun = p.run(again.msg, heartbeat);
+    expect(heartbeat.size).toBe(2); // the copy is heartbeated too: it must not come back a third time
+    release();
+    await Promise.all([firstRun, copyRun]);
+    expect(runs).toBe(1);
+    expect(published).toHaveLength(1);
+    expect(first.settled).toEqual(["ack"]);
+    expect(again.settled).toEqual(["ack"]);
+    expect(heartbeat.size).toBe(0);
+    // Once settled, a later delivery of the same attempt runs again (the original is no longer here).
+    const later = fakeMsg(task);
+    await p.run(later.msg, heartbeat);
+    expect(runs).toBe(2);
+  });
+
+  it("gives a held copy back with the original when the result cannot be stored", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const slow = defineHandler({ type: "slow", async execute() { started(); await gate; return 1; } });
+    const { p } = pipeline(() => Promise.reject(new Error("no responders")), { handlers: [slow], resultGiveUpMs: 200 });
+    const task = makeTask({ type: "slow" });
+    const first = fakeMsg(task);
+    const again = fakeMsg(task);
+    const heartbeat = new Heartbeat(30_000);
+    const firstRun = p.run(first.msg, heartbeat);
+    await running;
+    const copyRun = p.run(again.msg, heartbeat);
+    release();
+    await Promise.all([firstRun, copyRun]);
+    expect(first.settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
+    expect(again.settled).toEqual(["nak"]);
   });
 });
