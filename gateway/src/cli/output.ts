@@ -3,6 +3,8 @@
  * one JSON document on stdout and errors are `{"error":{code,message}}` on stderr, so scripts
  * never have to parse prose.
  */
+import { EXIT } from "@flowmonkey/shared";
+
 export interface Output {
   readonly json: boolean;
   /** A result: `human` for people, `data` for --json. */
@@ -106,3 +108,9 @@ export function paint(text: string, colorIndex: number): string {
   return `\x1b[${colors[colorIndex % colors.length]}m${text}\x1b[0m`;
 }
 
+
+/** A command's --help: its usage line, a blank line, then what it does; exit 0. */
+export function printHelp(out: Output, usage: string, description: string[]): number {
+  out.result([`usage: flowmonkey ${usage}`, "", ...description], { usage });
+  return EXIT.ok;
+}

@@ -5,7 +5,7 @@ import { loadExamples, pushExamples, regionsOf, type Example } from "../dev/exam
 import { ensureNats, type DevNats } from "../dev/nats.js";
 import { checkBuilt, devPaths, repoRoot } from "../dev/paths.js";
 import { pollUntil } from "../dev/poll.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const devUsage = "dev [--port <n>] [--host <addr>] [--region <r>] [--concurrency <n>] [--nats-url <url>]";
@@ -30,10 +30,7 @@ export async function devCommand(argv: string[], out: Output): Promise<number> {
     usage: devUsage,
     options: { port: { type: "string" }, host: { type: "string" }, region: { type: "string" }, concurrency: { type: "string" } },
   });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${devUsage}\n\nRuns a local mesh with the example flows; Ctrl-C stops it.`, { usage: devUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, devUsage, [`Runs a local mesh with the example flows; Ctrl-C stops it.`]);
   const passed = ["port", "host", "region"].flatMap((flag) => (cmd.string(flag) ? [`--${flag}`, cmd.string(flag)!] : []));
   const dev = loadConfig(devFields, { argv: passed, program: "flowmonkey dev" });
   if (dev.httpPort === 0) throw new UsageError("flowmonkey dev needs a fixed gateway port (FM_HTTP_PORT or --port), not 0");

@@ -1,7 +1,7 @@
 import { DlqListRequest, DlqPurgeRequest, DlqReplayRequest, EXIT } from "@flowmonkey/shared";
 import { z } from "zod";
 import { parseArg, parseCommand, UsageError } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { deadTaskRows, replayLines } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -18,18 +18,12 @@ export async function dlqLsCommand(argv: string[], out: Output): Promise<number>
     options: { region: { type: "string" }, handler: { type: "string" }, all: { type: "boolean" }, limit: { type: "string" } },
   });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${dlqLsUsage}`,
-        "",
-        "Lists dead-lettered tasks (retries or deliveries used up), newest first.",
-        "  --region, --handler  only those of one region or handler",
-        "  --all                include tasks already replayed",
-        "  --limit              at most this many (1–500, default 100)",
-      ],
-      { usage: dlqLsUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, dlqLsUsage, [
+      "Lists dead-lettered tasks (retries or deliveries used up), newest first.",
+      "  --region, --handler  only those of one region or handler",
+      "  --all                include tasks already replayed",
+      "  --limit              at most this many (1–500, default 100)",
+    ]);
   }
   const all = cmd.boolean("all");
   const request = parseArg(
@@ -53,16 +47,10 @@ export async function dlqLsCommand(argv: string[], out: Output): Promise<number>
 export async function dlqReplayCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: dlqReplayUsage, positionals: { min: 1 } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${dlqReplayUsage}`,
-        "",
-        "Replays dead-lettered tasks (ids from `dlq ls`, `<executionId>/<stepId>:<attempt>`) as new attempts.",
-        "Exits 1 when any id was refused (unknown, already replayed, or its step has moved on).",
-      ],
-      { usage: dlqReplayUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, dlqReplayUsage, [
+      "Replays dead-lettered tasks (ids from `dlq ls`, `<executionId>/<stepId>:<attempt>`) as new attempts.",
+      "Exits 1 when any id was refused (unknown, already replayed, or its step has moved on).",
+    ]);
   }
   const { ids } = parseArg(DlqReplayRequest, { ids: cmd.positionals }, "arguments");
   return withSession(cmd.config, async ({ api }) => {
@@ -81,18 +69,12 @@ export async function dlqPurgeCommand(argv: string[], out: Output): Promise<numb
     options: { region: { type: "string" }, handler: { type: "string" }, all: { type: "boolean" }, "include-replayed": { type: "boolean" } },
   });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${dlqPurgeUsage}`,
-        "",
-        "Deletes dead-lettered tasks waiting for a decision (and their copies in the FM_DLQ stream).",
-        "Purged tasks can no longer be replayed; their steps stay failed (`flowmonkey retry` still works).",
-        "  --all               every pool (required when no --region is given)",
-        "  --include-replayed  also delete records of tasks already replayed",
-      ],
-      { usage: dlqPurgeUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, dlqPurgeUsage, [
+      "Deletes dead-lettered tasks waiting for a decision (and their copies in the FM_DLQ stream).",
+      "Purged tasks can no longer be replayed; their steps stay failed (`flowmonkey retry` still works).",
+      "  --all               every pool (required when no --region is given)",
+      "  --include-replayed  also delete records of tasks already replayed",
+    ]);
   }
   const region = cmd.string("region");
   const handler = cmd.string("handler");

@@ -1,6 +1,6 @@
 import { EXIT, loadFlowFile, type FlowDefinition } from "@flowmonkey/shared";
 import { parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const flowsPushUsage = "flows push <file...> [--json]";
@@ -11,12 +11,7 @@ export const flowsPushUsage = "flows push <file...> [--json]";
  */
 export async function flowsPushCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: flowsPushUsage, positionals: { min: 1 } });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${flowsPushUsage}\n\nValidates flow files (.yaml/.yml/.json) and registers them.`, {
-      usage: flowsPushUsage,
-    });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, flowsPushUsage, [`Validates flow files (.yaml/.yml/.json) and registers them.`]);
   const definitions: Array<{ file: string; definition: FlowDefinition }> = [];
   for (const file of cmd.positionals) definitions.push({ file, definition: await loadFlowFile(file) });
 

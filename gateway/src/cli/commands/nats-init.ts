@@ -1,6 +1,6 @@
 import { createNames, EXIT, fields, loadConfig, provisionMesh } from "@flowmonkey/shared";
 import { parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const natsInitUsage = "nats init [--heartbeat-timeout-ms <ms>] [--nats-url <url>] [--prefix <p>] [--json]";
@@ -8,12 +8,7 @@ export const natsInitUsage = "nats init [--heartbeat-timeout-ms <ms>] [--nats-ur
 /** `flowmonkey nats init`: creates or updates the mesh's streams, consumers and buckets (idempotent). */
 export async function natsInitCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: natsInitUsage, options: { "heartbeat-timeout-ms": { type: "string" } } });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${natsInitUsage}\n\nProvisions JetStream streams, consumers, KV and Object Store buckets.`, {
-      usage: natsInitUsage,
-    });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, natsInitUsage, [`Provisions JetStream streams, consumers, KV and Object Store buckets.`]);
   const flag = cmd.string("heartbeat-timeout-ms");
   // Only this command needs it, so only this command validates it (FM_HEARTBEAT_TIMEOUT_MS).
   const { heartbeatTimeoutMs } = loadConfig(

@@ -1,6 +1,6 @@
 import { EXIT, QueuePauseRequest, QueueResumeRequest } from "@flowmonkey/shared";
 import { parseArg, parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const queuesPauseUsage = "queues pause <region> <handler> [--reason <text>] [--json]";
@@ -10,17 +10,11 @@ export const queuesResumeUsage = "queues resume <region> <handler> [--json]";
 export async function queuesPauseCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: queuesPauseUsage, options: { reason: { type: "string" } }, positionals: { min: 2, max: 2 } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${queuesPauseUsage}`,
-        "",
-        "Pauses a lane (<region>/<handler>, every priority): the engine parks its new tasks in its database",
-        "instead of publishing them. Tasks already queued or running are not touched. Every engine replica",
-        "honours the pause within a second. `flowmonkey queues resume` publishes the parked tasks.",
-      ],
-      { usage: queuesPauseUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, queuesPauseUsage, [
+      "Pauses a lane (<region>/<handler>, every priority): the engine parks its new tasks in its database",
+      "instead of publishing them. Tasks already queued or running are not touched. Every engine replica",
+      "honours the pause within a second. `flowmonkey queues resume` publishes the parked tasks.",
+    ]);
   }
   const [region, handler] = cmd.positionals;
   const reason = cmd.string("reason");
@@ -35,10 +29,7 @@ export async function queuesPauseCommand(argv: string[], out: Output): Promise<n
 /** `flowmonkey queues resume`: publishes the lane's parked tasks and stops parking new ones. */
 export async function queuesResumeCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: queuesResumeUsage, positionals: { min: 2, max: 2 } });
-  if (cmd === "help") {
-    out.result([`usage: flowmonkey ${queuesResumeUsage}`, "", "Resumes a paused lane; its parked tasks are published in the order they were parked."], { usage: queuesResumeUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, queuesResumeUsage, ["Resumes a paused lane; its parked tasks are published in the order they were parked."]);
   const [region, handler] = cmd.positionals;
   const request = parseArg(QueueResumeRequest, { region, handler }, "arguments");
   return withSession(cmd.config, async ({ api }) => {

@@ -1,6 +1,6 @@
 import { EXIT, QueuesRequest } from "@flowmonkey/shared";
 import { parseArg, parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { queueLines } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -10,22 +10,16 @@ export const queuesUsage = "queues [--region <region>] [--handler <handler>] [--
 export async function queuesCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: queuesUsage, options: { region: { type: "string" }, handler: { type: "string" } } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${queuesUsage}`,
-        "",
-        "Per pool (<region>/<handler>) and priority, read from the JetStream consumers now:",
-        "  PENDING      tasks waiting for a worker",
-        "  ACK PENDING  tasks delivered and not yet acknowledged (running, or lost until the heartbeat timeout)",
-        "  REDELIVERED  of those, delivered more than once",
-        "  IDLE PULLS   pull requests waiting at the server (idle workers)",
-        "",
-        "Every region's JetStream domain is read (the hub's and each leaf's); a region whose domain",
-        "does not answer (its link is down) is listed as unreachable below the table.",
-      ],
-      { usage: queuesUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, queuesUsage, [
+      "Per pool (<region>/<handler>) and priority, read from the JetStream consumers now:",
+      "  PENDING      tasks waiting for a worker",
+      "  ACK PENDING  tasks delivered and not yet acknowledged (running, or lost until the heartbeat timeout)",
+      "  REDELIVERED  of those, delivered more than once",
+      "  IDLE PULLS   pull requests waiting at the server (idle workers)",
+      "",
+      "Every region's JetStream domain is read (the hub's and each leaf's); a region whose domain",
+      "does not answer (its link is down) is listed as unreachable below the table.",
+    ]);
   }
   const request = parseArg(QueuesRequest, { region: cmd.string("region"), handler: cmd.string("handler") }, "options");
   return withSession(cmd.config, async ({ api }) => {

@@ -1,7 +1,7 @@
 import { EXIT, ResumeToken } from "@flowmonkey/shared";
 import { z } from "zod";
 import { parseArg, parseCommand, UsageError } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const resumeUsage = "resume <resumeToken> [--payload <json>] [--json]";
@@ -10,16 +10,10 @@ export const resumeUsage = "resume <resumeToken> [--payload <json>] [--json]";
 export async function resumeCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: resumeUsage, positionals: { min: 1, max: 1 }, options: { payload: { type: "string" } } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${resumeUsage}`,
-        "",
-        "Resumes the step waiting on a resume token (see `flowmonkey status`); its next run gets",
-        "the payload (any JSON) as ctx.resume.payload. A token resumes once.",
-      ],
-      { usage: resumeUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, resumeUsage, [
+      "Resumes the step waiting on a resume token (see `flowmonkey status`); its next run gets",
+      "the payload (any JSON) as ctx.resume.payload. A token resumes once.",
+    ]);
   }
   const token = parseArg(z.object({ resumeToken: ResumeToken }), { resumeToken: cmd.positionals[0] }, "argument").resumeToken;
   const raw = cmd.string("payload");

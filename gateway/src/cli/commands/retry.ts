@@ -1,6 +1,6 @@
 import { EXIT, RetryStepRequest } from "@flowmonkey/shared";
 import { parseArg, parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const retryUsage = "retry <executionId> <stepId> [--json]";
@@ -9,16 +9,10 @@ export const retryUsage = "retry <executionId> <stepId> [--json]";
 export async function retryCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: retryUsage, positionals: { min: 2, max: 2 } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${retryUsage}`,
-        "",
-        "Dispatches a failed step again as a new attempt. A failed execution runs again: the steps its",
-        "failure cancelled are pending again and run once the step succeeds.",
-      ],
-      { usage: retryUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, retryUsage, [
+      "Dispatches a failed step again as a new attempt. A failed execution runs again: the steps its",
+      "failure cancelled are pending again and run once the step succeeds.",
+    ]);
   }
   const [executionId, stepId] = cmd.positionals;
   const request = parseArg(RetryStepRequest, { executionId, stepId }, "arguments");

@@ -1,6 +1,6 @@
 import { EXIT, MAX_SECRET_BYTES, SecretKeyName, VaultTenant } from "@flowmonkey/shared";
 import { parseArg, parseCommand, UsageError } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { withSession } from "../session.js";
 
 export const secretsPutUsage = "secrets put <key> [--tenant <id>] (--from-stdin | --value <v>) [--json]";
@@ -19,18 +19,12 @@ export async function secretsPutCommand(argv: string[], out: Output, stdin: () =
     positionals: { min: 1, max: 1 },
   });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${secretsPutUsage}`,
-        "",
-        "Stores (or replaces) the secret <key> of a tenant (none: executions without a tenant).",
-        "A step receives it only if it lists the key under `vault:`, sealed for its worker pool.",
-        "--from-stdin reads the value from standard input (one trailing newline is dropped);",
-        "--value puts it on the command line, where shell history and `ps` can see it.",
-      ],
-      { usage: secretsPutUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, secretsPutUsage, [
+      "Stores (or replaces) the secret <key> of a tenant (none: executions without a tenant).",
+      "A step receives it only if it lists the key under `vault:`, sealed for its worker pool.",
+      "--from-stdin reads the value from standard input (one trailing newline is dropped);",
+      "--value puts it on the command line, where shell history and `ps` can see it.",
+    ]);
   }
   const key = parseArg(SecretKeyName, cmd.positionals[0], "secret key");
   const tenantId = parseArg(VaultTenant, cmd.string("tenant"), "--tenant");
@@ -51,10 +45,7 @@ export async function secretsPutCommand(argv: string[], out: Output, stdin: () =
 /** `flowmonkey secrets ls`: a tenant's secret names and when they changed; never values. */
 export async function secretsLsCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: secretsLsUsage, options: { tenant: { type: "string" } } });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${secretsLsUsage}\n\nLists the names of a tenant's secrets (never their values).`, { usage: secretsLsUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, secretsLsUsage, [`Lists the names of a tenant's secrets (never their values).`]);
   const tenantId = parseArg(VaultTenant, cmd.string("tenant"), "--tenant");
   return withSession(cmd.config, async ({ api }) => {
     const reply = await api.listSecrets(tenantId);
@@ -71,10 +62,7 @@ export async function secretsLsCommand(argv: string[], out: Output): Promise<num
  */
 export async function secretsKeygenCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: secretsKeygenUsage });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${secretsKeygenUsage}\n\nPrints a new key pair for a worker pool's vault.`, { usage: secretsKeygenUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, secretsKeygenUsage, [`Prints a new key pair for a worker pool's vault.`]);
   // Loaded here only: libsodium takes ~30 ms to start, which no other command should pay.
   const { generatePoolKeyPair, toBase64, wipe } = await import("@flowmonkey/shared/vault");
   const pair = generatePoolKeyPair();

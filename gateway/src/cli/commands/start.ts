@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { EXIT, FlowStart, TERMINAL_STATUSES, toError } from "@flowmonkey/shared";
 import { parseArg, parseCommand, tokenArg, UsageError } from "../args.js";
 import { followExecution } from "../follow.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { executionHeadline } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -56,16 +56,10 @@ async function readInput(raw: string | undefined): Promise<unknown> {
 }
 
 function help(out: Output): number {
-  out.result(
-    [
-      `usage: flowmonkey ${startUsage}`,
-      "",
-      "Starts a flow through the engine's API and prints the execution id.",
-      "  --input, -i        the flow's input as JSON, or @file.json",
-      "  --execution-id     your own id, making the start idempotent",
-      "  --wait, -w         follow the execution and exit 1 unless it completes",
-    ],
-    { usage: startUsage },
-  );
-  return EXIT.ok;
+  return printHelp(out, startUsage, [
+    "Starts a flow through the engine's API and prints the execution id.",
+    "  --input, -i        the flow's input as JSON, or @file.json",
+    "  --execution-id     your own id, making the start idempotent",
+    "  --wait, -w         follow the execution and exit 1 unless it completes",
+  ]);
 }

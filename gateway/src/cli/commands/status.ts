@@ -1,6 +1,6 @@
 import { EXIT } from "@flowmonkey/shared";
 import { parseCommand, tokenArg } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { executionHeadline, stepRows } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -9,10 +9,7 @@ export const statusUsage = "status <executionId> [--json]";
 /** `flowmonkey status`: one execution and a table of its steps. */
 export async function statusCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: statusUsage, positionals: { min: 1, max: 1 } });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${statusUsage}\n\nShows an execution and its steps.`, { usage: statusUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, statusUsage, [`Shows an execution and its steps.`]);
   const executionId = tokenArg(cmd.positionals[0], "executionId");
   return withSession(cmd.config, async ({ api }) => {
     const view = await api.get(executionId);

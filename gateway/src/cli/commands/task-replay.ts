@@ -1,6 +1,6 @@
 import { EXIT, FmError, isErrorCode, TaskGetRequest } from "@flowmonkey/shared";
 import { parseArg, parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { runReplay, type RunnerEffect } from "../replay-runner.js";
 import { withSession } from "../session.js";
 
@@ -16,20 +16,14 @@ const SECRETS_NOTE = "secrets: none — sealed secrets open only on the pool's w
 export async function taskReplayCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: taskReplayUsage, options: { attempt: { type: "string" } }, positionals: { min: 1, max: 1 } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${taskReplayUsage}`,
-        "",
-        "Runs a step's handler locally with the input and context it was dispatched with (default: its latest",
-        "attempt; a dead-lettered attempt replays the task exactly as it was queued) and prints the outcome.",
-        "Dry run: progress and events are printed, not published; checkpoints are read from the mesh but",
-        "writes stay in memory; no result is sent. The task's sealed secrets are removed: a handler that",
-        "needs secrets sees none. Built-in handlers only (handler bundles are not loaded).",
-        "Exit 0 when the handler succeeds (or asks to wait), 1 when it fails.",
-      ],
-      { usage: taskReplayUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, taskReplayUsage, [
+      "Runs a step's handler locally with the input and context it was dispatched with (default: its latest",
+      "attempt; a dead-lettered attempt replays the task exactly as it was queued) and prints the outcome.",
+      "Dry run: progress and events are printed, not published; checkpoints are read from the mesh but",
+      "writes stay in memory; no result is sent. The task's sealed secrets are removed: a handler that",
+      "needs secrets sees none. Built-in handlers only (handler bundles are not loaded).",
+      "Exit 0 when the handler succeeds (or asks to wait), 1 when it fails.",
+    ]);
   }
   const attempt = cmd.string("attempt");
   const request = parseArg(

@@ -1,7 +1,7 @@
 import { EXIT } from "@flowmonkey/shared";
 import { parseCommand, tokenArg } from "../args.js";
 import { followExecution } from "../follow.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { progressLines } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -13,10 +13,7 @@ export const watchUsage = "watch <executionId> [--json]";
  */
 export async function watchCommand(argv: string[], out: Output, signal?: AbortSignal): Promise<number> {
   const cmd = parseCommand(argv, { usage: watchUsage, positionals: { min: 1, max: 1 } });
-  if (cmd === "help") {
-    out.result(`usage: flowmonkey ${watchUsage}\n\nFollows an execution live until it ends.`, { usage: watchUsage });
-    return EXIT.ok;
-  }
+  if (cmd === "help") return printHelp(out, watchUsage, [`Follows an execution live until it ends.`]);
   const executionId = tokenArg(cmd.positionals[0], "executionId");
   return withSession(cmd.config, async (session) => {
     const view = await followExecution(

@@ -1,7 +1,7 @@
 import { createNames, EXIT, listWorkers, silentLogger } from "@flowmonkey/shared";
 import { z } from "zod";
 import { parseArg, parseCommand } from "../args.js";
-import type { Output } from "../output.js";
+import { printHelp, type Output } from "../output.js";
 import { workerLines } from "../render.js";
 import { withSession } from "../session.js";
 
@@ -13,17 +13,11 @@ const Filters = z.object({ region: z.string().min(1).max(64).optional(), handler
 export async function workersCommand(argv: string[], out: Output): Promise<number> {
   const cmd = parseCommand(argv, { usage: workersUsage, options: { region: { type: "string" }, handler: { type: "string" } } });
   if (cmd === "help") {
-    out.result(
-      [
-        `usage: flowmonkey ${workersUsage}`,
-        "",
-        "Lists running workers from the fm_workers bucket: region, handlers, tasks in flight of their",
-        "concurrency (as of their last refresh, every 10 s), version, host and start time.",
-        "  --region, --handler  only workers of that region, or serving that handler",
-      ],
-      { usage: workersUsage },
-    );
-    return EXIT.ok;
+    return printHelp(out, workersUsage, [
+      "Lists running workers from the fm_workers bucket: region, handlers, tasks in flight of their",
+      "concurrency (as of their last refresh, every 10 s), version, host and start time.",
+      "  --region, --handler  only workers of that region, or serving that handler",
+    ]);
   }
   const filters = parseArg(Filters, { region: cmd.string("region"), handler: cmd.string("handler") }, "options");
   return withSession(cmd.config, async ({ nc }) => {
