@@ -7,9 +7,12 @@
  *  - the catch-up applies the wait's filter: events it rejects do not resume it, the first it
  *    accepts does;
  *  - one event resumes a step once, even when the step waits again for it right away;
- *  - a catch-up racing the live event consumer for the same wait resumes it once.
+ *  - a catch-up racing the live event consumer for the same wait resumes it once;
+ *  - a catch-up that fails is logged with the wait it leaves parked, and the wait still works;
+ *  - a catch-up reads at most its cap of events, and says when it stopped there.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { createLogger, encode, type ExecutionView } from "@flowmonkey/shared";
 import { defineHandler } from "@flowmonkey/worker";
@@ -229,5 +232,64 @@ describe("events that came before their wait was recorded", () => {
     // Once it is resumed, a late catch-up for the same wait finds the event and resumes nothing.
     expect(await catchUp([wait])).toBe(0);
     expect(await attemptsOf(executionId, "hold")).toEqual(["waiting", "completed"]);
+  });
+
+  it("a catch-up that fails says which wait it left parked, and the wait still resumes on a new event", async () => {
+    await mesh.putFlow({ id: "catch-up-fails", steps: [{ id: "hold", handler: "wait", input: { event: "fail.go", filter: "data.ref = 'f-1'", timeoutMs: 30_000 } }] });
+    const { executionId } = await mesh.api.start("catch-up-fails", { input: {} });
+    const parked = await mesh.waitForStatus(executionId, "waiting");
+    const token = stepOf(parked, "hold").wait!.resumeToken;
+    const lines: string[] = [];
+    const db = mesh.engine.db;
+    const catchUp = createEventCatchUp({
+      db,
+      registry: createFlowRegistry(db),
+      subjects: mesh.names.subjects,
+      relay: { afterCommit: () => undefined },
+      log: createLogger({ name: "test", level: "warn", destination: new Writable({ write: (chunk: Buffer, _enc, done) => void (lines.push(chunk.toString()), done()) }) }),
+      maxMessageBytes: 1024 * 1024,
+      js: jetstream(mesh.nc),
+      jsm: await jetstreamManager(mesh.nc),
+      // No such stream: reading it fails.
+      stream: `${mesh.names.streams.events}_GONE`,
+    });
+    await expect(catchUp([{ token, executionId, stepId: "hold", attempt: 1, eventName: "fail.go", eventFilter: "data.ref = 'f-1'" }])).resolves.toBe(0);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toEqual([expect.objectContaining({ executionId, stepId: "hold", token, event: "fail.go", msg: expect.stringMatching(/catch-up failed/) as unknown })]);
+    const { rows } = await db.query("SELECT 1 FROM wait_tokens WHERE token = $1", [token]);
+    expect(rows).toHaveLength(1);
+    await jetstream(mesh.nc).publish(mesh.names.subjects.event("fail.go"), encode({ data: { ref: "f-1" } }));
+    const done = await mesh.waitForStatus(executionId, "completed");
+    expect(done.output).toEqual({ ref: "f-1" });
+  });
+
+  it("a catch-up reads at most its cap of events, says so, and leaves the wait parked", async () => {
+    await mesh.putFlow({ id: "capped", steps: [{ id: "hold", handler: "wait", input: { event: "cap.go", filter: "data.ref = 'c-1'", timeoutMs: 30_000 } }] });
+    const { executionId } = await mesh.api.start("capped", { input: {} });
+    const parked = await mesh.waitForStatus(executionId, "waiting");
+    const token = stepOf(parked, "hold").wait!.resumeToken;
+    const js = jetstream(mesh.nc);
+    // Three events since its dispatch, none of which its filter accepts: a catch-up capped at two reads two.
+    for (let n = 0; n < 3; n++) await js.publish(mesh.names.subjects.event("cap.go"), encode({ data: { ref: "other", n } }));
+    const lines: string[] = [];
+    const db = mesh.engine.db;
+    const env = {
+      db,
+      registry: createFlowRegistry(db),
+      subjects: mesh.names.subjects,
+      relay: { afterCommit: () => undefined },
+      log: createLogger({ name: "test", level: "warn", destination: new Writable({ write: (chunk: Buffer, _enc, done) => void (lines.push(chunk.toString()), done()) }) }),
+      maxMessageBytes: 1024 * 1024,
+      js,
+      jsm: await jetstreamManager(mesh.nc),
+      stream: mesh.names.streams.events,
+    };
+    const wait = { token, executionId, stepId: "hold", attempt: 1, eventName: "cap.go", eventFilter: "data.ref = 'c-1'" };
+    await expect(createEventCatchUp({ ...env, maxEvents: 2 })([wait])).resolves.toBe(0);
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+      expect.objectContaining({ event: "cap.go", scanned: 2, pending: 1, msg: expect.stringMatching(/capped/) as unknown }),
+    ]);
+    expect((await db.query("SELECT 1 FROM wait_tokens WHERE token = $1", [token])).rows).toHaveLength(1);
+    expect((await mesh.api.get(executionId)).status).toBe("waiting");
   });
 });
