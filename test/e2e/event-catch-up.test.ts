@@ -127,6 +127,13 @@ describe("events that came before their wait was recorded", () => {
       expect(runs.get(executionId)).toBe(2);
     }
     expect(Date.now() - started).toBeLessThan(20_000);
+    // The catch-ups' ordered consumers are gone once they have read up to the present.
+    const jsm = await jetstreamManager(mesh.nc);
+    const consumers = await waitFor(async () => {
+      const names = (await jsm.consumers.list(mesh.names.streams.events).next()).map((c) => c.name);
+      return names.length === 1 ? names : false;
+    }, { message: "only engine_events left on FM_EVENTS" });
+    expect(consumers).toEqual([mesh.names.consumers.events]);
   });
 
   it("an event stored before the attempt was dispatched does not resume it", async () => {
