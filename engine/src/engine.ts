@@ -47,6 +47,7 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
+import { createEventCatchUp } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
@@ -99,6 +100,13 @@ export interface EngineOptions {
   contextBlobSweepIntervalMs?: number;
   /** How often the engine looks for waits whose `waitUntil` has passed. Default 1 s. */
   waitTimerIntervalMs?: number;
+  /**
+   * A wait for an event is caught up on the events stored since its attempt was dispatched,
+   * less this margin for clock skew between engine hosts and the NATS server. Default 1000 ms.
+   */
+  eventCatchUpClockSkewMs?: number;
+  /** Most events of one name one catch-up reads (a longer backlog is logged, not read). Default 10,000. */
+  eventCatchUpMaxEvents?: number;
   /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
   vaultKey?: Uint8Array | undefined;
   /** Public keys of the worker pools the engine seals secrets for (FM_VAULT_POOL_KEYS). */
@@ -232,7 +240,15 @@ export function createEngine(options: EngineOptions): Engine {
       loops.push(loop);
       return { batcher, loop };
     };
-    await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor(base), (msg) => msg);
+    const catchUp = createEventCatchUp({
+      ...base,
+      js,
+      jsm,
+      stream: names.streams.events,
+      ...(options.eventCatchUpClockSkewMs === undefined ? {} : { clockSkewMs: options.eventCatchUpClockSkewMs }),
+      ...(options.eventCatchUpMaxEvents === undefined ? {} : { maxEvents: options.eventCatchUpMaxEvents }),
+    });
+    await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor({ ...base, catchUp }), (msg) => msg);
     const domains = createDomainManagers(nc, options.topology, { timeoutMs: 5000 });
     // Queue views read every domain at once with a shorter timeout: a half-dead link must not make the whole reply late.
     const queueReads = await queueSources(createDomainManagers(nc, options.topology, { timeoutMs: 3000 }), options.topology);

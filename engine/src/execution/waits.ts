@@ -32,7 +32,16 @@ export type ResumeCause = Omit<ResumeInfo, "waitedMs" | "waitReason">;
  * runs again as a new attempt whose task carries `resume` (the payload, or the event). A resume
  * is not a retry: it does not count against the step's retry policy.
  */
-export async function resumeStep(exec: ExecutionState, flow: CompiledFlow, stepId: string, cause: ResumeCause, out: Changes, env: AdvanceEnv): Promise<void> {
+export async function resumeStep(
+  exec: ExecutionState,
+  flow: CompiledFlow,
+  stepId: string,
+  cause: ResumeCause,
+  out: Changes,
+  env: AdvanceEnv,
+  /** The FM_EVENTS sequence of the event that resumes it, when an event does. */
+  eventSeq?: number,
+): Promise<void> {
   const step = exec.steps[stepId]!;
   const wait = step.wait!;
   const waitedMs = Math.max(0, env.now.getTime() - Date.parse(wait.since));
@@ -40,7 +49,14 @@ export async function resumeStep(exec: ExecutionState, flow: CompiledFlow, stepI
   effects.waitsEnded.push(wait.resumeToken);
   effects.taskPauses.push({ taskId: `${exec.id}/${stepId}`, attempt: step.attempts, pausedMs: waitedMs });
   const resumed: ResumeInfo = { ...cause, waitedMs, ...(wait.reason ? { waitReason: wait.reason } : {}) };
-  exec.steps[stepId] = { ...step, status: "dispatched", wait: undefined, resumes: (step.resumes ?? 0) + 1, resumed };
+  exec.steps[stepId] = {
+    ...step,
+    status: "dispatched",
+    wait: undefined,
+    resumes: (step.resumes ?? 0) + 1,
+    resumed,
+    ...(eventSeq === undefined ? {} : { lastEventSeq: Math.max(eventSeq, step.lastEventSeq ?? 0) }),
+  };
   exec.status = "running";
   emit(exec, out, env, "resumed", { stepId, resume: { reason: cause.reason, waitedMs } });
   try {

@@ -15,6 +15,7 @@ import type { Db } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
 import { transition, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
+import type { ParkedEventWait } from "../waits/event-catch-up.js";
 
 export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
 
@@ -61,7 +62,7 @@ export async function applyResults(
   env: ApplyEnv,
   results: ResultToApply[],
   rejections: Rejection[] = [],
-): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]> }> {
+): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]>; parked: ParkedEventWait[] }> {
   const out = new Changes();
   out.rejections.push(...rejections);
   const committed = await transition(
@@ -90,7 +91,17 @@ export async function applyResults(
     out,
     env.vault,
   );
-  return { outcomes: committed.value, committed };
+  return { outcomes: committed.value, committed, parked: parkedOnEvents(out) };
+}
+
+/** The waits for events this transaction recorded and left in place: the catch-up's work (waits/event-catch-up.ts). */
+function parkedOnEvents(out: Changes): ParkedEventWait[] {
+  return out.waitsStarted().flatMap((w) => {
+    const step = out.updated.get(w.executionId)?.steps[w.stepId];
+    if (!w.eventName || step?.status !== "waiting" || step.wait?.resumeToken !== w.token || step.attempts !== w.attempt) return [];
+    const { token, executionId, stepId, attempt, eventName, eventFilter } = w;
+    return [{ token, executionId, stepId, attempt, eventName, ...(eventFilter ? { eventFilter } : {}), ...(step.lastEventSeq ? { afterSeq: step.lastEventSeq } : {}) }];
+  });
 }
 
 async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApply, out: Changes, waits: WaitTokens): Promise<ApplyOutcome> {

@@ -4,17 +4,22 @@ import { processIsolated } from "../consumers/isolate.js";
 import { retryLater } from "../consumers/redelivery.js";
 import type { Relay } from "../outbox/relay.js";
 import type { Rejection } from "../store/rejections.js";
+import type { EventCatchUp } from "../waits/event-catch-up.js";
 import { applyResults, type ApplyEnv } from "./apply-result.js";
 
 export interface ResultEnv extends ApplyEnv {
   relay: Relay;
   log: Logger;
   maxMessageBytes: number;
+  /** Resumes new waits on events that came while their step ran; absent, only later events resume them. */
+  catchUp?: EventCatchUp | undefined;
 }
 
 /**
  * Applies a batch of results from FM_RESULTS in one transaction, then acknowledges them.
- * An undecodable result is recorded as a rejection (then acked); the rest go on.
+ * An undecodable result is recorded as a rejection (then acked); the rest go on. Waits for
+ * events recorded by the batch are then caught up on the events that came while their steps
+ * ran (never failing the batch: it is committed and acked by then).
  */
 export function createResultProcessor(env: ResultEnv) {
   const process = async (msgs: JsMsg[]) => {
@@ -45,7 +50,7 @@ export function createResultProcessor(env: ResultEnv) {
       for (const span of spans) if (span) endSpan(span, err);
       throw err;
     });
-    const { outcomes, committed } = applied;
+    const { outcomes, committed, parked } = applied;
     outcomes.forEach((outcome, i) => {
       const span = spans[i];
       if (!span) return;
@@ -61,6 +66,7 @@ export function createResultProcessor(env: ResultEnv) {
       const r = results[i]!;
       env.log.debug({ executionId: r.executionId, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, outcome }, "result not applied");
     });
+    if (parked.length > 0 && env.catchUp) await env.catchUp(parked);
   };
   return (msgs: JsMsg[]) => processIsolated(msgs, process, (msg, err) => retryLater(msg, err, env.log));
 }

@@ -26,6 +26,12 @@ export interface StepState {
   reroutes?: number;
   /** The run after a wait, while in flight: what its task carries as `resume`. */
   resumed?: ResumeInfo;
+  /**
+   * FM_EVENTS stream sequence of the last event that resumed this step. The catch-up after a
+   * later wait of the step (waits/event-catch-up.ts) only looks past it, so one event never
+   * resumes the same step twice, however close its next wait comes.
+   */
+  lastEventSeq?: number;
 }
 
 /** An execution as the engine holds it between load and persist. */

@@ -89,3 +89,14 @@ export async function attemptsOf(q: Queryable, executionId: string): Promise<Map
   }
   return byStep;
 }
+
+/** When each of these attempts was dispatched (the engine's clock), keyed `<taskId>:<attempt>`. */
+export async function dispatchTimesOf(q: Queryable, attempts: Array<{ taskId: string; attempt: number }>): Promise<Map<string, Date>> {
+  if (attempts.length === 0) return new Map();
+  const { rows } = await q.query<{ task_id: string; attempt: number; dispatched_at: Date | string }>(
+    `SELECT t.task_id, t.attempt, t.dispatched_at
+       FROM tasks t JOIN unnest($1::text[], $2::int[]) AS x(task_id, attempt) ON t.task_id = x.task_id AND t.attempt = x.attempt`,
+    [attempts.map((a) => a.taskId), attempts.map((a) => a.attempt)],
+  );
+  return new Map(rows.map((r) => [`${r.task_id}:${r.attempt}`, new Date(r.dispatched_at)]));
+}

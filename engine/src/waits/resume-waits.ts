@@ -8,7 +8,11 @@ import type { Relay } from "../outbox/relay.js";
 import { findWaitsByTokens, type DueWait } from "../store/wait-tokens.js";
 import { tenantsOf } from "../store/counts.js";
 
-export type WaitToResume = DueWait & { cause: ResumeCause };
+export type WaitToResume = DueWait & {
+  cause: ResumeCause;
+  /** The FM_EVENTS sequence of the event that resumes it (reason "event"): a later wait of the step is not resumed by it again. */
+  eventSeq?: number;
+};
 
 export type ResumeOutcome =
   | { token: string; resumed: true; executionId: string; stepId: string; status: ExecutionStatus }
@@ -44,7 +48,7 @@ export async function resumeWaits(env: Pick<ApplyEnv, "db" | "registry" | "subje
         }
         done.add(w.token);
         const flow = await env.registry.get(exec.flowId, exec.flowVersion);
-        await resumeStep(exec, flow, w.stepId, w.cause, out, envNow);
+        await resumeStep(exec, flow, w.stepId, w.cause, out, envNow, w.eventSeq);
         await advance(exec, flow, out, envNow);
         out.updated.set(exec.id, exec);
         outcomes.push({ token: w.token, resumed: true, executionId: exec.id, stepId: w.stepId, status: exec.status });

@@ -1,0 +1,150 @@
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import { toError, type Logger } from "@flowmonkey/shared";
+import type { Relay } from "../outbox/relay.js";
+import type { ApplyEnv } from "../results/apply-result.js";
+import { dispatchTimesOf } from "../store/tasks.js";
+import { matchEvents, readEvent, type EventWait, type StoredEvent } from "./event-match.js";
+import { resumeWaits, type WaitToResume } from "./resume-waits.js";
+
+/**
+ * How much earlier than an attempt's dispatch (the engine's clock) an event may have been
+ * stored (the NATS server's clock) and still count as the attempt's: covers the clock skew
+ * between engine hosts and the server.
+ */
+export const DEFAULT_CATCH_UP_CLOCK_SKEW_MS = 1000;
+/** Most events of one name one catch-up reads; a longer backlog is cut here (and logged). */
+export const DEFAULT_CATCH_UP_MAX_EVENTS = 10_000;
+const FETCH_BATCH = 256;
+/** The scan's ephemeral consumer is gone this long after an engine that died mid-scan. */
+const CONSUMER_INACTIVE_MS = 60_000;
+
+/** A wait for an event, just recorded with a result. */
+export interface ParkedEventWait extends EventWait {
+  eventFilter?: string;
+  /** FM_EVENTS sequence of the event that last resumed the step: only later events may resume it again. */
+  afterSeq?: number;
+}
+
+export interface CatchUpEnv extends Pick<ApplyEnv, "db" | "registry" | "subjects" | "breakers" | "rates" | "vault"> {
+  relay: Pick<Relay, "afterCommit">;
+  log: Logger;
+  maxMessageBytes: number;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** The FM_EVENTS stream's name. */
+  stream: string;
+  /** @default DEFAULT_CATCH_UP_CLOCK_SKEW_MS */
+  clockSkewMs?: number;
+  /** @default DEFAULT_CATCH_UP_MAX_EVENTS */
+  maxEvents?: number;
+}
+
+/** Resumes what it can of the waits just parked; resolves to how many it resumed. Never rejects. */
+export type EventCatchUp = (parked: ParkedEventWait[]) => Promise<number>;
+
+type Scoped = ParkedEventWait & { fromMs: number };
+
+/**
+ * Events that arrived while a step ran — after its attempt was dispatched, before its wait was
+ * committed — found no wait row when the live consumer (event-consumer.ts) matched them. Once
+ * a batch of results is committed, this reads FM_EVENTS for each event name its new waits ask
+ * for, from the earliest of those attempts' dispatch (less the clock-skew margin) up to now,
+ * with an ordered consumer, and resumes each wait with the first event its filter accepts —
+ * the live consumer's matching rule, restricted to events stored since its own attempt was
+ * dispatched and after the event that resumed the step last. A wait resumes once, however a
+ * catch-up and the live consumer race (resumeWaits checks the attempt). Failures are logged and
+ * leave the waits parked: the live consumer, a resume request and the timer still end them.
+ */
+export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
+  const skewMs = env.clockSkewMs ?? DEFAULT_CATCH_UP_CLOCK_SKEW_MS;
+  const maxEvents = env.maxEvents ?? DEFAULT_CATCH_UP_MAX_EVENTS;
+
+  const logFailure = (waits: ParkedEventWait[], err: unknown) => {
+    for (const { executionId, stepId, token, eventName } of waits) {
+      env.log.warn({ err: toError(err), executionId, stepId, token, event: eventName }, "event catch-up failed; the wait stays parked for new events, its resume token and its timer");
+    }
+  };
+
+  async function scan(name: string, waits: Scoped[]): Promise<Array<WaitToResume & { eventSeq: number }>> {
+    const subject = env.subjects.event(name);
+    const fromMs = Math.min(...waits.map((w) => w.fromMs));
+    // One cheap look first: usually no event of the name came since (the common case, an event after the wait).
+    const last = await env.jsm.streams.getMessage(env.stream, { last_by_subj: subject });
+    if (!last || last.time.getTime() < fromMs || waits.every((w) => last.seq <= (w.afterSeq ?? 0))) return [];
+    const consumer = await env.js.consumers.get(env.stream, {
+      filter_subjects: subject,
+      opt_start_time: new Date(fromMs).toISOString(),
+      inactive_threshold: CONSUMER_INACTIVE_MS,
+    });
+    const eligible = (e: StoredEvent, w: Scoped) => e.storedAt.getTime() >= w.fromMs && e.seq > (w.afterSeq ?? 0);
+    const taken = new Set<string>();
+    const due: Array<WaitToResume & { eventSeq: number }> = [];
+    try {
+      let pending = (await consumer.info(true)).num_pending;
+      let scanned = 0;
+      while (pending > 0 && taken.size < waits.length && scanned < maxEvents) {
+        // Never more than is pending: the fetch ends when they are in, not at its expiry.
+        const batch = await consumer.fetch({ max_messages: Math.min(FETCH_BATCH, maxEvents - scanned, pending), expires: 1000 });
+        const events: StoredEvent[] = [];
+        let got = 0;
+        for await (const msg of batch) {
+          got++;
+          pending = msg.info.pending;
+          // The live consumer already said so about an unreadable event.
+          const event = readEvent(msg, env, false);
+          if (event) events.push(event);
+        }
+        if (got === 0) break;
+        scanned += got;
+        due.push(...(await matchEvents(events, waits, env.log, eligible, taken)));
+      }
+      if (pending > 0 && scanned >= maxEvents && taken.size < waits.length) {
+        env.log.warn({ event: name, scanned, pending, waits: waits.length }, "event catch-up capped: later events of this name were not looked at (the waits stay parked for new ones)");
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    return due;
+  }
+
+  return async (parked) => {
+    if (parked.length === 0) return 0;
+    try {
+      const dispatched = await dispatchTimesOf(env.db, parked.map((w) => ({ taskId: `${w.executionId}/${w.stepId}`, attempt: w.attempt })));
+      const byName = new Map<string, Scoped[]>();
+      for (const w of parked) {
+        const at = dispatched.get(`${w.executionId}/${w.stepId}:${w.attempt}`);
+        if (!at) {
+          logFailure([w], new Error(`no attempt row for ${w.executionId}/${w.stepId} attempt ${w.attempt}`));
+          continue;
+        }
+        const list = byName.get(w.eventName) ?? [];
+        list.push({ ...w, fromMs: at.getTime() - skewMs });
+        byName.set(w.eventName, list);
+      }
+      const found = await Promise.all(
+        [...byName].map(([name, waits]) =>
+          scan(name, waits).catch((err: unknown) => {
+            logFailure(waits, err);
+            return [];
+          }),
+        ),
+      );
+      const due = found.flat();
+      if (due.length === 0) return 0;
+      const committed = await resumeWaits(env, due);
+      env.relay.afterCommit(committed);
+      let resumed = 0;
+      committed.value.forEach((o, i) => {
+        if (!o.resumed) return;
+        resumed++;
+        const { executionId, stepId, token, eventSeq } = due[i]!;
+        env.log.info({ executionId, stepId, token, event: due[i]!.cause.event?.name, eventSeq }, "wait resumed by an event that came before it was recorded");
+      });
+      return resumed;
+    } catch (err) {
+      logFailure(parked, err);
+      return 0;
+    }
+  };
+}
