@@ -47,7 +47,7 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
-import { createEventCatchUp } from "./waits/event-catch-up.js";
+import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
@@ -107,6 +107,19 @@ export interface EngineOptions {
   eventCatchUpClockSkewMs?: number;
   /** Most events of one name one catch-up reads (a longer backlog is logged, not read). Default 10,000. */
   eventCatchUpMaxEvents?: number;
+  /**
+   * How long after it was recorded a wait for an event whose catch-up has not completed (its
+   * engine stopped between the commit and the catch-up, or the catch-up failed) is caught up by
+   * the wait timer of any replica; a catch-up that keeps failing is retried after twice as long
+   * each time, up to 5 min. Default 10,000 ms.
+   */
+  eventCatchUpGraceMs?: number;
+  /**
+   * Catch new event waits up right after the results that parked them commit (default true).
+   * false leaves every catch-up to the sweep after `eventCatchUpGraceMs` — what an engine that
+   * dies after each commit would do; for tests.
+   */
+  eventCatchUpOnCommit?: boolean;
   /** The 32-byte key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
   vaultKey?: Uint8Array | undefined;
   /** Public keys of the worker pools the engine seals secrets for (FM_VAULT_POOL_KEYS). */
@@ -248,7 +261,8 @@ export function createEngine(options: EngineOptions): Engine {
       ...(options.eventCatchUpClockSkewMs === undefined ? {} : { clockSkewMs: options.eventCatchUpClockSkewMs }),
       ...(options.eventCatchUpMaxEvents === undefined ? {} : { maxEvents: options.eventCatchUpMaxEvents }),
     });
-    await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor({ ...base, catchUp }), (msg) => msg);
+    const catchUpOnCommit = options.eventCatchUpOnCommit ?? true;
+    await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor({ ...base, ...(catchUpOnCommit ? { catchUp } : {}) }), (msg) => msg);
     const domains = createDomainManagers(nc, options.topology, { timeoutMs: 5000 });
     // Queue views read every domain at once with a shorter timeout: a half-dead link must not make the whole reply late.
     const queueReads = await queueSources(createDomainManagers(nc, options.topology, { timeoutMs: 3000 }), options.topology);
@@ -271,7 +285,11 @@ export function createEngine(options: EngineOptions): Engine {
       intervalMs: options.contextBlobSweepIntervalMs ?? 60_000,
     });
     releasers.add("context blob cleanup", () => blobCleanup.stop());
-    const waitTimer = startWaitTimer({ ...base, intervalMs: options.waitTimerIntervalMs ?? 1000 });
+    const waitTimer = startWaitTimer({
+      ...base,
+      intervalMs: options.waitTimerIntervalMs ?? 1000,
+      catchUp: { run: catchUp, graceMs: options.eventCatchUpGraceMs ?? DEFAULT_CATCH_UP_GRACE_MS },
+    });
     releasers.add("wait timer", () => waitTimer.stop());
     const sweep = startDeadlineSweep({
       ...base,

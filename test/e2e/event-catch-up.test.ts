@@ -8,7 +8,8 @@
  *    accepts does;
  *  - one event resumes a step once, even when the step waits again for it right away;
  *  - a catch-up racing the live event consumer for the same wait resumes it once;
- *  - a catch-up that fails is logged with the wait it leaves parked, and the wait still works;
+ *  - the engine marks a wait caught up once its catch-up after the commit ran; a catch-up that
+ *    fails is logged with the wait it leaves parked, and the wait still works;
  *  - a catch-up reads at most its cap of events, and says when it stopped there.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -248,6 +249,12 @@ describe("events that came before their wait was recorded", () => {
     const token = stepOf(parked, "hold").wait!.resumeToken;
     const lines: string[] = [];
     const db = mesh.engine.db;
+    // The engine's own catch-up right after the commit found nothing and recorded that it ran (the sweep never claimed it).
+    const mark = await waitFor(async () => {
+      const { rows } = await db.query<{ caught_up_at: Date | null; catch_up_tries: number }>("SELECT caught_up_at, catch_up_tries FROM wait_tokens WHERE token = $1", [token]);
+      return rows[0]?.caught_up_at ? rows[0] : undefined;
+    }, { message: "the wait to be marked caught up" });
+    expect(mark.catch_up_tries).toBe(0);
     const catchUp = createEventCatchUp({
       db,
       registry: createFlowRegistry(db),

@@ -3,6 +3,7 @@ import { toError, type Logger } from "@flowmonkey/shared";
 import type { Relay } from "../outbox/relay.js";
 import type { ApplyEnv } from "../results/apply-result.js";
 import { dispatchTimesOf } from "../store/tasks.js";
+import { markCaughtUp } from "../store/wait-tokens.js";
 import { matchEvents, readEvent, type EventWait, type StoredEvent } from "./event-match.js";
 import { resumeWaits, type WaitToResume } from "./resume-waits.js";
 
@@ -14,6 +15,13 @@ import { resumeWaits, type WaitToResume } from "./resume-waits.js";
 export const DEFAULT_CATCH_UP_CLOCK_SKEW_MS = 1000;
 /** Most events of one name one catch-up reads; a longer backlog is cut here (and logged). */
 export const DEFAULT_CATCH_UP_MAX_EVENTS = 10_000;
+/**
+ * How long after it was recorded a wait whose catch-up has not completed is taken by the sweep:
+ * well past the commit-then-catch-up of the engine that recorded it, so the two do not race.
+ */
+export const DEFAULT_CATCH_UP_GRACE_MS = 10_000;
+/** The longest the sweep waits before retrying a catch-up that keeps failing (it doubles from the grace up to this). */
+export const DEFAULT_CATCH_UP_MAX_BACKOFF_MS = 300_000;
 const FETCH_BATCH = 256;
 /** The scan's ephemeral consumer is gone this long after an engine that died mid-scan. */
 const CONSUMER_INACTIVE_MS = 60_000;
@@ -39,7 +47,10 @@ export interface CatchUpEnv extends Pick<ApplyEnv, "db" | "registry" | "subjects
   maxEvents?: number;
 }
 
-/** Resumes what it can of the waits just parked; resolves to how many it resumed. Never rejects. */
+/**
+ * Resumes what it can of the waits given (just parked, or left not caught up and claimed by the
+ * sweep), marks those whose catch-up completed, and resolves to how many it resumed. Never rejects.
+ */
 export type EventCatchUp = (parked: ParkedEventWait[]) => Promise<number>;
 
 type Scoped = ParkedEventWait & { fromMs: number };
@@ -52,8 +63,11 @@ type Scoped = ParkedEventWait & { fromMs: number };
  * with an ordered consumer, and resumes each wait with the first event its filter accepts —
  * the live consumer's matching rule, restricted to events stored since its own attempt was
  * dispatched and after the event that resumed the step last. A wait resumes once, however a
- * catch-up and the live consumer race (resumeWaits checks the attempt). Failures are logged and
- * leave the waits parked: the live consumer, a resume request and the timer still end them.
+ * catch-up and the live consumer race (resumeWaits checks the attempt). A wait whose catch-up
+ * completed (whether or not it resumed it) is marked caught up on its row; one that failed is
+ * logged and left parked and not caught up: the live consumer, a resume request and the timer
+ * still end it, and the wait timer's sweep (wait-timer.ts) runs its catch-up again later — as it
+ * does for waits whose engine died before catching them up.
  */
 export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
   const skewMs = env.clockSkewMs ?? DEFAULT_CATCH_UP_CLOCK_SKEW_MS;
@@ -122,25 +136,38 @@ export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
         list.push({ ...w, fromMs: at.getTime() - skewMs });
         byName.set(w.eventName, list);
       }
+      // The waits whose scan completed: caught up once what it found is committed.
+      const scanned: ParkedEventWait[] = [];
       const found = await Promise.all(
         [...byName].map(([name, waits]) =>
-          scan(name, waits).catch((err: unknown) => {
-            logFailure(waits, err);
-            return [];
-          }),
+          scan(name, waits).then(
+            (due) => {
+              scanned.push(...waits);
+              return due;
+            },
+            (err: unknown) => {
+              logFailure(waits, err);
+              return [];
+            },
+          ),
         ),
       );
       const due = found.flat();
-      if (due.length === 0) return 0;
-      const committed = await resumeWaits(env, due);
-      env.relay.afterCommit(committed);
       let resumed = 0;
-      committed.value.forEach((o, i) => {
-        if (!o.resumed) return;
-        resumed++;
-        const { executionId, stepId, token, eventSeq } = due[i]!;
-        env.log.info({ executionId, stepId, token, event: due[i]!.cause.event?.name, eventSeq }, "wait resumed by an event that came before it was recorded");
-      });
+      if (due.length > 0) {
+        const committed = await resumeWaits(env, due);
+        env.relay.afterCommit(committed);
+        committed.value.forEach((o, i) => {
+          if (!o.resumed) return;
+          resumed++;
+          const { executionId, stepId, token, eventSeq } = due[i]!;
+          env.log.info({ executionId, stepId, token, event: due[i]!.cause.event?.name, eventSeq }, "wait resumed by an event that came before it was recorded");
+        });
+      }
+      // Resumed rows are gone already; the rest are done: only events from now on (the live consumer's) can resume them.
+      await markCaughtUp(env.db, scanned).catch((err: unknown) =>
+        env.log.warn({ err: toError(err), waits: scanned.length }, "event catch-up done but not recorded; the sweep will run it again"),
+      );
       return resumed;
     } catch (err) {
       logFailure(parked, err);

@@ -6,6 +6,7 @@ import { uniquePrefix, useNatsServer } from "../../../test/support/nats.js";
 import { createTestDatabase } from "../../../test/support/postgres.js";
 import { openDb, type Db } from "../../src/store/db.js";
 import { migrate, loadMigrations, SchemaTooNewError } from "../../src/store/migrate.js";
+import { claimStaleCatchUps, insertWaitTokensSql, markCaughtUp } from "../../src/store/wait-tokens.js";
 import { enqueueOutbox } from "../../src/store/outbox.js";
 import { createRelay } from "../../src/outbox/relay.js";
 
@@ -32,6 +33,62 @@ describe("migrations", () => {
     await expect(migrate(db)).rejects.toBeInstanceOf(SchemaTooNewError);
     await expect(migrate(db)).rejects.toThrow(/version 9999.*upgrade flowmonkey-engine/);
     await db.query("DELETE FROM fm_schema_migrations WHERE version = 9999");
+  });
+});
+
+describe("wait catch-up records (0007)", () => {
+  it("count waits recorded before the migration as caught up; new event waits start not caught up, until marked", async () => {
+    const created = await createTestDatabase();
+    const fresh = await openDb({ databaseUrl: created.url, dataDir: "unused" });
+    try {
+      const all = await loadMigrations();
+      await migrate(fresh, all.filter((m) => m.version < 7));
+      await fresh.query("INSERT INTO flows (flow_id, version, definition, hash) VALUES ('f', 1, '{}', 'h')");
+      await fresh.query(
+        `INSERT INTO executions (id, start_key, flow_id, flow_version, status, steps, region, priority)
+         VALUES ('e1', 'e1', 'f', 1, 'waiting', '{}', 'us-east-1', 'normal')`,
+      );
+      await fresh.query(
+        `INSERT INTO wait_tokens (token, execution_id, step_id, attempt, event_name, created_at)
+         VALUES ('old-event', 'e1', 'a', 1, 'go', now() - interval '1 hour'), ('old-token', 'e1', 'b', 1, NULL, now() - interval '1 hour')`,
+      );
+      expect((await migrate(fresh)).applied).toEqual(all.filter((m) => m.version >= 7).map((m) => m.name));
+      const caughtUp = async () =>
+        (await fresh.query<{ token: string; done: boolean }>("SELECT token, caught_up_at IS NOT NULL AS done FROM wait_tokens ORDER BY token")).rows;
+      expect(await caughtUp()).toEqual([
+        { token: "old-event", done: true },
+        { token: "old-token", done: true },
+      ]);
+      // Nothing old for the sweep, however long ago it was recorded.
+      expect(await claimStaleCatchUps(fresh, { graceMs: 0, backoffMs: 1000, maxBackoffMs: 1000, limit: 10 })).toEqual([]);
+
+      const waits = [
+        { token: "new-event", executionId: "e1", stepId: "c", attempt: 1, eventName: "go", eventFilter: "data.x = 1" },
+        { token: "new-token", executionId: "e1", stepId: "d", attempt: 1 },
+      ];
+      await fresh.query(insertWaitTokensSql("$1"), [JSON.stringify(waits)]);
+      expect(await caughtUp()).toEqual([
+        { token: "new-event", done: false },
+        { token: "new-token", done: true },
+        { token: "old-event", done: true },
+        { token: "old-token", done: true },
+      ]);
+      // Within its grace the sweep leaves it to the engine that recorded it.
+      expect(await claimStaleCatchUps(fresh, { graceMs: 60_000, backoffMs: 1000, maxBackoffMs: 1000, limit: 10 })).toEqual([]);
+      // Past it, one claim takes it (the next one is backed off), with what its catch-up needs.
+      const claims = await Promise.all([0, 1, 2].map(() => claimStaleCatchUps(fresh, { graceMs: 0, backoffMs: 60_000, maxBackoffMs: 60_000, limit: 10 })));
+      expect(claims.flat()).toEqual([{ token: "new-event", executionId: "e1", stepId: "c", attempt: 1, eventName: "go", eventFilter: "data.x = 1", afterSeq: null, tries: 1 }]);
+      // Marking names the attempt: another attempt's catch-up does not count for it.
+      await markCaughtUp(fresh, [{ token: "new-event", attempt: 2 }]);
+      expect((await caughtUp())[0]).toEqual({ token: "new-event", done: false });
+      await markCaughtUp(fresh, [{ token: "new-event", attempt: 1 }]);
+      expect((await caughtUp())[0]).toEqual({ token: "new-event", done: true });
+      const { rows } = await fresh.query<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE indexname = 'wait_tokens_catch_up'");
+      expect(rows[0]?.indexdef).toMatch(/WHERE \(\(caught_up_at IS NULL\) AND \(event_name IS NOT NULL\)\)/);
+    } finally {
+      await fresh.close();
+      await created.drop();
+    }
   });
 });
 
