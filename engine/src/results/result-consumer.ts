@@ -16,12 +16,30 @@ export interface ResultEnv extends ApplyEnv {
 }
 
 /**
+ * Catch-ups queued behind the result batches at most; past this a batch's new waits are left
+ * to the wait timer's sweep (after its grace), which catches up every wait no engine did.
+ */
+const MAX_QUEUED_CATCH_UPS = 64;
+
+/**
  * Applies a batch of results from FM_RESULTS in one transaction, then acknowledges them.
  * An undecodable result is recorded as a rejection (then acked); the rest go on. Waits for
  * events recorded by the batch are then caught up on the events that came while their steps
- * ran (never failing the batch: it is committed and acked by then).
+ * ran — off the batch's path (the batch is committed and acked by then, and a catch-up costs
+ * NATS round trips the next batch need not wait for), one catch-up at a time.
  */
 export function createResultProcessor(env: ResultEnv) {
+  let catchUps: Promise<unknown> = Promise.resolve();
+  let queuedCatchUps = 0;
+  const catchUpLater = (catchUp: EventCatchUp, parked: Parameters<EventCatchUp>[0]) => {
+    if (queuedCatchUps >= MAX_QUEUED_CATCH_UPS) {
+      env.log.debug({ waits: parked.length }, "event catch-up queue full; the wait timer's sweep catches these waits up");
+      return;
+    }
+    queuedCatchUps++;
+    // A catch-up never rejects (it logs and leaves its waits to the sweep).
+    catchUps = catchUps.then(() => catchUp(parked)).finally(() => queuedCatchUps--);
+  };
   const process = async (msgs: JsMsg[]) => {
     const results: TaskResult[] = [];
     const accepted: JsMsg[] = [];
@@ -66,7 +84,7 @@ export function createResultProcessor(env: ResultEnv) {
       const r = results[i]!;
       env.log.debug({ executionId: r.executionId, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, outcome }, "result not applied");
     });
-    if (parked.length > 0 && env.catchUp) await env.catchUp(parked);
+    if (parked.length > 0 && env.catchUp) catchUpLater(env.catchUp, parked);
   };
   return (msgs: JsMsg[]) => processIsolated(msgs, process, (msg, err) => retryLater(msg, err, env.log));
 }

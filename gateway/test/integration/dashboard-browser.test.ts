@@ -82,9 +82,10 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     expect(await page.locator("#steps li .status").first().textContent()).toBe("completed");
 
     // Operations panels: the worker pool with its load, the lane's queue-depth chart, a dead letter to replay.
-    await page.locator("#pools tr", { hasText: "delay" }).first().waitFor({ timeout: 10_000 });
+    // The panels poll every 3 s; on a loaded CI box 10 s (three polls) was once not enough.
+    await page.locator("#pools tr", { hasText: "delay" }).first().waitFor({ timeout: 20_000 });
     expect(await page.locator("#pools tr", { hasText: "delay" }).first().textContent()).toContain("us-east-1");
-    await page.locator('#queues .lane[data-lane="us-east-1/delay"] polyline').waitFor({ state: "attached", timeout: 10_000 });
+    await page.locator('#queues .lane[data-lane="us-east-1/delay"] polyline').waitFor({ state: "attached", timeout: 20_000 });
     const { executionId: doomed } = await mesh.api.start("doomed", { input: {} });
     await mesh.waitForStatus(doomed, "failed");
     const deadId = `${doomed}/call:2`;

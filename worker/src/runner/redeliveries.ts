@@ -1,6 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Heartbeat } from "./heartbeat.js";
-import { nakQuietly } from "./publish-result.js";
+import { ackConfirmed, nakQuietly } from "./publish-result.js";
 
 /**
  * The copies of one attempt that JetStream delivered again while this worker was still running
@@ -30,19 +30,15 @@ export class Redeliveries {
     return this.#settled;
   }
 
-  /** The original's result is stored (`ack`) or the task goes back (`nak`): every copy follows. */
-  settle(how: "ack" | "nak"): void {
-    for (const { msg, heartbeat } of this.#copies.splice(0)) {
-      heartbeat.untrack(msg);
-      if (how === "nak") nakQuietly(msg);
-      else {
-        try {
-          msg.ack();
-        } catch {
-          // Connection closed: the copy comes back and its result is already stored (same msgID).
-        }
-      }
-    }
+  /**
+   * The original's result is stored (`ack`) or the task goes back (`nak`): every copy follows.
+   * Acks are confirmed before the copies' slots are freed, as the original's are.
+   */
+  async settle(how: "ack" | "nak"): Promise<void> {
+    const copies = this.#copies.splice(0);
+    for (const { msg, heartbeat } of copies) heartbeat.untrack(msg);
+    if (how === "nak") for (const { msg } of copies) nakQuietly(msg);
+    else await Promise.all(copies.map(({ msg }) => ackConfirmed(msg)));
     this.#resolve();
   }
 }

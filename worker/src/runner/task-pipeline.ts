@@ -5,7 +5,7 @@ import type { AnyHandler } from "../sdk/define-handler.js";
 import { executeTask, type RunningTask, type TaskRuntime } from "./execute-task.js";
 import type { Heartbeat } from "./heartbeat.js";
 import { errorResult, type TaskIds } from "./outcome.js";
-import { nakQuietly, publishResult, type ResultTarget } from "./publish-result.js";
+import { nakQuietly, publishResult, type PublishRetry, type ResultTarget } from "./publish-result.js";
 import { Redeliveries } from "./redeliveries.js";
 
 export interface PipelineDeps {
@@ -43,15 +43,16 @@ export class TaskPipeline {
   readonly #attempts = new Map<string, Redeliveries>();
   /** Aborted by abortAll: results still being retried are given up and their tasks given back. */
   readonly #forced = new AbortController();
+  /** How a result that cannot be stored is retried (publish-result.ts). */
+  readonly #retry: PublishRetry;
   #draining = false;
 
   constructor(deps: PipelineDeps) {
     this.#deps = deps;
+    this.#retry = { signal: this.#forced.signal, ...(deps.resultGiveUpMs === undefined ? {} : { giveUpAfterMs: deps.resultGiveUpMs }) };
   }
 
-  get #retry() {
-    return { signal: this.#forced.signal, ...(this.#deps.resultGiveUpMs === undefined ? {} : { giveUpAfterMs: this.#deps.resultGiveUpMs }) };
-  }
+
 
   /** From now on a delivered message is handed straight back (nak) instead of run. */
   stopAccepting(): void {
@@ -73,7 +74,7 @@ export class TaskPipeline {
     try {
       task = decode(msg.data, Task, { what: `task on ${msg.subject}`, maxBytes: this.#deps.maxTaskBytes });
     } catch (err) {
-      return this.#reject(msg, err);
+      return this.#reject(msg, heartbeat, err);
     }
     const key = `${task.taskId}:${task.attempt}`;
     const copies = this.#attempts.get(key);
@@ -85,7 +86,7 @@ export class TaskPipeline {
     const handler = handlers.get(task.handler.type);
     if (!handler) {
       const served = [...handlers.keys()].join(", ");
-      return this.#reject(msg, new FmError("HANDLER_NOT_FOUND", `this worker does not serve handler ${task.handler.type} (it serves ${served})`), task);
+      return this.#reject(msg, heartbeat, new FmError("HANDLER_NOT_FOUND", `this worker does not serve handler ${task.handler.type} (it serves ${served})`), task);
     }
     const offered = this.#deps.capabilities ?? [];
     if (!hasCapabilities(offered, task.require)) {
@@ -95,7 +96,7 @@ export class TaskPipeline {
       // again, instead of handing it back (nak) until its deliveries run out.
       const missing = (task.require ?? []).filter((c) => !offered.includes(c));
       const why = new FmError("CAPABILITY_UNAVAILABLE", `the step requires ${missing.join(", ")}, which worker ${runtime.workerId} does not offer (it offers ${offered.join(", ") || "none"})`);
-      return this.#reject(msg, why, task, { require: task.require, capabilities: offered, handler: task.handler.type });
+      return this.#reject(msg, heartbeat, why, task, { require: task.require, capabilities: offered, handler: task.handler.type });
     }
 
     const redeliveries = new Redeliveries();
@@ -105,7 +106,7 @@ export class TaskPipeline {
       stored = await this.#runAndPublish(task, handler, msg, heartbeat);
     } finally {
       this.#attempts.delete(key);
-      redeliveries.settle(stored ? "ack" : "nak");
+      await redeliveries.settle(stored ? "ack" : "nak");
     }
   }
 
@@ -142,7 +143,7 @@ export class TaskPipeline {
    * redelivered, logged, and answered with an `error` result when its ids can be read so the
    * engine can fail the step instead of waiting for it.
    */
-  async #reject(msg: JsMsg, reason: unknown, task?: Task, fields?: Record<string, unknown>): Promise<void> {
+  async #reject(msg: JsMsg, heartbeat: Heartbeat, reason: unknown, task?: Task, fields?: Record<string, unknown>): Promise<void> {
     const { runtime, results } = this.#deps;
     const err = toError(reason);
     const ids = task ?? readIds(msg.data);
@@ -161,7 +162,11 @@ export class TaskPipeline {
     }
     const now = Date.now();
     const result = errorResult(ids, reason, { workerId: runtime.workerId, region: runtime.region, startedAt: now, completedAt: now });
-    if (await publishResult(results, msg, result, "term", runtime.log, undefined, this.#retry)) this.stats.failed++;
+    // Heartbeated while the result is retried, as a run's is: a redelivery would only cost a delivery.
+    heartbeat.track(msg);
+    const stored = await publishResult(results, msg, result, "term", runtime.log, undefined, this.#retry);
+    heartbeat.untrack(msg);
+    if (stored) this.stats.failed++;
   }
 }
 

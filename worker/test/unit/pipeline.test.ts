@@ -189,4 +189,16 @@ describe("TaskPipeline", () => {
     expect(first.settled).toEqual([`nak ${PUBLISH_RETRY_DELAY_MS}`]);
     expect(again.settled).toEqual(["nak"]);
   });
+
+  it("keeps a rejected task (unknown handler) on the heartbeat while its error result is retried", async () => {
+    let failures = 2;
+    const { p, published } = pipeline(() => (failures-- > 0 ? Promise.reject(new Error("no responders")) : Promise.resolve({ stream: "R", seq: 1 })));
+    const { msg, settled } = fakeMsg(makeTask({ type: "nobody-serves-this" }));
+    const heartbeat = new Heartbeat(150);
+    await p.run(msg, heartbeat);
+    expect(published).toHaveLength(3);
+    expect(settled.filter((s) => s === "working").length).toBeGreaterThan(0);
+    expect(settled.at(-1)).toBe("term");
+    expect(heartbeat.size).toBe(0);
+  });
 });
