@@ -1,6 +1,6 @@
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { abortableDelay, toError, type Logger, type Names, type RegionTopology } from "@flowmonkey/shared";
+import { createDomainManagers } from "./domain-managers.js";
 
 export interface RegionLoad {
   /** Pending + ack-pending tasks of `handler`'s pools in `region` at the last refresh; undefined when unknown. */
@@ -19,22 +19,14 @@ export function watchRegionLoad(nc: NatsConnection, names: Names, topology: Regi
   const abort = new AbortController();
   let load = new Map<string, number>();
   let waiters: Array<() => void> = [];
-  const domains: Array<string | undefined> = topology ? [undefined, ...topology.leafRegions.map((l) => l.domain)] : [undefined];
-  const managers = new Map<string | undefined, Promise<JetStreamManager>>();
-  const jsmOf = (domain: string | undefined) => {
-    let m = managers.get(domain);
-    // checkAPI false: no account-info request, so a domain unreachable at the first refresh is not
-    // remembered as a rejected promise (it would never be read again once its link returned).
-    if (!m) managers.set(domain, (m = jetstreamManager(nc, { checkAPI: false, ...(domain ? { domain } : {}), timeout: Math.max(1000, intervalMs) })));
-    return m;
-  };
+  const managers = createDomainManagers(nc, topology, { timeoutMs: Math.max(1000, intervalMs) });
 
   async function refreshOnce(): Promise<void> {
     const next = new Map(load);
     await Promise.all(
-      domains.map(async (domain) => {
+      managers.domains.map(async (domain) => {
         try {
-          const jsm = await jsmOf(domain);
+          const jsm = await managers.of(domain);
           const fresh = new Map<string, number>();
           for await (const c of jsm.consumers.list(names.streams.tasks)) {
             const pool = names.consumers.parseTaskPool(c.name);
