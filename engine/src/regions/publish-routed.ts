@@ -55,15 +55,10 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
     const plan = router.plan({ region: target.region, handler: target.handler, sealed }, m.route);
     if (!plan.ok) return hold(task.taskId, task.attempt, plan.error);
     let lastError: unknown;
-    let unserved = 0;
     for (const region of plan.regions) {
-      // A step that requires capabilities goes to the pool of workers that offer them, never to
-      // the handler's plain pool, which workers without them share.
-      const pool = router.poolFor(region, target.handler, m.route.require);
-      if (pool === undefined) {
-        unserved++; // its last such worker went away since the plan was made: not there
-        continue;
-      }
+      // A step that requires capabilities goes to the pool of workers that offer them (chosen by
+      // the plan), never to the handler's plain pool, which workers without them share.
+      const pool = plan.pools.get(region) ?? [];
       const moved = region !== target.region;
       const subject = moved || pool.length > 0 ? subjects.task(region, target.handler, target.priority, pool) : m.subject;
       const body = moved ? { ...task, metadata: { ...task.metadata, region } } : m.body;
@@ -86,9 +81,6 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
         await recordAttemptHeld(db, task.taskId, task.attempt, undefined).catch((err: unknown) => log.warn({ err: toError(err), taskId: task.taskId }, "could not clear the attempt's hold reason"));
       }
       return;
-    }
-    if (unserved === plan.regions.length) {
-      return hold(task.taskId, task.attempt, new FmError("CAPABILITY_UNAVAILABLE", `no live worker with ${(m.route.require ?? []).join(", ")} serves ${target.handler} in an allowed region any more; the task waits`));
     }
     return hold(task.taskId, task.attempt, new FmError("REGION_UNAVAILABLE", `no allowed region is reachable (tried ${plan.regions.join(", ")})`, { cause: lastError }));
   };

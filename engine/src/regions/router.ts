@@ -28,7 +28,8 @@ export interface RouterOptions {
   now?: () => number;
 }
 
-export type RoutePlan = { ok: true; regions: string[] } | { ok: false; error: FmError };
+/** `pools`: per planned region, the capability pool to publish to ([] for the plain pool). */
+export type RoutePlan = { ok: true; regions: string[]; pools: ReadonlyMap<string, readonly string[]> } | { ok: false; error: FmError };
 
 /**
  * Decides, for one task about to be published, the regions to try in order. The affinity region
@@ -59,9 +60,15 @@ export class RegionRouter {
     // Secrets are sealed for the affinity region's pool: only that region can open them.
     if (task.sealed) allowed = allowed.filter((r) => r === affinity);
     if (allowed.length === 0) return refuse("REGION_UNAVAILABLE", `the task's secrets are sealed for ${affinity}, which its residency rule does not allow`);
+    // Chosen once, here: the publisher sends to the pool the plan names.
+    const pools = new Map<string, readonly string[]>();
+    for (const r of allowed) {
+      const pool = this.poolFor(r, task.handler, route.require);
+      if (pool !== undefined) pools.set(r, pool);
+    }
     if (route.require?.length) {
       const require = route.require;
-      allowed = allowed.filter((r) => this.poolFor(r, task.handler, require) !== undefined);
+      allowed = allowed.filter((r) => pools.has(r));
       if (allowed.length === 0) {
         return refuse("CAPABILITY_UNAVAILABLE", `no live worker with ${require.join(", ")} serves ${task.handler} in an allowed region; the task waits`);
       }
@@ -82,7 +89,7 @@ export class RegionRouter {
     // A region that just gave no responders goes last (stable): its link is probably still down.
     const t = this.now();
     const down = (r: string) => (this.unreachableUntil.get(r) ?? 0) > t;
-    return { ok: true, regions: [...order.filter((r) => !down(r)), ...order.filter(down)] };
+    return { ok: true, regions: [...order.filter((r) => !down(r)), ...order.filter(down)], pools };
   }
 
   /**

@@ -1,13 +1,13 @@
 import type { KV } from "@nats-io/kv";
-import { decode, hasCapabilities, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
+import { decode, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
 import type { LiveWorker } from "./pool-choice.js";
 
 /** The workers bucket's TTL: an entry not refreshed for this long belongs to a dead worker. */
 export const WORKER_ENTRY_TTL_MS = 30_000;
 
 export interface WorkerDirectory {
-  /** True when a live worker in `region` serves `handler` and offers every capability in `require`. */
-  serves(region: string, handler: string, require?: readonly string[]): boolean;
+  /** True when a live worker in `region` serves `handler` (capability pools: see `workers`). */
+  serves(region: string, handler: string): boolean;
   /** The live workers in `region` that serve `handler`, with their capabilities (pool choice). */
   workers(region: string, handler: string): LiveWorker[];
   /** Whether the directory has heard of any worker yet (before that, it cannot rule regions out). */
@@ -43,9 +43,8 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
     }
   };
   return {
-    serves(region, handler, require = []) {
-      for (const entry of live(region, handler)) if (hasCapabilities(entry.capabilities, require)) return true;
-      return false;
+    serves(region, handler) {
+      return !live(region, handler).next().done;
     },
     workers(region, handler) {
       return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight, capabilityPools: e.capabilityPools }));

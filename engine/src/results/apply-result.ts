@@ -1,3 +1,4 @@
+import { ENGINE_WORKER_ID } from "@flowmonkey/shared";
 import type { Failure, Subjects, Task, TaskResult, WaitRequest } from "@flowmonkey/shared";
 import { declareDeadTask } from "../dead-letters/declare.js";
 import { advance, dispatch, emit, failStep, failureOf, isTerminal, laneOf, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
@@ -39,7 +40,7 @@ export function engineConcluded(
     attempt: attempt.attempt,
     outcome: "error",
     failure,
-    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: "engine", region },
+    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: ENGINE_WORKER_ID, region },
   };
 }
 
@@ -125,7 +126,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
     startedAt: result.metrics.startedAt,
     completedAt: result.metrics.completedAt,
     // Usage: what the worker measured (the engine's own conclusions ran nothing).
-    ...(result.metrics.workerId === "engine" ? {} : { activeMs: Math.round(result.metrics.durationMs) }),
+    ...(result.metrics.workerId === ENGINE_WORKER_ID ? {} : { activeMs: Math.round(result.metrics.durationMs) }),
     ...(result.metrics.tier ? { tier: result.metrics.tier } : {}),
   };
 

@@ -1,4 +1,4 @@
-import { backoffDelayMs, type BackoffConfig, type Failure, type RetryPolicy } from "@flowmonkey/shared";
+import { backoffDelayMs, ENGINE_WORKER_ID, type BackoffConfig, type Failure, type RetryPolicy } from "@flowmonkey/shared";
 
 export const NO_RETRY: RetryPolicy = {
   maxAttempts: 1,
@@ -39,7 +39,7 @@ export const MAX_REROUTES = 3;
  * the task reached the wrong pool, the handler never ran. The engine's own conclusions never are.
  */
 export function isMisrouted(failure: Failure | undefined, workerId: string): boolean {
-  return failure?.code === "CAPABILITY_UNAVAILABLE" && failure.retryable && workerId !== "engine";
+  return failure?.code === "CAPABILITY_UNAVAILABLE" && failure.retryable && workerId !== ENGINE_WORKER_ID;
 }
 
 /** Whether a misrouted attempt is routed again at once, outside the retry policy (`reroutes`: those so far). */

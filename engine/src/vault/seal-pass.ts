@@ -1,3 +1,4 @@
+import { ENGINE_WORKER_ID } from "@flowmonkey/shared";
 import type { Failure, Task, TaskResult } from "@flowmonkey/shared";
 import { isFmError } from "@flowmonkey/shared";
 import { sealFor, wipe } from "@flowmonkey/shared/vault";
@@ -109,7 +110,7 @@ function failInstead(message: OutboxMessage, failure: Failure, now: Date): void 
     attempt: task.attempt,
     outcome: "failure",
     failure,
-    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: "engine", region: task.metadata.region },
+    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: ENGINE_WORKER_ID, region: task.metadata.region },
   };
   message.subject = failTo;
   message.body = result;

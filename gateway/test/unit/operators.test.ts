@@ -1,22 +1,22 @@
-import { createNames, parsePoolConsumer, PRIORITIES } from "@flowmonkey/shared";
+import { createNames, parseTaskPoolName, PRIORITIES } from "@flowmonkey/shared";
 import { describe, expect, it } from "vitest";
 import { ApiTokens, authenticate, hashToken, hasScope, type Principal } from "../../src/http/auth/tokens.js";
 import { gatewayConfig } from "../../src/config.js";
 import { loadConfig } from "@flowmonkey/shared";
 
-describe("parsePoolConsumer", () => {
+describe("parseTaskPoolName", () => {
   it("reads back every pool consumer name createNames builds, handlers with '_' and '-' included", () => {
     const names = createNames("fm");
     for (const handler of ["echo", "video_encode", "http-request", "a_b_c"]) {
       for (const priority of PRIORITIES) {
-        expect(parsePoolConsumer(names.consumers.taskPool("eu-west-1", handler, priority))).toEqual({ region: "eu-west-1", handler, priority, capabilities: [] });
-        expect(parsePoolConsumer(names.consumers.taskPool("eu-west-1", handler, priority, ["gpu", "avx_512"]))).toEqual({ region: "eu-west-1", handler, priority, capabilities: ["avx_512", "gpu"] });
+        expect(parseTaskPoolName(names.consumers.taskPool("eu-west-1", handler, priority))).toEqual({ region: "eu-west-1", handler, priority, capabilities: [] });
+        expect(parseTaskPoolName(names.consumers.taskPool("eu-west-1", handler, priority, ["gpu", "avx_512"]))).toEqual({ region: "eu-west-1", handler, priority, capabilities: ["avx_512", "gpu"] });
       }
     }
   });
 
   it.each(["engine_results", "pool_us-east-1_echo", "pool_us-east-1_echo_urgent", "pool_US_echo_high"])("ignores %s", (name) => {
-    expect(parsePoolConsumer(name)).toBeUndefined();
+    expect(parseTaskPoolName(name)).toBeUndefined();
   });
 });
 

@@ -20,11 +20,6 @@ export interface QueueStat {
   waiting: number;
 }
 
-/** `pool_<region>_<handler>[~<cap>…]_<priority>` → its parts; regions have no `_`, priorities are the last token. */
-export function parsePoolConsumer(name: string): TaskPoolName | undefined {
-  return parseTaskPoolName(name);
-}
-
 /**
  * Depth and ack-pending of every pool consumer on the task stream of the connection's
  * JetStream domain: one consumer-list call, however many pools there are.
@@ -32,7 +27,7 @@ export function parsePoolConsumer(name: string): TaskPoolName | undefined {
 export async function readQueueStats(jsm: JetStreamManager, names: Names): Promise<QueueStat[]> {
   const out: QueueStat[] = [];
   for await (const info of jsm.consumers.list(names.streams.tasks)) {
-    const pool = parsePoolConsumer(info.name);
+    const pool = parseTaskPoolName(info.name);
     if (!pool) continue;
     out.push({
       ...pool,

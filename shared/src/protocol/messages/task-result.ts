@@ -10,6 +10,9 @@ export const ContextUpdate = z.discriminatedUnion("op", [
 ]);
 export type ContextUpdate = z.infer<typeof ContextUpdate>;
 
+/** `metrics.workerId` of a result the engine concluded itself (a timeout, exhausted deliveries, a sealing failure): no worker ran it. */
+export const ENGINE_WORKER_ID = "engine";
+
 export const TaskMetrics = z.object({
   startedAt: Timestamp,
   completedAt: Timestamp,
