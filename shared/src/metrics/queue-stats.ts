@@ -1,6 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { toError } from "../errors/coerce.js";
-import { parseTaskPoolName, type Names, type TaskPoolName } from "../protocol/names.js";
+import { parseTaskPoolName, type Names } from "../protocol/names.js";
 import { PRIORITIES, type Priority } from "../protocol/tokens.js";
 
 /** One worker pool's consumer (region, handler, capabilities, priority), as the server reports it. */
