@@ -215,6 +215,7 @@ export function createEngine(options: EngineOptions): Engine {
       residency: options.residency ?? {},
       ...(options.routingBusyMargin === undefined ? {} : { busyMargin: options.routingBusyMargin }),
       ...(options.regionLoadIntervalMs === undefined ? {} : { loadIntervalMs: options.regionLoadIntervalMs }),
+      lanePaused: (region, handler) => pauses.isPaused(region, handler),
     });
     regionLoad = routing.load;
     releasers.add("region routing", () => routing.stop());

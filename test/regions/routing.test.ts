@@ -109,6 +109,24 @@ describe("failover", () => {
     }
     await topology.waitForLink(AP);
   });
+
+  it("never moves a task into a lane an operator paused: with us-east-1/echo paused it fails over to eu-west-1", async () => {
+    // Without the pause, us-east-1 comes first among the failover targets (both idle, the hub's region listed first).
+    await mesh.api.pauseQueue({ region: "us-east-1", handler: "echo", reason: "maintenance" });
+    const link = topology.leaves[AP]!.link;
+    link.cut();
+    try {
+      const runs = await Promise.all(Array.from({ length: 3 }, () => mesh.api.start("pinned-ap", {})));
+      for (const { executionId } of runs) {
+        await mesh.waitForStatus(executionId, "completed");
+        expect(attemptsOf(await mesh.api.get(executionId), "work").map((a) => a.region)).toEqual([EU]);
+      }
+    } finally {
+      link.restore();
+      await mesh.api.resumeQueue({ region: "us-east-1", handler: "echo" });
+    }
+    await topology.waitForLink(AP);
+  });
 });
 
 describe("capabilities", () => {

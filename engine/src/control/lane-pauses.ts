@@ -43,6 +43,11 @@ export class LanePauses {
     return this.#paused.size > 0;
   }
 
+  /** Whether the lane `<region>/<handler>` is paused, as this replica last read it. */
+  isPaused(region: string, handler: string): boolean {
+    return this.#paused.size > 0 && this.#paused.has(`${region}/${handler}`);
+  }
+
   async pause(lane: string, reason: string | undefined): Promise<void> {
     await pauseLane(this.#db, lane, reason);
     await this.refresh();

@@ -25,6 +25,8 @@ export interface RouterOptions {
   busyMargin: number;
   /** A region that gave no responders is tried last for this long. */
   unreachableForMs?: number;
+  /** True when an operator paused the lane `<region>/<handler>`: no task is moved there (its own tasks are parked by the relay). */
+  lanePaused?: (region: string, handler: string) => boolean;
   now?: () => number;
 }
 
@@ -59,6 +61,11 @@ export class RegionRouter {
     }
     // Secrets are sealed for the affinity region's pool: only that region can open them.
     if (task.sealed) allowed = allowed.filter((r) => r === affinity);
+    // A lane an operator paused takes no tasks moved from other regions (failover, least busy):
+    // pausing eu-west-1/http means no new http tasks there. The affinity lane's own pause is the
+    // relay's (it parks the task before routing).
+    const paused = this.o.lanePaused;
+    if (paused) allowed = allowed.filter((r) => r === affinity || !paused(r, task.handler));
     if (allowed.length === 0) return refuse("REGION_UNAVAILABLE", `the task's secrets are sealed for ${affinity}, which its residency rule does not allow`);
     // Chosen once, here: the publisher sends to the pool the plan names.
     const pools = new Map<string, readonly string[]>();

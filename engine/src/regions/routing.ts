@@ -16,6 +16,8 @@ export interface RoutingOptions {
   busyMargin?: number;
   /** How often the pools' backlogs are read. Default 2000 ms. */
   loadIntervalMs?: number;
+  /** Lanes an operator paused (control/lane-pauses.ts): routing moves no task into them. */
+  lanePaused?: (region: string, handler: string) => boolean;
 }
 
 export interface Routing {
@@ -36,7 +38,7 @@ export async function startRouting(nc: NatsConnection, db: Db, names: Names, log
   const directory = await watchWorkerDirectory(await new Kvm(nc).open(names.buckets.workers), log);
   const balances = multiRegion || Object.keys(o.residency).length > 0;
   const load = balances ? watchRegionLoad(nc, names, o.topology, log, o.loadIntervalMs ?? 2000) : undefined;
-  const router = new RegionRouter({ residency: o.residency, topology: o.topology, load, directory, busyMargin: o.busyMargin ?? 50 });
+  const router = new RegionRouter({ residency: o.residency, topology: o.topology, load, directory, busyMargin: o.busyMargin ?? 50, ...(o.lanePaused ? { lanePaused: o.lanePaused } : {}) });
   const publish = createRoutedPublisher({ js: jetstream(nc), db, router, subjects: names.subjects, log });
   return {
     routes: (route) => needsRouting(route, multiRegion),
