@@ -51,6 +51,8 @@ import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-cat
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
+import { watchStrandedResults } from "./results/stranded-results.js";
+import { applyResults } from "./results/apply-result.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload } from "./store/transition.js";
@@ -264,6 +266,18 @@ export function createEngine(options: EngineOptions): Engine {
     });
     const catchUpOnCommit = options.eventCatchUpOnCommit ?? true;
     await consumeInBatches(names.streams.results, names.consumers.results, createResultProcessor({ ...base, ...(catchUpOnCommit ? { catchUp } : {}) }), (msg) => msg);
+    const stranded = watchStrandedResults({
+      jsm,
+      stream: names.streams.results,
+      consumer: names.consumers.results,
+      log,
+      maxMessageBytes,
+      async apply(results) {
+        const { committed } = await applyResults(base, results);
+        relay.afterCommit(committed);
+      },
+    });
+    releasers.add("stranded results", () => stranded.stop());
     const domains = createDomainManagers(nc, options.topology, { timeoutMs: 5000 });
     // Queue views read every domain at once with a shorter timeout: a half-dead link must not make the whole reply late.
     const queueReads = await queueSources(createDomainManagers(nc, options.topology, { timeoutMs: 3000 }), options.topology);
