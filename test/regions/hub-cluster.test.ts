@@ -4,7 +4,7 @@
  * SIGKILLed while 200 flows run: all complete, each step applied once.
  *
  * Here the node killed (node 2) holds replicas and leaders but no client: what is measured is
- * the cluster losing a node. test/chaos/hub-cluster-client-node.test.ts kills the node every client is on.
+ * the cluster losing a node. test/failover/hub-cluster-client-node.test.ts kills the node every client is on.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -23,7 +23,7 @@ const MAX_PROBES = 2000;
  *
  * In a healthy work queue nothing is stored at or below the ack floor: acknowledging deletes.
  * After the hub node leading FM_RESULTS or its consumer was SIGKILLed, nats-server 2.9.10 was
- * seen (about one run in seven of test/chaos/hub-cluster-client-node.test.ts) to move the
+ * seen (about one run in seven of test/failover/hub-cluster-client-node.test.ts) to move the
  * consumer's ack floor past 1–3 results it never delivered: they stayed stored, unseen by the
  * consumer, and their steps waited for an attempt timeout. Every `intervalMs` this compares the
  * stream with the consumer (two info requests); a result found below the floor at two checks in

@@ -8,11 +8,12 @@
  * and workers gave finished tasks back while the results stream had no leader, which used up
  * their deliveries (now the result is retried in place while the task keeps its heartbeat).
  *
- * In the chaos project (run twice by CI when it fails), not in `npm test`: in about 1 run of 7
- * on nats-server 2.9.10 the cluster itself misbehaves after losing the node — a stream left
- * without a leader for over 30 s, or a work queue whose consumer's ack floor passed 1–3
- * messages it never delivered (they stay stored, the steps wait). The failure message prints
- * the streams' and consumers' state to tell which.
+ * Run by `npm run test:hub-failover`, not by `npm test` or CI: in about 1 run of 6 on
+ * nats-server 2.9.10 it fails — a stream left without a leader for over 30 s; results left in
+ * the FM_RESULTS work queue below its consumer's ack floor (now applied by the engine's
+ * stranded-results check); once, a task whose deliveries ran out (DELIVERIES_EXHAUSTED) while
+ * its result could not be stored — not yet explained. The failure message prints the streams'
+ * and consumers' state to tell which.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
