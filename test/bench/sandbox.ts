@@ -67,15 +67,25 @@ const fmt = (s: LatencySummary) => `p50 ${s.p50.toFixed(3)} ms  p99 ${s.p99.toFi
 async function ceiling(): Promise<void> {
   const warm = await sandboxFor(bundleOf(SOURCE, { type: "bench", timeout: { hardMs: 10_000 } }), { size: 1 });
   const cold = await sandboxFor(bundleOf(SOURCE, { type: "bench", mode: "stateful", timeout: { hardMs: 10_000 } }));
+  // The same without the OS layers (isolation.ts: own uid, namespaces, read-only mounts, rlimits): what they cost.
+  const bareWarm = await sandboxFor(bundleOf(SOURCE, { type: "bench", timeout: { hardMs: 10_000 } }), { size: 1, isolated: false });
+  const bareCold = await sandboxFor(bundleOf(SOURCE, { type: "bench", mode: "stateful", timeout: { hardMs: 10_000 } }), { isolated: false });
   try {
     const inProc = await latencies(inProcess, TASKS);
     const warmLat = await latencies(warm.handler, TASKS);
     const coldLat = await latencies(cold.handler, COLD);
+    const bareWarmLat = await latencies(bareWarm.handler, TASKS);
+    const bareColdLat = await latencies(bareCold.handler, COLD);
     console.log(`sandbox overhead per task (${CORES} cores; same handler, same runner):`);
     console.log(`  in process      ${fmt(inProc)}`);
     console.log(`  warm sandbox    ${fmt(warmLat)}   → +${(warmLat.p50 - inProc.p50).toFixed(3)} ms at p50`);
     console.log(`  cold start      ${fmt(coldLat)}   → ×${(coldLat.p50 / warmLat.p50).toFixed(0)} a warm run at p50`);
+    console.log(`OS isolation layers (same runs without the launcher chain):`);
+    console.log(`  warm, no OS layers  ${fmt(bareWarmLat)}   → the layers add ${(warmLat.p50 - bareWarmLat.p50).toFixed(3)} ms at p50 (×${(warmLat.p50 / bareWarmLat.p50).toFixed(2)})`);
+    console.log(`  cold, no OS layers  ${fmt(bareColdLat)}   → the layers add ${(coldLat.p50 - bareColdLat.p50).toFixed(1)} ms at p50 (×${(coldLat.p50 / bareColdLat.p50).toFixed(2)})`);
     warm.close();
+    bareWarm.close();
+    bareCold.close();
 
     const pool = await sandboxFor(bundleOf(SOURCE, { type: "bench", timeout: { hardMs: 10_000 } }), { size: CORES });
     const inProcRate = await throughput(inProcess, 16, 3000);

@@ -120,6 +120,18 @@ const workerFieldsOnly = {
     flag: "sandbox-heap-mb",
     doc: "heap limit of each sandbox process in MiB; a handler that exceeds it fails with OOM",
   },
+  sandboxMemoryMb: {
+    schema: z.coerce.number().int().min(32).max(65_536).optional(),
+    env: "FM_SANDBOX_MEMORY_MB",
+    flag: "sandbox-memory-mb",
+    doc: "all memory a sandbox process may map beyond a bare Node process (heap, ArrayBuffers, code), in MiB; enforced as an address-space limit (default: the heap limit + 192)",
+  },
+  sandboxIsolation: {
+    schema: z.enum(["os", "weak"]).default("os"),
+    env: "FM_SANDBOX_ISOLATION",
+    flag: "sandbox-isolation",
+    doc: "os: refuse to run sandboxed handlers unless every OS isolation layer is available (own uid, namespaces, read-only mounts, rlimits; needs root on Linux); weak: accept what the machine gives and log what is missing",
+  },
   sandboxAllowNetworks: {
     schema: z
       .string()

@@ -18,6 +18,8 @@ await runService(
               handlerDir: config.handlerDir,
               poolSize: config.sandboxPoolSize,
               heapMb: config.sandboxHeapMb,
+              ...(config.sandboxMemoryMb === undefined ? {} : { memoryMb: config.sandboxMemoryMb }),
+              isolation: config.sandboxIsolation,
               allowNetworks: config.sandboxAllowNetworks,
             },
           }

@@ -133,8 +133,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     if (handlers.has(type)) throw new WorkerOptionsError(`createWorker: sandbox.handlers: ${type} is also a built-in or in-process handler`);
     handlers.set(type, handler);
   }
-  for (const [name, value] of [["poolSize", options.sandbox?.poolSize], ["heapMb", options.sandbox?.heapMb]] as const) {
-    if (value !== undefined) integer(`sandbox.${name}`, value, 1, name === "heapMb" ? 16 : 1);
+  for (const [name, value] of [["poolSize", options.sandbox?.poolSize], ["heapMb", options.sandbox?.heapMb], ["memoryMb", options.sandbox?.memoryMb]] as const) {
+    if (value !== undefined) integer(`sandbox.${name}`, value, 1, name === "poolSize" ? 1 : 16);
   }
   if (options.tier !== undefined && !TIERS.includes(options.tier)) throw new WorkerOptionsError(`createWorker: tier must be one of ${TIERS.join(", ")}`);
   if (handlers.size === 0) throw new WorkerOptionsError("createWorker: handlers must name at least one handler");

@@ -91,6 +91,12 @@ export const ERROR_CODES = {
     retryable: false,
     meaning: "a sandboxed handler sent more progress, events, logs or requests than its limits allow; its sandbox was killed",
   },
+  SANDBOX_ISOLATION_UNAVAILABLE: {
+    httpStatus: 500,
+    retryable: false,
+    meaning:
+      "the worker cannot give sandboxed handlers an OS isolation layer (own uid, namespaces, read-only mounts, rlimits, parent death: not root, not Linux, a tool missing); it refuses to start them unless FM_SANDBOX_ISOLATION=weak",
+  },
   SANDBOX_CRASHED: { httpStatus: 500, retryable: true, meaning: "a sandbox process died while running the task; it was replaced" },
   CHECKPOINT_OVERDUE: {
     httpStatus: 500,

@@ -130,14 +130,34 @@ interface Api {
   end(): void;
 }
 
-const send = (message: string) => process.send?.(message);
+// What this process has handed to its IPC channel and the worker has not read yet. A handler
+// that sends in a synchronous loop (100,000 progress updates) would otherwise queue it all here
+// until the process hits its memory limit and dies of that before the worker reads enough to
+// call it a flood. Past the cap the run itself ends with SANDBOX_FLOOD (the worker's own
+// per-second budget stays the authority; this only keeps the process's memory bounded).
+// (Each queued message also holds a few hundred bytes of heap: hence a count as well as bytes.)
+const MAX_UNSENT_BYTES = 8 << 20;
+const MAX_UNSENT_MESSAGES = 10_000;
+let unsentBytes = 0;
+let unsentMessages = 0;
+// A run's end and the process's idle signal always go out, flood or not.
+const ESSENTIAL = /^\d+\|\{"t":"(done|idle)"/;
+const send = (message: string) => {
+  if ((unsentBytes > MAX_UNSENT_BYTES || unsentMessages > MAX_UNSENT_MESSAGES) && !ESSENTIAL.test(message)) return current?.flooded();
+  unsentBytes += message.length;
+  unsentMessages++;
+  process.send?.(message, undefined, undefined, () => {
+    unsentBytes -= message.length;
+    unsentMessages--;
+  });
+};
 const MAX_TIMER_MS = 60_000;
 const MAX_TIMERS = 1000;
 // The bundle's top level (module setup) must not take longer than this.
 const LOAD_TIMEOUT_MS = 5000;
 
 let script: vm.Script | undefined;
-let current: { api: Api; run: number } | undefined;
+let current: { api: Api; run: number; flooded(): void } | undefined;
 let nextTimer = 1;
 
 /** A realm ready for the next task: context, plumbing and the bundle's top level already evaluated. */
@@ -184,8 +204,10 @@ function startRun(run: number, input: string, task: string, secrets: string, res
   spare = undefined;
   realm.assign(run);
   const { api, timers, tag } = realm;
-  current = { api, run };
+  let finished = false;
   const finish = (json: string) => {
+    if (finished) return;
+    finished = true;
     for (const t of timers.values()) clearTimeout(t);
     timers.clear();
     api.end();
@@ -202,6 +224,9 @@ function startRun(run: number, input: string, task: string, secrets: string, res
       });
     });
   };
+  const flooded = () =>
+    finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: "SANDBOX_FLOOD", message: `the handler sent messages faster than the worker reads them (more than ${MAX_UNSENT_MESSAGES} or ${MAX_UNSENT_BYTES >> 20} MiB unread)`, retryable: false } }));
+  current = { api, run, flooded };
   if (realm.loadError !== undefined) {
     const e = realm.loadError as { code?: unknown; message?: unknown };
     finish(JSON.stringify({ t: "done", outcome: "failure", failure: { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? e), retryable: false } }));

@@ -6,6 +6,7 @@ import { loadBundle, type BundleSources } from "./bundle-loader.js";
 import type { BudgetLimits } from "./message-budget.js";
 import { processPerTask, warmPool, type ProcessSource } from "./process-source.js";
 import { sandboxedHandler } from "./sandboxed-handler.js";
+import { prepareIsolation, type IsolationMode, type SandboxIsolation } from "./isolation.js";
 import { SandboxProcess } from "./sandbox-process.js";
 
 export interface SandboxSettings {
@@ -17,6 +18,17 @@ export interface SandboxSettings {
   poolSize?: number;
   /** Heap limit of each sandbox process, MiB. @default 64 */
   heapMb?: number;
+  /**
+   * Everything a sandbox process may map beyond a bare Node process (heap, ArrayBuffers, code),
+   * MiB: its address space is capped there. @default heapMb + 192
+   */
+  memoryMb?: number;
+  /**
+   * `os` (the default): refuse to start sandboxed handlers unless every OS layer is there (own
+   * uid, namespaces, read-only mounts, rlimits, parent death; isolation.ts). `weak`: apply what
+   * this machine gives and log what is missing — an operator's explicit choice.
+   */
+  isolation?: IsolationMode;
   /** CIDRs a sandboxed fetch may reach although they are private (an operator's choice; tests). @default none */
   allowNetworks?: string[];
   limits?: BudgetLimits;
@@ -31,7 +43,7 @@ export interface SandboxHost {
   stats(): Record<string, { idle: number; total: number; spawned: number }>;
 }
 
-export const SANDBOX_DEFAULTS = { poolSize: 2, heapMb: 64 } as const;
+export const SANDBOX_DEFAULTS = { poolSize: 2, heapMb: 64, memoryOverHeapMb: 192, isolation: "os" } as const;
 
 function allowList(cidrs: string[]): BlockList | undefined {
   if (cidrs.length === 0) return undefined;
@@ -47,6 +59,8 @@ function allowList(cidrs: string[]): BlockList | undefined {
 export function createSandboxHost(settings: SandboxSettings, log: Logger): SandboxHost {
   const poolSize = settings.poolSize ?? SANDBOX_DEFAULTS.poolSize;
   const heapMb = settings.heapMb ?? SANDBOX_DEFAULTS.heapMb;
+  const memoryMb = settings.memoryMb ?? heapMb + SANDBOX_DEFAULTS.memoryOverHeapMb;
+  if (memoryMb < heapMb) throw new FmError("INVALID_INPUT", `sandbox memoryMb (${memoryMb}) is below its heapMb (${heapMb})`);
   const allow = allowList(settings.allowNetworks ?? []);
   const loaded = new Map<string, AnyHandler>();
   const sources = new Map<string, ProcessSource>();
@@ -68,10 +82,10 @@ export function createSandboxHost(settings: SandboxSettings, log: Logger): Sandb
     );
   }
 
-  const sourceFor = (bundle: VerifiedBundle): ProcessSource => {
+  const sourceFor = (bundle: VerifiedBundle, isolation: SandboxIsolation): ProcessSource => {
     const code = new TextDecoder().decode(bundle.code);
     const m = bundle.manifest;
-    const spawn = () => SandboxProcess.spawn({ code, filename: refName(m), heapMb, env: m.env, log: log.child({ handler: m.type }) });
+    const spawn = () => SandboxProcess.spawn({ code, filename: refName(m), heapMb, env: m.env, launcher: isolation.launcher(), log: log.child({ handler: m.type }) });
     return m.mode === "stateful" ? processPerTask(spawn) : warmPool(spawn, poolSize, log.child({ handler: m.type }));
   };
 
@@ -79,9 +93,12 @@ export function createSandboxHost(settings: SandboxSettings, log: Logger): Sandb
     handlers,
     async start(store) {
       const bundleSources: BundleSources = { dir: settings.handlerDir, ...(store ? { store } : {}) };
+      if (settings.handlers.length === 0) return;
+      // Before any bundle runs: in `os` mode a machine without every OS layer refuses here.
+      const isolation = await prepareIsolation({ mode: settings.isolation ?? SANDBOX_DEFAULTS.isolation, memoryMb }, [`--max-old-space-size=${heapMb}`], log);
       for (const ref of settings.handlers) {
         const bundle = await loadBundle(ref, bundleSources);
-        const source = sourceFor(bundle);
+        const source = sourceFor(bundle, isolation);
         sources.set(ref.type, source);
         await source.warm();
         loaded.set(ref.type, sandboxedHandler(bundle, source, { network: { ...(allow ? { allow } : {}) }, ...(settings.limits ? { limits: settings.limits } : {}) }));

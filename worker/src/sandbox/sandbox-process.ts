@@ -1,7 +1,6 @@
 import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { sandboxLauncher } from "./launcher.js";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
 import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
 
@@ -24,6 +23,15 @@ export function sandboxExecArgv(script: string, heapMb: number): string[] {
   return [`--max-old-space-size=${heapMb}`, "--experimental-permission", `--allow-fs-read=${script}`, "--disallow-code-generation-from-strings", "--no-warnings"];
 }
 
+/**
+ * Set in every sandbox's environment after the manifest's. glibc gives each thread that
+ * mallocs its own arena and reserves 64 MiB of address space for each: under the sandbox's
+ * address-space limit (isolation.ts) those reservations, not real memory, would use it up
+ * (a burst of IPC sends crashed a 256 MiB sandbox with SIGSEGV). Two arenas keep the limit
+ * close to what the process really uses.
+ */
+export const SANDBOX_RUNTIME_ENV = { MALLOC_ARENA_MAX: "2" } as const;
+
 export interface SpawnOptions {
   /** The verified bundle's code. */
   code: string;
@@ -33,6 +41,8 @@ export interface SpawnOptions {
   heapMb: number;
   /** The process's whole environment (the manifest's constants); the worker's is never inherited. */
   env: Record<string, string>;
+  /** The OS isolation chain it is started through (isolation.ts: its own uid, namespaces, limits). */
+  launcher: string[];
   log: Logger;
 }
 
@@ -84,13 +94,14 @@ export class SandboxProcess {
 
   private constructor(options: SpawnOptions) {
     this.#log = options.log;
-    // Through nice and setpriv where they exist (launcher.ts): a lower CPU priority than the
-    // worker, and killed by the kernel with the worker, even while spinning in a synchronous loop.
-    const [command, ...args] = [...sandboxLauncher(), process.execPath, ...sandboxExecArgv(CHILD_SCRIPT, options.heapMb), CHILD_SCRIPT];
+    // Through the isolation chain (isolation.ts): the OS, not JavaScript, is the boundary.
+    const [command, ...args] = [...options.launcher, process.execPath, ...sandboxExecArgv(CHILD_SCRIPT, options.heapMb), CHILD_SCRIPT];
     this.#child = spawn(command!, args, {
       // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
-      env: Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))),
+      env: { ...Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))), ...SANDBOX_RUNTIME_ENV },
       stdio: ["ignore", "ignore", "pipe", "ipc"],
+      // Nothing to read or write there (and in the sandbox's mount namespace every mount is read-only).
+      cwd: "/",
       serialization: "json",
     });
     this.#child.stderr?.on("data", (chunk: Buffer) => {
@@ -208,7 +219,8 @@ export class SandboxProcess {
 
   #deathReason(): FmError {
     // V8's fatal "heap out of memory" (it aborts the process) is the only sign of an exhausted heap.
-    if (/heap out of memory|Reached heap limit/i.test(this.#stderr)) {
+    // Past the address-space limit (isolation.ts) V8 fails to map memory and aborts the same way.
+    if (/heap out of memory|Reached heap limit|Fatal process out of memory|Failed to reserve virtual memory/i.test(this.#stderr)) {
       return new FmError("OOM", "the sandboxed handler ran out of memory; its sandbox was killed");
     }
     if (this.#killReason) return this.#killReason;

@@ -14,7 +14,9 @@ import { fileURLToPath } from "node:url";
 import { silentLogger } from "@flowmonkey/shared";
 import { SandboxProcess } from "../../src/sandbox/sandbox-process.js";
 import { afterEach, describe, expect, it } from "vitest";
-import { lowPriorityLauncher, parentDeathLauncher, SANDBOX_NICENESS } from "../../src/sandbox/launcher.js";
+import { SANDBOX_NICENESS } from "../../src/sandbox/isolation.js";
+import { sandboxNodePid } from "../process-tree.js";
+import { testIsolation } from "../sandbox-helpers.js";
 
 const OWNER = fileURLToPath(new URL("../fixtures/spinning-sandbox-owner.mjs", import.meta.url));
 
@@ -42,7 +44,7 @@ afterEach(() => {
   for (const pid of started.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
 });
 
-describe.skipIf(parentDeathLauncher().length === 0)("a sandbox dies with its worker", () => {
+describe.skipIf(process.platform !== "linux")("a sandbox dies with its worker", () => {
   it("a sandbox spinning in a synchronous loop is killed when its worker is SIGKILLed", async () => {
     const owner = spawn(process.execPath, [OWNER], { stdio: ["ignore", "pipe", "inherit"] });
     started.push(owner.pid!);
@@ -53,14 +55,16 @@ describe.skipIf(parentDeathLauncher().length === 0)("a sandbox dies with its wor
         throw new Error("the stand-in worker exited before its sandbox started spinning");
       }),
     ])) as [string];
-    const { sandboxPid } = JSON.parse(line) as { sandboxPid: number };
-    started.push(sandboxPid);
-    expect(alive(sandboxPid)).toBe(true);
+    // The launcher chain (setpriv, unshare) and the node process at its end, spinning.
+    const { sandboxPids } = JSON.parse(line) as { sandboxPids: number[] };
+    started.push(...sandboxPids);
+    expect(sandboxPids.length).toBeGreaterThan(1);
+    for (const pid of sandboxPids) expect(alive(pid)).toBe(true);
 
     owner.kill("SIGKILL");
     await once(owner, "exit");
 
-    expect(await gone(sandboxPid, 5000)).toBe(true);
+    for (const pid of sandboxPids) expect(await gone(pid, 5000)).toBe(true);
   });
 });
 
@@ -70,11 +74,12 @@ function niceOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
 }
 
-describe.skipIf(lowPriorityLauncher().length === 0 || process.platform !== "linux")("a sandbox yields the CPU to its worker", () => {
+describe.skipIf(process.platform !== "linux")("a sandbox yields the CPU to its worker", () => {
   it(`runs ${SANDBOX_NICENESS} nice levels below the process that started it`, async () => {
-    const sandbox = await SandboxProcess.spawn({ code: "var __fmHandler = { default: { execute() { return 1; } } };", filename: "nice@1.0.0", heapMb: 32, env: {}, log: silentLogger() });
+    const launcher = (await testIsolation()).launcher();
+    const sandbox = await SandboxProcess.spawn({ code: "var __fmHandler = { default: { execute() { return 1; } } };", filename: "nice@1.0.0", heapMb: 32, env: {}, launcher, log: silentLogger() });
     try {
-      expect(niceOf(sandbox.pid!)).toBe(Math.min(19, niceOf(process.pid) + SANDBOX_NICENESS));
+      expect(niceOf(sandboxNodePid(sandbox.pid!))).toBe(Math.min(19, niceOf(process.pid) + SANDBOX_NICENESS));
     } finally {
       sandbox.kill();
     }
