@@ -141,7 +141,7 @@ async function measureSystem(name: string, system: Measurable, cpuGroups: () => 
 
 function natsServerVersion(): string {
   try {
-    return execFileSync("nats-server", ["--version"], { encoding: "utf8" }).trim();
+    return execFileSync(process.env["FM_NATS_SERVER"] || "nats-server", ["--version"], { encoding: "utf8" }).trim();
   } catch (err) {
     return `unknown (${(err as Error).message})`;
   }

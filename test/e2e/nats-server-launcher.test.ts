@@ -141,7 +141,7 @@ describe("startNatsServer", () => {
   });
 
   it("says how to install nats-server when it is not on PATH", async () => {
-    const attempt = startNatsServer({ env: { PATH: "/nonexistent-fm-path" } });
+    const attempt = startNatsServer({ bin: "nats-server", env: { PATH: "/nonexistent-fm-path" } });
     await expect(attempt).rejects.toThrow(/not found on PATH.*apt-get install nats-server.*github\.com\/nats-io\/nats-server\/releases/s);
   });
 });

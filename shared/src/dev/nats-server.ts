@@ -46,7 +46,7 @@ export interface StartNatsServerOptions {
   env?: Record<string, string>;
   /** Working directory of the server process (relative paths in a config resolve against it). */
   cwd?: string;
-  /** Binary to run; default `nats-server` looked up on PATH. */
+  /** Binary to run; default FM_NATS_SERVER, else `nats-server` looked up on PATH. */
   bin?: string;
   /** How long to wait for the server to be ready. Default 15000 ms. */
   startTimeoutMs?: number;
@@ -190,7 +190,9 @@ interface Incarnation {
 /** Spawn nats-server from PATH and resolve once it accepts clients. */
 export async function startNatsServer(opts: StartNatsServerOptions = {}): Promise<NatsServerHandle> {
   const pathEnv = opts.env?.["PATH"] ?? process.env["PATH"] ?? "";
-  const binName = opts.bin ?? "nats-server";
+  // FM_NATS_SERVER picks the server binary the tests and the dev mesh run (CI runs the suite
+  // on the current release and on Debian's 2.9.10 this way).
+  const binName = opts.bin ?? (process.env["FM_NATS_SERVER"] || "nats-server");
   const bin = findNatsServer(binName, pathEnv);
   if (bin === undefined) {
     throw new Error(
