@@ -17,6 +17,7 @@ import {
   type RegionTopology,
   type ResidencyRules,
   type Service,
+  type TaskResult,
 } from "@flowmonkey/shared";
 import { startApiService } from "./api/service.js";
 import { operatorHandlers } from "./api/operator.js";
@@ -55,7 +56,8 @@ import { watchStrandedResults } from "./results/stranded-results.js";
 import { applyResults } from "./results/apply-result.js";
 import { listSecrets, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
-import { withContextOffload } from "./store/transition.js";
+import { withContextOffload, withPayloadGuard } from "./store/transition.js";
+import { createPayloadGuard } from "./outbox/payload-guard.js";
 import { createDomainManagers, queueSources } from "./regions/domain-managers.js";
 import { provisionLeafRegions } from "./regions/provision-regions.js";
 import type { RegionLoad } from "./regions/region-load.js";
@@ -64,6 +66,8 @@ import { startRouting } from "./regions/routing.js";
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
 export const DEFAULT_TENANT_MAX_IN_FLIGHT = 1000;
+/** nats-server's default max_payload, used only before the server's INFO has arrived. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export interface EngineOptions {
   nc: NatsConnection;
@@ -221,7 +225,16 @@ export function createEngine(options: EngineOptions): Engine {
     });
     regionLoad = routing.load;
     releasers.add("region routing", () => routing.stop());
-    const relay = createRelay({ db: store, nc, log, pauses, routing });
+    /** Set once the apply environment exists (below); until then the relay's conclusions wait. */
+    let conclude: ((results: TaskResult[]) => Promise<void>) | undefined;
+    const relay = createRelay({
+      db: store,
+      nc,
+      log,
+      pauses,
+      routing,
+      conclude: (results) => (conclude ? conclude(results) : Promise.reject(new Error("the engine is still starting"))),
+    });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
@@ -236,7 +249,12 @@ export function createEngine(options: EngineOptions): Engine {
       log,
       inlineMaxBytes: options.contextInlineMaxBytes ?? DEFAULT_CONTEXT_INLINE_MAX_BYTES,
     });
-    const base = { db: withContextOffload(store, contextOffload), registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
+    // Nothing the server would refuse is committed to the outbox: tasks too large fail their step.
+    const payloadGuard = createPayloadGuard({ maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, subjects: names.subjects, log, offload: contextOffload });
+    const transitionDb = withPayloadGuard(withContextOffload(store, contextOffload), payloadGuard);
+    const base = { db: transitionDb, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
+    // The engine's own failures of tasks that cannot be sent are applied like any result.
+    conclude = async (results) => relay.afterCommit((await applyResults(base, results)).committed);
     const js = jetstream(nc);
     /** A durable consumer feeding a group-commit batcher; pulling waits while the batcher or the relay is full. */
     const consumeInBatches = async <T>(stream: string, durable: string, process: (items: T[]) => Promise<void>, wrap: (msg: JsMsg) => T) => {
@@ -345,7 +363,7 @@ export function createEngine(options: EngineOptions): Engine {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
           const view = executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
-          return sendableView(view, nc.info?.max_payload ?? 1024 * 1024);
+          return sendableView(view, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
         },
         listExecutions: async (req) => {
           const page = await listExecutions(store, req);

@@ -50,6 +50,11 @@ export interface ContextOffload {
    * row is written, so the row (and a republish of it) carries the reference too.
    */
   offloadTasks(out: Changes): Promise<void>;
+  /**
+   * Offloads one task's inline context whatever its size (the task as a whole would not fit
+   * the server's max_payload). False when there is nothing to offload (empty, or already a reference).
+   */
+  offloadTask(executionId: string, message: OutboxMessage, out: Changes): Promise<boolean>;
   stats(): ContextOffloadStats;
 }
 
@@ -70,9 +75,9 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
     stored.add(blob.name);
   }
 
-  async function offloadContext(executionId: string, context: JsonObject, out: Changes): Promise<BlobRef | undefined> {
+  async function offloadContext(executionId: string, context: JsonObject, out: Changes, force = false): Promise<BlobRef | undefined> {
     const encoded = encodeContextKeys(context);
-    if (encoded.bytes <= inlineMaxBytes) return undefined;
+    if (encoded.bytes <= inlineMaxBytes && !force) return undefined;
     const split = splitContext(encoded, { executionId, inlineKeyMaxBytes: INLINE_KEY_MAX_BYTES, inlineTotalMaxBytes: INLINE_KEYS_TOTAL_MAX_BYTES });
     const { manifestBlob } = split;
     // A known manifest means its key blobs were stored before it: nothing to check key by key.
@@ -113,6 +118,15 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
           stats.offloadedTasks++;
         }
       }
+    },
+    async offloadTask(executionId, message, out) {
+      const task = message.body;
+      if (!isTask(task) || task.contextRef || Object.keys(task.context).length === 0) return false;
+      const contextRef = await offloadContext(executionId, task.context, out, true);
+      if (!contextRef) return false;
+      message.body = { ...task, context: {}, contextRef } satisfies Task;
+      stats.offloadedTasks++;
+      return true;
     },
     stats: () => ({ ...stats }),
   };

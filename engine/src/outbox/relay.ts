@@ -1,10 +1,21 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { abortableDelay, encode, toError, type Logger } from "@flowmonkey/shared";
+import { abortableDelay, encode, toError, type Logger, type TaskResult } from "@flowmonkey/shared";
 import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
-import { claimDueOutbox, deleteOutbox, releaseOutboxClaim, type OutboxMessage } from "../store/outbox.js";
+import {
+  attemptsStillDispatched,
+  claimDueOutbox,
+  deleteOutbox,
+  releaseOutboxClaim,
+  settleOutboxRow,
+  type OutboxDeadLetter,
+  type OutboxMessage,
+  type OutboxRow,
+} from "../store/outbox.js";
 import type { RoutedMessage } from "../regions/publish-routed.js";
+import { attemptKey, conclusionResult, taskIdentityOf, unsentTaskResult } from "./conclusions.js";
+import { classifyPublishFailure, MessageTooLargeError, PUBLISH_HEADROOM_BYTES, type PublishFailure } from "./publish-failure.js";
 
 export interface RelayOptions {
   db: Db;
@@ -20,6 +31,14 @@ export interface RelayOptions {
   routing?: { routes(route: RoutedMessage["route"] | undefined): boolean; publish(m: RoutedMessage): Promise<void> } | undefined;
   /** Lanes an operator paused: their tasks are parked instead of published. */
   pauses?: LanePauses | undefined;
+  /**
+   * Applies the engine's own failure results for tasks that cannot be sent (conclusions written
+   * before commit, and tasks given up on here), as results are applied. Absent (tools, tests
+   * of the relay alone): such rows wait.
+   */
+  conclude?: ((results: TaskResult[]) => Promise<void>) | undefined;
+  /** Tries a message may fail for an unknown reason before it is given up on (default 5). */
+  maxTries?: number;
 }
 
 export type Relay = ReturnType<typeof createRelay>;
@@ -27,6 +46,14 @@ export type Relay = ReturnType<typeof createRelay>;
 const DELETE_EVERY_MS = 100;
 /** A row whose publish failed is tried again after this (instead of after its whole claim). */
 const RETRY_FAILED_MS = 1000;
+/** A dead letter keeps the message itself up to this size (else only its size). */
+const DEAD_LETTER_BODY_MAX_BYTES = 64 * 1024;
+
+/** One message of a row that was not sent, and why. */
+interface Unsent {
+  message: OutboxMessage;
+  error: unknown;
+}
 
 /**
  * The engine's only publisher. Rows committed by this process are published right after
@@ -39,6 +66,7 @@ export function createRelay(options: RelayOptions) {
   const js = jetstream(nc);
   const maxInFlight = options.maxInFlight ?? 8192;
   const sweepIntervalMs = options.sweepIntervalMs ?? 500;
+  const maxTries = options.maxTries ?? 5;
   const abort = new AbortController();
   let inFlight = 0;
   let capacityWaiters: Array<() => void> = [];
@@ -49,21 +77,122 @@ export function createRelay(options: RelayOptions) {
   let wakeTimer: NodeJS.Timeout | undefined;
   let wakeSweep: (() => void) | undefined;
 
-  async function publishAll(all: OutboxMessage[]): Promise<void> {
+  /** The server's limit, read from its INFO each time (a reconnect may land on a server with another). */
+  const maxPayload = () => nc.info?.max_payload ?? 1024 * 1024;
+
+  /**
+   * Publishes a row's messages and applies its conclusions; answers what was not sent. Each
+   * message stands alone: one the server refuses does not hold back the others of its row.
+   */
+  async function publishAll(all: OutboxMessage[]): Promise<Unsent[]> {
+    const unsent: Unsent[] = [];
+    const conclusions = all.filter((m) => m.conclude);
+    const publishable = conclusions.length > 0 ? all.filter((m) => !m.conclude) : all;
     // Tasks of lanes an operator paused are parked, not published (control/lane-pauses.ts).
-    const messages = options.pauses?.active ? await options.pauses.withoutHeld(all) : all;
+    const messages = options.pauses?.active ? await options.pauses.withoutHeld(publishable) : publishable;
     const acks: Array<Promise<unknown>> = [];
     for (const m of messages) {
-      if (m.route && options.routing?.routes(m.route)) {
-        acks.push(options.routing.publish({ subject: m.subject, body: m.body, msgId: m.msgId, route: m.route }));
-        continue;
-      }
-      const data = encode(m.body);
-      if (m.msgId) acks.push(js.publish(m.subject, data, { msgID: m.msgId }));
-      else nc.publish(m.subject, data);
+      acks.push(publishOne(m).catch((error: unknown) => void unsent.push({ message: m, error })));
     }
+    if (conclusions.length > 0) acks.push(applyConclusions(conclusions).catch((error: unknown) => void unsent.push(...conclusions.map((message) => ({ message, error })))));
     await Promise.all(acks);
     published += messages.length;
+    return unsent;
+  }
+
+  /** Measured before publishing: a message over max_payload is refused here with its size, never sent to fail. */
+  function publishOne(m: OutboxMessage): Promise<unknown> {
+    const data = encode(m.body);
+    const bytes = data.byteLength + (m.msgId ? PUBLISH_HEADROOM_BYTES : 0);
+    if (bytes > maxPayload()) return Promise.reject(new MessageTooLargeError(bytes, maxPayload()));
+    if (m.route && options.routing?.routes(m.route)) return options.routing.publish({ subject: m.subject, body: m.body, msgId: m.msgId, route: m.route });
+    if (m.msgId) return js.publish(m.subject, data, { msgID: m.msgId });
+    nc.publish(m.subject, data);
+    return Promise.resolve();
+  }
+
+  async function applyConclusions(conclusions: OutboxMessage[]): Promise<void> {
+    if (!options.conclude) throw new Error("the relay has no conclude handler: the engine's own results wait");
+    await options.conclude(conclusions.map(conclusionResult));
+  }
+
+  /**
+   * After a try that left messages unsent: messages the server refuses (too large) and those
+   * that failed `maxTries` times for an unknown reason are given up on — recorded in
+   * outbox_dead_letters, and a task's attempt fails (PAYLOAD_TOO_LARGE / PUBLISH_FAILED) so
+   * its step does not wait forever. The rest stay, alone, to be tried again soon; what was sent
+   * is never sent again. Failures the mesh recovers from (a full queue, a cut link) stay for
+   * as long as it takes.
+   */
+  async function settleUnsent(row: OutboxRow, unsent: Unsent[]): Promise<PublishFailure> {
+    const tries = row.tries + 1;
+    const remaining: OutboxMessage[] = [];
+    const dead: OutboxDeadLetter[] = [];
+    const failed: TaskResult[] = [];
+    let first: PublishFailure | undefined;
+    for (const { message, error } of unsent) {
+      const failure = classifyPublishFailure(error);
+      first ??= failure;
+      if (message.conclude || failure.kind === "transient" || (failure.kind === "unknown" && tries < maxTries)) {
+        remaining.push(message);
+        continue;
+      }
+      const task = taskIdentityOf(message);
+      const bytes = Buffer.byteLength(JSON.stringify(message.body));
+      const reason = `${failure.message} (after ${tries} ${tries === 1 ? "try" : "tries"})`;
+      dead.push({
+        subject: message.subject,
+        msgId: message.msgId,
+        executionId: task?.executionId ?? executionIdOf(message.body),
+        code: failure.code,
+        reason,
+        bytes,
+        tries,
+        ...(bytes <= DEAD_LETTER_BODY_MAX_BYTES ? { body: message.body } : {}),
+      });
+      if (task) failed.push(unsentTaskResult(task, { code: failure.code, message: `its task could not be published: ${reason}`, retryable: false }));
+      log.warn(
+        { outboxId: row.id, subject: message.subject, executionId: task?.executionId, stepId: task?.stepId, attempt: task?.attempt, code: failure.code, bytes, tries },
+        "outbox message given up on (dead-lettered)",
+      );
+    }
+    // The step fails first: if that cannot be done now, the task stays and is given up on at the next try.
+    if (failed.length > 0) {
+      try {
+        await applyConclusions(failed.map((body) => ({ subject: "", body, conclude: true as const })));
+      } catch (err) {
+        log.warn({ err: toError(err), outboxId: row.id }, "could not fail the steps of unsendable tasks; trying again shortly");
+        const keep = new Set(failed.map((r) => `${r.taskId}:${r.attempt}`));
+        for (const m of unsent.map((u) => u.message)) if (m.msgId && keep.has(m.msgId)) remaining.push(m);
+        dead.splice(0, dead.length, ...dead.filter((d) => !d.msgId || !keep.has(d.msgId)));
+      }
+    }
+    await settleOutboxRow(db, { id: row.id, remaining, dead, lastError: `${first!.code}: ${first!.message}`, retryInMs: RETRY_FAILED_MS });
+    return first!;
+  }
+
+  /**
+   * A row tried before may hold tasks of attempts that are over meanwhile (the execution was
+   * cancelled, the attempt timed out): those are dropped rather than sent to a worker.
+   */
+  async function withoutStaleTasks(row: OutboxRow): Promise<OutboxMessage[]> {
+    if (row.tries === 0) return row.messages;
+    const tasks = row.messages.map(taskIdentityOf);
+    const live = await attemptsStillDispatched(db, tasks.flatMap((t) => (t ? [t] : [])));
+    const kept = row.messages.filter((_, i) => !tasks[i] || live.has(attemptKey(tasks[i])));
+    if (kept.length < row.messages.length) log.info({ outboxId: row.id, dropped: row.messages.length - kept.length }, "outbox: dropped tasks of attempts that are over");
+    return kept;
+  }
+
+  /** Publishes one row and settles it: deleted when all went out, else narrowed to what is left. */
+  async function relayRow(row: OutboxRow): Promise<PublishFailure | undefined> {
+    const messages = await withoutStaleTasks(row);
+    const unsent = await publishAll(messages);
+    if (unsent.length === 0) {
+      scheduleDelete(row.id);
+      return undefined;
+    }
+    return settleUnsent({ ...row, messages }, unsent);
   }
 
   let deleteTimer: NodeJS.Timeout | undefined;
@@ -102,7 +231,7 @@ export function createRelay(options: RelayOptions) {
     }
   }
 
-  /** A failed publish (the task queue full, the link down) leaves the row to be tried again soon. */
+  /** A row that could not even be settled (the database) is left to the sweep a second from now. */
   async function retrySoon(id: number): Promise<void> {
     await releaseOutboxClaim(db, id, RETRY_FAILED_MS).catch(() => undefined);
   }
@@ -110,19 +239,23 @@ export function createRelay(options: RelayOptions) {
   async function sweepOnce(): Promise<number> {
     const rows = await claimDueOutbox(db, { limit: 200, leaseMs: 30_000 });
     let failed = 0;
-    let firstError: unknown;
+    let firstError: PublishFailure | undefined;
     for (const row of rows) {
       try {
-        await publishAll(row.messages);
-        scheduleDelete(row.id);
+        const failure = await relayRow(row);
+        if (failure) {
+          failed++;
+          firstError ??= failure;
+        }
       } catch (err) {
+        // Reading or settling the row failed (the database): it is tried again soon.
         failed++;
-        firstError ??= err;
+        firstError ??= classifyPublishFailure(err);
         await retrySoon(row.id);
       }
     }
     // One line per sweep, not per row: a full queue can hold back thousands of rows.
-    if (failed > 0) log.warn({ err: toError(firstError), rows: failed }, "outbox publish failed; trying again shortly");
+    if (failed > 0) log.warn({ code: firstError?.code, error: firstError?.message, rows: failed }, "outbox publish failed; trying again shortly");
     return rows.length;
   }
 
@@ -137,8 +270,10 @@ export function createRelay(options: RelayOptions) {
       if (!row) return;
       const n = row.messages.length;
       inFlight += n;
-      publishAll(row.messages)
-        .then(() => scheduleDelete(row.id))
+      relayRow({ ...row, tries: 0 })
+        .then((failure) => {
+          if (failure) log.warn({ outboxId: row.id, code: failure.code, error: failure.message }, "publish after commit failed; trying again shortly");
+        })
         .catch((err: unknown) => {
           log.warn({ err: toError(err), outboxId: row.id }, "publish after commit failed; trying again shortly");
           return retrySoon(row.id);
@@ -195,4 +330,12 @@ export function createRelay(options: RelayOptions) {
       clearTimeout(deleteTimer);
     },
   };
+}
+
+/** The execution an event or notice is about, for the dead-letter record (best effort). */
+function executionIdOf(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  if ("executionId" in body && typeof body.executionId === "string") return body.executionId;
+  if ("task" in body) return executionIdOf(body.task);
+  return undefined;
 }

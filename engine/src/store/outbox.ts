@@ -12,11 +12,31 @@ export interface OutboxMessage {
   seal?: SealRequest;
   /** Tasks: what routing must respect (residency, pinning, capabilities); the relay picks the region. Never published. */
   route?: TaskRoute;
+  /**
+   * Never published: `body` is the failure result the engine applies itself for a task that
+   * could not be sent (too large for the server), written in place of that task before commit.
+   */
+  conclude?: true;
 }
 
 export interface OutboxRow {
   id: number;
   messages: OutboxMessage[];
+  /** Earlier tries that left messages unpublished (0: a fresh row). */
+  tries: number;
+}
+
+/** A message the relay gave up on, as recorded in outbox_dead_letters. */
+export interface OutboxDeadLetter {
+  subject: string;
+  msgId?: string | undefined;
+  executionId?: string | undefined;
+  code: string;
+  reason: string;
+  bytes: number;
+  tries: number;
+  /** Kept only when small (a message too large for NATS is not worth keeping twice). */
+  body?: unknown;
 }
 
 /**
@@ -47,7 +67,7 @@ export async function claimDueOutbox(db: Db, options: { limit: number; leaseMs: 
       WHERE id IN (SELECT id FROM outbox
                     WHERE not_before <= now() AND (claimed_until IS NULL OR claimed_until < now())
                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-      RETURNING id::int AS id, messages`,
+      RETURNING id::int AS id, messages, tries`,
     [options.limit, options.leaseMs],
   );
   return rows;
@@ -56,6 +76,56 @@ export async function claimDueOutbox(db: Db, options: { limit: number; leaseMs: 
 /** Lets the sweep take a row again after `inMs` (its publish failed: a full queue, a broken link). */
 export async function releaseOutboxClaim(db: Db, id: number, inMs: number): Promise<void> {
   await db.query("UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::int / 1000.0) WHERE id = $1", [id, inMs]);
+}
+
+/**
+ * After a try that left some messages unpublished: the row keeps only those (what was sent is
+ * not sent again), counts the try, and is due again in `retryInMs`; messages given up on are
+ * recorded with their reason. A row left with nothing is deleted. One transaction.
+ */
+export async function settleOutboxRow(
+  db: Db,
+  row: { id: number; remaining: OutboxMessage[]; dead: OutboxDeadLetter[]; lastError: string; retryInMs: number },
+): Promise<void> {
+  await db.tx(async (q) => {
+    if (row.dead.length > 0) {
+      await q.query(
+        `INSERT INTO outbox_dead_letters (subject, msg_id, execution_id, code, reason, bytes, tries, body)
+         SELECT x.subject, x."msgId", x."executionId", x.code, x.reason, x.bytes, x.tries, x.body
+           FROM jsonb_to_recordset($1::jsonb) AS x(subject text, "msgId" text, "executionId" text, code text, reason text,
+                bytes int, tries int, body jsonb)`,
+        [JSON.stringify(row.dead)],
+      );
+    }
+    if (row.remaining.length === 0) {
+      await q.query("DELETE FROM outbox WHERE id = $1", [row.id]);
+      return;
+    }
+    await q.query(
+      `UPDATE outbox SET messages = $2::jsonb, tries = tries + 1, last_error = $3,
+              claimed_until = now() + make_interval(secs => $4::int / 1000.0)
+        WHERE id = $1`,
+      [row.id, JSON.stringify(row.remaining), row.lastError.slice(0, 2000), row.retryInMs],
+    );
+  });
+}
+
+/** Of the given attempts, those their step still waits for (`dispatched`, same attempt): a task of any other is stale. */
+export async function attemptsStillDispatched(
+  q: Queryable,
+  attempts: Array<{ executionId: string; stepId: string; attempt: number }>,
+): Promise<Set<string>> {
+  if (attempts.length === 0) return new Set();
+  const { rows } = await q.query<{ key: string }>(
+    `SELECT x."executionId" || '/' || x."stepId" || ':' || x.attempt AS key
+       FROM jsonb_to_recordset($1::jsonb) AS x("executionId" text, "stepId" text, attempt int)
+       JOIN executions e ON e.id = x."executionId"
+      WHERE e.status NOT IN ('completed', 'failed', 'cancelled')
+        AND e.steps->x."stepId"->>'status' = 'dispatched'
+        AND (e.steps->x."stepId"->>'attempts')::int = x.attempt`,
+    [JSON.stringify(attempts)],
+  );
+  return new Set(rows.map((r) => r.key));
 }
 
 export async function deleteOutbox(db: Db, ids: number[]): Promise<void> {

@@ -1,4 +1,5 @@
 import type { ContextOffload } from "../context/offload.js";
+import type { PayloadGuard } from "../outbox/payload-guard.js";
 import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { sealTaskSecrets } from "../vault/seal-pass.js";
@@ -18,11 +19,19 @@ export const OUTBOX_CLAIM_MS = 15_000;
  * that pass a bare Db send every context inline). Carried by the Db so that no caller of
  * transition() has to pass it along.
  */
-export type TransitionDb = Db & { readonly contextOffload?: ContextOffload };
+export type TransitionDb = Db & { readonly contextOffload?: ContextOffload; readonly payloadGuard?: PayloadGuard };
 
 /** `db` with the context offload attached (a copy: the Db objects are plain method bags). */
 export function withContextOffload(db: Db, contextOffload: ContextOffload): TransitionDb {
   return { ...db, contextOffload };
+}
+
+/**
+ * `db` with the payload guard attached: every transition then commits only messages the server
+ * takes (outbox/payload-guard.ts). Tools and tests that pass a bare Db commit what they are given.
+ */
+export function withPayloadGuard(db: TransitionDb, payloadGuard: PayloadGuard): TransitionDb {
+  return { ...db, payloadGuard };
 }
 
 export interface Committed<T> {
@@ -51,7 +60,7 @@ export async function transition<T>(
   return db.tx(async (q) => {
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
-    const { outbox, created } = await persist(q, out, vault, db.contextOffload);
+    const { outbox, created } = await persist(q, out, vault, db.contextOffload, db.payloadGuard);
     const due = out.delayedMessages().map((d) => d.notBefore.getTime());
     return {
       value,
@@ -67,6 +76,7 @@ async function persist(
   out: Changes,
   vault: Vault | undefined,
   contextOffload: ContextOffload | undefined,
+  payloadGuard: PayloadGuard | undefined,
 ): Promise<{ outbox?: { id: number; messages: OutboxMessage[] }; created: ReadonlySet<string> }> {
   // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
@@ -77,6 +87,9 @@ async function persist(
   // carry the reference, never the large context. Blobs are content-addressed, so a rollback
   // after this leaves only orphans that the next attempt reuses.
   await contextOffload?.offloadTasks(out);
+  // Last, on the bytes that will be sent (sealed secrets, context references): nothing the
+  // server would refuse is committed as something to publish (a task too large fails its step).
+  await payloadGuard?.fit(out);
   await admitTenantTasks(q, out);
   const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
   return outbox ? { outbox, created } : { created };

@@ -6,7 +6,12 @@
 export const ERROR_CODES = {
   INVALID_JSON: { httpStatus: 400, retryable: false, meaning: "the body is not valid JSON" },
   INVALID_INPUT: { httpStatus: 400, retryable: false, meaning: "the body or an argument does not match the schema" },
-  PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false, meaning: "the message is larger than the configured limit" },
+  PAYLOAD_TOO_LARGE: {
+    httpStatus: 413,
+    retryable: false,
+    meaning:
+      "the message is larger than the configured limit or the NATS server's max_payload (also a step whose task would not fit: it fails instead of being queued)",
+  },
   INVALID_FLOW: { httpStatus: 422, retryable: false, meaning: "a flow definition is invalid (unknown step, cycle, bad field)" },
   FLOW_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no flow with that id is registered" },
   EXECUTION_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no execution with that id" },
@@ -32,6 +37,11 @@ export const ERROR_CODES = {
   CANCELLED: { httpStatus: 409, retryable: false, meaning: "the work was cancelled" },
   WORKER_SHUTDOWN: { httpStatus: 503, retryable: true, meaning: "the worker stopped before the handler finished" },
   OVERLOADED: { httpStatus: 503, retryable: true, meaning: "the mesh refuses new work until queues drain" },
+  PUBLISH_FAILED: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "the engine's outbox relay could not publish a task or message after repeated tries; it was dead-lettered (table outbox_dead_letters) with the reason, and a task's step fails",
+  },
   UNAVAILABLE: { httpStatus: 503, retryable: true, meaning: "a dependency (NATS, engine, database) did not answer" },
   TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a request did not get a reply in time" },
   VAULT_NOT_CONFIGURED: {

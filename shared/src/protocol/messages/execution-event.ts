@@ -24,6 +24,8 @@ export const ExecutionEvent = z.object({
   handler: z.string().optional(),
   region: z.string().optional(),
   output: z.unknown().optional(),
+  /** Set instead of `output` when the event with it would be over the server's max_payload: read the output from the execution. */
+  outputOmitted: z.object({ bytes: z.number().int().nonnegative() }).optional(),
   error: Failure.optional(),
   /** `waiting`: what the step waits for (its resume token included). */
   wait: WaitRequest.optional(),
