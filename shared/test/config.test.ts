@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ConfigError, configHelp, loadConfig } from "../src/config/load.js";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { ConfigError, configHelp, HelpRequested, loadConfig } from "../src/config/load.js";
 import { fields } from "../src/config/fields.js";
 
 /** A gateway-like binary: a few shared fields plus one of its own with a boolean flag. */
@@ -153,5 +155,28 @@ describe("configHelp", () => {
       if ("flag" in f && f.flag) expect(help).toContain(`--${f.flag}`);
       if ("env" in f && f.env) expect(help).toContain(f.env);
     }
+  });
+});
+
+describe("--help", () => {
+  it("is not an error: loadConfig answers with the usage text, every flag and variable in it", () => {
+    let thrown: unknown;
+    try {
+      load({}, ["--help"]);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(HelpRequested);
+    expect((thrown as Error).message).toMatch(/^usage: test-bin \[options\]/);
+    expect((thrown as Error).message).toContain(configHelp(testFields));
+  });
+
+  it.each(["engine", "worker", "gateway"])("flowmonkey-%s --help prints its usage to stdout and exits 0", (binary) => {
+    const main = fileURLToPath(new URL(`../../${binary}/dist/main.js`, import.meta.url));
+    const result = spawnSync(process.execPath, [main, "--help"], { encoding: "utf8", env: { PATH: process.env["PATH"] ?? "" }, timeout: 20_000 });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^usage: flowmonkey-${binary} \\[options\\]`));
+    expect(result.stdout).toContain("--nats-url");
+    expect(result.stderr).toBe("");
   });
 });

@@ -3,7 +3,12 @@ import { z } from "zod";
 import type { ConfigField } from "./fields.js";
 
 export class ConfigError extends Error {
-  override readonly name = "ConfigError";
+  override readonly name: string = "ConfigError";
+}
+
+/** `--help` / `-h`: not an error; its message is the usage text, printed to stdout with exit 0. */
+export class HelpRequested extends ConfigError {
+  override readonly name = "HelpRequested";
 }
 
 export type ConfigFields = Record<string, ConfigField>;
@@ -24,6 +29,9 @@ export function loadConfig<F extends ConfigFields>(fieldsOf: F, options: LoadCon
   const env = options.env ?? process.env;
   const argv = options.argv ?? [];
   const program = options.program ?? "flowmonkey";
+  if (argv.includes("--help") || argv.includes("-h")) {
+    throw new HelpRequested(`usage: ${program} [options]\n\nEvery option is a flag or an environment variable (the flag wins):\n\n${configHelp(fieldsOf)}`);
+  }
   const flagOptions: Record<string, { type: "string" | "boolean" }> = {};
   for (const f of Object.values(fieldsOf)) if (f.flag) flagOptions[f.flag] = { type: f.boolean ? "boolean" : "string" };
 
@@ -65,13 +73,18 @@ export function configHelp(fieldsOf: ConfigFields): string {
 
 /**
  * For binaries: load the config, or print the ConfigError (which names the variable) to
- * stderr and exit with the config exit code (2). Any other error propagates.
+ * stderr and exit with the config exit code (2); `--help` prints the usage to stdout and
+ * exits 0. Any other error propagates.
  */
 export function loadConfigOrExit<T>(load: () => T): T {
   try {
     return load();
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
+    if (err instanceof HelpRequested) {
+      process.stdout.write(`${err.message}\n`);
+      process.exit(0);
+    }
     process.stderr.write(`${err.message}\n`);
     process.exit(2);
   }
