@@ -6,12 +6,21 @@ const workerFieldsOnly = {
   handlers: {
     schema: z
       .string()
-      .default(BUILT_IN_HANDLER_TYPES.join(","))
       .transform((list) => [...new Set(list.split(",").map((h) => h.trim()).filter((h) => h !== ""))])
-      .pipe(z.array(z.enum(BUILT_IN_HANDLER_TYPES as [string, ...string[]])).min(1, "name at least one handler")),
+      .pipe(z.array(Token).min(1, "name at least one handler"))
+      .optional(),
     env: "FM_HANDLERS",
     flag: "handlers",
-    doc: `handler types to serve, comma-separated (default: all built-ins: ${BUILT_IN_HANDLER_TYPES.join(", ")})`,
+    doc: `handler types to serve, comma-separated: built-ins (${BUILT_IN_HANDLER_TYPES.join(", ")}) and your modules' handlers (default: your modules' handlers if any, else every built-in)`,
+  },
+  handlerModules: {
+    schema: z
+      .string()
+      .default("")
+      .transform((list) => list.split(",").map((m) => m.trim()).filter((m) => m !== "")),
+    env: "FM_HANDLER_MODULES",
+    flag: "handler-modules",
+    doc: "your own handlers: JavaScript modules, comma-separated, whose default export and named exports made with defineHandler are served in process",
   },
   capabilities: {
     schema: z

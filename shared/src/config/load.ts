@@ -89,3 +89,14 @@ export function loadConfigOrExit<T>(load: () => T): T {
     process.exit(2);
   }
 }
+
+/** loadConfigOrExit for configuration that needs I/O (a worker's handler modules). */
+export async function loadConfigOrExitAsync<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    return loadConfigOrExit(() => {
+      throw err;
+    });
+  }
+}
