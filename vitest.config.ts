@@ -15,8 +15,9 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 const argv = process.argv.slice(2);
 const requested = (project: string) => argv.some((a, i) => a === `--project=${project}` || (a === "--project" && argv[i + 1] === project));
 const chaosRequested = process.env["FM_CHAOS"] === "1" || requested("chaos");
-// `npm run test:hub-failover`: the hub cluster losing the node every client is on. Not in CI's
-// path: nats-server 2.9.10 itself misbehaves in about 1 run of 6 there (see the file's header).
+// `npm run test:hub-failover`: the hub cluster losing the node every client is on. CI runs it on
+// the current nats-server only (.ci/run phase failover): 2.9.10 itself misbehaves in about 1 run
+// of 6 there (see the file's header).
 const failoverRequested = requested("failover");
 
 export default defineConfig({
