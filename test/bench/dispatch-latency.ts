@@ -85,7 +85,7 @@ function task(handler: string, priority: Priority): TaskInput {
 
 async function scenario(nc: NatsConnection, name: string, handlerCount: number, priorities: readonly Priority[], total: number, p: DispatchParams): Promise<DispatchScenario> {
   const names = createNames(`bench${randomUUID().slice(0, 8)}`);
-  await provisionMesh(nc, names, {});
+  await provisionMesh(nc, names, { heartbeatTimeoutMs: 60_000 });
   const started = new Map<string, (at: number) => void>();
   const finished = new Map<string, () => void>();
   const handlerTypes = Array.from({ length: handlerCount }, (_, i) => `h${i}`);
@@ -130,7 +130,7 @@ async function scenario(nc: NatsConnection, name: string, handlerCount: number, 
       const t0 = wallNow();
       await js.publish(names.subjects.task(REGION, h, prio), encode(t));
       let timer: NodeJS.Timeout | undefined;
-      const at = await Promise.race([start, new Promise<undefined>((resolve) => (timer = setTimeout(resolve, p.timeoutMs)))]);
+      const at = await Promise.race([start, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), p.timeoutMs)))]);
       clearTimeout(timer);
       started.delete(t.taskId);
       samples.push({ prio, ms: at === undefined ? undefined : at - t0 });
