@@ -330,6 +330,7 @@ export function createEngine(options: EngineOptions): Engine {
       names,
       graceMs: options.taskDeadlineGraceMs ?? 60_000,
       intervalMs: options.deadlineSweepIntervalMs ?? 5_000,
+      served: routing.serves,
     });
     releasers.add("deadline sweep", () => sweep.stop());
     const startBatch = createIntakeProcessor({ ...base, names, defaultRegion: options.region ?? "us-east-1" });

@@ -5,6 +5,7 @@ import {
   DEFAULT_PREFIX,
   EXECUTION_EVENT_TYPES,
   maxDeliveriesAdvisorySubject,
+  nakAdvisorySubject,
   SubjectError,
 } from "../src/protocol/subjects.js";
 import { createNames, HEADERS } from "../src/protocol/names.js";
@@ -116,6 +117,7 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
   it("the server's MAX_DELIVERIES advisory for a task stream (a system subject, not under the prefix)", () => {
     expect(maxDeliveriesAdvisorySubject("FM_TASKS")).toBe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.FM_TASKS.*");
     expect(maxDeliveriesAdvisorySubject("FM_TASKS", "pool_eu-west-1_echo")).toBe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.FM_TASKS.pool_eu-west-1_echo");
+    expect(nakAdvisorySubject("FM_TASKS", "pool_eu-west-1_echo_normal")).toBe("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.FM_TASKS.pool_eu-west-1_echo_normal");
   });
 
   describe("bad tokens are refused, never spliced into a subject", () => {

@@ -3,6 +3,7 @@ import {
   createNames,
   deferred,
   FmError,
+  nakAdvisorySubject,
   once,
   openBlobStoreLazily,
   PRIORITIES,
@@ -48,7 +49,7 @@ export interface Worker extends Service {
  * registry entry, and the lifecycle (start → drain → close). Everything acquired pushes its
  * release; close releases in reverse.
  */
-/** How often the high and low lanes (which keep no idle probe) ask the server for waiting tasks. */
+/** How often an idle lane asks the server for tasks no doorbell announced (a backlog, a redelivery). */
 const LANE_WATCH_MS = 2000;
 /** How often a leaf worker tries again to open the hub's buckets while its link is down. */
 const HUB_BUCKETS_RETRY_MS = 1000;
@@ -127,13 +128,16 @@ export function createWorker(options: WorkerOptions): Worker {
         puller.addPool(pool);
         // Heartbeats run on through a drain; they stop only when the worker closes.
         releasers.add(`heartbeat ${pool.pool} ${pool.priority}`, () => pool.heartbeat.stop());
-        if (pool.probes) continue;
         pool.watch(LANE_WATCH_MS);
-        if (pool.priority === "high") {
-          // A copy of each high task as it is published (rare by intent): the lane fetches at
-          // once, instead of waiting for the watch, and takes the next free slot before normal.
-          const sub = nc.subscribe(names.subjects.task(region, pool.handler, "high", pool.capabilities), { callback: () => pool.signal() });
-          releasers.add(`high lane signal ${pool.pool}`, () => sub.unsubscribe());
+        // The lane's doorbell: a copy of each task as it is published. An idle lane holds no pull
+        // (and no slot); the copy makes it fetch at once, so a worker with fewer slots than lanes
+        // still starts a task in any of them within a round trip, and a busy worker takes the
+        // best-ranked waiting task when a slot frees.
+        // The server's nak advisory is the other: a task handed back (a draining worker, an
+        // aborted run) is due again at once, and no publish says so.
+        for (const subject of [names.subjects.task(region, pool.handler, pool.priority, pool.capabilities), nakAdvisorySubject(names.streams.tasks, pool.consumerName)]) {
+          const sub = nc.subscribe(subject, { callback: () => pool.ring() });
+          releasers.add(`doorbell ${subject}`, () => sub.unsubscribe());
         }
       }
       if (metrics && o.metrics) {

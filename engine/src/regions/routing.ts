@@ -25,6 +25,8 @@ export interface Routing {
   publish(m: RoutedMessage): Promise<void>;
   /** Absent on a single server without residency rules (nothing to balance). */
   load: RegionLoad | undefined;
+  /** Whether a live worker serves `handler` in `region` (the worker directory). */
+  serves(region: string, handler: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function startRouting(nc: NatsConnection, db: Db, names: Names, log
     routes: (route) => needsRouting(route, multiRegion),
     publish,
     load,
+    serves: (region, handler) => directory.serves(region, handler),
     async stop() {
       await load?.stop();
       await directory.stop();

@@ -15,6 +15,11 @@ export interface DeadlineSweepOptions extends ApplyEnv {
   /** How long after an attempt's deadline the engine gives up waiting for its result. */
   graceMs: number;
   intervalMs: number;
+  /**
+   * Whether a live worker (KV fm_workers) serves `handler` in `region`. An attempt waits in its
+   * queue past its deadline only while one does; absent: always (no directory to ask).
+   */
+  served?: (region: string, handler: string) => boolean;
 }
 
 export interface OverdueAttempt {
@@ -63,12 +68,15 @@ async function relayBehind(q: Queryable, graceMs: number): Promise<boolean> {
   return rows.length > 0;
 }
 
-export function attemptTimedOut(attempt: OverdueAttempt, graceMs: number): Failure {
+/** `unserved`: the attempt was still queued with no live worker of its handler in its region. */
+export function attemptTimedOut(attempt: OverdueAttempt, graceMs: number, unserved?: { handler: string; region: string }): Failure {
   return {
     code: "TASK_TIMEOUT",
     message:
       `no result for attempt ${attempt.attempt} by its deadline (${attempt.deadlineAt}) plus ${graceMs} ms: ` +
-      `the engine timed it out (the worker's own timeout result never arrived)`,
+      (unserved
+        ? `the engine timed it out (no live worker of ${unserved.handler} in ${unserved.region} took it)`
+        : `the engine timed it out (the worker's own timeout result never arrived)`),
     retryable: true,
   };
 }
@@ -81,8 +89,10 @@ const PAGE = 200;
  * a task message gone) the attempt is timed out here and the step's retry policy decides.
  *
  * A task can be overdue only because it is still queued behind others (deadlines count from
- * dispatch). So an attempt whose pool has undelivered tasks, or no consumer yet (no worker has
- * ever served that handler there), is left alone and looked at again a grace period later.
+ * dispatch). So an attempt whose pool has undelivered tasks, or no consumer yet, is left alone
+ * and looked at again a grace period later — as long as a live worker serves that handler in
+ * that region. With none (a handler no worker serves, or whose workers are all gone), queued
+ * means stuck: the attempt times out like any other, and the step's retry policy decides.
  * Safe with several replicas: a result applies once per attempt.
  */
 export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Promise<void>; sweepOnce(): Promise<number> } {
@@ -146,13 +156,14 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
     for (const a of overdue.slice(0, PAGE)) {
       const backlog = backlogOf(a.region, a.handler);
       const ids = { executionId: a.executionId, taskId: `${a.executionId}/${a.stepId}`, stepId: a.stepId, attempt: a.attempt, region: a.region };
-      if (backlog !== "drained") {
+      const waiting = backlog === "unreachable" || ((backlog === "queued" || backlog === "no-pool") && (options.served?.(a.region, a.handler) ?? true));
+      if (waiting) {
         postponed.set(`${ids.taskId}:${a.attempt}`, now + graceMs);
         log.debug({ ...ids, handler: a.handler, backlog }, "attempt overdue but possibly still queued; waiting");
         continue;
       }
-      results.push(engineConcluded(ids, attemptTimedOut(a, graceMs)));
-      log.warn({ ...ids, handler: a.handler, deadlineAt: a.deadlineAt }, "attempt timed out by the engine");
+      results.push(engineConcluded(ids, attemptTimedOut(a, graceMs, backlog === "drained" ? undefined : a)));
+      log.warn({ ...ids, handler: a.handler, deadlineAt: a.deadlineAt, ...(backlog === "drained" ? {} : { backlog, workers: 0 }) }, "attempt timed out by the engine");
     }
     if (results.length === 0) return 0;
     const { committed } = await applyResults(options, results);

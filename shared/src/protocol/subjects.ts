@@ -189,3 +189,11 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
 export function maxDeliveriesAdvisorySubject(stream: string, consumer?: string): string {
   return `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer ?? "*"}`;
 }
+
+/**
+ * The server's advisory when a delivered message of a consumer is handed back (nak): it is up
+ * for redelivery at once, and no publish announces it. `consumer` absent: every consumer.
+ */
+export function nakAdvisorySubject(stream: string, consumer?: string): string {
+  return `$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.${stream}.${consumer ?? "*"}`;
+}

@@ -12,10 +12,13 @@ import { millis } from "@nats-io/nats-core";
  */
 export class Heartbeat {
   readonly intervalMs: number;
+  /** The consumer's ack_wait this heartbeat beats against. */
+  readonly ackWaitMs: number;
   readonly #tracked = new Set<JsMsg>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(ackWaitMs: number) {
+    this.ackWaitMs = ackWaitMs;
     this.intervalMs = Math.max(50, Math.floor(ackWaitMs / 3));
   }
 

@@ -44,6 +44,7 @@ export async function openTaskPool(o: OpenPoolOptions): Promise<TaskPool> {
     priority: o.priority,
     capabilities: o.capabilities,
     consumer,
+    consumerName: info.name,
     heartbeat: Heartbeat.fromConsumerInfo(info),
     expiresMs: o.fetchExpiresMs,
     recover: async () => (await ensure()).consumer,

@@ -52,19 +52,13 @@ export class Slots {
 export interface PoolView {
   /** Fetches of this pool still open. */
   outstanding: number;
-  /** Its last fetch came back full: there is probably more waiting. */
+  /** Tasks are known to wait in it that no open fetch of this worker has asked for yet. */
   hungry: boolean;
   /** Backing off after an error. */
   paused: boolean;
   /** Served in ascending order (0 = high priority); absent = 1. */
   rank?: number;
-  /**
-   * false: no idle probe; the pool fetches only while hungry (its last fetch came back full, or
-   * it was told tasks are waiting). The high and low lanes work this way so that their probes
-   * do not hold slots the normal lane could use.
-   */
-  probes?: boolean;
-  /** Most more tasks worth asking for now (a lane that knows how many wait); absent: no cap. */
+  /** Most more tasks worth asking for now (how many are known to wait); absent: no cap. */
   limit?: number;
 }
 
@@ -85,13 +79,15 @@ export interface FetchPlan {
 }
 
 /**
- * Splits free slots across pools, by priority and without starving anyone:
- * 1. in rank order (high, normal, low), round-robin within a rank, every pool that may fetch
- *    gets one slot — for an idle pool that is a one-task probe, held open until it expires, so a
- *    quiet handler type or a first high task is picked up at once;
- * 2. the remaining slots go to the hungry pools (those with a backlog) of the best rank that has
- *    any, split evenly among them: a high backlog is served before a normal one, which keeps
- *    only its one-slot share in the meantime.
+ * Splits free slots across pools, by priority and without starving anyone. Only a pool known to
+ * have tasks waiting (hungry) gets a slot: an idle pool holds none — its doorbell (the worker's
+ * subscription to its task subject) makes it hungry the moment a task is published — so a worker
+ * with fewer slots than pools still serves every pool and lane at once.
+ * 1. in rank order (high, normal, low), round-robin within a rank, every hungry pool gets one
+ *    slot; with one free slot the best rank with work takes it;
+ * 2. the remaining slots go to the hungry pools of the best rank that has any, split evenly among
+ *    them up to what each knows to wait: a high backlog is served before a normal one, which
+ *    keeps only its one-slot share in the meantime.
  * Tiny extra fetches for a pool that already has one open are skipped: they cost a round trip
  * each and the open fetch will come back soon and return its unused slots.
  */
@@ -108,7 +104,7 @@ export function planFetches(input: FetchPlanInput): FetchPlan {
     const i = (input.start + k) % n;
     const p = pools[i]!;
     if (p.paused || p.limit === 0) continue;
-    if (p.outstanding === 0 ? p.probes !== false || p.hungry : p.hungry && p.outstanding < maxOutstanding) eligible.push(i);
+    if (p.hungry && p.outstanding < maxOutstanding) eligible.push(i);
   }
   // Stable: round-robin order is kept within a rank.
   const rankOf = (i: number) => pools[i]!.rank ?? 1;

@@ -8,22 +8,35 @@ const plan = (free: number, pools: PoolView[], start = 0, minBatch = 1) => planF
 describe("planFetches", () => {
   it.each([
     ["nothing free", 0, [hungry(), idle()], []],
-    ["idle pools get a one-task probe each", 16, [idle(), idle(), idle()], [{ pool: 0, count: 1 }, { pool: 1, count: 1 }, { pool: 2, count: 1 }]],
-    ["a hungry pool gets everything the probes leave", 16, [hungry(), idle(), idle()], [{ pool: 0, count: 14 }, { pool: 1, count: 1 }, { pool: 2, count: 1 }]],
+    ["idle pools hold no slot", 16, [idle(), idle(), idle()], []],
+    ["a hungry pool gets everything", 16, [hungry(), idle(), idle()], [{ pool: 0, count: 16 }]],
     ["hungry pools split evenly", 9, [hungry(), hungry(), hungry()], [{ pool: 0, count: 3 }, { pool: 1, count: 3 }, { pool: 2, count: 3 }]],
-    ["an idle pool with its probe open gets nothing more", 8, [hungry(), idle(1)], [{ pool: 0, count: 8 }]],
-    ["a paused pool gets nothing", 4, [{ outstanding: 0, hungry: true, paused: true }, idle()], [{ pool: 1, count: 1 }]],
+    ["an idle pool with a fetch open gets nothing more", 8, [hungry(), idle(1)], [{ pool: 0, count: 8 }]],
+    ["a paused pool gets nothing", 4, [{ outstanding: 0, hungry: true, paused: true }, hungry()], [{ pool: 1, count: 4 }]],
     ["a pool at its open-fetch limit gets nothing", 4, [hungry(2), hungry()], [{ pool: 1, count: 4 }]],
   ])("%s", (_what, free, pools, grants) => {
     expect(plan(free, pools).grants).toEqual(grants);
   });
 
   describe("priority lanes", () => {
-    // A handler's three lanes: high and low keep no idle probe; normal does.
-    const lane = (rank: number, state: Partial<PoolView> = {}): PoolView => ({ outstanding: 0, hungry: false, paused: false, rank, probes: rank === 1, ...state });
+    // A handler's three lanes.
+    const lane = (rank: number, state: Partial<PoolView> = {}): PoolView => ({ outstanding: 0, hungry: false, paused: false, rank, ...state });
 
-    it("idle high and low lanes hold no slot; the idle normal lane keeps its probe", () => {
-      expect(plan(8, [lane(0), lane(1), lane(2)]).grants).toEqual([{ pool: 1, count: 1 }]);
+    it("idle lanes hold no slot", () => {
+      expect(plan(8, [lane(0), lane(1), lane(2)]).grants).toEqual([]);
+    });
+
+    it("fewer slots than lanes: a low task is served when the lanes above are empty (no starvation)", () => {
+      // 10 handlers × 3 lanes, one slot: only the low lane of the 7th handler has work.
+      const lanes = Array.from({ length: 30 }, (_, i) => lane(i % 3, i === 20 ? { hungry: true, limit: 1 } : {}));
+      for (let start = 0; start < 30; start++) expect(plan(1, lanes, start).grants).toEqual([{ pool: 20, count: 1 }]);
+    });
+
+    it("fewer slots than lanes with work: the slot goes high, then normal, then low", () => {
+      const waiting = (rank: number) => lane(rank, { hungry: true, limit: 1 });
+      expect(plan(1, [waiting(2), waiting(1), waiting(0)]).grants).toEqual([{ pool: 2, count: 1 }]);
+      expect(plan(1, [waiting(2), waiting(1), lane(0)]).grants).toEqual([{ pool: 1, count: 1 }]);
+      expect(plan(1, [waiting(2), lane(1), lane(0)]).grants).toEqual([{ pool: 0, count: 1 }]);
     });
 
     it("a hungry high lane is served before a hungry normal one, which keeps a one-task share", () => {
