@@ -7,7 +7,7 @@
 import jsonata from "jsonata";
 import workerpool from "workerpool";
 import { describeJsonataError } from "./jsonata-error.js";
-import { EVALUATE_METHOD, type EvaluationRequest, type EvaluationReply } from "./protocol.js";
+import { EVALUATE_METHOD, EVALUATION_STARTED, type EvaluationRequest, type EvaluationReply } from "./protocol.js";
 
 const MAX_CACHED = 1000;
 const compiled = new Map<string, jsonata.Expression>();
@@ -50,6 +50,8 @@ function exceedsBudget(value: unknown, budget: number): boolean {
 }
 
 async function evaluate(request: EvaluationRequest): Promise<EvaluationReply> {
+  // Starts the parent's clock for this evaluation (see ExpressionPool).
+  workerpool.workerEmit(EVALUATION_STARTED);
   const values: unknown[] = [];
   for (const [index, expression] of request.expressions.entries()) {
     let expr: jsonata.Expression;

@@ -8,7 +8,7 @@ import { EVALUATE_METHOD, type EvaluationReply, type EvaluationRequest } from ".
 /** An evaluation's outcome: the values in order, or why it stopped (`index` -1: not one expression's fault). */
 export type EvaluationOutcome =
   | { ok: true; values: unknown[] }
-  | { ok: false; index: number; reason: "parse" | "evaluate" | "result" | "time-limit" | "memory-limit"; message: string };
+  | { ok: false; index: number; reason: "parse" | "evaluate" | "result" | "time-limit" | "memory-limit" | "crashed"; message: string };
 
 /**
  * How long past `timeoutMs` a busy evaluator process is given before it is killed. JSONata's own
@@ -75,20 +75,39 @@ export class ExpressionPool {
     const { timeoutMs, maxDepth, maxResultBytes, memoryMb } = this.bounds;
     const request: EvaluationRequest = { expressions: [...expressions], data, timeoutMs, maxDepth, maxResultBytes };
     let reply: EvaluationReply;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    // The clock starts when the process says it has begun (EVALUATION_STARTED), not when the
+    // evaluation is queued: a replacement process still starting up, or a queue behind a
+    // hostile expression, must not eat an innocent evaluation's time.
+    const running = this.#pool.exec(EVALUATE_METHOD, [request], {
+      on: () => {
+        timer ??= setTimeout(() => {
+          timedOut = true;
+          running.cancel(); // workerpool kills the busy process and starts another
+        }, timeoutMs + KILL_GRACE_MS);
+      },
+    });
     try {
-      reply = (await this.#pool.exec(EVALUATE_METHOD, [request]).timeout(timeoutMs + KILL_GRACE_MS)) as EvaluationReply;
+      reply = (await running) as EvaluationReply;
     } catch (thrown) {
-      if (thrown instanceof workerpool.Promise.TimeoutError) {
+      if (timedOut) {
         this.#killed++;
         this.#log?.warn({ limitMs: timeoutMs, expressions: excerpts(expressions) }, "expression stopped at its time limit; evaluator process killed");
         return { ok: false, index: -1, reason: "time-limit", message: `exceeded the ${timeoutMs} ms time limit` };
       }
       if (thrown instanceof workerpool.TerminateError && !this.#closing) {
         this.#killed++;
-        this.#log?.warn({ limitMb: memoryMb, expressions: excerpts(expressions) }, "expression's evaluator process died (memory limit); replaced");
-        return { ok: false, index: -1, reason: "memory-limit", message: `exceeded the ${memoryMb} MB memory limit` };
+        if (abortedByV8(thrown)) {
+          this.#log?.warn({ limitMb: memoryMb, expressions: excerpts(expressions) }, "expression's evaluator process ran out of memory; replaced");
+          return { ok: false, index: -1, reason: "memory-limit", message: `exceeded the ${memoryMb} MB memory limit` };
+        }
+        this.#log?.error({ err: thrown, expressions: excerpts(expressions) }, "expression's evaluator process died; replaced");
+        return { ok: false, index: -1, reason: "crashed", message: "its evaluator process died unexpectedly" };
       }
       throw toError(thrown);
+    } finally {
+      clearTimeout(timer);
     }
     if (!reply.ok) return { ok: false, index: reply.index, reason: reply.stage, message: reply.message };
     return { ok: true, values: JSON.parse(reply.json) as unknown[] };
@@ -96,7 +115,9 @@ export class ExpressionPool {
 
   /** Resolves once every process has answered once (spawned and loaded), so the first real evaluation pays no start-up. */
   async warm(): Promise<void> {
-    await Promise.all(Array.from({ length: this.bounds.processes }, () => this.evaluate(["null"], null)));
+    const outcomes = await Promise.all(Array.from({ length: this.bounds.processes }, () => this.evaluate(["null"], null)));
+    const failed = outcomes.find((o) => !o.ok);
+    if (failed && !failed.ok) throw new Error(`expression evaluator processes do not work (${CHILD_SCRIPT}): ${failed.message}`);
   }
 
   stats(): { processes: number; busy: number; queued: number; killed: number } {
@@ -117,6 +138,14 @@ export class ExpressionPool {
     );
     return this.#closing;
   }
+}
+
+/**
+ * workerpool tells how a child died only in its TerminateError's text ("signalCode: `SIGABRT`").
+ * V8 aborts the process (SIGABRT) when it cannot stay under --max-old-space-size.
+ */
+function abortedByV8(err: Error): boolean {
+  return /signalCode: `SIGABRT`|exitCode: `134`/.test(err.message);
 }
 
 function excerpts(expressions: readonly string[]): string[] {

@@ -14,3 +14,6 @@ export type EvaluationReply =
 
 /** The method name the evaluator process registers with workerpool. */
 export const EVALUATE_METHOD = "evaluate";
+
+/** The event an evaluator process emits as it begins an evaluation. */
+export const EVALUATION_STARTED = "started";
