@@ -1,7 +1,7 @@
 import jsonata from "jsonata";
 import { afterAll, describe, expect, it } from "vitest";
 // The built package: the pool forks dist/expressions/evaluator-process.js beside its own module.
-import { ExpressionPool, isTriviallySafe, resolveExpressionBounds } from "@flowmonkey/shared";
+import { ExpressionPool, isTriviallySafe, mergeScopeNeeds, pruneScope, resolveExpressionBounds, scopeNeeds } from "@flowmonkey/shared";
 
 /** Catastrophic backtracking: each extra `a` doubles the work; 34 would take minutes unbounded. */
 const REGEX_BOMB = `$replace("${"a".repeat(34)}!", /(a+)+$/, "x")`;
@@ -137,5 +137,60 @@ describe("resolveExpressionBounds", () => {
     expect(resolveExpressionBounds({ timeoutMs: 250 })).toMatchObject({ timeoutMs: 250, memoryMb: 128, processes: 2 });
     expect(() => resolveExpressionBounds({ processes: 0 })).toThrow(/processes/);
     expect(() => resolveExpressionBounds({ memoryMb: 8 })).toThrow(/memoryMb/);
+  });
+});
+
+describe("scopeNeeds / pruneScope: only what an expression can observe is copied", () => {
+  const scope = {
+    input: { order: { id: "A1" } },
+    context: { tenant: "acme" },
+    steps: { charge: { id: "ch_1", status: 200 }, big: { blob: "x".repeat(1000) }, other: 1 },
+    execution: { id: "e", flowId: "f" },
+  };
+  const needsOf = (e: string) => scopeNeeds(jsonata(e).ast());
+
+  it.each<[string, unknown]>([
+    ["'paid ' & steps.charge.id", { steps: { charge: scope.steps.charge } }],
+    ["steps.charge.status = 200 ? input.order.id : 'no'", { input: scope.input, steps: { charge: scope.steps.charge } }],
+    ["$uppercase(context.tenant)", { context: scope.context }],
+    ["$count(steps.other) + $count(steps.charge)", { steps: { charge: scope.steps.charge, other: 1 } }],
+    ["'constant'", {}],
+  ])("%s keeps only what it names", (expression, expected) => {
+    expect(pruneScope(scope, needsOf(expression))).toEqual(expected);
+  });
+
+  it.each([
+    ["$keys(steps)", { steps: scope.steps }],
+    ["steps", { steps: scope.steps }],
+    ["steps[0]", { steps: scope.steps }],
+    ["$count(steps.charge) + $count(input.steps)", { steps: scope.steps, input: scope.input }],
+  ])("%s keeps every step (steps is used as a whole)", (expression, expected) => {
+    expect(pruneScope(scope, needsOf(expression))).toEqual(expected);
+  });
+
+  it.each(["$", "$$.input", "$keys($)", "input.*", "**.id", "steps.charge.%", "$eval('steps.big')", "$sift($, function($v){ true })"])(
+    "%s keeps the whole scope",
+    (expression) => {
+      expect(pruneScope(scope, needsOf(expression))).toBe(scope);
+    },
+  );
+
+  it("several expressions keep the union", () => {
+    const needs = mergeScopeNeeds([needsOf("steps.charge.id"), needsOf("context.tenant")]);
+    expect(pruneScope(scope, needs)).toEqual({ context: scope.context, steps: { charge: scope.steps.charge } });
+    expect(pruneScope(scope, mergeScopeNeeds([needsOf("steps.charge.id"), needsOf("$")]))).toBe(scope);
+  });
+
+  it("pruned evaluation gives the same answers as the whole scope", async () => {
+    const pool = new ExpressionPool({ processes: 1 });
+    try {
+      for (const e of ["'paid ' & steps.charge.id", "$keys(steps)", "$count(steps.*)", "steps.charge.%.other", "$string(input)", "execution.id & context.tenant"]) {
+        const whole = await pool.evaluate([e], scope);
+        const pruned = await pool.evaluate([e], pruneScope(scope, needsOf(e)));
+        expect(pruned, e).toEqual(whole);
+      }
+    } finally {
+      await pool.close();
+    }
   });
 });

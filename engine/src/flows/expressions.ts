@@ -1,5 +1,5 @@
 import jsonata from "jsonata";
-import { describeJsonataError, EXPRESSION_PATTERN, expressionPool, FmError, isTriviallySafe } from "@flowmonkey/shared";
+import { describeJsonataError, EXPRESSION_PATTERN, expressionPool, FmError, isTriviallySafe, mergeScopeNeeds, pruneScope, scopeNeeds, type ScopeNeeds } from "@flowmonkey/shared";
 
 /** What a `{% %}` expression sees. */
 export interface ExpressionScope {
@@ -13,6 +13,8 @@ interface Compiled {
   expr: jsonata.Expression;
   /** A plain path lookup, literal or comparison of those (see isTriviallySafe): evaluated here, at once. */
   inThread: boolean;
+  /** What of the scope it can observe: only that is copied to an evaluator process. */
+  needs: ScopeNeeds;
 }
 
 const MAX_CACHED = 2000;
@@ -33,7 +35,8 @@ function compile(expression: string): Compiled {
     } catch (cause) {
       throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${describeJsonataError(cause)}`);
     }
-    entry = { expr, inThread: isTriviallySafe(expr.ast()) };
+    const ast = expr.ast();
+    entry = { expr, inThread: isTriviallySafe(ast), needs: scopeNeeds(ast) };
     // Flows repeat the same few expressions; a bounded cache saves re-parsing them per step.
     if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
     compiled.set(expression, entry);
@@ -63,7 +66,8 @@ export async function evaluatePlain(body: string, data: unknown): Promise<unknow
 
 /**
  * Evaluates the expressions of one value over one data: the trivially-safe ones here, the rest
- * together in one bounded evaluator process (one copy of the data, one round trip).
+ * together in one bounded evaluator process (one round trip, one copy of the part of the data
+ * they can observe).
  * Values are plain JSON data; JSONata's "no match" (undefined) becomes null.
  */
 async function evaluateAll(bodies: string[], data: unknown): Promise<unknown[]> {
@@ -84,7 +88,7 @@ async function evaluateAll(bodies: string[], data: unknown): Promise<unknown[]> 
   if (pooled.length === 0) return values;
   const outcome = await expressionPool().evaluate(
     pooled.map((i) => bodies[i]!),
-    data,
+    pruneScope(data, mergeScopeNeeds(pooled.map((i) => entries[i]!.needs))),
   );
   if (!outcome.ok) {
     const culprits = outcome.index >= 0 ? [bodies[pooled[outcome.index]!]!] : pooled.map((i) => bodies[i]!);
