@@ -58,7 +58,7 @@ async function timeEach(n: number, fn: () => Promise<unknown>): Promise<string> 
     await fn();
     samples.push(Number(process.hrtime.bigint() - t) / 1000);
   }
-  const s = summarize(samples);
+  const s = summarize(samples)!;
   return `p50 ${s.p50.toFixed(1)} µs, p99 ${s.p99.toFixed(1)} µs`;
 }
 
