@@ -4,10 +4,23 @@
  * process (killed and replaced by the pool), never its parent's event loop or heap.
  * Started by ExpressionPool through workerpool; it is not a command.
  */
+import { Worker } from "node:worker_threads";
 import jsonata from "jsonata";
 import workerpool from "workerpool";
 import { describeJsonataError } from "./jsonata-error.js";
 import { EVALUATE_METHOD, EVALUATION_STARTED, type EvaluationRequest, type EvaluationReply } from "./protocol.js";
+
+/**
+ * When the parent dies (SIGKILL, a crash) this process would normally exit on the IPC
+ * channel's 'disconnect' — but not while its thread is stuck in a regex, where it could spin
+ * for hours as an orphan. A watchdog thread of its own notices the new parent and kills the
+ * whole process; it runs whatever the main thread is doing.
+ */
+new Worker(
+  `const { workerData } = require("node:worker_threads");
+   setInterval(() => { if (process.ppid !== workerData.parent) process.kill(process.pid, "SIGKILL"); }, 500);`,
+  { eval: true, workerData: { parent: process.ppid }, resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 } },
+).unref();
 
 const MAX_CACHED = 1000;
 const compiled = new Map<string, jsonata.Expression>();
