@@ -12,6 +12,8 @@ import {
   Releasers,
   serveMetrics,
   toError,
+  leaseExpressionPool,
+  type ExpressionBounds,
   type Logger,
   type PoolPublicKeys,
   type RegionTopology,
@@ -148,6 +150,13 @@ export interface EngineOptions {
   regionLoadIntervalMs?: number;
   /** Serve Prometheus metrics (FM_METRICS_PORT); absent: no listener. */
   metrics?: EngineMetricsOptions | undefined;
+  /**
+   * Bounds of `{% %}` evaluation (FM_EXPRESSION_TIMEOUT_MS, FM_EXPRESSION_MEMORY_MB,
+   * FM_EXPRESSION_PROCESSES): every expression but plain path lookups runs in a pool of
+   * evaluator processes, killed past these. One pool per process: the first engine in a
+   * process sets them.
+   */
+  expressions?: Partial<ExpressionBounds>;
   /** Drain and close `nc` when the engine closes (the binary owns its connection; tests share theirs). */
   ownsConnection?: boolean;
 }
@@ -205,6 +214,10 @@ export function createEngine(options: EngineOptions): Engine {
       await regions.firstAttempt();
     }
     const jsm = await jetstreamManager(nc);
+    const expressions = leaseExpressionPool(options.expressions, log);
+    releasers.add("expression pool", () => expressions.release());
+    await expressions.pool.warm();
+    log.info({ bounds: expressions.pool.bounds }, "expression evaluators ready");
     const store = await openDb({ databaseUrl: options.databaseUrl, dataDir: options.dataDir ?? ".flowmonkey", poolSize: options.dbPoolSize ?? 8 });
     db = store;
     releasers.add("database", () => store.close());

@@ -11,7 +11,8 @@ await runService(
     const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
     const metrics = config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true };
     const topology = config.regionDomains ? regionTopology({ hubDomain: config.hubDomain, regionDomains: config.regionDomains }) : undefined;
-    return createEngine({ ...config, circuit, metrics, topology, nc, log, ownsConnection: true });
+    const expressions = { timeoutMs: config.expressionTimeoutMs, memoryMb: config.expressionMemoryMb, processes: config.expressionProcesses };
+    return createEngine({ ...config, circuit, metrics, topology, expressions, nc, log, ownsConnection: true });
   },
   { log, graceMs: config.shutdownGraceMs, tracing: await startTracing({ serviceName: "flowmonkey-engine", otlpEndpoint: config.otlpEndpoint }) },
 );

@@ -31,3 +31,4 @@ export * from "./context/split-context.js";
 export * from "./tracing/tracing.js";
 export * from "./metrics/index.js";
 export * from "./handlers/manifest.js";
+export * from "./expressions/index.js";

@@ -168,6 +168,14 @@ export const workerFields = {
   otlpEndpoint: fields.otlpEndpoint,
   metricsPort: fields.metricsPort,
   metricsHost: fields.metricsHost,
+  expressionTimeoutMs: {
+    ...fields.expressionTimeoutMs,
+    // A transform task is a step of its own: more room than an engine-side {% %} (1000 ms).
+    schema: z.coerce.number().int().min(10).max(600_000).default(5000),
+    doc: "time limit of one transform handler evaluation; past it the evaluator process is killed and the step fails with EXPRESSION_ERROR",
+  },
+  expressionMemoryMb: fields.expressionMemoryMb,
+  expressionProcesses: fields.expressionProcesses,
   ...workerFieldsOnly,
 };
 

@@ -27,6 +27,7 @@ await runService(
             },
           }
         : {}),
+      expressions: { timeoutMs: config.expressionTimeoutMs, memoryMb: config.expressionMemoryMb, processes: config.expressionProcesses },
       nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { canonicalCapabilities, createNames, DEFAULT_PREFIX, isToken, KEY_BYTES, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
+import { canonicalCapabilities, createNames, DEFAULT_PREFIX, isToken, KEY_BYTES, resolveExpressionBounds, toError, type BlobStore, type ExpressionBounds, type Logger } from "@flowmonkey/shared";
 import { keyPairOf, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { builtInHandlers } from "./handlers/index.js";
@@ -67,6 +67,12 @@ export interface WorkerOptions {
    * worker process. @default none
    */
   sandbox?: SandboxSettings;
+  /**
+   * Bounds of the transform handler's evaluations (FM_EXPRESSION_TIMEOUT_MS,
+   * FM_EXPRESSION_MEMORY_MB, FM_EXPRESSION_PROCESSES): its expressions run in evaluator
+   * processes killed past them. @default 5000 ms, 128 MB, 2 processes
+   */
+  expressions?: Partial<ExpressionBounds>;
 }
 
 export interface ResolvedWorkerOptions {
@@ -92,13 +98,23 @@ export interface ResolvedWorkerOptions {
   metrics: { port: number; host: string; processMetrics: boolean } | undefined;
   /** The sandboxed handlers (also in `handlers`), loaded when the worker starts. */
   sandbox: SandboxHost | undefined;
+  expressions: ExpressionBounds;
 }
 
 export class WorkerOptionsError extends Error {
   override readonly name = "WorkerOptionsError";
 }
 
-export const WORKER_DEFAULTS = { prefix: DEFAULT_PREFIX, concurrency: 16, heartbeatTimeoutMs: 60_000, fetchExpiresMs: 3000 } as const;
+export const WORKER_DEFAULTS = { prefix: DEFAULT_PREFIX, concurrency: 16, heartbeatTimeoutMs: 60_000, fetchExpiresMs: 3000, expressionTimeoutMs: 5000 } as const;
+
+function expressionBounds(input: Partial<ExpressionBounds> | undefined): ExpressionBounds {
+  try {
+    // A transform task is a step of its own, with its own timeout: more room than an engine-side {% %}.
+    return resolveExpressionBounds({ timeoutMs: WORKER_DEFAULTS.expressionTimeoutMs, ...input });
+  } catch (err) {
+    throw new WorkerOptionsError(`createWorker: expressions: ${toError(err).message}`);
+  }
+}
 
 function integer(name: string, value: number | undefined, fallback: number, min: number): number {
   const v = value ?? fallback;
@@ -180,6 +196,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     capabilities,
     metrics: options.metrics && { port: options.metrics.port, host: options.metrics.host ?? "127.0.0.1", processMetrics: options.metrics.processMetrics ?? false },
     sandbox,
+    expressions: expressionBounds(options.expressions),
   };
 }
 

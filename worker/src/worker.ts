@@ -1,4 +1,5 @@
 import {
+  leaseExpressionPool,
   abortableDelay,
   createNames,
   deferred,
@@ -25,6 +26,7 @@ import { Puller } from "./runner/puller.js";
 import { TaskPipeline } from "./runner/task-pipeline.js";
 import { WORKER_VERSION } from "./version.js";
 import { resolveWorkerOptions, type WorkerOptions } from "./worker-options.js";
+import { transform } from "./handlers/transform.js";
 
 export interface WorkerStats {
   /** Tasks delivered to this worker and not yet settled. */
@@ -92,6 +94,12 @@ export function createWorker(options: WorkerOptions): Worker {
   async function doStart(): Promise<void> {
     try {
       const jsm = await jetstreamManager(nc);
+      if (o.handlers.get(transform.type) === transform) {
+        // The transform handler's evaluator processes, warm before the first task is pulled.
+        const expressions = leaseExpressionPool(o.expressions, log);
+        releasers.add("expression pool", () => expressions.release());
+        await expressions.pool.warm();
+      }
       if (o.sandbox) {
         const sandbox = o.sandbox;
         releasers.add("sandboxes", () => sandbox.close());

@@ -1,5 +1,5 @@
 import jsonata from "jsonata";
-import { EXPRESSION_PATTERN, FmError, toError } from "@flowmonkey/shared";
+import { describeJsonataError, EXPRESSION_PATTERN, expressionPool, FmError, isTriviallySafe, mergeScopeNeeds, pruneScope, scopeNeeds, type ScopeNeeds } from "@flowmonkey/shared";
 
 /** What a `{% %}` expression sees. */
 export interface ExpressionScope {
@@ -9,28 +9,39 @@ export interface ExpressionScope {
   execution: { id: string; flowId: string };
 }
 
-type Compiled = ReturnType<typeof jsonata>;
+interface Compiled {
+  expr: jsonata.Expression;
+  /** A plain path lookup, literal or comparison of those (see isTriviallySafe): evaluated here, at once. */
+  inThread: boolean;
+  /** What of the scope it can observe: only that is copied to an evaluator process. */
+  needs: ScopeNeeds;
+}
+
 const MAX_CACHED = 2000;
 /**
- * JSONata evaluates on microtasks: a runaway expression would starve every timer and socket
- * of the engine. Its guardrails stop it after this long or this deep.
+ * JSONata's own guardrails for the in-thread forms (which cannot loop; these are belt and
+ * braces). Every other expression runs in the process's ExpressionPool, whose bounds
+ * (time, memory, result size) the engine configures when it starts (FM_EXPRESSION_*).
  */
 export const EXPRESSION_LIMITS = { timeout: 1000, stack: 500 } as const;
 const compiled = new Map<string, Compiled>();
 
 function compile(expression: string): Compiled {
-  let expr = compiled.get(expression);
-  if (!expr) {
+  let entry = compiled.get(expression);
+  if (!entry) {
+    let expr: jsonata.Expression;
     try {
       expr = jsonata(expression, EXPRESSION_LIMITS);
     } catch (cause) {
-      throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${jsonataMessage(cause)}`);
+      throw new FmError("EXPRESSION_ERROR", `cannot parse {% ${expression.trim()} %}: ${describeJsonataError(cause)}`);
     }
+    const ast = expr.ast();
+    entry = { expr, inThread: isTriviallySafe(ast), needs: scopeNeeds(ast) };
     // Flows repeat the same few expressions; a bounded cache saves re-parsing them per step.
     if (compiled.size >= MAX_CACHED) compiled.delete(compiled.keys().next().value!);
-    compiled.set(expression, expr);
+    compiled.set(expression, entry);
   }
-  return expr;
+  return entry;
 }
 
 /** Throws EXPRESSION_ERROR when `expression` (plain JSONata) does not parse. */
@@ -42,36 +53,84 @@ export function isExpression(value: unknown): value is string {
   return typeof value === "string" && value.includes("{%") && EXPRESSION_PATTERN.test(value);
 }
 
+const bodyOf = (template: string) => EXPRESSION_PATTERN.exec(template)![1]!;
+
 export async function evaluate(template: string, scope: ExpressionScope): Promise<unknown> {
-  return evaluatePlain(EXPRESSION_PATTERN.exec(template)![1]!, scope);
+  return evaluatePlain(bodyOf(template), scope);
 }
 
 /** A plain JSONata expression (no `{% %}`) over any data, e.g. a waiting step's event filter. */
 export async function evaluatePlain(body: string, data: unknown): Promise<unknown> {
-  try {
-    const value: unknown = await compile(body).evaluate(data);
-    // JSONata returns undefined for "no match"; JSON has no undefined, so it becomes null.
-    return value === undefined ? null : normalize(value);
-  } catch (cause) {
-    if (cause instanceof FmError) throw cause;
-    throw new FmError("EXPRESSION_ERROR", `{% ${body.trim()} %} failed: ${jsonataMessage(cause)}`);
-  }
+  return (await evaluateAll([body], data))[0];
 }
 
 /**
- * Resolves every `{% %}` string inside a value (objects and arrays, any depth); other values
- * are kept as they are. Values without expressions are returned without copying.
+ * Evaluates the expressions of one value over one data: the trivially-safe ones here, the rest
+ * together in one bounded evaluator process (one round trip, one copy of the part of the data
+ * they can observe).
+ * Values are plain JSON data; JSONata's "no match" (undefined) becomes null.
+ */
+async function evaluateAll(bodies: string[], data: unknown): Promise<unknown[]> {
+  const entries = bodies.map(compile);
+  const values: unknown[] = new Array(bodies.length);
+  const pooled: number[] = [];
+  for (const [i, entry] of entries.entries()) {
+    if (!entry.inThread) {
+      pooled.push(i);
+      continue;
+    }
+    try {
+      values[i] = normalize(await entry.expr.evaluate(data));
+    } catch (cause) {
+      throw failed([bodies[i]!], describeJsonataError(cause));
+    }
+  }
+  if (pooled.length === 0) return values;
+  const outcome = await expressionPool().evaluate(
+    pooled.map((i) => bodies[i]!),
+    pruneScope(data, mergeScopeNeeds(pooled.map((i) => entries[i]!.needs))),
+  );
+  if (!outcome.ok) {
+    const culprits = outcome.index >= 0 ? [bodies[pooled[outcome.index]!]!] : pooled.map((i) => bodies[i]!);
+    throw failed(culprits, outcome.message);
+  }
+  for (const [k, i] of pooled.entries()) values[i] = outcome.values[k];
+  return values;
+}
+
+function failed(bodies: string[], reason: string): FmError {
+  return new FmError("EXPRESSION_ERROR", `${bodies.map((b) => `{% ${b.trim()} %}`).join(", ")} failed: ${reason}`);
+}
+
+/**
+ * Resolves every `{% %}` string inside a value (objects and arrays, any depth) in one
+ * evaluation; other values are kept as they are. Parts without expressions are returned
+ * without copying.
  */
 export async function resolveTemplates(value: unknown, scope: ExpressionScope): Promise<unknown> {
-  if (isExpression(value)) return evaluate(value, scope);
+  const bodies: string[] = [];
+  collect(value, bodies);
+  if (bodies.length === 0) return value;
+  const values = await evaluateAll(bodies, scope);
+  let next = 0;
+  return rebuild(value, () => values[next++]);
+}
+
+/** Pushes the body of every template in `value`, depth first, in the order rebuild() visits them. */
+function collect(value: unknown, into: string[]): void {
+  if (isExpression(value)) into.push(bodyOf(value));
+  else if (Array.isArray(value)) for (const v of value) collect(v, into);
+  else if (value !== null && typeof value === "object") for (const v of Object.values(value)) collect(v, into);
+}
+
+function rebuild(value: unknown, take: () => unknown): unknown {
+  if (isExpression(value)) return take();
   if (Array.isArray(value)) {
-    const out = await Promise.all(value.map((v) => resolveTemplates(v, scope)));
+    const out = value.map((v) => rebuild(v, take));
     return out.every((v, i) => v === value[i]) ? value : out;
   }
   if (value !== null && typeof value === "object") {
-    const entries = await Promise.all(
-      Object.entries(value as Record<string, unknown>).map(async ([k, v]) => [k, await resolveTemplates(v, scope)] as const),
-    );
+    const entries = Object.entries(value).map(([k, v]) => [k, rebuild(v, take)] as const);
     return entries.every(([k, v]) => v === (value as Record<string, unknown>)[k]) ? value : Object.fromEntries(entries);
   }
   return value;
@@ -79,25 +138,6 @@ export async function resolveTemplates(value: unknown, scope: ExpressionScope): 
 
 /** JSONata results can carry its internal sequence markers; a JSON round trip makes them plain data. */
 function normalize(value: unknown): unknown {
+  if (value === undefined) return null;
   return typeof value === "object" && value !== null ? JSON.parse(JSON.stringify(value)) : value;
-}
-
-/**
- * JSONata throws plain objects ({code, message, position, stack}); only their code, message
- * and position belong in a step's public error — never the engine's stack trace.
- */
-function jsonataMessage(thrown: unknown): string {
-  if (thrown !== null && typeof thrown === "object" && !(thrown instanceof Error)) {
-    const { code, message, position, value } = thrown as { code?: unknown; message?: unknown; position?: unknown; value?: unknown };
-    const text =
-      typeof message === "string" && message.length > 0
-        ? message
-        : code === "D1012"
-          ? `took longer than ${String(value)} ms`
-          : code === "D1011"
-            ? `nested deeper than ${String(value)} levels`
-            : "evaluation failed";
-    return `${text}${typeof code === "string" ? ` (${code}${typeof position === "number" ? ` at ${position}` : ""})` : ""}`;
-  }
-  return toError(thrown).message;
 }

@@ -64,6 +64,24 @@ export const fields = {
     env: "FM_LOG_PRETTY",
     doc: "human-readable logs (flowmonkey dev turns this on)",
   }),
+  expressionTimeoutMs: field({
+    schema: z.coerce.number().int().min(10).max(600_000).default(1000),
+    env: "FM_EXPRESSION_TIMEOUT_MS",
+    flag: "expression-timeout-ms",
+    doc: "time limit of one JSONata evaluation (a step's {% %} input, a transform task); past it the evaluator process is killed and the step fails with EXPRESSION_ERROR",
+  }),
+  expressionMemoryMb: field({
+    schema: z.coerce.number().int().min(16).max(16_384).default(128),
+    env: "FM_EXPRESSION_MEMORY_MB",
+    flag: "expression-memory-mb",
+    doc: "V8 heap limit of each JSONata evaluator process; an evaluation that outgrows it fails with EXPRESSION_ERROR",
+  }),
+  expressionProcesses: field({
+    schema: z.coerce.number().int().min(1).max(64).default(2),
+    env: "FM_EXPRESSION_PROCESSES",
+    flag: "expression-processes",
+    doc: "JSONata evaluator processes kept warm (plain path lookups are evaluated in-process)",
+  }),
   maxMessageBytes: field({
     schema: z.coerce.number().int().min(1024).default(1024 * 1024),
     env: "FM_MAX_MESSAGE_BYTES",

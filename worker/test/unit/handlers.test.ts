@@ -41,6 +41,39 @@ describe("transform", () => {
   });
 });
 
+describe("transform under hostile expressions", () => {
+  /** Counts event-loop turns while `work` runs: before the bounded pool, a regex bomb counted none for seconds. */
+  async function ticksDuring<T>(work: Promise<T>): Promise<{ result: T; ticks: number }> {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 50);
+    try {
+      return { result: await work, ticks };
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  it("a regex bomb fails EXPRESSION_ERROR at the time limit while the worker's event loop keeps turning", async () => {
+    const bomb = run(transform, { expression: `$replace("${"a".repeat(34)}!", /(a+)+$/, "x")`, data: {} });
+    const neighbour = run(transform, { expression: "$sum(n)", data: { n: [1, 2] } });
+    const { result, ticks } = await ticksDuring(bomb);
+    expect(result).toMatchObject({ outcome: "failure", failure: { code: "EXPRESSION_ERROR", retryable: false, message: expect.stringMatching(/time limit/) } });
+    expect(ticks).toBeGreaterThanOrEqual(5);
+    expect(await neighbour).toMatchObject({ outcome: "success", output: 3 });
+  });
+
+  it("a giant $pad fails EXPRESSION_ERROR instead of building the string here", async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const r = await run(transform, { expression: '$pad("x", 500000000)', data: {} });
+    expect(r).toMatchObject({ outcome: "failure", failure: { code: "EXPRESSION_ERROR", message: expect.stringMatching(/larger than the/) } });
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it("plain paths are answered in-thread, the same as before", async () => {
+    expect(await run(transform, { expression: "order.id", data: { order: { id: "A1" } } })).toMatchObject({ outcome: "success", output: "A1" });
+  });
+});
+
 describe("fail", () => {
   it("without input fails non-retryably with the default code", async () => {
     expect(await run(fail, undefined)).toMatchObject({ outcome: "failure", failure: { code: "HANDLER_FAILED", retryable: false } });
