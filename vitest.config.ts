@@ -39,6 +39,7 @@ export default defineConfig({
             "test/architecture.test.ts",
             "test/compose.test.ts",
             "test/monitoring.test.ts",
+            "test/config-reference.test.ts",
           ],
         },
       },

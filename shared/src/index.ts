@@ -32,3 +32,4 @@ export * from "./tracing/tracing.js";
 export * from "./metrics/index.js";
 export * from "./handlers/manifest.js";
 export * from "./expressions/index.js";
+export * from "./config/reference.js";
