@@ -9,3 +9,4 @@ export {
   type NatsServerPorts,
   type NatsExit,
 } from "./nats-server.js";
+export { withParentDeath } from "./parent-death.js";

@@ -7,6 +7,7 @@
  * parallel never collide. Readiness is the ports file plus a NATS INFO greeting on
  * the client port, waited for against a deadline — never a fixed sleep.
  */
+import { withParentDeath } from "./parent-death.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -256,7 +257,9 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
 
   const launch = async (port: number | undefined, httpPort: number | undefined): Promise<{ inc: Incarnation; ports: NatsServerPorts }> => {
     const args = buildArgs(port, httpPort);
-    const child = spawn(bin, args, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
+    // Ends with whoever started it, even when that process is SIGKILLed (a test run, flowmonkey dev).
+    const [command, argv] = withParentDeath(bin, args);
+    const child = spawn(command, argv, { cwd: opts.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
     const inc: Incarnation = {
       child,
       pid: -1,

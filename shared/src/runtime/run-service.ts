@@ -38,6 +38,12 @@ export async function runService(build: () => Promise<Service>, options: RunServ
     }
     stopping = true;
     log.info({ signal, graceMs }, "draining");
+    // Whatever drain and close wait on (a NATS server that is gone, a hung query), the process
+    // ends: its grace, then CLOSE_MS to close, then it exits on its own.
+    setTimeout(() => {
+      log.error({ graceMs, closeMs: CLOSE_MS }, "shutdown overran its grace: exiting without finishing it");
+      exit(EXIT.forced);
+    }, graceMs + CLOSE_MS).unref();
     void service
       .drain(Date.now() + graceMs)
       .catch((err) => log.error({ err: toError(err) }, "drain failed"))
@@ -53,6 +59,9 @@ export async function runService(build: () => Promise<Service>, options: RunServ
   else log.info("stopped");
   return exit(err ? EXIT.failed : EXIT.ok);
 }
+
+/** What closing may take after the drain's grace before the process exits regardless. */
+const CLOSE_MS = 5000;
 
 function exit(code: number): never {
   // Let pino flush synchronous destinations before the process goes.

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { withParentDeath } from "@flowmonkey/shared/dev";
 import { paint, type Output } from "../output.js";
 
 export interface ChildSpec {
@@ -50,7 +51,10 @@ export class ChildGroup {
   }
 
   start(spec: ChildSpec): void {
-    const child = spawn(process.execPath, [spec.file, ...(spec.args ?? [])], {
+    // SIGTERM from the kernel when `flowmonkey dev` dies, even by SIGKILL: the child drains and
+    // exits within its grace (runService's deadline), instead of running on detached.
+    const [command, args] = withParentDeath(process.execPath, [spec.file, ...(spec.args ?? [])]);
+    const child = spawn(command, args, {
       cwd: spec.cwd,
       env: spec.env,
       stdio: ["ignore", "pipe", "pipe"],
