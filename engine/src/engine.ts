@@ -201,6 +201,14 @@ export function createEngine(options: EngineOptions): Engine {
   const start = once(async () => {
     if (options.ownsConnection) releasers.add("nats connection", () => nc.drain());
     const taskQueueLimit = options.taskQueueLimit ?? DEFAULT_TASK_QUEUE_LIMIT;
+    // The leaf regions' streams first: the hub's FM_RESULTS and FM_ADVISORIES source them, and a
+    // source whose stream is missing when the hub stream is made is retried only after a backoff
+    // (10 s, 20 s, ... up to 2 min on nats-server 2.10+).
+    if (options.topology) {
+      const regions = provisionLeafRegions(nc, names, options.topology, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit }, log);
+      releasers.add("region provisioning", () => regions.stop());
+      await regions.firstAttempt();
+    }
     await provisionMesh(nc, names, {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
       taskQueueLimit,
@@ -208,11 +216,6 @@ export function createEngine(options: EngineOptions): Engine {
       ...(options.checkpointTtlMs === undefined ? {} : { checkpointTtlMs: options.checkpointTtlMs }),
       ...(options.topology ? { topology: options.topology } : {}),
     });
-    if (options.topology) {
-      const regions = provisionLeafRegions(nc, names, options.topology, { heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000, taskQueueLimit }, log);
-      releasers.add("region provisioning", () => regions.stop());
-      await regions.firstAttempt();
-    }
     const jsm = await jetstreamManager(nc);
     const expressions = leaseExpressionPool(options.expressions, log);
     releasers.add("expression pool", () => expressions.release());

@@ -15,6 +15,7 @@ export * from "./config/fields.js";
 export * from "./config/load.js";
 export * from "./nats/connect.js";
 export * from "./nats/provision.js";
+export * from "./nats/server-version.js";
 export * from "./nats/no-responders.js";
 export * from "./regions/topology.js";
 export * from "./regions/residency.js";

@@ -19,6 +19,7 @@ import type { Names } from "../protocol/names.js";
 import { maxDeliveriesAdvisorySubject } from "../protocol/subjects.js";
 import type { Priority } from "../protocol/tokens.js";
 import { domainApiPrefix, type RegionTopology } from "../regions/topology.js";
+import { serverAtLeast, serverVersionOf, SOURCE_POSITIONS_PERSISTED, SOURCE_STARTS_AT_LAST_TIME, type ServerVersion } from "./server-version.js";
 
 const SECOND = 1000;
 const DAY = 24 * 3600 * SECOND;
@@ -59,6 +60,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   const jsm = await jetstreamManager(nc);
   const replicas = options.replicas ?? 1;
   const s = names.subjects;
+  const version = serverVersionOf(nc);
   const base: Partial<StreamConfig> = {
     storage: StorageType.File,
     num_replicas: replicas,
@@ -77,7 +79,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
     max_msgs: options.taskQueueLimit ?? -1,
     discard: DiscardPolicy.New,
   });
-  await ensureStream(jsm, { ...workQueue, name: names.streams.results, ...resultsSubjectsAndSources(names, options.topology) });
+  await ensureStream(jsm, { ...workQueue, name: names.streams.results, ...resultsSubjectsAndSources(names, options.topology, version) });
   await ensureStream(jsm, {
     ...base,
     name: names.streams.events,
@@ -97,7 +99,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   // The server publishes a task consumer's MAX_DELIVERIES advisory once, on core NATS; a stream
   // keeps it until an engine replica has dead-lettered the task. A leaf domain's advisories are
   // kept in that domain and sourced in (see provisionRegion).
-  await ensureStream(jsm, { ...workQueue, name: names.streams.advisories, ...advisoriesSubjectsAndSources(names, options.topology) });
+  await ensureStream(jsm, { ...workQueue, name: names.streams.advisories, ...advisoriesSubjectsAndSources(names, options.topology, version) });
 
   const engineConsumer: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
@@ -146,15 +148,15 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
  * The hub's results stream: everything on one server; with leaf regions, the hub regions' own
  * results subjects plus a source per leaf region. Sourcing is done by the hub server itself and
  * resumes where it stopped when a cut link returns, so a region's results arrive late, never lost.
+ * On 2.15+ each source starts at the region stream's first message (see leafSource).
  */
-function resultsSubjectsAndSources(names: Names, topology: RegionTopology | undefined): Partial<StreamConfig> {
+function resultsSubjectsAndSources(names: Names, topology: RegionTopology | undefined, version: ServerVersion | undefined): Partial<StreamConfig> {
   if (!topology) return { subjects: [names.subjects.resultsAll] };
   return {
     subjects: topology.hubRegions.map((r) => names.subjects.results(r)),
-    sources: topology.leafRegions.map(({ region, domain }) => ({
-      name: names.regionStreams.results(region),
-      external: { api: domainApiPrefix(domain), deliver: "" },
-    })),
+    sources: topology.leafRegions.map(({ region, domain }) =>
+      leafSource(names.regionStreams.results(region), domain, serverAtLeast(version, SOURCE_POSITIONS_PERSISTED)),
+    ),
   };
 }
 
@@ -164,16 +166,32 @@ function resultsSubjectsAndSources(names: Names, topology: RegionTopology | unde
  * the advisory names the stream and consumer, not the domain); the advisory's `domain` field says
  * which domain's task stream it is about. The leaf configs keep the live advisory from crossing
  * the link (deny_exports), so each arrives once, by the source, which resumes where it stopped
- * when a cut link returns.
+ * when a cut link returns. On 2.10.16+ each source starts at the domain stream's first message
+ * (see leafSource): otherwise a leaf's advisory could be skipped for good.
  */
-function advisoriesSubjectsAndSources(names: Names, topology: RegionTopology | undefined): Partial<StreamConfig> {
+function advisoriesSubjectsAndSources(names: Names, topology: RegionTopology | undefined, version: ServerVersion | undefined): Partial<StreamConfig> {
   const subjects = [maxDeliveriesAdvisorySubject(names.streams.tasks)];
   if (!topology) return { subjects };
   const domains = [...new Set(topology.leafRegions.map((l) => l.domain))];
   return {
     subjects,
-    sources: domains.map((domain) => ({ name: names.domainStreams.advisories(domain), external: { api: domainApiPrefix(domain), deliver: "" } })),
+    sources: domains.map((domain) => leafSource(names.domainStreams.advisories(domain), domain, serverAtLeast(version, SOURCE_STARTS_AT_LAST_TIME))),
   };
+}
+
+/**
+ * A hub work-queue stream's source of a stream in a leaf domain. With `fromFirst`, the source has
+ * an explicit start, the upstream stream's first message (`opt_start_seq: 1`): nats-server 2.10.16+
+ * starts a source that has no position yet (it never delivered: the leaf stream did not exist yet
+ * when the hub stream was made, or the link was cut before its first message) at the hub stream's
+ * last message time as soon as the hub stream's first sequence is above 1 — in a work-queue stream,
+ * once one of its own messages was acked. A leaf message stored before that (an advisory raised in
+ * the leaf a moment before the hub's own, or while the link was cut) was then never sourced. A
+ * source that has delivered resumes at its next sequence either way. Written in the server's field
+ * order (name, opt_start_seq, external), so that an unchanged stream compares equal.
+ */
+function leafSource(name: string, domain: string, fromFirst: boolean): NonNullable<StreamConfig["sources"]>[number] {
+  return { name, ...(fromFirst ? { opt_start_seq: 1 } : {}), external: { api: domainApiPrefix(domain), deliver: "" } };
 }
 
 export interface RegionProvisionOptions {
