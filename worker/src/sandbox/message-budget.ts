@@ -6,7 +6,7 @@ export interface BudgetLimits {
   bytesPerSecond?: number;
   /** Bytes of context writes (set, merge, delete) in the whole run: the worker holds them until the result. @default 32 MiB */
   contextBytes?: number;
-  /** Requests (context reads, checkpoints, events, fetches) waiting for the worker's answer at once. @default 64 */
+  /** Requests (context reads, checkpoints, events, fetches) waiting for the worker's answer at once. @default 128 */
   inFlight?: number;
   /** Events emitted in the whole run. @default 100 */
   events?: number;
@@ -20,7 +20,7 @@ export const BUDGET_DEFAULTS = {
   perSecond: 500,
   bytesPerSecond: 16 << 20,
   contextBytes: 32 << 20,
-  inFlight: 64,
+  inFlight: 128,
   events: 100,
   logs: 200,
   strays: 100,
