@@ -28,7 +28,13 @@
  *
  * This file imports node builtins only: the permission model lets it read nothing else.
  */
+import { Socket } from "node:net";
 import vm from "node:vm";
+
+// The worker's channels (sandbox-process.ts SANDBOX_FDS): newline-framed JSON on fds of their
+// own, not Node's IPC channel, whose reader in the worker buffers an unfinished message without limit.
+const fromWorker = new Socket({ fd: 3, readable: true, writable: false });
+const toWorker = new Socket({ fd: 4, readable: false, writable: true });
 
 /** Handler code inside the context: everything a handler sees is built here, from primitives. */
 const BOOTSTRAP = String.raw`(function (sendHost, finishHost, startTimerHost, stopTimerHost, MAX_STRAYS) {
@@ -206,7 +212,7 @@ interface Api {
   end(): void;
 }
 
-// What this process has handed to its IPC channel and the worker has not read yet. A handler
+// What this process has handed to its channel and the worker has not read yet. A handler
 // that sends in a synchronous loop (100,000 progress updates) would otherwise queue it all here
 // until the process hits its memory limit and dies of that before the worker reads enough to
 // call it a flood. Past the cap the run itself ends with SANDBOX_FLOOD (the worker's own
@@ -214,8 +220,8 @@ interface Api {
 // (Each queued message also holds a few hundred bytes of heap: hence a count as well as bytes.)
 const MAX_UNSENT_BYTES = 8 << 20;
 const MAX_UNSENT_MESSAGES = 10_000;
-/** The largest message sent; the worker refuses longer ones (sandbox-process.ts MAX_MESSAGE_CHARS) and kills the sandbox. */
-const MAX_MESSAGE_CHARS = 4 << 20;
+/** The largest message sent, in bytes; the worker refuses longer ones (sandbox-process.ts MAX_MESSAGE_BYTES) and kills the sandbox. */
+const MAX_MESSAGE_BYTES = 4 << 20;
 /** Stray errors (unhandled rejections, throwing timers) a run may report before it ends with SANDBOX_FLOOD. */
 const MAX_STRAYS = 100;
 let unsentBytes = 0;
@@ -226,11 +232,12 @@ const send = (message: string) => {
   if ((unsentBytes > MAX_UNSENT_BYTES || unsentMessages > MAX_UNSENT_MESSAGES) && !ESSENTIAL.test(message)) return current?.flooded();
   unsentBytes += message.length;
   unsentMessages++;
-  process.send?.(message, undefined, undefined, () => {
+  toWorker.write(`${message}\n`, () => {
     unsentBytes -= message.length;
     unsentMessages--;
   });
 };
+const tooLarge = (text: string) => text.length > MAX_MESSAGE_BYTES || Buffer.byteLength(text) > MAX_MESSAGE_BYTES;
 const MAX_TIMER_MS = 60_000;
 const MAX_TIMERS = 1000;
 // The bundle's top level (module setup) must not take longer than this.
@@ -273,11 +280,13 @@ function prepare(): Prepared {
   const tag = (json: string) => send(`${run}|${json}`);
   // The bridges: primitives in, primitives out, no throw.
   const sendHost = bridge((text: unknown): void => {
-    if (typeof text === "string" && text.length <= MAX_MESSAGE_CHARS) tag(text);
-    else if (typeof text === "string") onFinish?.(JSON.stringify({ t: "done", outcome: "failure", failure: { code: "PAYLOAD_TOO_LARGE", message: `a plumbing call carried more than ${MAX_MESSAGE_CHARS >> 20} MiB`, retryable: false } }));
+    if (typeof text !== "string") return;
+    if (!tooLarge(text)) return tag(text);
+    onFinish?.(JSON.stringify({ t: "done", outcome: "failure", failure: { code: "PAYLOAD_TOO_LARGE", message: `a plumbing call carried more than ${MAX_MESSAGE_BYTES >> 20} MiB`, retryable: false } }));
   });
   const finishHost = bridge((text: unknown): void => {
-    if (typeof text === "string") onFinish?.(text.length <= MAX_MESSAGE_CHARS ? text : JSON.stringify({ t: "done", outcome: "failure", failure: { code: "PAYLOAD_TOO_LARGE", message: `the handler's output is larger than ${MAX_MESSAGE_CHARS >> 20} MiB as JSON`, retryable: false } }));
+    if (typeof text !== "string") return;
+    onFinish?.(!tooLarge(text) ? text : JSON.stringify({ t: "done", outcome: "failure", failure: { code: "PAYLOAD_TOO_LARGE", message: `the handler's output is larger than ${MAX_MESSAGE_BYTES >> 20} MiB as JSON`, retryable: false } }));
   });
   const startTimerHost = bridge((ms: unknown): number => {
     try {
@@ -374,8 +383,15 @@ function startRun(run: number, input: string, task: string, secrets: string, res
 /** An own property of a worker message (its shape is plain; no prototype lookup). */
 const own = (m: object, key: string): unknown => (Object.hasOwn(m, key) ? (m as Record<string, unknown>)[key] : undefined);
 
-// Messages from the worker are trusted (it forked this process): plain shapes, read by own property.
-process.on("message", (m: unknown) => {
+// Messages from the worker are trusted (it started this process): plain shapes, read by own property.
+let fromWorkerText = "";
+fromWorker.setEncoding("utf8");
+fromWorker.on("data", (chunk: string) => {
+  const lines = (fromWorkerText + chunk).split("\n");
+  fromWorkerText = lines.pop()!;
+  for (const line of lines) onWorkerMessage(JSON.parse(line) as unknown);
+});
+function onWorkerMessage(m: unknown): void {
   if (typeof m !== "object" || m === null) return;
   const t = own(m, "t");
   if (t === "init") {
@@ -408,10 +424,13 @@ process.on("message", (m: unknown) => {
     const { api } = current;
     call(() => api.deliver(Number(own(m, "id")), own(m, "ok") === true, payload === undefined ? undefined : String(payload)));
   }
-});
-// The worker is gone (its IPC channel closed): nothing can use this process's work any more, and
+}
+// The worker is gone (its channel closed): nothing can use this process's work any more, and
 // nobody would kill it at its hard TTL. Found as orphaned sandboxes left spinning after test runs.
-process.on("disconnect", () => process.exit(1));
+const workerGone = () => process.exit(1);
+fromWorker.on("end", workerGone);
+fromWorker.on("error", workerGone);
+toWorker.on("error", workerGone);
 // A floating rejection is the handler's bug, not a reason to lose the process (and the task it
 // runs): it is described inside the run's realm and reported as the run's (the worker counts
 // these in its flood budget). Rejections outside a run (a finished realm's leftovers) are dropped.

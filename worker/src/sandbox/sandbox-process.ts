@@ -1,5 +1,7 @@
 import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { LineReader } from "./line-reader.js";
 import { fileURLToPath } from "node:url";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
 import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
@@ -78,10 +80,17 @@ export type RunEnd = { kind: "done"; done: Done } | { kind: "killed"; error: FmE
 // The last bytes of stderr, where V8 says why it aborted.
 const STDERR_TAIL_BYTES = 4096;
 /**
- * The longest message a sandbox may send (child.ts sends nothing longer): a longer one kills it
- * before it is parsed a second time, so the worker holds at most one such string per message.
+ * The longest message a sandbox may send, in bytes (child.ts sends nothing longer than 4 MiB
+ * plus its run tag): the worker holds at most this much of an unfinished message, and a
+ * longer one kills the sandbox with SANDBOX_FLOOD before it is complete.
  */
-export const MAX_MESSAGE_CHARS = (4 << 20) + 1024;
+export const MAX_MESSAGE_BYTES = (4 << 20) + 64;
+/**
+ * The sandbox's channels, on file descriptors of their own rather than Node's IPC channel
+ * (which buffers an unfinished message without limit): newline-framed JSON, the worker's
+ * messages on fd 3, the sandbox's on fd 4.
+ */
+export const SANDBOX_FDS = { fromWorker: 3, toWorker: 4 } as const;
 /** How long a sandbox may take to start and evaluate its bundle's top level (child.ts allows the top level 5 s). */
 export const LOAD_WITHIN_MS = 20_000;
 
@@ -104,6 +113,7 @@ process.once("exit", () => {
 
 export class SandboxProcess {
   readonly #child: ChildProcess;
+  readonly #toChild: Writable;
   readonly #log: Logger;
   #stderr = "";
   #run = 0;
@@ -120,21 +130,33 @@ export class SandboxProcess {
     this.#child = spawn(command!, args, {
       // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
       env: { ...Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))), ...SANDBOX_RUNTIME_ENV },
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      // fd 3: the worker's messages to it; fd 4: its messages to the worker (SANDBOX_FDS).
+      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"],
       // Nothing to read or write there (and in the sandbox's mount namespace every mount is read-only).
       cwd: "/",
-      serialization: "json",
     });
     this.#child.stderr?.on("data", (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
     });
-    this.#child.on("message", (raw: unknown) => {
-      if (typeof raw === "string" && raw.length > MAX_MESSAGE_CHARS) {
-        return this.kill(new FmError("SANDBOX_FLOOD", `the sandbox sent a message of ${raw.length} characters (at most ${MAX_MESSAGE_CHARS})`));
+    this.#toChild = this.#child.stdio[SANDBOX_FDS.fromWorker] as Writable;
+    const fromChild = this.#child.stdio[SANDBOX_FDS.toWorker] as Readable;
+    this.#toChild.on("error", (err) => this.#log.debug({ err }, "send to sandbox failed (it is exiting)"));
+    fromChild.on("error", (err) => this.#log.debug({ err }, "reading from the sandbox failed (it is exiting)"));
+    const reader = new LineReader(MAX_MESSAGE_BYTES);
+    const onLine = (line: string, bytes: number): boolean => {
+      const parsed = parseFromSandbox(line);
+      if (!parsed) {
+        this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
+        return false;
       }
-      const parsed = parseFromSandbox(raw);
-      if (!parsed) return this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
-      this.#onMessage?.(parsed.run, parsed.message, (raw as string).length);
+      this.#onMessage?.(parsed.run, parsed.message, bytes);
+      return this.alive;
+    };
+    fromChild.on("data", (chunk: Buffer) => {
+      if (!this.alive) return;
+      if (!reader.push(chunk, onLine) && this.alive) {
+        this.kill(new FmError("SANDBOX_FLOOD", `the sandbox sent a message longer than ${MAX_MESSAGE_BYTES} bytes`));
+      }
     });
     liveChildren.add(this.#child);
     this.exited = new Promise((resolve) => {
@@ -250,10 +272,8 @@ export class SandboxProcess {
   }
 
   #send(message: ToSandbox): void {
-    if (!this.alive || !this.#child.connected) return;
-    this.#child.send(message, (err) => {
-      if (err) this.#log.debug({ err }, "send to sandbox failed (it is exiting)");
-    });
+    if (!this.alive || this.#toChild.destroyed) return;
+    this.#toChild.write(`${JSON.stringify(message)}\n`);
   }
 
   #deathReason(): FmError {

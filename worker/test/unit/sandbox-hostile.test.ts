@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createSandboxHost } from "../../src/sandbox/host.js";
+import { SandboxProcess, type RunEnd } from "../../src/sandbox/sandbox-process.js";
 import type { Outcome } from "../../src/runner/outcome.js";
 import { makeTask, runHandler } from "../helpers.js";
 import { bundleOf, sandboxFor, type TestSandbox } from "../sandbox-helpers.js";
@@ -322,3 +323,53 @@ async function writeBundle(dir: string, bundle: VerifiedBundle): Promise<void> {
   await writeFile(join(at, BUNDLE_FILES.manifest), JSON.stringify(bundle.manifest));
   await writeFile(join(at, BUNDLE_FILES.code), bundle.code);
 }
+
+describe("a sandbox that owns its process cannot take the worker's memory through its channel", () => {
+  // Stands in for a handler that reached its process: a script of our own speaks on the sandbox's
+  // channels (fd 3 in, fd 4 out), past every check child.ts makes. The launcher prefix runs it
+  // in place of the sandbox (sh ignores the arguments the worker appends).
+  const rogue = (onRun: string) => `
+    import { Socket } from "node:net";
+    const out = new Socket({ fd: 4, readable: false, writable: true });
+    const inn = new Socket({ fd: 3, readable: true, writable: false });
+    inn.setEncoding("utf8");
+    let text = "";
+    out.write('0|{"t":"hello"}\\n');
+    inn.on("data", (chunk) => {
+      const lines = (text + chunk).split("\\n"); text = lines.pop();
+      for (const line of lines) {
+        const m = JSON.parse(line);
+        if (m.t === "init") out.write('0|{"t":"ready"}\\n');
+        if (m.t === "run") { const run = m.run; ${onRun} }
+      }
+    });
+    inn.on("end", () => process.exit(0));`;
+
+  async function runRogue(onRun: string): Promise<RunEnd> {
+    const dir = await mkdtemp(join(tmpdir(), "fm-rogue-"));
+    const script = join(dir, "rogue.mjs");
+    await writeFile(script, rogue(onRun));
+    const sandbox = await SandboxProcess.spawn({ code: "", filename: "rogue@1.0.0", heapMb: 64, env: {}, launcher: ["/bin/sh", "-c", `exec "${process.execPath}" "${script}"`, "sh"], log: silentLogger() });
+    try {
+      const bridge = { request: async () => undefined, note: () => {}, stray: () => {} };
+      return await sandbox.run({ input: {}, task: {}, secrets: {} }, bridge, {}).end;
+    } finally {
+      sandbox.kill();
+      await sandbox.exited;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("an endless message (no newline, 1 GiB offered) is cut at 4 MiB: SANDBOX_FLOOD", async () => {
+    const before = process.memoryUsage().rss;
+    const end = await runRogue(`const mb = "x".repeat(1 << 20); out.write(run + '|{"t":"note","op":"log","args":{"level":"info","msg":"'); let n = 0; const more = () => { while (n < 1024 && out.write(mb)) n++; if (n < 1024) out.once("drain", more); }; more();`);
+    expect(end).toMatchObject({ kind: "killed", error: { code: "SANDBOX_FLOOD", message: expect.stringMatching(/longer than/) } });
+    // Node's IPC channel would have held all of it; the reader holds at most one message.
+    expect(process.memoryUsage().rss - before).toBeLessThan(256 << 20);
+  });
+
+  it("valid messages sent past every check child.ts makes are still counted: SANDBOX_FLOOD", async () => {
+    const end = await runRogue(`const v = "x".repeat(1 << 20); const line = run + '|' + JSON.stringify({ t: "note", op: "context.set", args: { path: "k", value: v } }) + "\\n"; for (let i = 0; i < 40; i++) out.write(line);`);
+    expect(end).toMatchObject({ kind: "killed", error: { code: "SANDBOX_FLOOD", message: expect.stringMatching(/16 MiB of messages in a second/) } });
+  });
+});

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HandlerManifest, HandlerRef } from "@flowmonkey/shared";
 import { loadWorkerConfig } from "../../src/config.js";
 import type { Outcome } from "../../src/runner/outcome.js";
+import { LineReader } from "../../src/sandbox/line-reader.js";
 import { MessageBudget } from "../../src/sandbox/message-budget.js";
 import { isDeniedAddress } from "../../src/sandbox/network-guard.js";
 import { makeTask, runHandler } from "../helpers.js";
@@ -128,6 +129,20 @@ describe("the pure parts", () => {
     budget.close();
     budget.close();
     expect(budget.open()).toBeUndefined();
+  });
+
+  it("the line reader frames messages across chunks and refuses a line past its bound, finished or not", () => {
+    const lines: string[] = [];
+    const take = (text: string) => (lines.push(text), true);
+    const reader = new LineReader(8);
+    expect(reader.push(Buffer.from("ab\ncd"), take)).toBe(true);
+    expect(reader.push(Buffer.from("é\n\n"), take)).toBe(true);
+    expect(lines).toEqual(["ab", "cdé", ""]);
+    expect(reader.push(Buffer.from("12345"), take)).toBe(true);
+    expect(reader.held).toBe(5);
+    expect(reader.push(Buffer.from("6789"), take)).toBe(false); // 9 bytes, no newline yet
+    expect(new LineReader(4).push(Buffer.from("12345\n"), take)).toBe(false);
+    expect(new LineReader(4).push(Buffer.from("1\n2\n"), () => false)).toBe(false);
   });
 
   it("manifests: type@version refs, required checkpoints need an interval, unknown fields are refused", () => {
