@@ -8,6 +8,8 @@ export interface BudgetLimits {
   contextBytes?: number;
   /** Requests (context reads, checkpoints, events, fetches) waiting for the worker's answer at once. @default 128 */
   inFlight?: number;
+  /** Bytes of those requests (a checkpoint's state, an event's data) the worker holds while it serves them. @default 16 MiB */
+  inFlightBytes?: number;
   /** Events emitted in the whole run. @default 100 */
   events?: number;
   /** Log lines in the whole run. @default 200 */
@@ -21,6 +23,7 @@ export const BUDGET_DEFAULTS = {
   bytesPerSecond: 16 << 20,
   contextBytes: 32 << 20,
   inFlight: 128,
+  inFlightBytes: 16 << 20,
   events: 100,
   logs: 200,
   strays: 100,
@@ -43,6 +46,7 @@ export class MessageBudget {
   #bytesInWindow = 0;
   #contextBytes = 0;
   #inFlight = 0;
+  #inFlightBytes = 0;
 
   constructor(limits: BudgetLimits = {}, private readonly now: () => number = Date.now) {
     this.#limits = { ...BUDGET_DEFAULTS, ...Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)) };
@@ -72,13 +76,16 @@ export class MessageBudget {
     return used > total ? `more than ${total} ${kind} messages in one run` : undefined;
   }
 
-  /** A request starts waiting for the worker's answer; returns why that is one too many, or undefined. */
-  open(): string | undefined {
-    return ++this.#inFlight > this.#limits.inFlight ? `more than ${this.#limits.inFlight} requests in flight` : undefined;
+  /** A request of `bytes` starts waiting for the worker's answer; returns why that is too much, or undefined. */
+  open(bytes = 0): string | undefined {
+    this.#inFlightBytes += bytes;
+    if (++this.#inFlight > this.#limits.inFlight) return `more than ${this.#limits.inFlight} requests in flight`;
+    return this.#inFlightBytes > this.#limits.inFlightBytes ? `more than ${mib(this.#limits.inFlightBytes)} of requests in flight` : undefined;
   }
 
-  /** A request was answered. */
-  close(): void {
+  /** A request of `bytes` was answered. */
+  close(bytes = 0): void {
     this.#inFlight--;
+    this.#inFlightBytes -= bytes;
   }
 }

@@ -233,7 +233,7 @@ export class SandboxProcess {
       this.#onMessage = (from, m, bytes) => {
         if (from !== run) return; // a finished run's leftovers
         // Everything a run sends is counted, stray error reports included (200k of them once cost the worker 1.3 s of CPU).
-        const over = budget.take(m.t === "req" || m.t === "note" ? m.op : m.t, bytes) ?? (m.t === "req" ? budget.open() : undefined);
+        const over = budget.take(m.t === "req" || m.t === "note" ? m.op : m.t, bytes) ?? (m.t === "req" ? budget.open(bytes) : undefined);
         if (over) return this.kill(new FmError("SANDBOX_FLOOD", over));
         if (m.t === "stray") {
           bridge.stray(m.message);
@@ -256,7 +256,7 @@ export class SandboxProcess {
                 this.#send({ t: "reply", run, id: m.id, ok: false, payload: JSON.stringify(failure) });
               },
             )
-            .finally(() => budget.close());
+            .finally(() => budget.close(bytes));
         }
       };
     });

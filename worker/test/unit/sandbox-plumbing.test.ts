@@ -129,6 +129,12 @@ describe("the pure parts", () => {
     budget.close();
     budget.close();
     expect(budget.open()).toBeUndefined();
+    const bytes = new MessageBudget({ inFlightBytes: 100 });
+    expect(bytes.open(60)).toBeUndefined();
+    expect(bytes.open(60)).toMatch(/of requests in flight/);
+    bytes.close(60);
+    bytes.close(60);
+    expect(bytes.open(90)).toBeUndefined();
   });
 
   it("the line reader frames messages across chunks and refuses a line past its bound, finished or not", () => {
