@@ -8,6 +8,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, isFmError } from "@flowmonkey/shared";
 import { buildHandler, publishHandler, readBuiltHandler } from "@flowmonkey/gateway";
@@ -60,11 +61,31 @@ beforeAll(async () => {
           case "loop": for (;;) {}
           case "memory": { const a = []; for (;;) a.push(new Array(1e6).fill(Math.random())); }
           case "metadata": return (await fetch("http://169.254.169.254/latest/meta-data/")).status;
+          case "issue-17": { await null; // issue 17's reproduction
+            let e; const ids = [];
+            try { for (let i = 0; i < 1001; i++) ids.push(setTimeout(() => {}, 6e4)); } catch (x) { e = x; }
+            ids.forEach((id) => clearTimeout(id));
+            const hostObjectProto = Object.getPrototypeOf(Object.getPrototypeOf(e)); let proc;
+            Object.defineProperty(hostObjectProto, "noDeprecation", { configurable: true, get() { if (this && this.pid) proc = this; } });
+            const p = Promise.reject(0); await new Promise((r) => setTimeout(r, 30)); p.catch(() => {}); await new Promise((r) => setTimeout(r, 30));
+            proc.getBuiltinModule("net").connect(ctx.input.port, "127.0.0.1").write("hi");
+            return "connected"; }
+          case "strays": for (let b = 0; b < 200; b++) { for (let i = 0; i < 1000; i++) Promise.reject(i); await new Promise((r) => setTimeout(r, 1)); } return "survived";
+          case "context-flood": { const mb = "x".repeat(1 << 20); for (let i = 0; i < 2000; i++) { ctx.context.set("k" + (i % 4), mb); await new Promise((r) => setTimeout(r, 20)); } return "survived"; }
         }
       } };`,
     },
   );
   await buildHandler(hostileSrc, handlerDir);
+  // heavy: its top level exhausts the heap when it loads (it used to stop the whole worker from starting).
+  const heavySrc = join(work, "heavy");
+  await mkdir(heavySrc, { recursive: true });
+  await writeHandler(
+    heavySrc,
+    { type: "heavy", version: "1.0.0", timeout: { hardMs: 1500 } },
+    { "index.js": `const hoard = []; for (;;) hoard.push(new Array(1e6).fill(1));\nexport default { execute: () => hoard.length };` },
+  );
+  await buildHandler(heavySrc, handlerDir);
   // ledger: stateful (a process per run), pauses with its state and resumes in a new process.
   const ledgerSrc = join(work, "ledger");
   await mkdir(ledgerSrc, { recursive: true });
@@ -94,6 +115,7 @@ beforeAll(async () => {
           { type: "greet", version: "1.0.0" },
           { type: "hostile", version: "2.0.0" },
           { type: "ledger", version: "1.0.0" },
+          { type: "heavy", version: "1.0.0" },
         ],
         handlerDir,
         poolSize: 3,
@@ -101,9 +123,11 @@ beforeAll(async () => {
       },
     },
   });
-  for (const attack of ["require", "env", "loop", "memory", "metadata"]) {
+  for (const attack of ["require", "env", "loop", "memory", "metadata", "strays", "context-flood"]) {
     await mesh.putFlow({ id: `attack-${attack}`, steps: [{ id: "a", handler: "hostile", input: { attack }, retry: { maxAttempts: 1 } }] });
   }
+  await mesh.putFlow({ id: "attack-issue-17", steps: [{ id: "a", handler: "hostile", input: { attack: "issue-17", port: "{% input.port %}" }, retry: { maxAttempts: 1 } }] });
+  await mesh.putFlow({ id: "heavy", steps: [{ id: "h", handler: "heavy", input: {}, retry: { maxAttempts: 1 } }] });
   await mesh.putFlow({ id: "greet", steps: [{ id: "g", handler: "greet", input: { name: "{% input.name %}" } }], output: "{% steps.g.greeting %}" });
 });
 afterAll(async () => {
@@ -124,6 +148,30 @@ describe("sandboxed handlers in a mesh", () => {
     const again = await mesh.api.start("greet", { input: { name: "after" } });
     expect((await mesh.waitForStatus(again.executionId, "completed")).output).toBe("HELLO AFTER!");
     expect(worker.stats().failed).toBe(5);
+  });
+
+  it("issue 17's reproduction gets no process (its listener sees no connection); stray and context floods fail with SANDBOX_FLOOD; a bundle that exhausts its heap at load fails its tasks, the worker serves on", async () => {
+    const connections: Socket[] = [];
+    const listener = createServer((socket) => connections.push(socket));
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (listener.address() as AddressInfo).port;
+      const repro = await mesh.api.start("attack-issue-17", { input: { port } });
+      const strays = await mesh.api.start("attack-strays", { input: {} });
+      const flood = await mesh.api.start("attack-context-flood", { input: {} });
+      const heavy = await mesh.api.start("heavy", { input: {} });
+      const greet = await mesh.api.start("greet", { input: { name: "through" } });
+      expect((await mesh.waitForStatus(repro.executionId, "failed")).error?.code).toBe("HANDLER_FAILED");
+      expect((await mesh.waitForStatus(strays.executionId, "failed")).error?.code).toBe("SANDBOX_FLOOD");
+      // The killed run's result still carries the context writes that got in before the flood; at
+      // 1 MiB each they can make it larger than NATS takes, and the runner then reports that instead.
+      expect(["SANDBOX_FLOOD", "PAYLOAD_TOO_LARGE"]).toContain((await mesh.waitForStatus(flood.executionId, "failed")).error?.code);
+      expect((await mesh.waitForStatus(heavy.executionId, "failed")).error).toMatchObject({ code: "HANDLER_LOAD_FAILED" });
+      expect((await mesh.waitForStatus(greet.executionId, "completed")).output).toBe("HELLO THROUGH!");
+      expect(connections).toHaveLength(0);
+    } finally {
+      listener.close();
+    }
   });
 
   it("stateful: checkpoint, pause and resume cross the process boundary (each run in its own process)", async () => {

@@ -94,12 +94,12 @@ export const ERROR_CODES = {
   NETWORK_DENIED: {
     httpStatus: 500,
     retryable: false,
-    meaning: "a sandboxed handler's fetch went to a loopback, private, link-local or metadata address (checked after DNS resolution)",
+    meaning: "a sandboxed handler's fetch went to a loopback, private, link-local or metadata address (checked after DNS resolution), or past its task's limit of fetches in flight",
   },
   SANDBOX_FLOOD: {
     httpStatus: 500,
     retryable: false,
-    meaning: "a sandboxed handler sent more progress, events, logs or requests than its limits allow; its sandbox was killed",
+    meaning: "a sandboxed handler sent more messages, bytes, context writes, events, logs, requests in flight or stray errors than its limits allow; its sandbox was killed",
   },
   SANDBOX_ISOLATION_UNAVAILABLE: {
     httpStatus: 500,
@@ -117,6 +117,11 @@ export const ERROR_CODES = {
     httpStatus: 500,
     retryable: false,
     meaning: "a handler bundle does not match the sha256 in its manifest, or its manifest is invalid; it is not loaded",
+  },
+  HANDLER_LOAD_FAILED: {
+    httpStatus: 500,
+    retryable: false,
+    meaning: "a sandboxed handler's bundle does not load (it does not compile, its top level throws, runs past 5 s or exhausts its memory); its tasks fail and the worker serves on",
   },
   INTERNAL: { httpStatus: 500, retryable: true, meaning: "an unexpected error; the logs carry the details" },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean; meaning: string }>;

@@ -34,7 +34,13 @@ export interface NetworkPolicy {
   allow?: BlockList;
   /** Largest response body handed back to the sandbox. @default 1 MiB */
   maxResponseBytes?: number;
+  /** How long one fetch may take, connection to the body's last byte. @default 30000 */
+  timeoutMs?: number;
+  /** Fetches (sockets) one task may have open at once; one more is refused with NETWORK_DENIED. @default 8 */
+  maxInFlight?: number;
 }
+
+export const FETCH_DEFAULTS = { maxResponseBytes: 1024 * 1024, timeoutMs: 30_000, maxInFlight: 8 } as const;
 
 export function isDeniedAddress(address: string, policy: NetworkPolicy = {}): boolean {
   const family = isIP(address) === 6 ? "ipv6" : "ipv4";
@@ -79,6 +85,7 @@ export interface SandboxFetchResponse {
  * after DNS resolution, and the body bounded.
  */
 export async function guardedFetch(request: SandboxFetchRequest, signal: AbortSignal, policy: NetworkPolicy = {}): Promise<SandboxFetchResponse> {
+  signal.throwIfAborted();
   let url: URL;
   try {
     url = new URL(request.url);
@@ -89,10 +96,12 @@ export async function guardedFetch(request: SandboxFetchRequest, signal: AbortSi
   const host = url.hostname.replace(/^\[|\]$/g, "");
   // An address literal never goes through DNS: check it here.
   if (isIP(host) && isDeniedAddress(host, policy)) throw denied(host, host);
-  const maxBytes = policy.maxResponseBytes ?? 1024 * 1024;
+  const maxBytes = policy.maxResponseBytes ?? FETCH_DEFAULTS.maxResponseBytes;
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
-    const req = client.request(url, { method: request.method.toUpperCase(), headers: request.headers, lookup: guardedLookup(policy), signal }, (res) => {
+    // No agent: a socket of its own, closed after the response (the keep-alive pool would hold
+    // sockets past the task), and destroyed when `signal` aborts, whatever stage the fetch is at.
+    const req = client.request(url, { method: request.method.toUpperCase(), headers: request.headers, lookup: guardedLookup(policy), agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on("data", (chunk: Buffer) => {
@@ -111,7 +120,66 @@ export async function guardedFetch(request: SandboxFetchRequest, signal: AbortSi
       });
     });
     req.on("error", reject);
+    const onAbort = () => {
+      const reason: unknown = signal.reason;
+      const error = reason instanceof FmError ? reason : new FmError("CANCELLED", `fetch ${url.host}: aborted`);
+      req.destroy(error);
+      reject(error);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    req.on("close", () => signal.removeEventListener("abort", onAbort));
     if (request.body !== undefined) req.write(request.body);
     req.end();
   });
+}
+
+/**
+ * One task's fetches: each has a timeout, at most `maxInFlight` are open at once (one more is
+ * refused at once, never queued), and close() aborts every one still open — the task is over.
+ * (300 fetches to a slow server once held their sockets for seconds after their task ended.)
+ */
+export class FetchLimiter {
+  readonly #ended = new AbortController();
+  readonly #policy: NetworkPolicy;
+  readonly #task: AbortSignal;
+  #inFlight = 0;
+
+  constructor(task: AbortSignal, policy: NetworkPolicy = {}) {
+    this.#task = task;
+    this.#policy = policy;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  async fetch(request: SandboxFetchRequest): Promise<SandboxFetchResponse> {
+    const max = this.#policy.maxInFlight ?? FETCH_DEFAULTS.maxInFlight;
+    if (this.#ended.signal.aborted) throw new FmError("CANCELLED", "fetch: the task is over");
+    if (this.#inFlight >= max) throw new FmError("NETWORK_DENIED", `fetch refused: the task already has ${max} fetches in flight (its limit)`);
+    const timeoutMs = this.#policy.timeoutMs ?? FETCH_DEFAULTS.timeoutMs;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new FmError("TIMEOUT", `fetch ${hostOf(request.url)}: no complete answer within ${timeoutMs} ms`)), timeoutMs);
+    this.#inFlight++;
+    try {
+      return await guardedFetch(request, AbortSignal.any([this.#task, this.#ended.signal, timeout.signal]), this.#policy);
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight--;
+    }
+  }
+
+  /** The task ended: every fetch still open is aborted and its socket destroyed. */
+  close(): void {
+    this.#ended.abort(new FmError("CANCELLED", "fetch aborted: its task ended"));
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "(not a URL)";
+  }
 }

@@ -6,7 +6,10 @@ export interface ProcessSource {
   acquire(): Promise<SandboxProcess>;
   /** `idle` resolves true when the process may serve another task. */
   release(sandbox: SandboxProcess, idle: Promise<boolean>): void;
-  /** Spawns the warm processes (stateless); the first failure (a bundle that does not load) is thrown. */
+  /**
+   * Spawns the warm processes (stateless). A bundle that does not load is logged, not thrown:
+   * its tasks fail with HANDLER_LOAD_FAILED and the worker serves everything else.
+   */
   warm(): Promise<void>;
   close(): void;
   stats(): { idle: number; total: number; spawned: number };
@@ -14,6 +17,18 @@ export interface ProcessSource {
 
 /** How long a sandbox may take, after its task answered, to be ready for the next one. */
 export const IDLE_WITHIN_MS = 1000;
+/**
+ * After a sandbox failed to load its bundle, tasks fail at once with that error for this long
+ * before another process is tried: a bundle that crashes at load costs a process start every
+ * few seconds, not one per task, and never the worker.
+ */
+export const LOAD_RETRY_MS = 5000;
+
+/** A failure to start a sandbox, as its tasks report it (HANDLER_LOAD_FAILED keeps its code). */
+function loadFailure(err: unknown): FmError {
+  if (err instanceof FmError && err.code === "HANDLER_LOAD_FAILED") return err;
+  return new FmError("HANDLER_LOAD_FAILED", `the sandbox did not start: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
 
 /**
  * Stateless mode: up to `size` warm sandboxes, each serving one task at a time. A process that
@@ -27,11 +42,14 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
   let total = 0;
   let spawned = 0;
   let closed = false;
+  /** The last load failure and when it happened: acquire() answers with it until LOAD_RETRY_MS has passed. */
+  let broken: { error: FmError; at: number } | undefined;
 
   const start = async (): Promise<SandboxProcess> => {
     total++;
     try {
       const p = await spawn();
+      broken = undefined;
       spawned++;
       all.add(p);
       void p.exited.then(() => {
@@ -45,7 +63,9 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
       return p;
     } catch (err) {
       total--;
-      throw err;
+      const error = loadFailure(err);
+      broken = { error, at: performance.now() };
+      throw error;
     }
   };
   const give = (p: SandboxProcess) => {
@@ -56,9 +76,12 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
   };
   const refill = () => {
     if (closed || total >= size) return;
+    // After a load failure no process is started for nobody: the next acquire() tries again once LOAD_RETRY_MS has passed.
+    if (broken && waiters.length === 0) return;
     start().then(give, (err: unknown) => {
       log.error({ err }, "could not start a replacement sandbox");
-      waiters.shift()?.reject(err instanceof Error ? err : new Error(String(err)));
+      // Every task waiting for a process fails with the load error (none would come soon).
+      for (const w of waiters.splice(0)) w.reject(err instanceof Error ? err : new Error(String(err)));
     });
   };
 
@@ -69,6 +92,7 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
         const p = idle.pop()!;
         if (p.alive) return p;
       }
+      if (broken && performance.now() - broken.at < LOAD_RETRY_MS) throw broken.error;
       if (total < size) return start();
       return new Promise((resolve, reject) => waiters.push({ resolve, reject }));
     },
@@ -88,7 +112,7 @@ export function warmPool(spawn: () => Promise<SandboxProcess>, size: number, log
       const started = await Promise.allSettled(Array.from({ length: size - total }, () => start()));
       for (const s of started) if (s.status === "fulfilled") give(s.value);
       const failed = started.find((s) => s.status === "rejected");
-      if (failed) throw failed.reason;
+      if (failed) log.error({ err: failed.reason }, "sandboxed handler does not load: its tasks fail with HANDLER_LOAD_FAILED");
     },
     close() {
       closed = true;
@@ -107,7 +131,9 @@ export function processPerTask(spawn: () => Promise<SandboxProcess>): ProcessSou
   return {
     async acquire() {
       if (closed) throw new FmError("WORKER_SHUTDOWN", "the sandbox pool is closed");
-      const p = await spawn();
+      const p = await spawn().catch((err: unknown) => {
+        throw loadFailure(err);
+      });
       spawned++;
       running.add(p);
       return p;

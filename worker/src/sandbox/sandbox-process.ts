@@ -1,5 +1,7 @@
 import { FmError, isRuntimeEnvName, type Logger } from "@flowmonkey/shared";
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
+import { LineReader } from "./line-reader.js";
 import { fileURLToPath } from "node:url";
 import { MessageBudget, type BudgetLimits } from "./message-budget.js";
 import { parseFromSandbox, type Done, type Note, type Request, type ToSandbox } from "./protocol.js";
@@ -15,12 +17,24 @@ export const CHILD_SCRIPT = fileURLToPath(
 
 /**
  * The sandbox process's Node flags: a heap limit, Node 20's permission model (reads of the
- * sandbox script only; no writes, child processes, worker threads, addons or WASI), and no
+ * sandbox script only; no writes, child processes, worker threads, addons or WASI), no
  * code generation from strings in any realm (closes the `constructor.constructor` way out of
- * the vm context).
+ * the vm context), and the host realm's intrinsics frozen.
  */
 export function sandboxExecArgv(script: string, heapMb: number): string[] {
-  return [`--max-old-space-size=${heapMb}`, "--experimental-permission", `--allow-fs-read=${script}`, "--disallow-code-generation-from-strings", "--no-warnings"];
+  return [
+    `--max-old-space-size=${heapMb}`,
+    "--experimental-permission",
+    `--allow-fs-read=${script}`,
+    "--disallow-code-generation-from-strings",
+    // The host realm's prototypes are frozen: were a host object ever reached from a context, no
+    // getter could be planted on a shared prototype to catch `process` or the next task's run.
+    "--frozen-intrinsics",
+    // Lets child.ts answer `import()` with the context's own SandboxViolation (without it Node
+    // 20 rejects with a host-realm error, which would hand the handler the host's prototypes).
+    "--experimental-vm-modules",
+    "--no-warnings",
+  ];
 }
 
 /**
@@ -50,6 +64,8 @@ export interface SpawnOptions {
 export interface Bridge {
   request(req: Request): Promise<unknown>;
   note(note: Note): void;
+  /** A stray error the run reported (an unhandled rejection, a throwing timer): already counted in the budget. */
+  stray(message: string): void;
 }
 
 export interface RunInput {
@@ -63,6 +79,20 @@ export type RunEnd = { kind: "done"; done: Done } | { kind: "killed"; error: FmE
 
 // The last bytes of stderr, where V8 says why it aborted.
 const STDERR_TAIL_BYTES = 4096;
+/**
+ * The longest message a sandbox may send, in bytes (child.ts sends nothing longer than 4 MiB
+ * plus its run tag): the worker holds at most this much of an unfinished message, and a
+ * longer one kills the sandbox with SANDBOX_FLOOD before it is complete.
+ */
+export const MAX_MESSAGE_BYTES = (4 << 20) + 64;
+/**
+ * The sandbox's channels, on file descriptors of their own rather than Node's IPC channel
+ * (which buffers an unfinished message without limit): newline-framed JSON, the worker's
+ * messages on fd 3, the sandbox's on fd 4.
+ */
+export const SANDBOX_FDS = { fromWorker: 3, toWorker: 4 } as const;
+/** How long a sandbox may take to start and evaluate its bundle's top level (child.ts allows the top level 5 s). */
+export const LOAD_WITHIN_MS = 20_000;
 
 /**
  * One forked sandbox process: spawned, given its bundle, then asked to run tasks one at a time.
@@ -83,10 +113,11 @@ process.once("exit", () => {
 
 export class SandboxProcess {
   readonly #child: ChildProcess;
+  readonly #toChild: Writable;
   readonly #log: Logger;
   #stderr = "";
   #run = 0;
-  #onMessage: ((run: number, raw: FromSandboxMessage) => void) | undefined;
+  #onMessage: ((run: number, message: FromSandboxMessage, bytes: number) => void) | undefined;
   #killReason: FmError | undefined;
   #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   readonly exited: Promise<FmError>;
@@ -99,18 +130,33 @@ export class SandboxProcess {
     this.#child = spawn(command!, args, {
       // Parsed manifests cannot carry runtime variables; filtered again here because this is the last gate.
       env: { ...Object.fromEntries(Object.entries(options.env).filter(([name]) => !isRuntimeEnvName(name))), ...SANDBOX_RUNTIME_ENV },
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      // fd 3: the worker's messages to it; fd 4: its messages to the worker (SANDBOX_FDS).
+      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"],
       // Nothing to read or write there (and in the sandbox's mount namespace every mount is read-only).
       cwd: "/",
-      serialization: "json",
     });
     this.#child.stderr?.on("data", (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
     });
-    this.#child.on("message", (raw: unknown) => {
-      const parsed = parseFromSandbox(raw);
-      if (!parsed) return this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
-      this.#onMessage?.(parsed.run, parsed.message);
+    this.#toChild = this.#child.stdio[SANDBOX_FDS.fromWorker] as Writable;
+    const fromChild = this.#child.stdio[SANDBOX_FDS.toWorker] as Readable;
+    this.#toChild.on("error", (err) => this.#log.debug({ err }, "send to sandbox failed (it is exiting)"));
+    fromChild.on("error", (err) => this.#log.debug({ err }, "reading from the sandbox failed (it is exiting)"));
+    const reader = new LineReader(MAX_MESSAGE_BYTES);
+    const onLine = (line: string, bytes: number): boolean => {
+      const parsed = parseFromSandbox(line);
+      if (!parsed) {
+        this.kill(new FmError("SANDBOX_VIOLATION", "the sandbox sent a message that is not part of the protocol"));
+        return false;
+      }
+      this.#onMessage?.(parsed.run, parsed.message, bytes);
+      return this.alive;
+    };
+    fromChild.on("data", (chunk: Buffer) => {
+      if (!this.alive) return;
+      if (!reader.push(chunk, onLine) && this.alive) {
+        this.kill(new FmError("SANDBOX_FLOOD", `the sandbox sent a message longer than ${MAX_MESSAGE_BYTES} bytes`));
+      }
     });
     liveChildren.add(this.#child);
     this.exited = new Promise((resolve) => {
@@ -123,22 +169,32 @@ export class SandboxProcess {
     });
   }
 
-  /** Forks a sandbox and loads the bundle into it; rejects when the bundle does not compile or the process dies first. */
+  /**
+   * Starts a sandbox and loads the bundle into it. Rejects with HANDLER_LOAD_FAILED when the
+   * bundle does not compile, or the process dies (a top level that exhausts its memory, say) or
+   * does not get ready within LOAD_WITHIN_MS: the caller fails its tasks with that, never the worker.
+   * (A top level that throws or runs past 5 s loads: each task that gets that realm fails with it.)
+   */
   static async spawn(options: SpawnOptions): Promise<SandboxProcess> {
     const sandbox = new SandboxProcess(options);
+    const failed = (why: string) => new FmError("HANDLER_LOAD_FAILED", `${options.filename} does not load: ${why}`);
+    let timer: NodeJS.Timeout | undefined;
     const ready = new Promise<void>((resolve, reject) => {
       sandbox.#onMessage = (_run, m) => {
         if (m.t === "hello") sandbox.#send({ t: "init", code: options.code, filename: options.filename });
         else if (m.t === "ready") resolve();
-        else if (m.t === "init-failed") reject(new FmError("HANDLER_INTEGRITY", `${options.filename} does not load: ${m.message}`));
+        else if (m.t === "init-failed") reject(failed(m.message));
       };
-      void sandbox.exited.then(reject);
+      timer = setTimeout(() => reject(failed(`its sandbox was not ready within ${LOAD_WITHIN_MS} ms`)), LOAD_WITHIN_MS);
+      void sandbox.exited.then((reason) => reject(failed(`its sandbox died while loading it (${reason.code}: ${reason.message})`)));
     });
     try {
       await ready;
     } catch (err) {
       sandbox.kill();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     sandbox.#onMessage = undefined;
     return sandbox;
@@ -174,12 +230,14 @@ export class SandboxProcess {
         resolveIdle(false);
         if (!done) resolve({ kind: "killed", error: reason });
       });
-      this.#onMessage = (from, m) => {
-        if (from === 0 && m.t === "stray") return this.#log.debug({ message: m.message }, "sandboxed handler: stray error");
+      this.#onMessage = (from, m, bytes) => {
         if (from !== run) return; // a finished run's leftovers
-        const over = budget.take(m.t === "req" || m.t === "note" ? m.op : m.t);
+        // Everything a run sends is counted, stray error reports included (200k of them once cost the worker 1.3 s of CPU).
+        const over = budget.take(m.t === "req" || m.t === "note" ? m.op : m.t, bytes) ?? (m.t === "req" ? budget.open(bytes) : undefined);
         if (over) return this.kill(new FmError("SANDBOX_FLOOD", over));
-        if (m.t === "done") {
+        if (m.t === "stray") {
+          bridge.stray(m.message);
+        } else if (m.t === "done") {
           done = true;
           resolve({ kind: "done", done: m });
         } else if (m.t === "idle") {
@@ -188,14 +246,17 @@ export class SandboxProcess {
         } else if (m.t === "note") {
           bridge.note(m);
         } else if (m.t === "req") {
-          bridge.request(m).then(
-            (value) => this.#send({ t: "reply", run, id: m.id, ok: true, ...(value === undefined ? {} : { payload: JSON.stringify(value) }) }),
-            (err: unknown) => {
-              const e = err as { code?: unknown; message?: unknown; retryable?: unknown };
-              const failure = { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? err), retryable: e?.retryable === true };
-              this.#send({ t: "reply", run, id: m.id, ok: false, payload: JSON.stringify(failure) });
-            },
-          );
+          bridge
+            .request(m)
+            .then(
+              (value) => this.#send({ t: "reply", run, id: m.id, ok: true, ...(value === undefined ? {} : { payload: JSON.stringify(value) }) }),
+              (err: unknown) => {
+                const e = err as { code?: unknown; message?: unknown; retryable?: unknown };
+                const failure = { code: typeof e?.code === "string" ? e.code : "HANDLER_FAILED", message: String(e?.message ?? err), retryable: e?.retryable === true };
+                this.#send({ t: "reply", run, id: m.id, ok: false, payload: JSON.stringify(failure) });
+              },
+            )
+            .finally(() => budget.close(bytes));
         }
       };
     });
@@ -211,10 +272,8 @@ export class SandboxProcess {
   }
 
   #send(message: ToSandbox): void {
-    if (!this.alive || !this.#child.connected) return;
-    this.#child.send(message, (err) => {
-      if (err) this.#log.debug({ err }, "send to sandbox failed (it is exiting)");
-    });
+    if (!this.alive || this.#toChild.destroyed) return;
+    this.#toChild.write(`${JSON.stringify(message)}\n`);
   }
 
   #deathReason(): FmError {

@@ -3,7 +3,7 @@ import { defineHandler, type AnyHandler } from "../sdk/define-handler.js";
 import type { HandlerContext } from "../sdk/handler-context.js";
 import type { WaitOptions } from "../sdk/wait.js";
 import type { BudgetLimits } from "./message-budget.js";
-import { guardedFetch, type NetworkPolicy } from "./network-guard.js";
+import { FetchLimiter, type NetworkPolicy } from "./network-guard.js";
 import type { ProcessSource } from "./process-source.js";
 import type { Done, Note, Request, SandboxWait } from "./protocol.js";
 import type { Bridge } from "./sandbox-process.js";
@@ -49,13 +49,16 @@ export function sandboxedHandler(bundle: VerifiedBundle, source: ProcessSource, 
         const every = m.checkpoint.intervalMs;
         overdue = setTimeout(() => sandbox.kill(new FmError("CHECKPOINT_OVERDUE", `${refName(m)} saved no checkpoint for ${every} ms (its manifest's interval)`)), every);
       };
+      // Every fetch of this run: each with its own timeout, at most FETCH_DEFAULTS.inFlight at once, all aborted when the run ends.
+      const fetches = new FetchLimiter(ctx.signal, options.network);
       const bridge: Bridge = {
         request: async (req) => {
-          const value = await serve(req, ctx, options.network);
+          const value = await serve(req, ctx, fetches);
           if (req.op === "checkpoint.save") armCheckpointWatch();
           return value;
         },
         note: (note) => take(note, ctx),
+        stray: (message) => ctx.log.warn({ stray: message }, "sandboxed handler: stray error (an unhandled rejection or a throwing timer)"),
       };
       // Only the secrets the manifest declares as vault inputs, and only those the step was given.
       const secrets: Record<string, string> = {};
@@ -85,6 +88,7 @@ export function sandboxedHandler(bundle: VerifiedBundle, source: ProcessSource, 
         for (const t of timers) clearTimeout(t);
         clearTimeout(overdue);
         ctx.signal.removeEventListener("abort", onAbort);
+        fetches.close();
         source.release(sandbox, idle);
       }
       if (ended.kind === "killed") throw ended.error;
@@ -133,7 +137,7 @@ function waitOptions(w: SandboxWait): WaitOptions {
   };
 }
 
-async function serve(req: Request, ctx: HandlerContext, network: NetworkPolicy | undefined): Promise<unknown> {
+async function serve(req: Request, ctx: HandlerContext, fetches: FetchLimiter): Promise<unknown> {
   switch (req.op) {
     case "context.get":
       return ctx.context.get(req.args.path);
@@ -149,7 +153,7 @@ async function serve(req: Request, ctx: HandlerContext, network: NetworkPolicy |
       return ctx.events.emit(name.data, req.args.data);
     }
     case "fetch":
-      return guardedFetch(req.args, ctx.signal, network);
+      return fetches.fetch(req.args);
   }
 }
 

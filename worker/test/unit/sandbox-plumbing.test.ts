@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HandlerManifest, HandlerRef } from "@flowmonkey/shared";
 import { loadWorkerConfig } from "../../src/config.js";
 import type { Outcome } from "../../src/runner/outcome.js";
+import { LineReader } from "../../src/sandbox/line-reader.js";
 import { MessageBudget } from "../../src/sandbox/message-budget.js";
 import { isDeniedAddress } from "../../src/sandbox/network-guard.js";
 import { makeTask, runHandler } from "../helpers.js";
@@ -111,6 +112,45 @@ describe("the pure parts", () => {
     expect(budget.take("events.emit")).toMatch(/2 events.emit/);
   });
 
+  it("the message budget counts bytes a second, context-write bytes a run, stray reports and requests in flight", () => {
+    let now = 0;
+    const budget = new MessageBudget({ bytesPerSecond: 1000, contextBytes: 1500, strays: 2, inFlight: 2 }, () => now);
+    expect(budget.take("context.set", 600)).toBeUndefined();
+    expect(budget.take("progress", 600)).toMatch(/of messages in a second/);
+    now = 1000;
+    expect(budget.take("context.merge", 800)).toBeUndefined();
+    now = 2000;
+    expect(budget.take("context.delete", 200)).toMatch(/of context writes in one run/);
+    now = 3000;
+    expect([budget.take("stray", 10), budget.take("stray", 10)]).toEqual([undefined, undefined]);
+    expect(budget.take("stray", 10)).toMatch(/2 stray/);
+    expect([budget.open(), budget.open()]).toEqual([undefined, undefined]);
+    expect(budget.open()).toMatch(/2 requests in flight/);
+    budget.close();
+    budget.close();
+    expect(budget.open()).toBeUndefined();
+    const bytes = new MessageBudget({ inFlightBytes: 100 });
+    expect(bytes.open(60)).toBeUndefined();
+    expect(bytes.open(60)).toMatch(/of requests in flight/);
+    bytes.close(60);
+    bytes.close(60);
+    expect(bytes.open(90)).toBeUndefined();
+  });
+
+  it("the line reader frames messages across chunks and refuses a line past its bound, finished or not", () => {
+    const lines: string[] = [];
+    const take = (text: string) => (lines.push(text), true);
+    const reader = new LineReader(8);
+    expect(reader.push(Buffer.from("ab\ncd"), take)).toBe(true);
+    expect(reader.push(Buffer.from("é\n\n"), take)).toBe(true);
+    expect(lines).toEqual(["ab", "cdé", ""]);
+    expect(reader.push(Buffer.from("12345"), take)).toBe(true);
+    expect(reader.held).toBe(5);
+    expect(reader.push(Buffer.from("6789"), take)).toBe(false); // 9 bytes, no newline yet
+    expect(new LineReader(4).push(Buffer.from("12345\n"), take)).toBe(false);
+    expect(new LineReader(4).push(Buffer.from("1\n2\n"), () => false)).toBe(false);
+  });
+
   it("manifests: type@version refs, required checkpoints need an interval, unknown fields are refused", () => {
     expect(HandlerRef.parse("resize@1.2.0")).toEqual({ type: "resize", version: "1.2.0" });
     expect(() => HandlerRef.parse("resize")).toThrow(/type@version/);
@@ -153,12 +193,26 @@ describe("the process boundary under the vm context", () => {
          worker: await tryIt(() => new wt.Worker("1", { eval: true })),
          eval: await tryIt(() => eval("1")),
          env: Object.keys(process.env),
+         // --frozen-intrinsics: no getter can be planted on a host prototype (issue 17's trap for process and the next run).
+         plantOnObjectPrototype: await tryIt(() => Object.defineProperty(Object.prototype, "resume", { get() { return 1; } })),
+         plantOnPromise: await tryIt(() => { Promise.prototype.then = () => {}; }),
+         frozen: [Object.prototype, Function.prototype, Array.prototype, Error.prototype, Promise.prototype].every(Object.isFrozen),
        });`,
     );
     const child = fork(script, [], { execArgv: sandboxExecArgv(script, 32), env: {}, stdio: ["ignore", "ignore", "ignore", "ipc"] });
     const report = await new Promise((resolve) => child.once("message", resolve));
     child.kill("SIGKILL");
     await rm(dir, { recursive: true, force: true });
-    expect(report).toEqual({ passwd: "ERR_ACCESS_DENIED", write: "ERR_ACCESS_DENIED", spawn: "ERR_ACCESS_DENIED", worker: "ERR_ACCESS_DENIED", eval: "EvalError", env: [] });
+    expect(report).toEqual({
+      passwd: "ERR_ACCESS_DENIED",
+      write: "ERR_ACCESS_DENIED",
+      spawn: "ERR_ACCESS_DENIED",
+      worker: "ERR_ACCESS_DENIED",
+      eval: "EvalError",
+      env: [],
+      plantOnObjectPrototype: "TypeError",
+      plantOnPromise: "TypeError",
+      frozen: true,
+    });
   });
 });
