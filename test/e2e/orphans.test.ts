@@ -9,20 +9,12 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
+import { isAlive, killStarted, startedPids } from "../../worker/test/process-tree.js";
 
 const OWNER = fileURLToPath(new URL("../fixtures/dev-owner.mjs", import.meta.url));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const started: number[] = [];
-afterEach(() => {
-  for (const pid of started.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
-});
+const alive = isAlive;
+const started = startedPids;
+afterEach(killStarted);
 
 describe.skipIf(process.platform !== "linux")("a SIGKILLed dev process leaves no orphans", () => {
   it("its nats-server and its children end with it", async () => {

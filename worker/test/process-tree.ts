@@ -31,3 +31,22 @@ export function processTree(root: number): number[] {
 export function sandboxNodePid(root: number): number {
   return processTree(root).at(-1)!;
 }
+
+/** Whether a process exists (signal 0). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Pids a test started, SIGKILLed after each test whatever its verdict (register with
+ * `afterEach(killStarted)`), so nothing a test starts keeps running.
+ */
+export const startedPids: number[] = [];
+export function killStarted(): void {
+  for (const pid of startedPids.splice(0)) if (isAlive(pid)) process.kill(pid, "SIGKILL");
+}

@@ -15,19 +15,13 @@ import { silentLogger } from "@flowmonkey/shared";
 import { SandboxProcess } from "../../src/sandbox/sandbox-process.js";
 import { afterEach, describe, expect, it } from "vitest";
 import { SANDBOX_NICENESS } from "../../src/sandbox/isolation.js";
-import { sandboxNodePid } from "../process-tree.js";
+import { isAlive, killStarted, sandboxNodePid, startedPids } from "../process-tree.js";
 import { testIsolation } from "../sandbox-helpers.js";
 
 const OWNER = fileURLToPath(new URL("../fixtures/spinning-sandbox-owner.mjs", import.meta.url));
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = isAlive;
+const started = startedPids;
 
 async function gone(pid: number, deadlineMs: number): Promise<boolean> {
   const until = Date.now() + deadlineMs;
@@ -38,11 +32,7 @@ async function gone(pid: number, deadlineMs: number): Promise<boolean> {
   return !alive(pid);
 }
 
-const started: number[] = [];
-afterEach(() => {
-  // Whatever the verdict, nothing this test started keeps running.
-  for (const pid of started.splice(0)) if (alive(pid)) process.kill(pid, "SIGKILL");
-});
+afterEach(killStarted);
 
 describe.skipIf(process.platform !== "linux")("a sandbox dies with its worker", () => {
   it("a sandbox spinning in a synchronous loop is killed when its worker is SIGKILLed", async () => {
