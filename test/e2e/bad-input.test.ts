@@ -86,6 +86,11 @@ describe("bad input on fm.api.* (nats req)", () => {
       code: "INVALID_FLOW",
       message: expect.stringContaining("a -> b -> a"),
     });
+    // A JSONata syntax error is refused when the flow is pushed, naming where, not at run time.
+    expect((await request(s.api("flows.put"), encode({ id: "typo", steps: [{ id: "a", handler: "echo", input: { x: "{% $foo( %}" } }] }))).error).toMatchObject({
+      code: "INVALID_FLOW",
+      message: expect.stringMatching(/flow\.steps\[0\]\.input\.x: cannot parse \{% \$foo\( %\}/),
+    });
     // After all that, a good request still works.
     const good = await request(s.apiFlowStart("ok"), encode({ input: { still: "fine" } }));
     expect(good.executionId).toBeTruthy();

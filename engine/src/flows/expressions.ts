@@ -49,6 +49,24 @@ export function checkExpression(expression: string): void {
   compile(expression);
 }
 
+/**
+ * Every `{% %}` template in `value` (a flow definition) parses: a syntax error is refused when
+ * the flow is pushed, naming where, instead of failing its step at run time.
+ */
+export function checkTemplates(value: unknown, path = "flow"): void {
+  if (isExpression(value)) {
+    try {
+      checkExpression(bodyOf(value));
+    } catch (err) {
+      throw new FmError("EXPRESSION_ERROR", `${path}: ${(err as Error).message}`);
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => checkTemplates(item, `${path}[${i}]`));
+  } else if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) checkTemplates(item, `${path}.${key}`);
+  }
+}
+
 export function isExpression(value: unknown): value is string {
   return typeof value === "string" && value.includes("{%") && EXPRESSION_PATTERN.test(value);
 }

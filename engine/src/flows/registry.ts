@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { buildGraph, FlowDefinition, FmError, parseWith, type FlowGraph, type FlowSummary } from "@flowmonkey/shared";
 import * as flowsStore from "../store/flows.js";
 import type { Db } from "../store/db.js";
+import { checkTemplates } from "./expressions.js";
 
 /** A registered flow version with its graph resolved once. */
 export interface CompiledFlow {
@@ -37,6 +38,7 @@ export function createFlowRegistry(db: Db) {
       try {
         definition = parseWith(FlowDefinition, raw, "flow definition");
         buildGraph(definition);
+        checkTemplates(definition);
       } catch (err) {
         // Same code as the file loader's: a definition that cannot be registered is INVALID_FLOW.
         if (err instanceof FmError) throw new FmError("INVALID_FLOW", err.message, { details: err.details });
