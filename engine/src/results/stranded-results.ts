@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, decode, TaskResult, toError, type Logger } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Logger, type Subjects, type TaskResult } from "@flowmonkey/shared";
+import { readResult } from "./read-result.js";
 
 export interface StrandedResultsOptions {
   jsm: JetStreamManager;
@@ -10,6 +11,7 @@ export interface StrandedResultsOptions {
   /** Applies results the consumer never delivered (the result processor's own apply: once per attempt). */
   apply(results: TaskResult[]): Promise<void>;
   log: Logger;
+  subjects: Subjects;
   maxMessageBytes: number;
   /** @default 10_000 */
   intervalMs?: number;
@@ -54,7 +56,8 @@ export function watchStrandedResults(o: StrandedResultsOptions): { stop(): Promi
       const stored = await o.jsm.streams.getMessage(o.stream, { seq });
       if (!stored) continue;
       try {
-        const result = decode(stored.data, TaskResult, { maxBytes: o.maxMessageBytes, what: `stranded result at ${o.stream} seq ${seq}` });
+        // Read as the consumer reads it: a stranded result is no more trusted than a delivered one.
+        const result = readResult(stored.data, stored.subject, o);
         results.push(result);
         o.log.warn(
           { executionId: result.executionId, taskId: result.taskId, stepId: result.stepId, attempt: result.attempt, streamSeq: seq, ackFloor: floor },
