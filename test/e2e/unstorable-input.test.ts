@@ -35,6 +35,9 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "nul", steps: [{ id: "emit", handler: "nul-output", timeoutMs: 120_000 }] });
   // Served by no worker: its attempt stays dispatched, so a hand-made result can answer it.
   await mesh.putFlow({ id: "ghost", steps: [{ id: "d", handler: "ghost", timeoutMs: 120_000 }] });
+  // Definitions are plain text (a backslash, a "u"...); JSONata turns the escape into the character.
+  await mesh.putFlow({ id: "expr-nul", steps: [{ id: "a", handler: "echo", input: { s: '{% "a\\u0000b" %}' } }] });
+  await mesh.putFlow({ id: "expr-out", steps: [{ id: "a", handler: "echo", input: {} }], output: '{% "\\ud800" %}' });
   await mesh.startWorker({ handlers: [nulOutput] });
 });
 
@@ -153,6 +156,15 @@ describe("a handler output the store cannot keep (item 5)", () => {
     expect(view.context).toEqual({});
     const { rows } = await mesh.engine.db.query<{ status: string; worker_id: string }>("SELECT status, worker_id FROM tasks WHERE task_id = $1", [`${executionId}/d`]);
     expect(rows).toEqual([{ status: "failed", worker_id: "careless-worker" }]);
+  });
+
+  it("an expression that makes such text fails its step, or its execution's output, instead of the transaction", async () => {
+    const { executionId } = await mesh.api.start("expr-nul", { input: {} });
+    const view = await mesh.waitForStatus(executionId, "failed");
+    expect(stepOf(view, "a").error).toMatchObject({ code: "UNSUPPORTED_JSON", message: expect.stringContaining("input of step a: s contains \\u0000") });
+    const out = await mesh.api.start("expr-out", { input: {} });
+    const outView = await mesh.waitForStatus(out.executionId, "failed");
+    expect(outView.error).toMatchObject({ code: "UNSUPPORTED_JSON", message: expect.stringContaining("the flow's output: (root) contains an unpaired") });
   });
 
   it("the engine still answers fm.api.health", async () => {

@@ -4,7 +4,8 @@ import { declareDeadTask } from "../dead-letters/declare.js";
 import { advance, dispatch, emit, failStep, failureOf, isTerminal, laneOf, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
-import { checkExpression, resolveTemplates } from "../flows/expressions.js";
+import { checkExpression } from "../flows/expressions.js";
+import { resolveStorable } from "../flows/resolve-storable.js";
 import { parkStep } from "../execution/waits.js";
 import { tokensInUse } from "../store/wait-tokens.js";
 import { attemptRegionsOf } from "../store/tasks.js";
@@ -222,7 +223,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
       }
       exec.steps[result.stepId] = { ...step, error: result.failure, ...(rerouted ? { reroutes: (step.reroutes ?? 0) + 1 } : {}) };
       try {
-        const input = await resolveTemplates(def.input, scopeOf(exec));
+        const input = await resolveStorable(def.input, scopeOf(exec), `input of step ${result.stepId}`);
         dispatch(exec, flow, result.stepId, input, out, envNow, rerouted ? 0 : Math.max(1, delayMs));
       } catch (err) {
         failStep(exec, result.stepId, failureOf(err), out, envNow);
@@ -278,7 +279,7 @@ async function declareAttemptsExhausted(
 ): Promise<void> {
   const def = flow.graph.steps.get(stepId)!;
   // The scope is unchanged since that dispatch (the step is still in flight), so this is the input it ran with.
-  const input = await resolveTemplates(def.input, scopeOf(exec)).catch(() => null);
+  const input = await resolveStorable(def.input, scopeOf(exec), `input of step ${stepId}`).catch(() => null);
   const task = taskOf(exec, flow, stepId, attempt, input, new Date(exec.steps[stepId]?.startedAt ?? env.now));
   declareDeadTask(task, { reason: "attempts_exhausted", lastError: failure, deliveries: 1 }, out, env);
 }
