@@ -28,8 +28,6 @@ export function createEventProcessor(env: EventEnv) {
   const process = async (msgs: JsMsg[]) => {
     const unreadable: Rejection[] = [];
     const events = msgs.map((msg) => readEvent(msg, env, true, unreadable)).filter((e): e is StoredEvent => e !== undefined);
-    // Recorded like any refused input (rare: only bad events cost this write).
-    await recordRejections(env.db, unreadable);
     const waits = await findWaitsForEvents(env.db, [...new Set(events.map((e) => e.event.name))]);
     const due = await matchEvents(events, waits, env.log);
     if (due.length > 0) {
@@ -38,6 +36,9 @@ export function createEventProcessor(env: EventEnv) {
       const resumed = committed.value.filter((o) => o.resumed).length;
       env.log.debug({ events: events.length, resumed }, "events resumed waiting steps");
     }
+    // Recorded like any refused input (rare: only bad events cost this write), once the rest is
+    // done: a batch that fails before this is retried item by item and records them then.
+    await recordRejections(env.db, unreadable);
     for (const msg of msgs) msg.ack();
   };
   const recordGiveUp = rejectionRecorder(env.db);
