@@ -87,7 +87,6 @@ describe("a forged result", () => {
     ["came on another region's subject", "eu-west-1", { region: "us-east-1" }, /says it ran in region us-east-1, but came on region eu-west-1's subject/],
     ["ran in a region the attempt was not sent to", "eu-west-1", { region: "eu-west-1" }, /attempt 1 was sent to region us-east-1, but the result came from region eu-west-1/],
     ["is for an attempt never dispatched", "us-east-1", { attempt: 2 }, /step d has had 1 attempt\(s\); attempt 2 was never dispatched/],
-    ["claims the engine's own worker id", "us-east-1", { workerId: "engine" }, /workerId "engine" is the engine's own/],
     ["names a step the execution lacks", "us-east-1", { stepId: "nope", taskId: "" }, /has no step nope/],
   ])("that %s is a recorded RESULT_MISMATCH and applies nothing", async (_name, subjectRegion, patch, reason) => {
     const id = await dispatched();

@@ -33,7 +33,15 @@ export type ApplyOutcome = "applied" | "ignored" | "unknown-execution" | "reject
  * A result to apply: one a worker sent, or one the engine concludes itself (an attempt timed
  * out, or its deliveries ran out: then `deadLetter` carries the task as it was queued).
  */
-export type ResultToApply = TaskResult & { deadLetter?: { task: Task; deliveries: number } };
+export type ResultToApply = TaskResult & {
+  deadLetter?: { task: Task; deliveries: number };
+  /**
+   * Read off `fm.results.<region>` (read-result.ts): its region is checked against the region
+   * the attempt was sent to. The engine's own conclusions applied directly (timeouts, exhausted
+   * deliveries) are not; its vault refusals travel over NATS and are, like any other result.
+   */
+  fromWire?: boolean;
+};
 
 /** The result the engine records for an attempt no worker answered for (timed out, deliveries ran out). */
 export function engineConcluded(
@@ -80,7 +88,7 @@ export async function applyResults(
     results.map((r) => r.executionId),
     async (executions, _out, q) => {
       const waits = { taken: await tokensInUse(q, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : []))) };
-      const regions = await attemptRegionsOf(q, results.filter((r) => r.metrics.workerId !== ENGINE_WORKER_ID && isCurrent(executions.get(r.executionId), r)));
+      const regions = await attemptRegionsOf(q, results.filter((r) => r.fromWire && isCurrent(executions.get(r.executionId), r)));
       const outcomes: ApplyOutcome[] = [];
       for (const result of results) {
         const exec = executions.get(result.executionId);
@@ -123,8 +131,8 @@ function isCurrent(exec: ExecutionState | undefined, result: ResultToApply): boo
 
 /**
  * Why a result cannot be from an attempt the engine dispatched, or undefined. Late results of
- * older attempts are not mismatches (they are ignored). The region is checked for workers'
- * results of the current attempt against the attempt's row, which routing updates when it
+ * older attempts are not mismatches (they are ignored). The region of a result off the wire
+ * for the current attempt is checked against the attempt's row, which routing updates when it
  * sends the task to another region than planned (failover, least-busy).
  */
 function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: Map<string, string>): string | undefined {
@@ -132,7 +140,7 @@ function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: M
   const step = exec.steps[result.stepId];
   if (!step) return `execution ${exec.id} has no step ${result.stepId}`;
   if (result.attempt > step.attempts) return `step ${result.stepId} has had ${step.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
-  if (result.metrics.workerId === ENGINE_WORKER_ID || !isCurrent(exec, result)) return undefined;
+  if (!result.fromWire || !isCurrent(exec, result)) return undefined;
   const region = regions.get(`${result.taskId}:${result.attempt}`);
   if (region === undefined) return `no dispatched attempt ${result.attempt} of task ${result.taskId} is on record`;
   if (region !== result.metrics.region) return `attempt ${result.attempt} was sent to region ${region}, but the result came from region ${result.metrics.region}`;

@@ -1,6 +1,5 @@
 import {
   decode,
-  ENGINE_WORKER_ID,
   findUnstorable,
   MAX_RESULT_JSON_DEPTH,
   FmError,
@@ -19,9 +18,8 @@ export const taskIdOf = (executionId: string, stepId: string) => `${executionId}
  *
  * - undecodable (PAYLOAD_TOO_LARGE, INVALID_JSON, INVALID_INPUT);
  * - its envelope contradicts itself (RESULT_MISMATCH): the task id is not the one the engine
- *   gives that execution's step, the region it says it ran in is not the results subject's
- *   region, or it claims the engine's own worker id (results the engine concludes never travel
- *   over NATS). A forged `taskId` once completed one execution's step while writing another's
+ *   gives that execution's step, or the region it says it ran in is not the results subject's
+ *   region. A forged `taskId` once completed one execution's step while writing another's
  *   attempt row.
  *
  * Whether the attempt is the one the engine dispatched (step, attempt, region) is checked when
@@ -32,14 +30,14 @@ export const taskIdOf = (executionId: string, stepId: string) => `${executionId}
  * failure of its attempt, so the step fails with a clear code instead of staying dispatched
  * until its timeout while the result was retried and dropped.
  */
-export function readResult(data: Uint8Array, subject: string, env: { subjects: Subjects; maxMessageBytes: number }): TaskResult {
+export function readResult(data: Uint8Array, subject: string, env: { subjects: Subjects; maxMessageBytes: number }): TaskResult & { fromWire: true } {
   const result = decode(data, TaskResult, { maxBytes: env.maxMessageBytes, what: `task result on ${subject}` });
   const mismatch = envelopeMismatch(result, env.subjects.parseResults(subject)?.region);
   if (mismatch) throw new FmError("RESULT_MISMATCH", `task result on ${subject}: ${mismatch}`);
   // Logs are not stored (only what the engine keeps is checked).
   const { logs: _logs, ...kept } = result;
   const spot = findUnstorable(kept, MAX_RESULT_JSON_DEPTH);
-  return spot ? unstorableResult(result, spot) : result;
+  return { ...(spot ? unstorableResult(result, spot) : result), fromWire: true };
 }
 
 /** Why a result's own fields disagree with each other or with where it came from; undefined when they agree. */
@@ -50,7 +48,6 @@ export function envelopeMismatch(result: TaskResult, subjectRegion: string | und
   }
   if (subjectRegion === undefined) return "the subject names no region";
   if (result.metrics.region !== subjectRegion) return `it says it ran in region ${result.metrics.region}, but came on region ${subjectRegion}'s subject`;
-  if (result.metrics.workerId === ENGINE_WORKER_ID) return `workerId "${ENGINE_WORKER_ID}" is the engine's own; no worker may use it`;
   return undefined;
 }
 

@@ -1,11 +1,11 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { endSpan, excerpt, HEADERS, startSpanFrom, type TaskResult, toFmError, type Logger } from "@flowmonkey/shared";
+import { endSpan, excerpt, HEADERS, startSpanFrom, toFmError, type Logger } from "@flowmonkey/shared";
 import { processIsolated } from "../consumers/isolate.js";
 import { rejectionRecorder, retryLater } from "../consumers/redelivery.js";
 import type { Relay } from "../outbox/relay.js";
 import type { Rejection } from "../store/rejections.js";
 import type { EventCatchUp } from "../waits/event-catch-up.js";
-import { applyResults, type ApplyEnv } from "./apply-result.js";
+import { applyResults, type ApplyEnv, type ResultToApply } from "./apply-result.js";
 import { readResult } from "./read-result.js";
 
 export interface ResultEnv extends ApplyEnv {
@@ -43,7 +43,7 @@ export function createResultProcessor(env: ResultEnv) {
     catchUps = catchUps.then(() => catchUp(parked)).finally(() => queuedCatchUps--);
   };
   const process = async (msgs: JsMsg[]) => {
-    const results: TaskResult[] = [];
+    const results: ResultToApply[] = [];
     const accepted: JsMsg[] = [];
     const rejections: Rejection[] = [];
     const refused: JsMsg[] = [];

@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, toError, type Logger, type Subjects, type TaskResult } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Logger, type Subjects } from "@flowmonkey/shared";
+import type { ResultToApply } from "./apply-result.js";
 import { readResult } from "./read-result.js";
 
 export interface StrandedResultsOptions {
@@ -9,7 +10,7 @@ export interface StrandedResultsOptions {
   /** The engine's durable consumer of it. */
   consumer: string;
   /** Applies results the consumer never delivered (the result processor's own apply: once per attempt). */
-  apply(results: TaskResult[]): Promise<void>;
+  apply(results: ResultToApply[]): Promise<void>;
   log: Logger;
   subjects: Subjects;
   maxMessageBytes: number;
@@ -51,7 +52,7 @@ export function watchStrandedResults(o: StrandedResultsOptions): { stop(): Promi
     const stranded = below.filter((seq) => suspects.has(seq));
     suspects = new Set(below.filter((seq) => !suspects.has(seq)));
     if (stranded.length === 0) return;
-    const results: TaskResult[] = [];
+    const results: ResultToApply[] = [];
     for (const seq of stranded) {
       const stored = await o.jsm.streams.getMessage(o.stream, { seq });
       if (!stored) continue;
