@@ -19,7 +19,9 @@ import { waitFor } from "../support/wait.js";
 const nats = useNatsServer();
 const pg = useTestDatabase();
 // No worker serves "ghost": attempts stay dispatched, and the test plays the worker.
-const mesh = useMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["echo"] }] }));
+// The engine takes 16 KiB messages; the server 1 MiB.
+const MAX_BYTES = 16 * 1024;
+const mesh = useMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, maxMessageBytes: MAX_BYTES, workers: [{ handlers: ["echo"] }] }));
 
 beforeAll(async () => {
   await mesh.putFlow({ id: "ghost", steps: [{ id: "d", handler: "ghost", timeoutMs: 120_000 }] });
@@ -96,6 +98,16 @@ describe("a forged result", () => {
     expect(rows).toEqual([{ code: "RESULT_MISMATCH", reason: expect.stringMatching(reason) }]);
     expect(stepOf(await mesh.api.get(id), "d").status).toBe("dispatched");
     expect(await attemptRows(id)).toEqual([{ status: "dispatched", worker_id: null }]);
+  });
+
+  it("a real result larger than the engine takes fails its step with PAYLOAD_TOO_LARGE, not its timeout", async () => {
+    const id = await dispatched();
+    const js = (await import("@nats-io/jetstream")).jetstream(mesh.nc);
+    // The worker only checks the server's limit: this one is stored, and was then refused and lost.
+    await js.publish(mesh.names.subjects.results("us-east-1"), encode(resultFor(id, { output: { pad: "x".repeat(2 * MAX_BYTES) } } as Partial<TaskResult>)));
+    const view = await mesh.waitForStatus(id, "failed");
+    expect(stepOf(view, "d").error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", retryable: false, message: expect.stringContaining("the limit is 16384") });
+    expect(await attemptRows(id)).toEqual([{ status: "failed", worker_id: "w-1" }]);
   });
 
   it("a result for an unknown execution is still an EXECUTION_NOT_FOUND rejection", async () => {
