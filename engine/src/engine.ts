@@ -305,6 +305,7 @@ export function createEngine(options: EngineOptions): Engine {
       stream: names.streams.results,
       consumer: names.consumers.results,
       log,
+      subjects: names.subjects,
       maxMessageBytes,
       async apply(results) {
         const { committed } = await applyResults(base, results);

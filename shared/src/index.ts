@@ -2,6 +2,7 @@ export * from "./protocol/tokens.js";
 export * from "./protocol/subjects.js";
 export * from "./protocol/names.js";
 export * from "./protocol/codec.js";
+export * from "./protocol/storable-json.js";
 export * from "./protocol/api.js";
 export * from "./protocol/messages/index.js";
 export * from "./errors/codes.js";

@@ -84,6 +84,7 @@ export async function startApiService(options: {
             const req = decode(msg.data.length ? msg.data : new TextEncoder().encode("{}"), schema, {
               maxBytes: maxMessageBytes,
               what: `request on ${msg.subject}`,
+              forStorage: true,
             });
             respond(msg, await handle(req));
           } catch (thrown) {

@@ -1,7 +1,7 @@
 import { FmError, type ExecutionStatus } from "@flowmonkey/shared";
 import { advance, dispatch, emit, failureOf, failStep, scopeOf } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
-import { resolveTemplates } from "../flows/expressions.js";
+import { resolveStorable } from "../flows/resolve-storable.js";
 import type { ApplyEnv } from "../results/apply-result.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { deadTaskId, markReplayed } from "../store/dead-tasks.js";
@@ -31,7 +31,7 @@ export async function rerunFailedStep(env: ApplyEnv, exec: ExecutionState, stepI
   out.updated.set(exec.id, exec);
   try {
     const def = flow.graph.steps.get(stepId)!;
-    dispatch(exec, flow, stepId, await resolveTemplates(def.input, scopeOf(exec)), out, envNow);
+    dispatch(exec, flow, stepId, await resolveStorable(def.input, scopeOf(exec), `input of step ${stepId}`), out, envNow);
   } catch (err) {
     failStep(exec, stepId, failureOf(err), out, envNow);
   }

@@ -11,6 +11,7 @@ import {
   type Task,
 } from "@flowmonkey/shared";
 import { resolveTemplates, type ExpressionScope } from "../flows/expressions.js";
+import { resolveStorable } from "../flows/resolve-storable.js";
 import type { CompiledFlow } from "../flows/registry.js";
 import { executionOutcome, liveStatus, readySteps } from "../scheduler/decide.js";
 import { backoffOf, NO_RETRY } from "../scheduler/retry-policy.js";
@@ -90,7 +91,7 @@ async function startStep(exec: ExecutionState, flow: CompiledFlow, stepId: strin
         return;
       }
     }
-    input = await resolveTemplates(def.input, scope);
+    input = await resolveStorable(def.input, scope, `input of step ${stepId}`);
   } catch (err) {
     failStep(exec, stepId, failureOf(err), out, env);
     return;
@@ -256,7 +257,7 @@ export function finish(
 
 /** The flow's `output`, or by default the output of its last step(s): those nothing depends on. */
 async function outputOf(exec: ExecutionState, flow: CompiledFlow): Promise<unknown> {
-  if (flow.definition.output !== undefined) return resolveTemplates(flow.definition.output, scopeOf(exec));
+  if (flow.definition.output !== undefined) return resolveStorable(flow.definition.output, scopeOf(exec), "the flow's output");
   const sinks = flow.graph.order.filter((id) => (flow.graph.dependents.get(id) ?? []).length === 0);
   if (sinks.length === 1) return exec.steps[sinks[0]!]?.output ?? null;
   return Object.fromEntries(sinks.map((id) => [id, exec.steps[id]?.output ?? null]));

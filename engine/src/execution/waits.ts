@@ -1,5 +1,5 @@
 import type { ResumeInfo, WaitRequest } from "@flowmonkey/shared";
-import { resolveTemplates } from "../flows/expressions.js";
+import { resolveStorable } from "../flows/resolve-storable.js";
 import type { CompiledFlow } from "../flows/registry.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { dispatch, emit, failStep, failureOf, scopeOf, type AdvanceEnv } from "./advance.js";
@@ -61,7 +61,7 @@ export async function resumeStep(
   emit(exec, out, env, "resumed", { stepId, resume: { reason: cause.reason, waitedMs } });
   try {
     // The same input the step had (re-resolved: earlier steps' outputs have not changed since).
-    const input = await resolveTemplates(flow.graph.steps.get(stepId)!.input, scopeOf(exec));
+    const input = await resolveStorable(flow.graph.steps.get(stepId)!.input, scopeOf(exec), `input of step ${stepId}`);
     dispatch(exec, flow, stepId, input, out, env);
   } catch (err) {
     failStep(exec, stepId, failureOf(err), out, env);

@@ -2,7 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { ServiceMsg } from "@nats-io/services";
 import { decode, FlowStart, FmError, HEADERS, excerpt, toFmError, type Logger, type Names } from "@flowmonkey/shared";
 import { processIsolated } from "../consumers/isolate.js";
-import { retryLater } from "../consumers/redelivery.js";
+import { rejectionRecorder, retryLater } from "../consumers/redelivery.js";
 import type { Relay } from "../outbox/relay.js";
 import type { Rejection } from "../store/rejections.js";
 import { startExecutions, type StartEnv, type StartOutcome, type StartRequest } from "./start-execution.js";
@@ -36,7 +36,7 @@ export function createIntakeProcessor(env: IntakeEnv) {
       try {
         const flowId = item.kind === "api" ? item.flowId : env.names.subjects.parseFlowStart(subject)?.flowId;
         if (!flowId) throw new FmError("INVALID_INPUT", `subject ${subject} does not name a flow`);
-        const start = decode(item.msg.data, FlowStart, { maxBytes: env.maxMessageBytes, what: `flow start on ${subject}` });
+        const start = decode(item.msg.data, FlowStart, { maxBytes: env.maxMessageBytes, what: `flow start on ${subject}`, forStorage: true });
         const traceparent = item.msg.headers?.get(HEADERS.traceparent);
         requests.push({ flowId, start, startKey: startKeyOf(item, start.executionId), subject, ...(traceparent ? { traceparent } : {}) });
         accepted.push(item);
@@ -66,9 +66,10 @@ export function createIntakeProcessor(env: IntakeEnv) {
     else respond(item.msg, outcome);
   };
 
+  const recordGiveUp = rejectionRecorder(env.db);
   return (items: IntakeItem[]) =>
     processIsolated(items, process, (item, err) => {
-      if (item.kind === "stream") retryLater(item.msg, err, env.log);
+      if (item.kind === "stream") retryLater(item.msg, err, env.log, recordGiveUp);
       else respond(item.msg, new FmError("UNAVAILABLE", `could not start the execution: ${err.message}`, { cause: err }));
     });
 }

@@ -9,7 +9,7 @@ import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
-import type { Rejection } from "../store/rejections.js";
+import { recordRejections, type Rejection } from "../store/rejections.js";
 import { transition, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
 
@@ -62,7 +62,15 @@ export async function startExecutions(
       outcomes.push({ error });
       continue;
     }
-    if (!byKey.has(request.startKey)) {
+    const earlier = byKey.get(request.startKey);
+    if (earlier && earlier.tenantId !== request.start.tenantId) {
+      // The same key from another tenant in this very batch: refused as any taken id is.
+      const error = startKeyTaken(request);
+      out.rejections.push({ subject: request.subject, code: error.code, reason: error.message });
+      outcomes.push({ error });
+      continue;
+    }
+    if (!earlier) {
       const exec = newExecution(request, flow, env.defaultRegion, now);
       const span = startSpanFrom("flowmonkey.execution.start", request.traceparent, { "flowmonkey.flow_id": flow.flowId, "flowmonkey.execution_id": exec.id });
       spans.push(span);
@@ -82,18 +90,37 @@ export async function startExecutions(
   });
   for (const span of spans) endSpan(span);
   const duplicates = [...byKey].filter(([, exec]) => !committed.created.has(exec.id)).map(([key]) => key);
-  const existing = duplicates.length ? await idsByStartKey(env.db, duplicates) : new Map<string, string>();
-  const resolved = outcomes.map((o): StartOutcome => {
+  const existing = duplicates.length ? await idsByStartKey(env.db, duplicates) : new Map<string, { id: string; tenantId: string | undefined }>();
+  const resolved = outcomes.map((o, i): StartOutcome => {
     if (!("pendingKey" in o)) return o;
     const exec = byKey.get(o.pendingKey)!;
     if (committed.created.has(exec.id)) return { executionId: exec.id, created: true };
-    const id = existing.get(o.pendingKey);
-    // Same key, different row: the execution id itself was taken by another start.
-    return id
-      ? { executionId: id, created: false }
-      : { error: new FmError("INVALID_STATE", `execution id ${exec.id} is already used by another start`) };
+    const first = existing.get(o.pendingKey);
+    // The same start again (same key, same tenant): the execution it created the first time.
+    if (first && first.tenantId === exec.tenantId) return { executionId: first.id, created: false };
+    // Another tenant's start with this key, or the id taken by another start: one answer for
+    // both, so that a tenant cannot tell another tenant's execution ids from any other taken id.
+    return { error: startKeyTaken(requests[i]!) };
   });
+  // Recorded like every refused start (only collisions cost this write: it is off the usual path).
+  // Not allowed to fail the batch, which is committed: the intake's log line is then the record.
+  await recordRejections(
+    env.db,
+    resolved.flatMap((o, i) => ("error" in o && "pendingKey" in outcomes[i]! ? [{ subject: requests[i]!.subject, code: o.error.code, reason: o.error.message }] : [])),
+  ).catch(() => undefined);
   return { outcomes: resolved, committed };
+}
+
+/**
+ * The refusal of a start whose key another start holds: its execution id (or its Nats-Msg-Id)
+ * is taken — by an earlier start of another tenant, or of the same tenant under another key.
+ * Deliberately the same code and words whoever holds it: ids are global, and a refusal is all
+ * a tenant learns about an id it did not create (docs/PROTOCOL.md, "What execution ids reveal").
+ */
+function startKeyTaken(request: StartRequest): FmError {
+  return request.start.executionId
+    ? new FmError("INVALID_STATE", `execution id ${request.start.executionId} cannot be used: it is taken; choose another, or leave executionId out for a fresh one`)
+    : new FmError("INVALID_STATE", "this start's Nats-Msg-Id was used by another start; use a new one for a new start");
 }
 
 function newExecution(request: StartRequest, flow: CompiledFlow, defaultRegion: string, now: Date): ExecutionState {

@@ -4,9 +4,12 @@ import { declareDeadTask } from "../dead-letters/declare.js";
 import { advance, dispatch, emit, failStep, failureOf, isTerminal, laneOf, releaseLane, scopeOf, taskOf, type AdvanceEnv } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import { applyContextUpdates } from "../execution/context-updates.js";
-import { checkExpression, resolveTemplates } from "../flows/expressions.js";
+import { checkExpression } from "../flows/expressions.js";
+import { resolveStorable } from "../flows/resolve-storable.js";
 import { parkStep } from "../execution/waits.js";
 import { tokensInUse } from "../store/wait-tokens.js";
+import { attemptRegionsOf } from "../store/tasks.js";
+import { taskIdOf } from "./read-result.js";
 import type { FlowRegistry } from "../flows/registry.js";
 import { isMisrouted, nextRetryDelayMs, NO_RETRY, reroutesAgain } from "../scheduler/retry-policy.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
@@ -18,13 +21,27 @@ import { transition, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
 import type { ParkedEventWait } from "../waits/event-catch-up.js";
 
-export type ApplyOutcome = "applied" | "ignored" | "unknown-execution";
+/**
+ * `ignored`: a duplicate, or a late result of an older attempt or a finished execution (the
+ * normal fate of a second run). `rejected`: a result that cannot be from the attempt the
+ * engine dispatched (an attempt never dispatched, a step the execution lacks, another region
+ * than the attempt went to) — recorded as a RESULT_MISMATCH rejection.
+ */
+export type ApplyOutcome = "applied" | "ignored" | "unknown-execution" | "rejected";
 
 /**
  * A result to apply: one a worker sent, or one the engine concludes itself (an attempt timed
  * out, or its deliveries ran out: then `deadLetter` carries the task as it was queued).
  */
-export type ResultToApply = TaskResult & { deadLetter?: { task: Task; deliveries: number } };
+export type ResultToApply = TaskResult & {
+  deadLetter?: { task: Task; deliveries: number };
+  /**
+   * Read off `fm.results.<region>` (read-result.ts): its region is checked against the region
+   * the attempt was sent to. The engine's own conclusions applied directly (timeouts, exhausted
+   * deliveries) are not; its vault refusals travel over NATS and are, like any other result.
+   */
+  fromWire?: boolean;
+};
 
 /** The result the engine records for an attempt no worker answered for (timed out, deliveries ran out). */
 export function engineConcluded(
@@ -71,6 +88,7 @@ export async function applyResults(
     results.map((r) => r.executionId),
     async (executions, _out, q) => {
       const waits = { taken: await tokensInUse(q, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : []))) };
+      const regions = await attemptRegionsOf(q, results.filter((r) => r.fromWire && isCurrent(executions.get(r.executionId), r)));
       const outcomes: ApplyOutcome[] = [];
       for (const result of results) {
         const exec = executions.get(result.executionId);
@@ -83,6 +101,16 @@ export async function applyResults(
           outcomes.push("unknown-execution");
           continue;
         }
+        const mismatch = attemptMismatch(exec, result, regions);
+        if (mismatch) {
+          out.rejections.push({
+            subject: env.subjects.results(result.metrics.region),
+            code: "RESULT_MISMATCH",
+            reason: `result of task ${result.taskId} attempt ${result.attempt} from worker ${result.metrics.workerId}: ${mismatch}`,
+          });
+          outcomes.push("rejected");
+          continue;
+        }
         const outcome = await applyOne(env, exec, result, out, waits);
         if (outcome === "applied") out.updated.set(exec.id, exec);
         outcomes.push(outcome);
@@ -93,6 +121,30 @@ export async function applyResults(
     env.vault,
   );
   return { outcomes: committed.value, committed, parked: parkedOnEvents(out) };
+}
+
+/** The result is for the attempt the step is waiting on now. */
+function isCurrent(exec: ExecutionState | undefined, result: ResultToApply): boolean {
+  const step = exec?.steps[result.stepId];
+  return exec !== undefined && !isTerminal(exec.status) && step?.status === "dispatched" && step.attempts === result.attempt;
+}
+
+/**
+ * Why a result cannot be from an attempt the engine dispatched, or undefined. Late results of
+ * older attempts are not mismatches (they are ignored). The region of a result off the wire
+ * for the current attempt is checked against the attempt's row, which routing updates when it
+ * sends the task to another region than planned (failover, least-busy).
+ */
+function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: Map<string, string>): string | undefined {
+  if (result.taskId !== taskIdOf(result.executionId, result.stepId)) return `taskId is not ${taskIdOf(result.executionId, result.stepId)}`;
+  const step = exec.steps[result.stepId];
+  if (!step) return `execution ${exec.id} has no step ${result.stepId}`;
+  if (result.attempt > step.attempts) return `step ${result.stepId} has had ${step.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
+  if (!result.fromWire || !isCurrent(exec, result)) return undefined;
+  const region = regions.get(`${result.taskId}:${result.attempt}`);
+  if (region === undefined) return `no dispatched attempt ${result.attempt} of task ${result.taskId} is on record`;
+  if (region !== result.metrics.region) return `attempt ${result.attempt} was sent to region ${region}, but the result came from region ${result.metrics.region}`;
+  return undefined;
 }
 
 /** The waits for events this transaction recorded and left in place: the catch-up's work (waits/event-catch-up.ts). */
@@ -179,7 +231,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
       }
       exec.steps[result.stepId] = { ...step, error: result.failure, ...(rerouted ? { reroutes: (step.reroutes ?? 0) + 1 } : {}) };
       try {
-        const input = await resolveTemplates(def.input, scopeOf(exec));
+        const input = await resolveStorable(def.input, scopeOf(exec), `input of step ${result.stepId}`);
         dispatch(exec, flow, result.stepId, input, out, envNow, rerouted ? 0 : Math.max(1, delayMs));
       } catch (err) {
         failStep(exec, result.stepId, failureOf(err), out, envNow);
@@ -235,7 +287,7 @@ async function declareAttemptsExhausted(
 ): Promise<void> {
   const def = flow.graph.steps.get(stepId)!;
   // The scope is unchanged since that dispatch (the step is still in flight), so this is the input it ran with.
-  const input = await resolveTemplates(def.input, scopeOf(exec)).catch(() => null);
+  const input = await resolveStorable(def.input, scopeOf(exec), `input of step ${stepId}`).catch(() => null);
   const task = taskOf(exec, flow, stepId, attempt, input, new Date(exec.steps[stepId]?.startedAt ?? env.now));
   declareDeadTask(task, { reason: "attempts_exhausted", lastError: failure, deliveries: 1 }, out, env);
 }

@@ -1,11 +1,12 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { decode, endSpan, excerpt, HEADERS, startSpanFrom, TaskResult, toFmError, type Logger } from "@flowmonkey/shared";
+import { endSpan, excerpt, HEADERS, startSpanFrom, toFmError, type Logger } from "@flowmonkey/shared";
 import { processIsolated } from "../consumers/isolate.js";
-import { retryLater } from "../consumers/redelivery.js";
+import { rejectionRecorder, retryLater } from "../consumers/redelivery.js";
 import type { Relay } from "../outbox/relay.js";
 import type { Rejection } from "../store/rejections.js";
 import type { EventCatchUp } from "../waits/event-catch-up.js";
-import { applyResults, type ApplyEnv } from "./apply-result.js";
+import { applyResults, type ApplyEnv, type ResultToApply } from "./apply-result.js";
+import { readResult } from "./read-result.js";
 
 export interface ResultEnv extends ApplyEnv {
   relay: Relay;
@@ -23,7 +24,8 @@ const MAX_QUEUED_CATCH_UPS = 64;
 
 /**
  * Applies a batch of results from FM_RESULTS in one transaction, then acknowledges them.
- * An undecodable result is recorded as a rejection (then acked); the rest go on. Waits for
+ * An undecodable or self-contradicting result (read-result.ts) is recorded as a rejection
+ * (then acked); so is one that does not match the attempt the engine dispatched; the rest go on. Waits for
  * events recorded by the batch are then caught up on the events that came while their steps
  * ran — off the batch's path (the batch is committed and acked by then, and a catch-up costs
  * NATS round trips the next batch need not wait for), one catch-up at a time.
@@ -41,13 +43,13 @@ export function createResultProcessor(env: ResultEnv) {
     catchUps = catchUps.then(() => catchUp(parked)).finally(() => queuedCatchUps--);
   };
   const process = async (msgs: JsMsg[]) => {
-    const results: TaskResult[] = [];
+    const results: ResultToApply[] = [];
     const accepted: JsMsg[] = [];
     const rejections: Rejection[] = [];
     const refused: JsMsg[] = [];
     for (const msg of msgs) {
       try {
-        results.push(decode(msg.data, TaskResult, { maxBytes: env.maxMessageBytes, what: `task result on ${msg.subject}` }));
+        results.push(readResult(msg.data, msg.subject, env));
         accepted.push(msg);
       } catch (err) {
         const error = toFmError(err, "INVALID_INPUT");
@@ -82,9 +84,12 @@ export function createResultProcessor(env: ResultEnv) {
     outcomes.forEach((outcome, i) => {
       if (outcome === "applied") return;
       const r = results[i]!;
-      env.log.debug({ executionId: r.executionId, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, outcome }, "result not applied");
+      const ids = { executionId: r.executionId, taskId: r.taskId, stepId: r.stepId, attempt: r.attempt, workerId: r.metrics.workerId, region: r.metrics.region, outcome };
+      if (outcome === "ignored") env.log.debug(ids, "result not applied");
+      else env.log.warn(ids, "result rejected: it does not match the attempt the engine dispatched");
     });
     if (parked.length > 0 && env.catchUp) catchUpLater(env.catchUp, parked);
   };
-  return (msgs: JsMsg[]) => processIsolated(msgs, process, (msg, err) => retryLater(msg, err, env.log));
+  const recordGiveUp = rejectionRecorder(env.db);
+  return (msgs: JsMsg[]) => processIsolated(msgs, process, (msg, err) => retryLater(msg, err, env.log, recordGiveUp));
 }

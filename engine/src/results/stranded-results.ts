@@ -1,5 +1,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { abortableDelay, decode, TaskResult, toError, type Logger } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Logger, type Subjects } from "@flowmonkey/shared";
+import type { ResultToApply } from "./apply-result.js";
+import { readResult } from "./read-result.js";
 
 export interface StrandedResultsOptions {
   jsm: JetStreamManager;
@@ -8,8 +10,9 @@ export interface StrandedResultsOptions {
   /** The engine's durable consumer of it. */
   consumer: string;
   /** Applies results the consumer never delivered (the result processor's own apply: once per attempt). */
-  apply(results: TaskResult[]): Promise<void>;
+  apply(results: ResultToApply[]): Promise<void>;
   log: Logger;
+  subjects: Subjects;
   maxMessageBytes: number;
   /** @default 10_000 */
   intervalMs?: number;
@@ -49,12 +52,13 @@ export function watchStrandedResults(o: StrandedResultsOptions): { stop(): Promi
     const stranded = below.filter((seq) => suspects.has(seq));
     suspects = new Set(below.filter((seq) => !suspects.has(seq)));
     if (stranded.length === 0) return;
-    const results: TaskResult[] = [];
+    const results: ResultToApply[] = [];
     for (const seq of stranded) {
       const stored = await o.jsm.streams.getMessage(o.stream, { seq });
       if (!stored) continue;
       try {
-        const result = decode(stored.data, TaskResult, { maxBytes: o.maxMessageBytes, what: `stranded result at ${o.stream} seq ${seq}` });
+        // Read as the consumer reads it: a stranded result is no more trusted than a delivered one.
+        const result = readResult(stored.data, stored.subject, o);
         results.push(result);
         o.log.warn(
           { executionId: result.executionId, taskId: result.taskId, stepId: result.stepId, attempt: result.attempt, streamSeq: seq, ackFloor: floor },

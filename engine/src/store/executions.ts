@@ -96,13 +96,13 @@ export async function insertExecutions(q: Queryable, executions: NewExecution[])
 }
 
 /** Execution ids already created for these start keys (for replies to redelivered starts). */
-export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, string>> {
+export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, { id: string; tenantId: string | undefined }>> {
   if (startKeys.length === 0) return new Map();
-  const { rows } = await q.query<{ id: string; start_key: string }>(
-    "SELECT id, start_key FROM executions WHERE start_key = ANY($1::text[])",
+  const { rows } = await q.query<{ id: string; start_key: string; tenant_id: string | null }>(
+    "SELECT id, start_key, tenant_id FROM executions WHERE start_key = ANY($1::text[])",
     [startKeys],
   );
-  return new Map(rows.map((r) => [r.start_key, r.id]));
+  return new Map(rows.map((r) => [r.start_key, { id: r.id, tenantId: r.tenant_id ?? undefined }]));
 }
 
 /**

@@ -100,3 +100,19 @@ export async function dispatchTimesOf(q: Queryable, attempts: Array<{ taskId: st
   );
   return new Map(rows.map((r) => [`${r.task_id}:${r.attempt}`, new Date(r.dispatched_at)]));
 }
+
+/**
+ * The region each of these attempts was sent to (as routing last recorded it), keyed
+ * `<taskId>:<attempt>`: what a worker's result must agree with. One indexed read per result
+ * batch, inside its transaction.
+ */
+export async function attemptRegionsOf(q: Queryable, attempts: Array<{ taskId: string; attempt: number }>): Promise<Map<string, string>> {
+  if (attempts.length === 0) return new Map();
+  const { rows } = await q.query<{ task_id: string; attempt: number; region: string }>(
+    `SELECT t.task_id, t.attempt, t.region
+       FROM tasks t JOIN unnest($1::text[], $2::int[]) AS x(task_id, attempt) ON t.task_id = x.task_id AND t.attempt = x.attempt`,
+    [attempts.map((a) => a.taskId), attempts.map((a) => a.attempt)],
+    "fm_attempt_regions",
+  );
+  return new Map(rows.map((r) => [`${r.task_id}:${r.attempt}`, r.region]));
+}

@@ -3,7 +3,7 @@ import type { Queryable } from "./db.js";
 import { executionUpdateRows, updateExecutionsSql } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
 import { insertDeadTasksSql } from "./dead-tasks.js";
-import { insertRejectionsSql } from "./rejections.js";
+import { insertRejectionsSql, storableRejection } from "./rejections.js";
 import { insertTaskAttemptsSql, recordTaskOutcomesSql, recordTaskPausesSql } from "./tasks.js";
 import { deleteWaitTokensSql, insertWaitTokensSql } from "./wait-tokens.js";
 import { insertContextBlobsSql } from "./context-blobs.js";
@@ -23,7 +23,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
     JSON.stringify(executionUpdateRows([...out.updated.values()])),
     JSON.stringify(out.taskAttempts()),
     JSON.stringify(out.taskOutcomes.filter((o) => o.status !== "ignored")),
-    JSON.stringify(out.rejections),
+    JSON.stringify(out.rejections.map(storableRejection)),
     JSON.stringify(delayed),
     messages.length > 0 ? JSON.stringify(messages) : null,
     claimMs,

@@ -1,6 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { decode, Event, excerpt, toError, toFmError, type Logger, type Subjects } from "@flowmonkey/shared";
 import { evaluatePlain } from "../flows/expressions.js";
+import type { Rejection } from "../store/rejections.js";
 import type { DueWait } from "../store/wait-tokens.js";
 import type { WaitToResume } from "./resume-waits.js";
 
@@ -28,14 +29,22 @@ export interface EventWait extends DueWait {
  * Reads one FM_EVENTS message. An undecodable one is undefined (and logged when `warn`):
  * FM_EVENTS is everyone's stream, not only the engine's, so a bad event resumes nothing.
  */
-export function readEvent(msg: JsMsg, env: { subjects: Subjects; maxMessageBytes: number; log: Logger }, warn = true): StoredEvent | undefined {
+export function readEvent(
+  msg: JsMsg,
+  env: { subjects: Subjects; maxMessageBytes: number; log: Logger },
+  warn = true,
+  /** Where to add the rejection of an unreadable event (the live consumer records them; the catch-up reads events again). */
+  rejections?: Rejection[],
+): StoredEvent | undefined {
   const name = env.subjects.parseEvent(msg.subject)?.name;
   try {
     if (!name) throw new Error(`subject ${msg.subject} names no event`);
-    const event = { name, ...decode(msg.data, Event, { maxBytes: env.maxMessageBytes, what: `event on ${msg.subject}` }) };
+    const event = { name, ...decode(msg.data, Event, { maxBytes: env.maxMessageBytes, what: `event on ${msg.subject}`, forStorage: true }) };
     return { event, seq: msg.seq, storedAt: msg.time };
   } catch (err) {
-    if (warn) env.log.warn({ subject: msg.subject, reason: toFmError(err, "INVALID_INPUT").message, excerpt: excerpt(msg.data) }, "event not readable; no wait resumed by it");
+    const error = toFmError(err, "INVALID_INPUT");
+    if (warn) env.log.warn({ subject: msg.subject, code: error.code, reason: error.message, excerpt: excerpt(msg.data) }, "event not readable; no wait resumed by it");
+    rejections?.push({ subject: msg.subject, code: error.code, reason: error.message, excerpt: excerpt(msg.data) });
     return undefined;
   }
 }

@@ -8,7 +8,7 @@
 import { connect } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { encode, silentLogger, type TaskResult } from "@flowmonkey/shared";
+import { createSubjects, encode, silentLogger, type TaskResult } from "@flowmonkey/shared";
 import { watchStrandedResults } from "../../src/results/stranded-results.js";
 import { uniquePrefix, useNatsServer } from "../../../test/support/nats.js";
 import { waitFor } from "../../../test/support/wait.js";
@@ -28,10 +28,11 @@ describe("stranded results", () => {
       const prefix = uniquePrefix();
       const stream = `${prefix.toUpperCase()}_RESULTS`;
       const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: stream, subjects: [`${prefix}.results`] });
+      const subjects = createSubjects(prefix);
+      await jsm.streams.add({ name: stream, subjects: [subjects.resultsAll] });
       await jsm.consumers.add(stream, { durable_name: "engine", ack_policy: AckPolicy.Explicit });
       const js = jetstream(nc);
-      for (const n of [1, 2, 3]) await js.publish(`${prefix}.results`, encode(resultOf(n)));
+      for (const n of [1, 2, 3]) await js.publish(subjects.results("us-east-1"), encode(resultOf(n)));
       // The consumer takes all three and acknowledges the first two: the floor is at 2, and
       // (limits retention) both stay stored — as if a work queue had failed to delete them.
       const messages = await (await js.consumers.get(stream, "engine")).fetch({ max_messages: 3, expires: 2000 });
@@ -47,6 +48,7 @@ describe("stranded results", () => {
         stream,
         consumer: "engine",
         log: silentLogger(),
+        subjects,
         maxMessageBytes: 1024 * 1024,
         intervalMs: 100,
         async apply(results) {

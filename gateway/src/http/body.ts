@@ -28,9 +28,9 @@ export interface ReadBodyOptions {
 export async function readBody<S extends z.ZodType>(c: Context, schema: S, options: ReadBodyOptions): Promise<z.output<S>> {
   const bytes = new Uint8Array(await c.req.arrayBuffer());
   if (bytes.byteLength === 0 && options.empty !== undefined) {
-    return decode(new TextEncoder().encode(JSON.stringify(options.empty)), schema, { what: options.what });
+    return decode(new TextEncoder().encode(JSON.stringify(options.empty)), schema, { what: options.what, forStorage: true });
   }
-  return decode(bytes, schema, { maxBytes: options.maxBytes, what: options.what });
+  return decode(bytes, schema, { maxBytes: options.maxBytes, what: options.what, forStorage: true });
 }
 
 /** The raw body as text, with the same size limit (for YAML flow definitions). */

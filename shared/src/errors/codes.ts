@@ -6,6 +6,12 @@
 export const ERROR_CODES = {
   INVALID_JSON: { httpStatus: 400, retryable: false, meaning: "the body is not valid JSON" },
   INVALID_INPUT: { httpStatus: 400, retryable: false, meaning: "the body or an argument does not match the schema" },
+  UNSUPPORTED_JSON: {
+    httpStatus: 400,
+    retryable: false,
+    meaning:
+      "valid JSON the mesh cannot store: a \\u0000 character or an unpaired UTF-16 surrogate (in a key or a string), or nesting deeper than 128 levels; the message names the path. A handler's result holding such JSON fails its step with this code",
+  },
   PAYLOAD_TOO_LARGE: {
     httpStatus: 413,
     retryable: false,
@@ -25,6 +31,12 @@ export const ERROR_CODES = {
     httpStatus: 500,
     retryable: false,
     meaning: "no worker finished the task in the pool's max deliveries (workers died running it); it is dead-lettered",
+  },
+  RESULT_MISMATCH: {
+    httpStatus: 409,
+    retryable: false,
+    meaning:
+      "a task result that does not match the attempt the engine dispatched (task id, execution, step, attempt, or the region it ran in); it is recorded as a rejection and not applied",
   },
   DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
   RESUME_TOKEN_NOT_FOUND: {

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { assertStorable } from "../protocol/storable-json.js";
 import { FmError } from "../errors/fm-error.js";
 import { toError } from "../errors/coerce.js";
 import { describeIssues } from "../protocol/codec.js";
@@ -15,6 +16,8 @@ export function parseFlowDefinition(text: string, source = "flow"): FlowDefiniti
   } catch (cause) {
     throw new FmError("INVALID_FLOW", `${source}: not valid YAML/JSON: ${toError(cause).message}`, { cause });
   }
+  // YAML escapes ("\0") reach the same text PostgreSQL refuses as JSON's do.
+  assertStorable(raw, source);
   const parsed = FlowDefinition.safeParse(raw);
   if (!parsed.success) throw new FmError("INVALID_FLOW", `${source}: ${describeIssues(parsed.error)}`);
   buildGraph(parsed.data);

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { FmError } from "../errors/fm-error.js";
+import { findUnstorable, storableText, unsupportedJson } from "./storable-json.js";
 
 /** Default largest JSON body accepted on any subject or endpoint (the server's own limit may be lower). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
@@ -23,7 +24,15 @@ export interface DecodeOptions {
   maxBytes?: number;
   /** What is being decoded, for the error message ("FlowStart on fm.flows.start.hello"). */
   what?: string;
-}
+  /**
+   * The value is going to be stored: refuse (UNSUPPORTED_JSON) valid JSON PostgreSQL cannot
+   * keep — NUL, unpaired surrogates, nesting past MAX_JSON_DEPTH. Every entry of input from
+   * outside sets it (starts, fm.api requests, events, HTTP bodies); readers of what the mesh
+   * itself produced (tasks, replies, progress) do not, since values nest deeper as they travel
+   * (an input inside a task, an output inside an execution view).
+   * @default false
+   */
+  forStorage?: boolean;}
 
 /** Parses an already-JSON value against a schema; throws INVALID_INPUT naming the bad fields. */
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what = "message"): z.output<S> {
@@ -38,7 +47,9 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what =
 
 /**
  * Bytes from the outside → typed value, or an FmError saying exactly why not
- * (PAYLOAD_TOO_LARGE, INVALID_JSON, INVALID_INPUT). Nothing from outside is cast.
+ * (PAYLOAD_TOO_LARGE, INVALID_JSON, UNSUPPORTED_JSON, INVALID_INPUT). Nothing from outside is
+ * cast, and valid JSON the database would refuse is refused here, at the edge, not as a
+ * failed transaction later (where it looked like an outage and was retried).
  */
 export function decode<S extends z.ZodType>(data: Uint8Array, schema: S, options: DecodeOptions = {}): z.output<S> {
   const what = options.what ?? "message";
@@ -53,11 +64,16 @@ export function decode<S extends z.ZodType>(data: Uint8Array, schema: S, options
     throw new FmError("INVALID_JSON", `${what} is not valid JSON`, { cause });
   }
   if (json === undefined) throw new FmError("INVALID_JSON", `${what} is empty; expected a JSON object`);
+  if (options.forStorage) {
+    const spot = findUnstorable(json);
+    if (spot) throw unsupportedJson(what, spot);
+  }
   return parseWith(schema, json, what);
 }
 
-/** Up to `max` characters of a payload, for rejection records and logs. */
+/** Up to `max` characters of a payload, for rejection records and logs; always storable (a raw NUL byte becomes `\u0000`). */
 export function excerpt(data: Uint8Array, max = 512): string {
   const text = new TextDecoder().decode(data.subarray(0, max * 4));
-  return text.length > max ? `${text.slice(0, max)}…` : text;
+  // Made storable after the cut: slicing can split a surrogate pair.
+  return storableText(text.length > max ? `${text.slice(0, max)}…` : text);
 }

@@ -1,4 +1,4 @@
-import { encode, type Event, type Subjects } from "@flowmonkey/shared";
+import { assertStorable, encode, type Event, type Subjects } from "@flowmonkey/shared";
 import type { EventsApi } from "../sdk/handler-context.js";
 
 /**
@@ -14,6 +14,8 @@ export function createEventsApi(js: EventPublisher, subjects: Subjects, ids: { e
   return {
     async emit(name, data) {
       const event: Event = { data: data ?? null, executionId: ids.executionId, stepId: ids.stepId, at: new Date().toISOString() };
+      // The engine refuses (and records) an event it could not store; the handler hears it here instead, as UNSUPPORTED_JSON.
+      assertStorable(event.data, `data of event ${name}`);
       await js.publish(subjects.event(name), encode(event));
     },
   };

@@ -3,6 +3,7 @@ import {
   FmError,
   type SerializedFailure,
   serializeFailure,
+  storableText,
   type Task,
   type TaskResult,
   toError,
@@ -77,6 +78,9 @@ export function errorResult(ids: TaskIds, error: unknown, meta: RunMeta): TaskRe
 
 export function toFailure(error: unknown): SerializedFailure {
   const failure = serializeFailure(error);
+  // An error's own text is kept readable rather than refused: a NUL in it becomes `\u0000`.
+  failure.code = storableText(failure.code);
+  failure.message = storableText(failure.message);
   if (failure.code.length > MAX_CODE) failure.code = failure.code.slice(0, MAX_CODE);
   if (failure.message.length > MAX_MESSAGE) failure.message = `${failure.message.slice(0, MAX_MESSAGE - 1)}…`;
   const after = failure.retryAfterMs;

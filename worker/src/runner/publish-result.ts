@@ -1,4 +1,4 @@
-import { abortableDelay, encode, FmError, type Logger, type TaskResult, toError, traceparentHeaders } from "@flowmonkey/shared";
+import { abortableDelay, encode, findUnstorable, FmError, MAX_RESULT_JSON_DEPTH, type Logger, type TaskResult, toError, traceparentHeaders, unsupportedJson } from "@flowmonkey/shared";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { NonRetryableFailure } from "../sdk/failures.js";
 import { toFailure } from "./outcome.js";
@@ -86,7 +86,12 @@ export async function publishResult(
   return true;
 }
 
-/** The result's bytes; a result that cannot be sent as it is becomes a non-retryable failure saying why. */
+/**
+ * The result's bytes; a result that cannot be sent or stored as it is becomes a non-retryable
+ * failure saying why: not JSON (HANDLER_FAILED), text the engine's database refuses (a NUL, an
+ * unpaired surrogate, nesting past 128 levels: UNSUPPORTED_JSON — the engine would fail the step
+ * with it anyway, this says so with the handler's own ids), or too large (PAYLOAD_TOO_LARGE).
+ */
 export function encodeResult(result: TaskResult, maxBytes: number): Uint8Array {
   let data: Uint8Array;
   try {
@@ -95,6 +100,10 @@ export function encodeResult(result: TaskResult, maxBytes: number): Uint8Array {
     const why = new NonRetryableFailure("HANDLER_FAILED", `the result is not JSON-serializable: ${toError(thrown).message}`);
     return encode(replaceWithFailure(result, why));
   }
+  // Logs are not stored by the engine; everything else the result carries is.
+  const { logs: _logs, ...kept } = result;
+  const spot = findUnstorable(kept, MAX_RESULT_JSON_DEPTH);
+  if (spot) return encode(replaceWithFailure(result, unsupportedJson(`the handler's ${result.outcome} result cannot be stored`, spot)));
   if (data.byteLength <= maxBytes) return data;
   const why = new FmError("PAYLOAD_TOO_LARGE", `the result is ${data.byteLength} bytes; the limit is ${maxBytes}`);
   return encode(replaceWithFailure(result, why));
