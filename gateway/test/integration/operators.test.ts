@@ -73,12 +73,14 @@ describe("metrics", () => {
     expect(mesh.engine.metricsUrl).toBeDefined();
     const samples = await waitFor(
       async () => {
+        // The steady state, not a read taken while the first nap's task was queued and not yet
+        // fetched (depth 1, ack-pending 0: lanes fetch when a task arrives, not ahead of it).
         const s = await scrape(mesh.engine.metricsUrl!);
-        return valueOf(s, "fm_queue_depth", { region: REGION, handler: "delay", priority: "normal" }) === 1 ? s : undefined;
+        const delay = { region: REGION, handler: "delay", priority: "normal" };
+        return valueOf(s, "fm_queue_depth", delay) === 1 && valueOf(s, "fm_queue_ack_pending", delay) === 2 ? s : undefined;
       },
-      { message: "the third delay counted as queued" },
+      { message: "the two running delays counted as ack-pending and the third as queued" },
     );
-    expect(valueOf(samples, "fm_queue_ack_pending", { region: REGION, handler: "delay", priority: "normal" })).toBe(2);
     expect(valueOf(samples, "fm_queue_depth", { region: REGION, handler: "echo", priority: "normal" })).toBe(0);
     expect(valueOf(samples, "fm_executions", { status: "completed", service: "engine" })).toBe(1);
     expect(valueOf(samples, "fm_executions", { status: "failed" })).toBe(1);
