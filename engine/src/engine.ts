@@ -34,6 +34,7 @@ import { cancelExecution } from "./control/cancel-execution.js";
 import { createContextOffload, DEFAULT_CONTEXT_INLINE_MAX_BYTES } from "./context/offload.js";
 import { createDeadTaskProcessor } from "./dead-letters/advisory-consumer.js";
 import { replayDeadTasks } from "./dead-letters/replay.js";
+import { unservedHandlerWarnings } from "./flows/unserved-handlers.js";
 import { createFlowRegistry } from "./flows/registry.js";
 import { createIntakeProcessor, type IntakeItem } from "./intake/flow-start-consumer.js";
 import { watchTaskQueue } from "./intake/overload.js";
@@ -371,7 +372,12 @@ export function createEngine(options: EngineOptions): Engine {
       maxMessageBytes,
       version: ENGINE_VERSION,
       handlers: {
-        putFlow: (body) => registry.put(body),
+        putFlow: async (body) => {
+          const reply = await registry.put(body);
+          const { definition } = await registry.get(reply.flowId, reply.version);
+          const warnings = unservedHandlerWarnings(definition, (handler) => routing.regionsServing(handler));
+          return warnings.length > 0 ? { ...reply, warnings } : reply;
+        },
         listFlows: async (req) => ({ flows: await registry.list(req.flowId) }),
         start: (msg: ServiceMsg, flowId: string) => {
           if (!queue.overloaded) return intake.push({ kind: "api", msg, flowId });

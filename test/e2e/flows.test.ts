@@ -185,3 +185,19 @@ describe("flow shapes", () => {
     await expect(mesh.api.cancel("no-such-execution")).rejects.toMatchObject({ code: "EXECUTION_NOT_FOUND" });
   });
 });
+
+describe("pushing a flow", () => {
+  it("warns, without refusing, about a handler no live worker serves, and is quiet when one does", async () => {
+    // The test worker serves every built-in in us-east-1; its registry entry is live once it started.
+    const served = await waitFor(async () => {
+      const reply = await mesh.api.putFlow({ id: "served", steps: [{ id: "a", handler: "echo" }] });
+      return reply.warnings === undefined ? reply : undefined;
+    });
+    expect(served).toMatchObject({ flowId: "served", created: true });
+    const unserved = await mesh.api.putFlow({ id: "unserved", steps: [{ id: "a", handler: "echo" }, { id: "b", handler: "nosuch" }] });
+    expect(unserved.created).toBe(true);
+    expect(unserved.warnings).toEqual([expect.stringMatching(/^step b: no live worker serves handler nosuch in any region/)]);
+    const elsewhere = await mesh.api.putFlow({ id: "elsewhere", steps: [{ id: "a", handler: "echo", region: "eu-west-1" }] });
+    expect(elsewhere.warnings).toEqual([expect.stringMatching(/^step a: no live worker serves handler echo in eu-west-1 \(it is served in us-east-1\)/)]);
+  });
+});

@@ -27,6 +27,8 @@ export interface Routing {
   load: RegionLoad | undefined;
   /** Whether a live worker serves `handler` in `region` (the worker directory). */
   serves(region: string, handler: string): boolean;
+  /** The regions where a live worker serves `handler`. */
+  regionsServing(handler: string): string[];
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startRouting(nc: NatsConnection, db: Db, names: Names, log
     publish,
     load,
     serves: (region, handler) => directory.serves(region, handler),
+    regionsServing: (handler) => directory.regionsServing(handler),
     async stop() {
       await load?.stop();
       await directory.stop();

@@ -8,6 +8,8 @@ export const WORKER_ENTRY_TTL_MS = 30_000;
 export interface WorkerDirectory {
   /** True when a live worker in `region` serves `handler` (capability pools: see `workers`). */
   serves(region: string, handler: string): boolean;
+  /** The regions where a live worker serves `handler`. */
+  regionsServing(handler: string): string[];
   /** The live workers in `region` that serve `handler`, with their capabilities (pool choice). */
   workers(region: string, handler: string): LiveWorker[];
   /** Whether the directory has heard of any worker yet (before that, it cannot rule regions out). */
@@ -45,6 +47,12 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
   return {
     serves(region, handler) {
       return !live(region, handler).next().done;
+    },
+    regionsServing(handler) {
+      const liveSince = now() - WORKER_ENTRY_TTL_MS;
+      const regions = new Set<string>();
+      for (const { entry, writtenAt } of entries.values()) if (writtenAt >= liveSince && entry.handlers.includes(handler)) regions.add(entry.region);
+      return [...regions].sort();
     },
     workers(region, handler) {
       return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight, capabilityPools: e.capabilityPools }));

@@ -19,6 +19,7 @@ const loads = (table: Record<string, number>): RegionLoad => ({
 const workers = (table: Record<string, Array<[string, string[], number?]>>): WorkerDirectory => ({
   known: true,
   serves: (region, handler, require = []) => (table[region] ?? []).some(([h, caps]) => h === handler && require.every((c) => caps.includes(c))),
+  regionsServing: (handler) => Object.keys(table).filter((region) => (table[region] ?? []).some(([h]) => h === handler)),
   workers: (region, handler) =>
     (table[region] ?? []).flatMap(([h, capabilities, inFlight = 0], i) => (h === handler ? [{ workerId: `${region}-${i}`, capabilities, inFlight, capabilityPools: true }] : [])),
   stop: async () => undefined,

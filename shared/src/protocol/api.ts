@@ -8,7 +8,13 @@ import { SecretKeyName, VaultTenant } from "../vault/keys.js";
 
 /** Request and reply shapes of the `fm.api.*` endpoints (subjects are in subjects.ts). */
 
-export const FlowPutReply = z.object({ flowId: Token, version: z.number().int().positive(), created: z.boolean() });
+export const FlowPutReply = z.object({
+  flowId: Token,
+  version: z.number().int().positive(),
+  created: z.boolean(),
+  /** Registered, but something will keep it from running as written (a handler no live worker serves). */
+  warnings: z.array(z.string()).optional(),
+});
 export type FlowPutReply = z.infer<typeof FlowPutReply>;
 
 export const FlowSummary = z.object({

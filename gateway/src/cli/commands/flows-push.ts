@@ -21,6 +21,7 @@ export async function flowsPushCommand(argv: string[], out: Output): Promise<num
       const reply = await api.putFlow(definition);
       results.push({ file, ...reply });
       out.info(`${file}: ${reply.flowId} v${reply.version} ${reply.created ? "registered" : "unchanged"}`);
+      for (const warning of reply.warnings ?? []) out.info(`  warning: ${warning}`);
     }
     if (out.json) out.result("", { flows: results });
     return EXIT.ok;
