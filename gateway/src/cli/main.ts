@@ -4,6 +4,7 @@ import { configUsage, UsageError } from "./args.js";
 import { devCommand, devUsage } from "./commands/dev.js";
 import { dlqLsCommand, dlqLsUsage, dlqPurgeCommand, dlqPurgeUsage, dlqReplayCommand, dlqReplayUsage } from "./commands/dlq.js";
 import { retryCommand, retryUsage } from "./commands/retry.js";
+import { cancelCommand, cancelUsage, flowsLsCommand, flowsLsUsage, lsCommand, lsUsage } from "./commands/executions.js";
 import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { handlerBuildCommand, handlerBuildUsage, handlerPublishCommand, handlerPublishUsage } from "./commands/handler.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
@@ -34,8 +35,11 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   dev: { run: devCommand, usage: devUsage },
   start: { run: startCommand, usage: startUsage },
   status: { run: statusCommand, usage: statusUsage },
+  ls: { run: lsCommand, usage: lsUsage },
+  cancel: { run: cancelCommand, usage: cancelUsage },
   watch: { run: (argv, out) => watchCommand(argv, out, interruptSignal()), usage: watchUsage },
   "flows push": { run: flowsPushCommand, usage: flowsPushUsage },
+  "flows ls": { run: flowsLsCommand, usage: flowsLsUsage },
   "handler build": { run: handlerBuildCommand, usage: handlerBuildUsage },
   "handler publish": { run: handlerPublishCommand, usage: handlerPublishUsage },
   "nats init": { run: natsInitCommand, usage: natsInitUsage },

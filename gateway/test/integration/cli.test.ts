@@ -57,6 +57,33 @@ describe("flowmonkey CLI", () => {
     expect(status.stdout).toMatch(/say\s+echo\s+✔ completed/);
   });
 
+  it("ls, flows ls and cancel: list executions and flows, cancel a running execution", async () => {
+    await mesh.putFlow({ id: "slow-cli", steps: [{ id: "nap", handler: "delay", input: { ms: 60_000 } }] });
+    const { executionId } = await mesh.api.start("slow-cli", { input: {} });
+    await mesh.waitForStatus(executionId, "running");
+
+    const flows = await cli("flows", "ls", "--json");
+    expect(flows.code).toBe(0);
+    expect(JSON.parse(flows.stdout).flows.map((f: { flowId: string }) => f.flowId)).toContain("slow-cli");
+    expect((await cli("flows", "ls")).stdout).toMatch(/slow-cli\s+1\s/);
+
+    const listed = await cli("ls", "--flow", "slow-cli", "--status", "running");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(executionId);
+
+    const cancelled = await cli("cancel", executionId, "--json");
+    expect(cancelled.code).toBe(0);
+    expect(JSON.parse(cancelled.stdout)).toEqual({ executionId, status: "cancelled" });
+    const after = JSON.parse((await cli("ls", "--flow", "slow-cli", "--json")).stdout);
+    expect(after.executions.map((e: { id: string; status: string }) => [e.id, e.status])).toEqual([[executionId, "cancelled"]]);
+
+    // Bad options are usage errors (exit 2), never a stack trace.
+    const bad = await cli("ls", "--status", "sleeping");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+    expect((await cli("cancel")).code).toBe(2);
+  });
+
   it("start --wait exits 1 when the execution fails", async () => {
     await mesh.putFlow({
       id: "doomed",
