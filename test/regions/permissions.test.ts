@@ -6,6 +6,7 @@
  * needs (its own region's results) it can.
  */
 import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNames } from "@flowmonkey/shared";
@@ -73,5 +74,30 @@ describe("an eu-west-1 worker's credentials", () => {
       (err: unknown) => (isPermissionViolation(err) ? "denied" : "allowed"),
     );
     expect(own).not.toBe("denied");
+  });
+});
+
+describe("what a worker needs, it can do under the shipped permissions", () => {
+  // The checkpoint and progress buckets, made by the engine as it provisions the hub.
+  beforeAll(async () => {
+    const engine = await topology.connectAs(topology.hub, DEV_USERS.engine);
+    const kvm = new Kvm(engine);
+    for (const bucket of [names.buckets.checkpoints, names.buckets.progress]) await kvm.create(bucket);
+  });
+
+  // Before: the grants said "KV_fm_*", and a NATS wildcard is a whole token, so no bucket matched
+  // and a worker was denied every checkpoint and progress read.
+  it.each([
+    ["a hub (us-east-1) worker", () => topology.connectAs(topology.hub, DEV_USERS.worker("us-east-1")), undefined],
+    ["an eu-west-1 worker on its leaf, through the hub's domain", () => topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.worker(EU)), "hub"],
+  ] as const)("%s writes and reads back a checkpoint and a progress entry", async (_who, connectWorker, domain) => {
+    const nc = await connectWorker();
+    const kvm = new Kvm(domain ? jetstream(nc, { domain }) : nc);
+    for (const bucket of [names.buckets.checkpoints, names.buckets.progress]) {
+      const kv = await kvm.open(bucket);
+      const key = `exec-1.step-${domain ?? "hub"}`;
+      await kv.put(key, JSON.stringify({ at: 1 }));
+      expect((await kv.get(key))?.json()).toEqual({ at: 1 });
+    }
   });
 });
