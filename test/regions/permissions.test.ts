@@ -101,3 +101,17 @@ describe("what a worker needs, it can do under the shipped permissions", () => {
     }
   });
 });
+
+describe("the gateway's shipped credentials", () => {
+  // POST /v1/events/:name publishes fm.events.<name>; the role lacked it and the route answered 500.
+  it("may publish an event, as POST /v1/events does", async () => {
+    const gateway = await topology.connectAs(topology.hub, DEV_USERS.gateway);
+    const outcome = await jetstream(gateway)
+      .publish(names.subjects.event("order.paid"), JSON.stringify({ data: { orderId: "o-1" } }))
+      .then(
+        () => "stored",
+        (err: unknown) => (isPermissionViolation(err) ? "denied" : "allowed"),
+      );
+    expect(outcome).not.toBe("denied");
+  });
+});
