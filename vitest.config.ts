@@ -40,6 +40,7 @@ export default defineConfig({
             "test/compose.test.ts",
             "test/monitoring.test.ts",
             "test/config-reference.test.ts",
+            "test/json-schemas.test.ts",
           ],
         },
       },

@@ -35,3 +35,4 @@ export * from "./metrics/index.js";
 export * from "./handlers/manifest.js";
 export * from "./expressions/index.js";
 export * from "./config/reference.js";
+export * from "./protocol/json-schemas.js";

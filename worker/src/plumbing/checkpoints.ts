@@ -1,4 +1,4 @@
-import { BLOB_NAMES, decode, encode, FmError, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
+import { BLOB_NAMES, CheckpointEnvelope, decode, encode, FmError, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import type { CheckpointApi } from "../sdk/handler-context.js";
@@ -16,8 +16,8 @@ export interface CheckpointSink {
   blobs: BlobStore;
 }
 
-/** What a KV entry holds: the state itself, or where its gzip'd copy is. */
-const Envelope = z.union([z.object({ state: z.unknown() }).strict(), z.object({ blob: z.string(), bytes: z.number().int() }).strict()]);
+/** What a KV entry holds: the state itself, or where its gzip'd copy is (the contract's CheckpointEnvelope). */
+const Envelope = CheckpointEnvelope;
 
 /**
  * A step's checkpoint, shared by all its attempts and deliveries: a redelivered or retried task

@@ -8,3 +8,4 @@ export * from "./event.js";
 export * from "./dead-task.js";
 export * from "./advisory.js";
 export * from "./context-manifest.js";
+export * from "./checkpoint.js";
