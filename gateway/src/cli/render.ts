@@ -54,6 +54,25 @@ export function executionHeadline(view: ExecutionView): string {
   return `${view.id}  ${view.flowId} v${view.flowVersion}  ${SYMBOL[view.status] ?? ""} ${view.status}  (region ${view.region})`;
 }
 
+/**
+ * What a step is waiting on, in words, for `status`: a dispatched step whose pool has no live
+ * worker (it would hang silently otherwise), a waiting step's resume token and event.
+ * `serves(region, handler)` answers from the live workers (KV fm_workers).
+ */
+export function stepNotes(view: ExecutionView, serves: (region: string, handler: string) => boolean): string[] {
+  const notes: string[] = [];
+  for (const s of view.steps) {
+    if (s.status === "dispatched") {
+      const region = s.history?.at(-1)?.region ?? view.region;
+      if (!serves(region, s.handler)) notes.push(`${s.stepId}: waiting for a worker of ${s.handler} in ${region}: none registered`);
+    } else if (s.status === "waiting" && s.wait) {
+      const on = [`resume token ${s.wait.resumeToken}`, s.wait.resumeOn ? `or event ${s.wait.resumeOn.event}` : "", s.wait.waitUntil ? `until ${s.wait.waitUntil}` : ""];
+      notes.push(`${s.stepId}: waiting (${on.filter(Boolean).join(", ")})${s.wait.reason ? `: ${s.wait.reason}` : ""}`);
+    }
+  }
+  return notes;
+}
+
 /** Header and rows for a table of steps (status). */
 export function stepRows(view: ExecutionView, now = Date.now()): { headers: string[]; rows: string[][] } {
   return {

@@ -84,6 +84,23 @@ describe("flowmonkey CLI", () => {
     expect((await cli("cancel")).code).toBe(2);
   });
 
+  it("status says what a step waits on: no worker for its handler, or its resume token", async () => {
+    await mesh.putFlow({ id: "orphan-step", steps: [{ id: "lost", handler: "nosuch" }] });
+    const lost = await mesh.api.start("orphan-step", { input: {} });
+    await mesh.waitForStatus(lost.executionId, "running");
+    const status = await cli("status", lost.executionId);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("lost: waiting for a worker of nosuch in us-east-1: none registered");
+
+    await mesh.putFlow({ id: "parked", steps: [{ id: "hold", handler: "wait", input: { resumeToken: "{% 'tok-' & execution.id %}", reason: "an approval" } }] });
+    const parked = await mesh.api.start("parked", { input: {} });
+    await mesh.waitForStatus(parked.executionId, "waiting");
+    const waiting = await cli("status", parked.executionId);
+    expect(waiting.stdout).toContain(`hold: waiting (resume token tok-${parked.executionId}`);
+    await mesh.api.cancel(parked.executionId);
+    await mesh.api.cancel(lost.executionId);
+  });
+
   it("start --wait exits 1 when the execution fails", async () => {
     await mesh.putFlow({
       id: "doomed",

@@ -1,7 +1,7 @@
-import { EXIT } from "@flowmonkey/shared";
+import { createNames, EXIT, listWorkers, silentLogger } from "@flowmonkey/shared";
 import { parseCommand, tokenArg } from "../args.js";
 import { printHelp, type Output } from "../output.js";
-import { executionHeadline, stepRows } from "../render.js";
+import { executionHeadline, stepNotes, stepRows } from "../render.js";
 import { withSession } from "../session.js";
 
 export const statusUsage = "status <executionId> [--json]";
@@ -11,10 +11,14 @@ export async function statusCommand(argv: string[], out: Output): Promise<number
   const cmd = parseCommand(argv, { usage: statusUsage, positionals: { min: 1, max: 1 } });
   if (cmd === "help") return printHelp(out, statusUsage, [`Shows an execution and its steps.`]);
   const executionId = tokenArg(cmd.positionals[0], "executionId");
-  return withSession(cmd.config, async ({ api }) => {
+  return withSession(cmd.config, async ({ api, nc }) => {
     const view = await api.get(executionId);
     const { headers, rows } = stepRows(view);
     const lines = [executionHeadline(view), "", ...out.table(headers, rows)];
+    // Only a dispatched step needs the registry: whether anyone can run it.
+    const { workers } = view.steps.some((s) => s.status === "dispatched") ? await listWorkers(nc, createNames(cmd.config.prefix), silentLogger()) : { workers: [] };
+    const notes = stepNotes(view, (region, handler) => workers.some((w) => w.region === region && w.handlers.includes(handler)));
+    if (notes.length > 0) lines.push("", ...notes);
     if (view.error) lines.push("", `error: ${view.error.code}: ${view.error.message}`);
     if (view.output !== undefined) lines.push("", `output: ${JSON.stringify(view.output)}`);
     out.result(lines, view);
