@@ -27,8 +27,8 @@ export const attemptKey = (t: { executionId: string; stepId: string; attempt: nu
  * The result the engine applies for an attempt whose task could not be sent. Outcome `failure`
  * (not `error`): it says nothing about the lane's workers, so circuit breakers do not count it.
  */
-export function unsentTaskResult(task: TaskIdentity, failure: Failure): TaskResult {
-  const at = new Date().toISOString();
+export function unsentTaskResult(task: TaskIdentity, failure: Failure, now = new Date()): TaskResult {
+  const at = now.toISOString();
   return {
     taskId: task.taskId,
     executionId: task.executionId,

@@ -1,9 +1,9 @@
-import { ENGINE_WORKER_ID } from "@flowmonkey/shared";
-import type { Failure, Task, TaskResult } from "@flowmonkey/shared";
+import type { Failure, Task } from "@flowmonkey/shared";
 import { isFmError } from "@flowmonkey/shared";
 import { sealFor, wipe } from "@flowmonkey/shared/vault";
 import type { Changes } from "../execution/changes.js";
 import type { Queryable } from "../store/db.js";
+import { unsentTaskResult } from "../outbox/conclusions.js";
 import type { OutboxMessage } from "../store/outbox.js";
 import { insertSecretAccess, readSecrets, type SecretAccessRow, type StoredSecret } from "../store/secrets.js";
 import type { SealRequest } from "./seal-request.js";
@@ -102,18 +102,8 @@ export async function sealTaskSecrets(q: Queryable, out: Changes, vault: Vault |
 /** Turns a task message into the engine's failure result for that attempt (same transaction, same outbox row). */
 function failInstead(message: OutboxMessage, failure: Failure, now: Date): void {
   const { task, failTo } = message.seal!;
-  const at = now.toISOString();
-  const result: TaskResult = {
-    taskId: task.taskId,
-    executionId: task.executionId,
-    stepId: task.stepId,
-    attempt: task.attempt,
-    outcome: "failure",
-    failure,
-    metrics: { startedAt: at, completedAt: at, durationMs: 0, workerId: ENGINE_WORKER_ID, region: task.metadata.region },
-  };
   message.subject = failTo;
-  message.body = result;
+  message.body = unsentTaskResult(task, failure, now);
   // Its own de-dup id: a redelivered commit publishes the failure once, and never collides with the task's id.
   message.msgId = `vault-refused:${task.taskId}:${task.attempt}`;
   delete message.seal;
