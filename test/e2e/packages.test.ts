@@ -63,7 +63,14 @@ describe("the published packages", () => {
   }, 300_000);
 
   afterAll(async () => {
-    worker?.kill("SIGKILL");
+    // The group, not just npx: killing npx alone left the worker it started running.
+    if (worker?.pid !== undefined) {
+      try {
+        process.kill(-worker.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
     await mesh?.close();
     for (const dir of [packs, project]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -82,6 +89,8 @@ describe("the published packages", () => {
   it("npx flowmonkey-worker serves a handler written with defineHandler in a user's project, and a flow completes", async () => {
     worker = spawn("npx", ["--no-install", "flowmonkey-worker", "--region", "us-east-1", "--handler-modules", "./handlers.mjs"], {
       cwd: project,
+      // Its own process group: npx runs the worker as a child, and afterAll ends the whole group.
+      detached: true,
       env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? project, NATS_URL: nats.url, FM_PREFIX: mesh.prefix, FM_LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],
     });
