@@ -87,6 +87,12 @@ export const engineConfigFields = {
     flag: "circuit-failure-ratio",
     doc: "share of infrastructure failures (worker errors, timeouts, lost deliveries, UNAVAILABLE) that opens a lane's circuit",
   },
+  retentionDays: {
+    schema: z.coerce.number().min(0).max(36_500).default(30),
+    env: "FM_RETENTION_DAYS",
+    flag: "retention-days",
+    doc: "how long an ended execution (with its tasks, dead letters and context blobs), a rejection and an outbox dead letter are kept; 0 keeps them forever",
+  },
   taskDeadlineGraceMs: {
     schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),
     env: "FM_TASK_DEADLINE_GRACE_MS",

@@ -51,6 +51,7 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
+import { startRetentionSweep } from "./retention/retention-sweep.js";
 import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
@@ -65,6 +66,9 @@ import { createDomainManagers, queueSources } from "./regions/domain-managers.js
 import { provisionLeafRegions } from "./regions/provision-regions.js";
 import type { RegionLoad } from "./regions/region-load.js";
 import { startRouting } from "./regions/routing.js";
+
+/** How long ended executions are kept when the operator says nothing (FM_RETENTION_DAYS). */
+const DEFAULT_RETENTION_DAYS = 30;
 
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
@@ -103,6 +107,13 @@ export interface EngineOptions {
   deadlineSweepIntervalMs?: number;
   /** How long a step's checkpoint is kept after its last save (the fm_checkpoints bucket's TTL). Default 7 days. */
   checkpointTtlMs?: number;
+  /**
+   * How long an ended execution (tasks, dead letters, context blobs with it), a rejection and an
+   * outbox dead letter are kept before the retention sweep forgets them; 0 keeps them. Default 30 days.
+   */
+  retentionDays?: number;
+  /** How often the retention sweep runs. Default 60 s. */
+  retentionSweepIntervalMs?: number;
   /** How long after an execution ends its offloaded context's blobs are deleted. Default 1 h. */
   contextBlobGraceMs?: number;
   /** How often the engine looks for such blobs. Default 60 s. */
@@ -336,6 +347,13 @@ export function createEngine(options: EngineOptions): Engine {
       intervalMs: options.contextBlobSweepIntervalMs ?? 60_000,
     });
     releasers.add("context blob cleanup", () => blobCleanup.stop());
+    const retention = startRetentionSweep({
+      db: store,
+      log,
+      retentionMs: Math.round((options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000),
+      intervalMs: options.retentionSweepIntervalMs ?? 60_000,
+    });
+    releasers.add("retention sweep", () => retention.stop());
     const waitTimer = startWaitTimer({
       ...base,
       intervalMs: options.waitTimerIntervalMs ?? 1000,
