@@ -146,7 +146,8 @@ export function formatReport(r: BenchReport): string {
 }
 
 export async function writeReport(r: BenchReport): Promise<{ file: string; latest: string }> {
-  const dir = fileURLToPath(new URL("./results/", import.meta.url));
+  // BENCH_RESULTS_DIR: elsewhere than the committed history (the CI guard's short runs).
+  const dir = process.env["BENCH_RESULTS_DIR"] ? `${process.env["BENCH_RESULTS_DIR"].replace(/\/+$/, "")}/` : fileURLToPath(new URL("./results/", import.meta.url));
   await mkdir(dir, { recursive: true });
   const body = `${JSON.stringify(r, null, 2)}\n`;
   const file = `${dir}${r.timestamp.replace(/:/g, "-")}.json`;
