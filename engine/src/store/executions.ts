@@ -139,7 +139,11 @@ export const updateExecutionsSql = (param: string) => `
          completed_at = x.completed_at, updated_at = now()
     FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, status text, context jsonb, output jsonb, error jsonb,
          steps jsonb, completed_at timestamptz)
-   WHERE e.id = x.id`;
+   WHERE e.id = x.id
+     -- The same ids as an array: an index probe per row whatever the planner thinks the
+     -- recordset holds (it assumes 100 rows, and with a large table it hashed them and scanned
+     -- every execution instead).
+     AND e.id = ANY (ARRAY(SELECT r ->> 'id' FROM jsonb_array_elements(${param}::jsonb) AS r))`;
 
 export async function getExecution(db: Db, id: string): Promise<ExecutionState | undefined> {
   const { rows } = await db.query<ExecutionRow>(`SELECT ${COLUMNS} FROM executions WHERE id = $1`, [id]);

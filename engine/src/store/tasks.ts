@@ -46,13 +46,16 @@ export const recordTaskOutcomesSql = (param: string) => `
          output = x.output, error = x.error, active_ms = x."activeMs", tier = x.tier
     FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, status text, "workerId" text,
          "startedAt" timestamptz, "completedAt" timestamptz, output jsonb, error jsonb, "activeMs" int, tier text)
-   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND t.status = 'dispatched'`;
+   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt AND t.status = 'dispatched'
+     -- An index probe per row however many rows the planner guesses (see updateExecutionsSql).
+     AND t.task_id = ANY (ARRAY(SELECT r ->> 'taskId' FROM jsonb_array_elements(${param}::jsonb) AS r))`;
 
 /** How long attempts that ended in a wait were paused, set when their step resumes. */
 export const recordTaskPausesSql = (param: string) => `
   UPDATE tasks t SET paused_ms = x."pausedMs"
     FROM jsonb_to_recordset(${param}::jsonb) AS x("taskId" text, attempt int, "pausedMs" int)
-   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt`;
+   WHERE t.task_id = x."taskId" AND t.attempt = x.attempt
+     AND t.task_id = ANY (ARRAY(SELECT r ->> 'taskId' FROM jsonb_array_elements(${param}::jsonb) AS r))`;
 
 /** Every attempt of one execution's steps, per step, oldest first (for executions.get). */
 export async function attemptsOf(q: Queryable, executionId: string): Promise<Map<string, AttemptView[]>> {
