@@ -137,9 +137,7 @@ export async function prepareIsolation(settings: IsolationSettings, nodeArgs: st
       for (const layer of ["user", "namespaces", "read-only"] as const) if (has(layer)) lack(layer, why);
     }
   }
-  if (!has("rlimits") || addressSpaceKb === undefined) {
-    if (has("rlimits")) lack("rlimits", "the address-space limit could not be measured (the probe failed)");
-  }
+  if (has("rlimits") && addressSpaceKb === undefined) lack("rlimits", "the address-space limit could not be measured (the probe failed)");
 
   const absent = missing.filter((m) => REQUIRED_LAYERS.includes(m.layer));
   if (settings.mode === "os" && absent.length > 0) {
