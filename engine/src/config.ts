@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Base64Key, fields, JsDomain, jsonText, PoolPublicKeys, RegionDomains, ResidencyRules, type ConfigOf } from "@flowmonkey/shared";
+import { Base64Key, DEFAULT_RETENTION, fields, JsDomain, jsonText, PoolPublicKeys, RegionDomains, ResidencyRules, RetentionPeriod, type ConfigOf } from "@flowmonkey/shared";
 import { parseRateRules } from "./scheduler/rate-limits.js";
 
 /** flowmonkey-engine's options: env, overridden by flags. */
@@ -87,11 +87,17 @@ export const engineConfigFields = {
     flag: "circuit-failure-ratio",
     doc: "share of infrastructure failures (worker errors, timeouts, lost deliveries, UNAVAILABLE) that opens a lane's circuit",
   },
+  retention: {
+    schema: RetentionPeriod.default(DEFAULT_RETENTION),
+    env: "FM_RETENTION",
+    flag: "retention",
+    doc: 'how long an ended execution (with its tasks, dead letters, wait tokens and context blobs), a rejection and an outbox dead letter are kept ("7d", "36h", "forever"); a flow\'s `retention:` overrides it for its executions; usage totals are rolled up first',
+  },
   retentionDays: {
-    schema: z.coerce.number().min(0).max(36_500).default(30),
+    schema: z.coerce.number().min(0).max(36_500).optional(),
     env: "FM_RETENTION_DAYS",
     flag: "retention-days",
-    doc: "how long an ended execution (with its tasks, dead letters and context blobs), a rejection and an outbox dead letter are kept; 0 keeps them forever",
+    doc: "the retention in days (older spelling of FM_RETENTION; wins when set, 0 keeps everything)",
   },
   taskDeadlineGraceMs: {
     schema: z.coerce.number().int().min(0).max(24 * 3600_000).default(60_000),

@@ -4,10 +4,12 @@ import type { ServiceMsg } from "@nats-io/services";
 import {
   createBatcher,
   createNames,
+  DEFAULT_RETENTION,
   deferred,
   FmError,
   once,
   openBlobStoreLazily,
+  periodMs,
   provisionMesh,
   Releasers,
   serveMetrics,
@@ -18,6 +20,7 @@ import {
   type PoolPublicKeys,
   type RegionTopology,
   type ResidencyRules,
+  type RetentionPeriod,
   type Service,
   type TaskResult,
 } from "@flowmonkey/shared";
@@ -67,9 +70,6 @@ import { provisionLeafRegions } from "./regions/provision-regions.js";
 import type { RegionLoad } from "./regions/region-load.js";
 import { startRouting } from "./regions/routing.js";
 
-/** How long ended executions are kept when the operator says nothing (FM_RETENTION_DAYS). */
-const DEFAULT_RETENTION_DAYS = 30;
-
 export const ENGINE_VERSION = "0.1.0";
 export const DEFAULT_TASK_QUEUE_LIMIT = 1_000_000;
 export const DEFAULT_TENANT_MAX_IN_FLIGHT = 1000;
@@ -108,10 +108,13 @@ export interface EngineOptions {
   /** How long a step's checkpoint is kept after its last save (the fm_checkpoints bucket's TTL). Default 7 days. */
   checkpointTtlMs?: number;
   /**
-   * How long an ended execution (tasks, dead letters, context blobs with it), a rejection and an
-   * outbox dead letter are kept before the retention sweep forgets them; 0 keeps them. Default 30 days.
+   * How long an ended execution (tasks, dead letters, wait tokens, context blobs with it), a
+   * rejection and an outbox dead letter are kept before the retention sweep forgets them
+   * ("7d", "36h", "forever"). Default 7 days; a flow's `retention:` overrides it.
    */
-  retentionDays?: number;
+  retention?: RetentionPeriod;
+  /** The same in days (FM_RETENTION_DAYS); wins over `retention` when set; 0 keeps everything. */
+  retentionDays?: number | undefined;
   /** How often the retention sweep runs. Default 60 s. */
   retentionSweepIntervalMs?: number;
   /** How long after an execution ends its offloaded context's blobs are deleted. Default 1 h. */
@@ -350,7 +353,7 @@ export function createEngine(options: EngineOptions): Engine {
     const retention = startRetentionSweep({
       db: store,
       log,
-      retentionMs: Math.round((options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000),
+      retentionMs: options.retentionDays !== undefined ? Math.round(options.retentionDays * 86_400_000) : periodMs(options.retention ?? DEFAULT_RETENTION),
       intervalMs: options.retentionSweepIntervalMs ?? 60_000,
     });
     releasers.add("retention sweep", () => retention.stop());
@@ -435,7 +438,15 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("api service", () => api.stop().then(() => undefined));
     if (options.metrics) {
       const m = options.metrics;
-      const metrics = createEngineMetrics({ db: store, queueSources: queueReads, names, log, processMetrics: m.processMetrics ?? false, ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}) });
+      const metrics = createEngineMetrics({
+        db: store,
+        queueSources: queueReads,
+        names,
+        log,
+        processMetrics: m.processMetrics ?? false,
+        retentionTotals: retention.totals,
+        ...(m.queueRefreshMs ? { queueRefreshMs: m.queueRefreshMs } : {}),
+      });
       releasers.add("metrics", () => metrics.stop());
       const listener = await serveMetrics(metrics.registry, { port: m.port, host: m.host ?? "127.0.0.1", log });
       releasers.add("metrics listener", () => listener.close());

@@ -1,4 +1,5 @@
 export * from "./protocol/tokens.js";
+export * from "./protocol/duration.js";
 export * from "./protocol/subjects.js";
 export * from "./protocol/names.js";
 export * from "./protocol/codec.js";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { endSpan, FmError, startSpanFrom, traceparentOf, type FlowStart, type Span, type Subjects } from "@flowmonkey/shared";
+import { endSpan, FmError, periodMs, startSpanFrom, traceparentOf, type FlowStart, type Span, type Subjects } from "@flowmonkey/shared";
 import { advance, emit } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
 import type { CompiledFlow, FlowRegistry } from "../flows/registry.js";
@@ -77,7 +77,8 @@ export async function startExecutions(
       const traceparent = traceparentOf(span);
       if (traceparent) exec.traceparent = traceparent;
       byKey.set(request.startKey, exec);
-      out.created.push({ state: exec, startKey: request.startKey });
+      const retention = flow.definition.retention;
+      out.created.push({ state: exec, startKey: request.startKey, retainMs: retention === undefined ? undefined : periodMs(retention) });
       emit(exec, out, { subjects: env.subjects, now }, "started");
       await advance(exec, flow, out, { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates });
     }

@@ -1,5 +1,6 @@
 import { createMetricsRegistry, startQueueMetrics, type Logger, type Names, type QueueMetrics, type QueueSource } from "@flowmonkey/shared";
-import { Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { RetentionTotals } from "../retention/retention-sweep.js";
 import type { Db } from "../store/db.js";
 import { countExecutionsByStatus, countOpenDeadTasks } from "../store/counts.js";
 import { cachedRead } from "./cached.js";
@@ -27,6 +28,8 @@ export function createEngineMetrics(options: {
   processMetrics: boolean;
   queueRefreshMs?: number;
   dbCacheMs?: number;
+  /** What the retention sweep has forgotten so far. */
+  retentionTotals?: () => RetentionTotals;
 }): EngineMetrics {
   const registry = createMetricsRegistry("engine", { processMetrics: options.processMetrics });
   const ttl = options.dbCacheMs ?? 5000;
@@ -53,6 +56,21 @@ export function createEngineMetrics(options: {
       for (const r of await deadTasks()) this.set({ region: r.region, handler: r.handler }, r.count);
     },
   });
+  const retentionTotals = options.retentionTotals;
+  if (retentionTotals) {
+    new Counter({
+      name: "fm_retention_purged_total",
+      help: "Rows the retention sweep forgot: ended executions (with their tasks), and records (rejections, outbox dead letters)",
+      labelNames: ["kind"] as const,
+      registers: [registry],
+      collect() {
+        const totals = retentionTotals();
+        this.reset();
+        this.inc({ kind: "executions" }, totals.executions);
+        this.inc({ kind: "records" }, totals.records);
+      },
+    });
+  }
   const queues = startQueueMetrics({ sources: options.queueSources, names: options.names, registry, intervalMs: options.queueRefreshMs ?? 5000, log: options.log });
   return { registry, queues, stop: () => queues.stop() };
 }

@@ -52,6 +52,8 @@ function fromRow(r: ExecutionRow): ExecutionState {
 export interface NewExecution {
   state: ExecutionState;
   startKey: string;
+  /** The flow version's own retention in ms (0: forever); absent: the engine's FM_RETENTION. */
+  retainMs?: number | undefined;
 }
 
 /**
@@ -60,7 +62,7 @@ export interface NewExecution {
  */
 export async function insertExecutions(q: Queryable, executions: NewExecution[]): Promise<Set<string>> {
   if (executions.length === 0) return new Set();
-  const rows = executions.map(({ state: s, startKey }) => ({
+  const rows = executions.map(({ state: s, startKey, retainMs }) => ({
     id: s.id,
     start_key: startKey,
     flow_id: s.flowId,
@@ -78,15 +80,16 @@ export async function insertExecutions(q: Queryable, executions: NewExecution[])
     traceparent: s.traceparent ?? null,
     created_at: s.createdAt,
     completed_at: s.completedAt ?? null,
+    retain_ms: retainMs ?? null,
   }));
   const { rows: created } = await q.query<{ id: string }>(
     `INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
-                             tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at)
+                             tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms)
      SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
-            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at
+            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms
        FROM jsonb_to_recordset($1::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
             input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
-            priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz)
+            priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint)
      ON CONFLICT DO NOTHING
      RETURNING id`,
     [JSON.stringify(rows)],

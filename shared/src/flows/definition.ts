@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RetentionPeriod } from "../protocol/duration.js";
 import { Priority, Region, Token } from "../protocol/tokens.js";
 
 export const RetryPolicy = z
@@ -55,6 +56,11 @@ export const FlowDefinition = z
       })
       .strict()
       .optional(),
+    /**
+     * How long this flow's ended executions are kept (e.g. "90d", "12h", "forever"); overrides
+     * the engine's FM_RETENTION for executions started from this version.
+     */
+    retention: RetentionPeriod.optional(),
   })
   .strict();
 export type FlowDefinition = z.infer<typeof FlowDefinition>;
