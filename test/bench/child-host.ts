@@ -35,7 +35,10 @@ export async function spawnChild(
   readyTimeoutMs = 60_000,
 ): Promise<ChildHandle> {
   const path = fileURLToPath(new URL(file, import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path], {
+  // BENCH_CPU_PROF_DIR: each child writes a V8 CPU profile there when it exits (for profiling runs).
+  const profDir = process.env["BENCH_CPU_PROF_DIR"];
+  const profile = profDir ? ["--cpu-prof", "--cpu-prof-dir", `${profDir}/${name}`] : [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, "--import", "tsx", path], {
     cwd: fileURLToPath(new URL("../..", import.meta.url)),
     env: { ...process.env, ...env },
     stdio: ["pipe", "pipe", "pipe"],

@@ -10,7 +10,7 @@ import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
 import { recordRejections, type Rejection } from "../store/rejections.js";
-import { transition, type Committed } from "../store/transition.js";
+import { commitStartsOptimistically, DuplicateStartError, transition, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
 
 export interface StartRequest {
@@ -45,6 +45,21 @@ export async function startExecutions(
   env: StartEnv,
   requests: StartRequest[],
   extraRejections: Rejection[] = [],
+): Promise<{ outcomes: StartOutcome[]; committed: Committed<void> }> {
+  try {
+    return await startExecutionsOnce(env, requests, extraRejections, true);
+  } catch (err) {
+    // A redelivered start (or a taken id) in the batch: again, the way that skips duplicates.
+    if (!(err instanceof DuplicateStartError)) throw err;
+    return startExecutionsOnce(env, requests, extraRejections, false);
+  }
+}
+
+async function startExecutionsOnce(
+  env: StartEnv,
+  requests: StartRequest[],
+  extraRejections: Rejection[],
+  optimistic: boolean,
 ): Promise<{ outcomes: StartOutcome[]; committed: Committed<void> }> {
   const flows = await env.registry.latest([...new Set(requests.map((r) => r.flowId))]);
   const now = new Date();
@@ -85,7 +100,8 @@ export async function startExecutions(
     outcomes.push({ pendingKey: request.startKey });
   }
 
-  const committed = await transition(env.db, [], async () => undefined, out, env.vault).catch((err: unknown) => {
+  const commit = optimistic ? commitStartsOptimistically(env.db, out, env.vault) : transition(env.db, [], async () => undefined, out, env.vault);
+  const committed = await commit.catch((err: unknown) => {
     for (const span of spans) endSpan(span, err);
     throw err;
   });

@@ -17,7 +17,7 @@ import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import type { Db } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
-import { transition, type Committed } from "../store/transition.js";
+import { ExecutionConflictError, transition, transitionOptimistically, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
 import type { ParkedEventWait } from "../waits/event-catch-up.js";
 
@@ -81,14 +81,44 @@ export async function applyResults(
   results: ResultToApply[],
   rejections: Rejection[] = [],
 ): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]>; parked: ParkedEventWait[] }> {
+  // Optimistic first (one statement when the results need nothing else); an execution that
+  // changed meanwhile (another batch, a replica, a timeout) means deciding again on fresh
+  // state; after OPTIMISTIC_TRIES conflicts the locked path decides under the row locks.
+  for (let tries = 1; ; tries++) {
+    const optimistic = tries <= OPTIMISTIC_TRIES;
+    try {
+      return await applyResultsOnce(env, results, rejections, optimistic);
+    } catch (err) {
+      if (!(err instanceof ExecutionConflictError) || !optimistic) throw err;
+    }
+  }
+}
+
+/** Conflicts an optimistic result batch may meet before it takes the row locks instead. */
+const OPTIMISTIC_TRIES = 3;
+
+async function applyResultsOnce(
+  env: ApplyEnv,
+  results: ResultToApply[],
+  rejections: Rejection[],
+  optimistic: boolean,
+): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]>; parked: ParkedEventWait[] }> {
   const out = new Changes();
   out.rejections.push(...rejections);
-  const committed = await transition(
+  // Read alongside the executions (on other pool connections), not after them: a round trip
+  // less per batch. Both are facts no transition changes under a result: the attempt's region
+  // (set before its task is published) and whether a resume token is taken (unique anyway).
+  const regionsRead = attemptRegionsOf(env.db, results.filter((r) => r.fromWire));
+  const tokensRead = tokensInUse(env.db, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : [])));
+  // Awaited inside decide; a failure before that must not go unhandled.
+  regionsRead.catch(() => undefined);
+  tokensRead.catch(() => undefined);
+  const committed = await (optimistic ? transitionOptimistically : transition)(
     env.db,
     results.map((r) => r.executionId),
-    async (executions, _out, q) => {
-      const waits = { taken: await tokensInUse(q, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : []))) };
-      const regions = await attemptRegionsOf(q, results.filter((r) => r.fromWire && isCurrent(executions.get(r.executionId), r)));
+    async (executions) => {
+      const waits = { taken: await tokensRead };
+      const regions = await regionsRead;
       const outcomes: ApplyOutcome[] = [];
       for (const result of results) {
         const exec = executions.get(result.executionId);

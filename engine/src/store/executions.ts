@@ -62,7 +62,17 @@ export interface NewExecution {
  */
 export async function insertExecutions(q: Queryable, executions: NewExecution[]): Promise<Set<string>> {
   if (executions.length === 0) return new Set();
-  const rows = executions.map(({ state: s, startKey, retainMs }) => ({
+  const { rows: created } = await q.query<{ id: string }>(
+    `${insertExecutionsSql("$1")} ON CONFLICT DO NOTHING RETURNING id`,
+    [JSON.stringify(newExecutionRows(executions))],
+    "fm_insert_executions",
+  );
+  return new Set(created.map((r) => r.id));
+}
+
+/** New executions as the jsonb parameter of insertExecutionsSql. */
+export function newExecutionRows(executions: NewExecution[]) {
+  return executions.map(({ state: s, startKey, retainMs }) => ({
     id: s.id,
     start_key: startKey,
     flow_id: s.flowId,
@@ -82,21 +92,17 @@ export async function insertExecutions(q: Queryable, executions: NewExecution[])
     completed_at: s.completedAt ?? null,
     retain_ms: retainMs ?? null,
   }));
-  const { rows: created } = await q.query<{ id: string }>(
-    `INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
-                             tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms)
-     SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
-            x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms
-       FROM jsonb_to_recordset($1::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
-            input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
-            priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint)
-     ON CONFLICT DO NOTHING
-     RETURNING id`,
-    [JSON.stringify(rows)],
-    "fm_insert_executions",
-  );
-  return new Set(created.map((r) => r.id));
 }
+
+/** Insert of the executions in a jsonb array parameter ($n); the caller adds ON CONFLICT / RETURNING. */
+export const insertExecutionsSql = (param: string) => `
+  INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
+                          tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms)
+  SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
+         x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms
+    FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
+         input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
+         priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint)`;
 
 /** Execution ids already created for these start keys (for replies to redelivered starts). */
 export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, { id: string; tenantId: string | undefined }>> {
@@ -122,9 +128,44 @@ export async function lockExecutions(q: Queryable, ids: string[]): Promise<Map<s
   return new Map(rows.map((r) => [r.id, fromRow(r)]));
 }
 
-/** One row per changed execution, as the jsonb parameter of updateExecutionsSql. */
-export function executionUpdateRows(states: ExecutionState[]) {
+/**
+ * Reads executions WITHOUT locking them, each with its row version (xmin): the optimistic
+ * transition decides on these and writes only if every row it changes is still that version.
+ */
+export async function readExecutions(q: Queryable, ids: string[]): Promise<{ states: Map<string, ExecutionState>; versions: Map<string, string> }> {
+  const states = new Map<string, ExecutionState>();
+  const versions = new Map<string, string>();
+  if (ids.length === 0) return { states, versions };
+  const { rows } = await q.query<ExecutionRow & { version: string }>(
+    `SELECT ${COLUMNS}, xmin::text AS version FROM executions WHERE id = ANY($1::text[])`,
+    [[...new Set(ids)]],
+    "fm_read_executions",
+  );
+  for (const r of rows) {
+    states.set(r.id, fromRow(r));
+    versions.set(r.id, r.version);
+  }
+  return { states, versions };
+}
+
+/** Row-locks executions and answers their current row versions (the optimistic fallback's check). */
+export async function lockExecutionVersions(q: Queryable, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const { rows } = await q.query<{ id: string; version: string }>(
+    "SELECT id, xmin::text AS version FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+    [[...new Set(ids)]],
+    "fm_lock_execution_versions",
+  );
+  return new Map(rows.map((r) => [r.id, r.version]));
+}
+
+/**
+ * One row per changed execution, as the jsonb parameter of updateExecutionsSql; with
+ * `versions`, each row is written only if it is still the version read (else nothing is).
+ */
+export function executionUpdateRows(states: ExecutionState[], versions?: ReadonlyMap<string, string>) {
   return states.map((s) => ({
+    version: versions?.get(s.id) ?? null,
     id: s.id,
     status: s.status,
     context: s.context,
@@ -141,8 +182,9 @@ export const updateExecutionsSql = (param: string) => `
      SET status = x.status, context = x.context, output = x.output, error = x.error, steps = x.steps,
          completed_at = x.completed_at, updated_at = now()
     FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, status text, context jsonb, output jsonb, error jsonb,
-         steps jsonb, completed_at timestamptz)
+         steps jsonb, completed_at timestamptz, version text)
    WHERE e.id = x.id
+     AND (x.version IS NULL OR e.xmin = x.version::xid)
      -- The same ids as an array: an index probe per row whatever the planner thinks the
      -- recordset holds (it assumes 100 rows, and with a large table it hashed them and scanned
      -- every execution instead).

@@ -72,6 +72,11 @@ interface QueuedRow {
  * does not fit is queued. Lane rows are locked in a fixed order, so concurrent transactions
  * cannot deadlock on them; a lane's count is exact because only these statements change it.
  */
+/** The changes dispatch or release tasks of tenant lanes: admission reads and writes lane rows. */
+export function needsAdmission(out: Changes): boolean {
+  return out.laneDispatches().length > 0 || out.laneReleases().length > 0 || out.touchedLanes.length > 0;
+}
+
 export async function admitTenantTasks(q: Queryable, out: Changes): Promise<void> {
   // An attempt dispatched and released in this same transaction (a sibling step failed the
   // execution) was never counted and must not be published: the two cancel out.

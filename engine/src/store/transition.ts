@@ -2,12 +2,12 @@ import type { ContextOffload } from "../context/offload.js";
 import type { PayloadGuard } from "../outbox/payload-guard.js";
 import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
-import { sealTaskSecrets } from "../vault/seal-pass.js";
+import { needsSealing, sealTaskSecrets } from "../vault/seal-pass.js";
 import type { Vault } from "../vault/vault.js";
 import type { Db, Queryable } from "./db.js";
-import { insertExecutions, lockExecutions } from "./executions.js";
+import { insertExecutions, lockExecutions, lockExecutionVersions, readExecutions } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
-import { admitTenantTasks } from "./tenant-lanes.js";
+import { admitTenantTasks, needsAdmission } from "./tenant-lanes.js";
 import { writeChanges } from "./write-changes.js";
 
 /** How long the committing process holds its own outbox row before the sweep may publish it. */
@@ -49,6 +49,90 @@ export interface Committed<T> {
  * change them in memory, then write the new states, task rows, rejections and outgoing
  * messages in the same transaction.
  */
+/** An execution changed between the optimistic read and the write: decide again on fresh state. */
+export class ExecutionConflictError extends Error {
+  override readonly name = "ExecutionConflictError";
+}
+
+/** PostgreSQL's serialization_failure, raised by fm_check_versions (migration 0011). */
+const isSerializationFailure = (err: unknown) => (err as { code?: unknown } | null)?.code === "40001";
+
+/**
+ * The same state change, optimistically (the hot path: task results). The executions are read
+ * without a lock and `decide` runs on them; then, when the changes need nothing but the write
+ * itself (no new executions, no secrets to seal, no tenant lane to admit to), ONE statement
+ * writes everything and checks that every changed execution is still the version read — one
+ * round trip where the locked path takes five (BEGIN, lock, lookups, write, COMMIT). Otherwise
+ * the locked path runs, after checking the versions under the lock. Either way a version that
+ * changed meanwhile throws ExecutionConflictError and nothing is written: the caller decides
+ * again with a fresh `out` (applyResults does).
+ */
+export async function transitionOptimistically<T>(
+  db: TransitionDb,
+  executionIds: string[],
+  decide: (executions: Map<string, ExecutionState>, out: Changes, q: Queryable) => Promise<T>,
+  out: Changes,
+  vault?: Vault,
+): Promise<Committed<T>> {
+  const { states, versions } = await readExecutions(db, executionIds);
+  const value = await decide(states, out, db);
+  const due = out.delayedMessages().map((d) => d.notBefore.getTime());
+  const done = (outbox: { id: number; messages: OutboxMessage[] } | undefined): Committed<T> => ({
+    value,
+    created: new Set<string>(),
+    ...(outbox ? { outbox } : {}),
+    ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
+  });
+  try {
+    if (out.created.length === 0 && !needsSealing(out) && !needsAdmission(out)) {
+      await db.contextOffload?.offloadTasks(out);
+      await db.payloadGuard?.fit(out);
+      return done(await writeChanges(db, out, OUTBOX_CLAIM_MS, versions));
+    }
+    return await db.tx(async (q) => {
+      const now = await lockExecutionVersions(q, [...out.updated.keys()]);
+      for (const [id, version] of now) if (versions.get(id) !== version) throw new ExecutionConflictError(`execution ${id} changed while its transition was decided`);
+      const { outbox } = await persist(q, out, vault, db.contextOffload, db.payloadGuard);
+      return done(outbox);
+    });
+  } catch (err) {
+    if (isSerializationFailure(err)) throw new ExecutionConflictError(`an execution changed while its transition was decided: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
+/** A start in an optimistic batch was seen before (its key or id is taken): start the batch the locked way. */
+export class DuplicateStartError extends Error {
+  override readonly name = "DuplicateStartError";
+}
+
+/**
+ * Commits new executions (and what starting them produced) optimistically: when nothing but the
+ * write is needed (no secrets to seal, no tenant lane to admit to), ONE statement inserts them
+ * and writes the rest — where the locked path takes four round trips. A start key or id seen
+ * before fails that statement whole (unique_violation) and throws DuplicateStartError: the
+ * caller then starts the batch again through transition(), which skips the duplicates.
+ */
+export async function commitStartsOptimistically(db: TransitionDb, out: Changes, vault?: Vault): Promise<Committed<void>> {
+  if (needsSealing(out) || needsAdmission(out)) return transition(db, [], async () => undefined, out, vault);
+  await db.contextOffload?.offloadTasks(out);
+  await db.payloadGuard?.fit(out);
+  let outbox: { id: number; messages: OutboxMessage[] } | undefined;
+  try {
+    outbox = await writeChanges(db, out, OUTBOX_CLAIM_MS, undefined, out.created);
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code === "23505") throw new DuplicateStartError((err as Error).message);
+    throw err;
+  }
+  const due = out.delayedMessages().map((d) => d.notBefore.getTime());
+  return {
+    value: undefined,
+    created: new Set(out.created.map((c) => c.state.id)),
+    ...(outbox ? { outbox } : {}),
+    ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
+  };
+}
+
 export async function transition<T>(
   db: TransitionDb,
   executionIds: string[],

@@ -1,6 +1,6 @@
 import type { Changes } from "../execution/changes.js";
 import type { Queryable } from "./db.js";
-import { executionUpdateRows, updateExecutionsSql } from "./executions.js";
+import { executionUpdateRows, insertExecutionsSql, newExecutionRows, updateExecutionsSql, type NewExecution } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
 import { insertDeadTasksSql } from "./dead-tasks.js";
 import { insertRejectionsSql, storableRejection } from "./rejections.js";
@@ -15,12 +15,30 @@ import { insertContextBlobsSql } from "./context-blobs.js";
  * completion whether or not its rows are read.
  *
  * Returns the id of the immediate outbox row, which the committing process publishes itself.
+ * With `versions` it is the whole optimistic transition: one statement is one transaction, so
+ * a version that no longer matches rolls back every CTE (fm_check_versions raises).
  */
-export async function writeChanges(q: Queryable, out: Changes, claimMs: number): Promise<{ id: number; messages: OutboxMessage[] } | undefined> {
+export async function writeChanges(
+  q: Queryable,
+  out: Changes,
+  claimMs: number,
+  /**
+   * The row versions the changes were decided on (optimistic transitions): the statement
+   * writes nothing, and fails with serialization_failure (40001), unless every changed
+   * execution is still that version. Absent: the caller holds the rows locked.
+   */
+  versions?: ReadonlyMap<string, string>,
+  /**
+   * New executions to insert in the same statement (optimistic starts): no ON CONFLICT, so a
+   * start key or id seen before fails the whole statement with unique_violation (23505).
+   */
+  inserts?: NewExecution[],
+): Promise<{ id: number; messages: OutboxMessage[] } | undefined> {
   const messages = out.immediateMessages();
   const delayed = out.delayedMessages().map((d) => ({ messages: d.messages, not_before: d.notBefore.toISOString() }));
+  const updates = executionUpdateRows([...out.updated.values()], versions);
   const params = [
-    JSON.stringify(executionUpdateRows([...out.updated.values()])),
+    JSON.stringify(updates),
     JSON.stringify(out.taskAttempts()),
     JSON.stringify(out.taskOutcomes.filter((o) => o.status !== "ignored")),
     JSON.stringify(out.rejections.map(storableRejection)),
@@ -32,9 +50,12 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
     JSON.stringify(out.waitsEnded()),
     JSON.stringify(out.taskPauses()),
     JSON.stringify(out.contextBlobs),
+    versions ? updates.length : -1,
+    JSON.stringify(newExecutionRows(inserts ?? [])),
   ];
   const { rows } = await q.query<{ id: number | null }>(
     `WITH
+       inserted AS (${insertExecutionsSql("$14")} RETURNING 1),
        updated AS (${updateExecutionsSql("$1")} RETURNING 1),
        attempts AS (${insertTaskAttemptsSql("$2")} RETURNING 1),
        outcomes AS (${recordTaskOutcomesSql("$3")} RETURNING 1),
@@ -52,7 +73,7 @@ export async function writeChanges(q: Queryable, out: Changes, claimMs: number):
          INSERT INTO outbox (messages, claimed_until)
          SELECT $6::jsonb, now() + make_interval(secs => $7::int / 1000.0) WHERE $6::jsonb IS NOT NULL
          RETURNING id::int)
-     SELECT (SELECT id FROM now_row) AS id`,
+     SELECT (SELECT id FROM now_row) AS id, fm_check_versions($13::int, (SELECT count(*) FROM updated)) AS updated`,
     params,
     "fm_write_changes",
   );

@@ -35,6 +35,11 @@ const pairKey = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
  * lane slot is released, and the execution moves on. Dispatch stays synchronous and unaware
  * of the database; one query per transaction reads every secret it needs.
  */
+/** Some outgoing task asks for secrets: sealing them reads keys and writes the audit. */
+export function needsSealing(out: Changes): boolean {
+  return outgoing(out).some((message) => message.seal);
+}
+
 export async function sealTaskSecrets(q: Queryable, out: Changes, vault: Vault | undefined, now: Date = new Date()): Promise<void> {
   const requests = outgoing(out).flatMap((message) => (message.seal ? [{ message, seal: message.seal }] : []));
   if (requests.length === 0) return;

@@ -12,6 +12,8 @@ export interface PullerOptions {
 
 /** At most this many fetches open per pool: one filling while the next is already asked for. */
 const MAX_OUTSTANDING_PER_POOL = 2;
+/** Slots per lane a worker needs before idle lanes keep a standing fetch (planFetches' `standing`). */
+const STANDING_SLOTS_PER_LANE = 4;
 
 /**
  * Turns free slots into fetches. Every event that may free a slot (a task finished, a fetch
@@ -32,6 +34,15 @@ export class Puller implements PoolHooks {
     this.#options = options;
     this.slots = new Slots(options.concurrency);
     this.#minBatch = Math.max(1, Math.floor(options.concurrency / 4));
+  }
+
+  /**
+   * One standing slot per idle lane when the worker has at least STANDING_SLOTS_PER_LANE slots
+   * per lane: its tasks then skip the doorbell round trip. A worker with fewer slots than that
+   * (few slots, many handlers) keeps idle lanes empty and serves them through their doorbells.
+   */
+  #standing(): number {
+    return this.slots.capacity >= STANDING_SLOTS_PER_LANE * this.#pools.length ? 1 : 0;
   }
 
   /** The hooks each pool reports to are this puller; pools are added before start(). */
@@ -94,6 +105,8 @@ export class Puller implements PoolHooks {
       start: this.#cursor,
       minBatch: this.#minBatch,
       maxOutstanding: MAX_OUTSTANDING_PER_POOL,
+      standing: this.#standing(),
+      capacity: this.slots.capacity,
     });
     this.#cursor = plan.next;
     for (const { pool, count } of plan.grants) {

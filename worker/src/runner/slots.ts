@@ -70,6 +70,16 @@ export interface FetchPlanInput {
   /** A pool that already has a fetch open only gets another one of at least this many. */
   minBatch: number;
   maxOutstanding: number;
+  /**
+   * Slots a worker with room to spare keeps standing in each idle lane: a fetch open before any
+   * task arrives, so a task is delivered the moment it is stored, without the doorbell's extra
+   * round trip (doorbell -> fetch -> delivery). Given only while every lane can have one and
+   * `free` stays above half the capacity, so it never takes a slot a hungry lane needs. 0 or
+   * absent: idle lanes hold nothing (a worker with fewer slots than lanes).
+   */
+  standing?: number;
+  /** The worker's concurrency (for the half-capacity reserve of standing fetches). */
+  capacity?: number;
 }
 
 export interface FetchPlan {
@@ -138,5 +148,27 @@ export function planFetches(input: FetchPlanInput): FetchPlan {
     if (pools[i]!.outstanding > 0 && count < minBatch) continue;
     grants.push({ pool: i, count });
   }
+  grants.push(...standingFetches(input, free, grant));
   return { grants, next };
+}
+
+/**
+ * Standing fetches for idle lanes (no fetch open, none granted now), best rank first, while the
+ * slots left after them stay at or above half the capacity (see FetchPlanInput.standing).
+ */
+function standingFetches(input: FetchPlanInput, free: number, granted: readonly number[]): FetchPlan["grants"] {
+  const size = input.standing ?? 0;
+  const capacity = input.capacity ?? 0;
+  if (size <= 0) return [];
+  const idle = input.pools
+    .map((p, i) => ({ p, i }))
+    .filter(({ p, i }) => !p.paused && p.outstanding === 0 && granted[i] === 0)
+    .sort((a, b) => (a.p.rank ?? 1) - (b.p.rank ?? 1));
+  const grants: FetchPlan["grants"] = [];
+  for (const { i } of idle) {
+    if (free - size < capacity / 2) break;
+    grants.push({ pool: i, count: size });
+    free -= size;
+  }
+  return grants;
 }

@@ -18,6 +18,35 @@ describe("planFetches", () => {
     expect(plan(free, pools).grants).toEqual(grants);
   });
 
+  describe("standing fetches (a worker with room to spare)", () => {
+    const standing = (free: number, pools: PoolView[], capacity = 16) =>
+      planFetches({ free, pools, start: 0, minBatch: 1, maxOutstanding: 2, standing: 1, capacity }).grants;
+
+    it("each idle lane keeps one slot asked for, best rank first", () => {
+      const lanes: PoolView[] = [2, 1, 0].map((rank) => ({ outstanding: 0, hungry: false, paused: false, rank }));
+      expect(standing(16, lanes)).toEqual([{ pool: 2, count: 1 }, { pool: 1, count: 1 }, { pool: 0, count: 1 }]);
+    });
+
+    it("not for a lane with a fetch open, a paused lane, or one served now; hungry lanes first", () => {
+      // The hungry lane (no cap) takes every free slot: nothing is left to stand in the idle one.
+      expect(standing(16, [idle(1), { outstanding: 0, hungry: false, paused: true }, hungry(), idle()])).toEqual([{ pool: 2, count: 16 }]);
+      expect(standing(16, [{ outstanding: 0, hungry: true, paused: false, limit: 2 }, idle()])).toEqual([
+        { pool: 0, count: 2 },
+        { pool: 1, count: 1 },
+      ]);
+      expect(standing(16, [idle(1), idle()])).toEqual([{ pool: 1, count: 1 }]);
+    });
+
+    it("never below half the capacity: hungry lanes keep the slots they may need", () => {
+      expect(standing(9, [idle(), idle(), idle()])).toEqual([{ pool: 0, count: 1 }]);
+      expect(standing(8, [idle(), idle()])).toEqual([]);
+    });
+
+    it("off (standing 0) leaves idle lanes empty", () => {
+      expect(planFetches({ free: 16, pools: [idle(), idle()], start: 0, minBatch: 1, maxOutstanding: 2, standing: 0, capacity: 16 }).grants).toEqual([]);
+    });
+  });
+
   describe("priority lanes", () => {
     // A handler's three lanes.
     const lane = (rank: number, state: Partial<PoolView> = {}): PoolView => ({ outstanding: 0, hungry: false, paused: false, rank, ...state });
