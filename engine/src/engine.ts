@@ -55,6 +55,8 @@ import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
 import { startRetentionSweep } from "./retention/retention-sweep.js";
+import { scheduleApi, startScheduleTicker } from "./schedules/schedules.js";
+import { startExecutions } from "./intake/start-execution.js";
 import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
 import { createResumeProcessor } from "./waits/resume-waits.js";
@@ -115,6 +117,8 @@ export interface EngineOptions {
   retention?: RetentionPeriod;
   /** The same in days (FM_RETENTION_DAYS); wins over `retention` when set; 0 keeps everything. */
   retentionDays?: number | undefined;
+  /** How often each engine looks for due schedules. Default 250 ms. */
+  scheduleTickMs?: number;
   /** How often the retention sweep runs. Default 60 s. */
   retentionSweepIntervalMs?: number;
   /** How long after an execution ends its offloaded context's blobs are deleted. Default 1 h. */
@@ -386,6 +390,23 @@ export function createEngine(options: EngineOptions): Engine {
       await Promise.all(batchers.map((b) => b.idle()));
     });
 
+    // Schedules: starts on a timer, through the same intake as any start (startExecutions), keyed per tick.
+    const schedules = scheduleApi(store, async (flowId) => (await registry.latest([flowId])).has(flowId));
+    const startEnv = { ...base, defaultRegion: options.region ?? "us-east-1" };
+    const ticker = startScheduleTicker({
+      db: store,
+      log: log.child({ component: "schedules" }),
+      intervalMs: options.scheduleTickMs ?? 250,
+      start: async ({ flowId, startKey, input, tenantId, scheduleId }) => {
+        const { outcomes, committed } = await startExecutions(startEnv, [
+          { flowId, startKey, subject: `schedule ${scheduleId}`, start: { input, ...(tenantId ? { tenantId } : {}), labels: { schedule: scheduleId } } },
+        ]);
+        relay.afterCommit(committed);
+        return outcomes[0]!;
+      },
+    });
+    releasers.add("schedule ticker", () => ticker.stop());
+
     const api = await startApiService({
       nc,
       names,
@@ -396,10 +417,17 @@ export function createEngine(options: EngineOptions): Engine {
         putFlow: async (body) => {
           const reply = await registry.put(body);
           const { definition } = await registry.get(reply.flowId, reply.version);
+          await schedules.syncFlow(definition);
           const warnings = unservedHandlerWarnings(definition, (handler) => routing.regionsServing(handler));
           return warnings.length > 0 ? { ...reply, warnings } : reply;
         },
         listFlows: async (req) => ({ flows: await registry.list(req.flowId) }),
+        putSchedule: (req) => schedules.put(req),
+        getSchedule: (req) => schedules.get(req.scheduleId),
+        listSchedules: (req) => schedules.list(req.flowId),
+        deleteSchedule: (req) => schedules.delete(req.scheduleId),
+        pauseSchedule: (req) => schedules.pause(req.scheduleId),
+        resumeSchedule: (req) => schedules.resume(req.scheduleId),
         start: (msg: ServiceMsg, flowId: string) => {
           if (!queue.overloaded) return intake.push({ kind: "api", msg, flowId });
           respond(msg, new FmError("OVERLOADED", `the ${names.streams.tasks} queue is nearly full (limit ${taskQueueLimit} tasks); try again when workers have drained it`));

@@ -5,6 +5,7 @@ export * from "./protocol/names.js";
 export * from "./protocol/codec.js";
 export * from "./protocol/storable-json.js";
 export * from "./protocol/api.js";
+export * from "./protocol/schedules.js";
 export * from "./protocol/messages/index.js";
 export * from "./errors/codes.js";
 export * from "./errors/fm-error.js";

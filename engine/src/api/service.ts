@@ -18,6 +18,9 @@ import {
   RetryStepRequest,
   TaskGetRequest,
   ResumeRequest,
+  ScheduleListRequest,
+  SchedulePutRequest,
+  ScheduleRef,
   SecretListRequest,
   SecretPutRequest,
   toFmError,
@@ -51,6 +54,12 @@ export interface ApiHandlers {
   purgeDeadTasks(req: z.output<typeof DlqPurgeRequest>): Promise<unknown>;
   retryStep(req: z.output<typeof RetryStepRequest>): Promise<unknown>;
   getTask(req: z.output<typeof TaskGetRequest>): Promise<unknown>;
+  putSchedule(req: z.output<typeof SchedulePutRequest>): Promise<unknown>;
+  getSchedule(req: z.output<typeof ScheduleRef>): Promise<unknown>;
+  listSchedules(req: z.output<typeof ScheduleListRequest>): Promise<unknown>;
+  deleteSchedule(req: z.output<typeof ScheduleRef>): Promise<unknown>;
+  pauseSchedule(req: z.output<typeof ScheduleRef>): Promise<unknown>;
+  resumeSchedule(req: z.output<typeof ScheduleRef>): Promise<unknown>;
 }
 
 /**
@@ -116,6 +125,12 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.dlqPurge, DlqPurgeRequest, (req) => handlers.purgeDeadTasks(req));
   endpoint(API_ENDPOINTS.executionsRetryStep, RetryStepRequest, (req) => handlers.retryStep(req));
   endpoint(API_ENDPOINTS.tasksGet, TaskGetRequest, (req) => handlers.getTask(req));
+  endpoint(API_ENDPOINTS.schedulesPut, SchedulePutRequest, (req) => handlers.putSchedule(req));
+  endpoint(API_ENDPOINTS.schedulesGet, ScheduleRef, (req) => handlers.getSchedule(req));
+  endpoint(API_ENDPOINTS.schedulesList, ScheduleListRequest, (req) => handlers.listSchedules(req));
+  endpoint(API_ENDPOINTS.schedulesDelete, ScheduleRef, (req) => handlers.deleteSchedule(req));
+  endpoint(API_ENDPOINTS.schedulesPause, ScheduleRef, (req) => handlers.pauseSchedule(req));
+  endpoint(API_ENDPOINTS.schedulesResume, ScheduleRef, (req) => handlers.resumeSchedule(req));
   service.addEndpoint("flows_start", {
     subject: s.apiFlowStartAll,
     handler: (err, msg) => {

@@ -19,6 +19,20 @@ import {
   secretsPutUsage,
 } from "./commands/secrets.js";
 import { startCommand, startUsage } from "./commands/start.js";
+import {
+  schedulesGetCommand,
+  schedulesGetUsage,
+  schedulesLsCommand,
+  schedulesLsUsage,
+  schedulesPauseCommand,
+  schedulesPauseUsage,
+  schedulesPutCommand,
+  schedulesPutUsage,
+  schedulesResumeCommand,
+  schedulesResumeUsage,
+  schedulesRmCommand,
+  schedulesRmUsage,
+} from "./commands/schedules.js";
 import { statusCommand, statusUsage } from "./commands/status.js";
 import { taskReplayCommand, taskReplayUsage } from "./commands/task-replay.js";
 import { usageCommand, usageUsage } from "./commands/usage.js";
@@ -58,6 +72,12 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },
   "secrets ls": { run: secretsLsCommand, usage: secretsLsUsage },
   "secrets keygen": { run: secretsKeygenCommand, usage: secretsKeygenUsage },
+  "schedules put": { run: schedulesPutCommand, usage: schedulesPutUsage },
+  "schedules ls": { run: schedulesLsCommand, usage: schedulesLsUsage },
+  "schedules get": { run: schedulesGetCommand, usage: schedulesGetUsage },
+  "schedules rm": { run: schedulesRmCommand, usage: schedulesRmUsage },
+  "schedules pause": { run: schedulesPauseCommand, usage: schedulesPauseUsage },
+  "schedules resume": { run: schedulesResumeCommand, usage: schedulesResumeUsage },
 };
 
 function usage(): string {

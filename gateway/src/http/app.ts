@@ -17,6 +17,7 @@ import { GATEWAY_VERSION } from "../version.js";
 import { lanesRoutes } from "./routes/lanes.js";
 import { usageRoutes } from "./routes/usage.js";
 import { secretRoutes } from "./routes/secrets.js";
+import { scheduleRoutes } from "./routes/schedules.js";
 
 export interface GatewayApp {
   app: Hono;
@@ -44,6 +45,7 @@ export function createApp(deps: RouteDeps, subjects: Subjects, options: { proces
   app.route("/", usageRoutes(deps));
   app.route("/", operatorRoutes(deps, createNames(subjects.prefix)));
   app.route("/", secretRoutes(deps));
+  app.route("/", scheduleRoutes(deps));
   app.route("/", events.app);
   app.route("/", dashboardRoutes());
 

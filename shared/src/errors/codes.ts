@@ -39,6 +39,7 @@ export const ERROR_CODES = {
       "a task result that does not match the attempt the engine dispatched (task id, execution, step, attempt, or the region it ran in); it is recorded as a rejection and not applied",
   },
   DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
+  SCHEDULE_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no schedule with that id" },
   RESUME_TOKEN_NOT_FOUND: {
     httpStatus: 404,
     retryable: false,

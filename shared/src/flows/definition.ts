@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RetentionPeriod } from "../protocol/duration.js";
+import { FlowScheduleDefinition } from "../protocol/schedules.js";
 import { Priority, Region, Token } from "../protocol/tokens.js";
 
 export const RetryPolicy = z
@@ -61,6 +62,12 @@ export const FlowDefinition = z
      * the engine's FM_RETENTION for executions started from this version.
      */
     retention: RetentionPeriod.optional(),
+    /** Starts of this flow on a timer; pushing the flow replaces the schedules it declared before. */
+    schedules: z
+      .array(FlowScheduleDefinition)
+      .max(32)
+      .refine((list) => new Set(list.map((s) => s.id)).size === list.length, "schedule ids must be unique within the flow")
+      .optional(),
   })
   .strict();
 export type FlowDefinition = z.infer<typeof FlowDefinition>;

@@ -37,6 +37,7 @@ import {
 import { decode, describeIssues, encode } from "../protocol/codec.js";
 import type { FlowStartInput } from "../protocol/messages/flow-start.js";
 import { API_ENDPOINTS, createSubjects, type Subjects } from "../protocol/subjects.js";
+import { ScheduleDeleteReply, ScheduleListReply, ScheduleView, type SchedulePutRequest } from "../protocol/schedules.js";
 
 /** Set by the NATS service protocol on error replies (`respondError`). */
 const SERVICE_ERROR_HEADER = "Nats-Service-Error-Code";
@@ -108,6 +109,12 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
     putSecret: (request: SecretPutRequest) => call(subjects.api(API_ENDPOINTS.secretsPut), request, SecretPutReply),
     listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),
+    putSchedule: (request: SchedulePutRequest) => call(subjects.api(API_ENDPOINTS.schedulesPut), request, ScheduleView.extend({ created: z.boolean() })),
+    getSchedule: (scheduleId: string) => call(subjects.api(API_ENDPOINTS.schedulesGet), { scheduleId }, ScheduleView),
+    listSchedules: (flowId?: string) => call(subjects.api(API_ENDPOINTS.schedulesList), flowId ? { flowId } : {}, ScheduleListReply),
+    deleteSchedule: (scheduleId: string) => call(subjects.api(API_ENDPOINTS.schedulesDelete), { scheduleId }, ScheduleDeleteReply),
+    pauseSchedule: (scheduleId: string) => call(subjects.api(API_ENDPOINTS.schedulesPause), { scheduleId }, ScheduleView),
+    resumeSchedule: (scheduleId: string) => call(subjects.api(API_ENDPOINTS.schedulesResume), { scheduleId }, ScheduleView),
     resume: (resumeToken: string, payload?: unknown, tenantId?: string) =>
       call(
         subjects.api(API_ENDPOINTS.resume),

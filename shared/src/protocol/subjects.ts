@@ -43,6 +43,12 @@ export const API_ENDPOINTS = {
   dlqPurge: "dlq.purge",
   executionsRetryStep: "executions.retryStep",
   tasksGet: "tasks.get",
+  schedulesPut: "schedules.put",
+  schedulesGet: "schedules.get",
+  schedulesList: "schedules.list",
+  schedulesDelete: "schedules.delete",
+  schedulesPause: "schedules.pause",
+  schedulesResume: "schedules.resume",
 } as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[keyof typeof API_ENDPOINTS];
 

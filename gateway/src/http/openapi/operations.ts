@@ -24,6 +24,11 @@ import {
   UsageRequest,
   WorkersReply,
   FlowStart,
+  ScheduleDeleteReply,
+  ScheduleListReply,
+  ScheduleListRequest,
+  SchedulePutRequest,
+  ScheduleView,
 } from "@flowmonkey/shared";
 import { z } from "zod";
 import { DlqListQuery } from "../routes/dlq.js";
@@ -32,9 +37,12 @@ import { FlowListQuery } from "../routes/flows.js";
 import { EmitBody, PauseBody, WorkersQuery } from "../routes/operators.js";
 import { SecretPutBody } from "../routes/secrets.js";
 
+/** PUT /v1/schedules/:scheduleId's body, as documented: the put request (its scheduleId comes from the path). */
+const SchedulePutDoc = SchedulePutRequest;
+
 /** One served route as the OpenAPI document describes it; schemas are the ones the routes parse with. */
 export interface Operation {
-  method: "get" | "post" | "put";
+  method: "get" | "post" | "put" | "delete";
   /** Hono's form (`/v1/executions/:id`). */
   path: string;
   summary: string;
@@ -85,6 +93,12 @@ export const OPERATIONS: Operation[] = [
   v1({ method: "post", path: "/v1/queues/:region/:handler/resume", tag: "operations", summary: "Resume a lane and publish its parked tasks", status: 200, response: QueuePauseReply }),
   v1({ method: "put", path: "/v1/secrets/:key", tag: "secrets", summary: "Store a secret (encrypted at rest)", body: SecretPutBody, status: 201, response: SecretPutReply }),
   v1({ method: "get", path: "/v1/secrets", tag: "secrets", summary: "List a tenant's secret names", query: SecretListRequest, status: 200, response: SecretListReply }),
+  v1({ method: "put", path: "/v1/schedules/:scheduleId", tag: "schedules", summary: "Create or replace a schedule (cron or everyMs; overlap, missed)", body: SchedulePutDoc, status: 201, response: ScheduleView }),
+  v1({ method: "get", path: "/v1/schedules", tag: "schedules", summary: "List schedules, with their next tick and last tick's outcome", query: ScheduleListRequest, status: 200, response: ScheduleListReply }),
+  v1({ method: "get", path: "/v1/schedules/:scheduleId", tag: "schedules", summary: "One schedule", status: 200, response: ScheduleView }),
+  v1({ method: "delete", path: "/v1/schedules/:scheduleId", tag: "schedules", summary: "Delete a schedule (its executions stay)", status: 200, response: ScheduleDeleteReply }),
+  v1({ method: "post", path: "/v1/schedules/:scheduleId/pause", tag: "schedules", summary: "Pause a schedule", status: 200, response: ScheduleView }),
+  v1({ method: "post", path: "/v1/schedules/:scheduleId/resume", tag: "schedules", summary: "Resume a schedule from now", status: 200, response: ScheduleView }),
   { method: "get", path: "/", tag: "dashboard", summary: "The live dashboard", status: 200, contentType: "text/html" },
   { method: "get", path: "/dashboard/app.js", tag: "dashboard", summary: "Dashboard script", status: 200, contentType: "text/javascript" },
   { method: "get", path: "/dashboard/style.css", tag: "dashboard", summary: "Dashboard styles", status: 200, contentType: "text/css" },
