@@ -55,7 +55,9 @@ import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
 import { startRetentionSweep } from "./retention/retention-sweep.js";
+import { listPausedLanes } from "./store/paused-lanes.js";
 import { scheduleApi, startScheduleTicker } from "./schedules/schedules.js";
+import { watchRunningSteps } from "./api/running-steps.js";
 import { startExecutions } from "./intake/start-execution.js";
 import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
@@ -390,6 +392,8 @@ export function createEngine(options: EngineOptions): Engine {
       await Promise.all(batchers.map((b) => b.idle()));
     });
 
+    const running = watchRunningSteps(nc, names.subjects);
+    releasers.add("running steps", () => running.stop());
     // Schedules: starts on a timer, through the same intake as any start (startExecutions), keyed per tick.
     const schedules = scheduleApi(store, async (flowId) => (await registry.latest([flowId])).has(flowId));
     const startEnv = { ...base, defaultRegion: options.region ?? "us-east-1" };
@@ -435,7 +439,7 @@ export function createEngine(options: EngineOptions): Engine {
         getExecution: async ({ executionId }) => {
           const exec = await getExecution(store, executionId);
           if (!exec) throw new FmError("EXECUTION_NOT_FOUND", `no execution ${executionId}`);
-          const view = executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId));
+          const view = executionView(exec, await registry.get(exec.flowId, exec.flowVersion), await attemptsOf(store, executionId), running.attemptStarted);
           return sendableView(view, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
         },
         listExecutions: async (req) => {
@@ -452,7 +456,7 @@ export function createEngine(options: EngineOptions): Engine {
         usage: (req) => usageOf(store, req),
         listDeadTasks: async (req) => ({ deadTasks: await listDeadTasks(store, req) }),
         getTask: (req) => lookUpTask({ db: store, registry, names, offload: contextOffload }, req),
-        lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list() }),
+        lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list(), paused: await listPausedLanes(store) }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
         ...operatorHandlers({ base, db: store, jsm, queueSources: queueReads, names, pauses, relay, version: ENGINE_VERSION }),

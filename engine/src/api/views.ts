@@ -3,13 +3,20 @@ import type { CompiledFlow } from "../flows/registry.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
 /** The public shape of an execution (fm.api.executions.get, GET /v1/executions/:id). */
-export function executionView(exec: ExecutionState, flow: CompiledFlow, history?: ReadonlyMap<string, AttemptView[]>): ExecutionView {
+export function executionView(
+  exec: ExecutionState,
+  flow: CompiledFlow,
+  history?: ReadonlyMap<string, AttemptView[]>,
+  /** The attempt a worker has started of a step (api/running-steps.ts): that attempt shows `running`. */
+  attemptStarted?: (executionId: string, stepId: string) => number | undefined,
+): ExecutionView {
   const steps: StepView[] = flow.graph.order.map((stepId) => {
     const s = exec.steps[stepId] ?? { status: "pending" as const, attempts: 0 };
+    const running = s.status === "dispatched" && attemptStarted?.(exec.id, stepId) === s.attempts;
     return {
       stepId,
       handler: flow.graph.steps.get(stepId)!.handler,
-      status: s.status,
+      status: running ? "running" : s.status,
       attempts: s.attempts,
       ...(s.output === undefined ? {} : { output: s.output }),
       ...(s.error ? { error: s.error } : {}),

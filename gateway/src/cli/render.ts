@@ -59,12 +59,19 @@ export function executionHeadline(view: ExecutionView): string {
  * worker (it would hang silently otherwise), a waiting step's resume token and event.
  * `serves(region, handler)` answers from the live workers (KV fm_workers).
  */
-export function stepNotes(view: ExecutionView, serves: (region: string, handler: string) => boolean): string[] {
+export function stepNotes(
+  view: ExecutionView,
+  serves: (region: string, handler: string) => boolean,
+  /** Why a lane (`<region>/<handler>`) holds its tasks back, if it does: "paused", "circuit open". */
+  laneHeld: (lane: string) => string | undefined = () => undefined,
+): string[] {
   const notes: string[] = [];
   for (const s of view.steps) {
     if (s.status === "dispatched") {
       const region = s.history?.at(-1)?.region ?? view.region;
-      if (!serves(region, s.handler)) notes.push(`${s.stepId}: waiting for a worker of ${s.handler} in ${region}: none registered`);
+      const held = laneHeld(`${region}/${s.handler}`);
+      if (held) notes.push(`${s.stepId}: waiting for a worker of ${s.handler} in ${region}: ${held}`);
+      else if (!serves(region, s.handler)) notes.push(`${s.stepId}: waiting for a worker of ${s.handler} in ${region}: none registered`);
     } else if (s.status === "waiting" && s.wait) {
       const on = [`resume token ${s.wait.resumeToken}`, s.wait.resumeOn ? `or event ${s.wait.resumeOn.event}` : "", s.wait.waitUntil ? `until ${s.wait.waitUntil}` : ""];
       notes.push(`${s.stepId}: waiting (${on.filter(Boolean).join(", ")})${s.wait.reason ? `: ${s.wait.reason}` : ""}`);
@@ -152,15 +159,28 @@ export function tenantLaneRows(tenants: LanesReply["tenants"]): Table {
  * each out (Output.table); a section with nothing in it is one line, both empty is one line.
  */
 export function lanesLines(
-  reply: Pick<LanesReply, "circuits" | "tenants"> & { rates?: LanesReply["rates"] },
+  reply: Pick<LanesReply, "circuits" | "tenants"> & { rates?: LanesReply["rates"]; paused?: LanesReply["paused"] },
   table: (headers: string[], rows: string[][]) => string[],
   now = Date.now(),
 ): string[] {
   const rates = reply.rates ?? [];
-  if (reply.circuits.length === 0 && reply.tenants.length === 0 && rates.length === 0) return ["all lanes healthy"];
+  const paused = reply.paused ?? [];
+  if (reply.circuits.length === 0 && reply.tenants.length === 0 && rates.length === 0 && paused.length === 0) return ["all lanes healthy"];
+  const pausedLines =
+    paused.length === 0
+      ? []
+      : [
+          "paused (new tasks wait in the engine until `flowmonkey queues resume`):",
+          ...table(
+            ["LANE", "SINCE", "HELD", "REASON"],
+            paused.map((p) => [p.lane, p.pausedAt, String(p.held), p.reason ?? ""]),
+          ),
+          "",
+        ];
   const circuits = circuitRows(reply.circuits, now);
   const tenants = tenantLaneRows(reply.tenants);
   return [
+    ...pausedLines,
     ...(reply.circuits.length === 0
       ? ["circuits: all closed (on the engine replica that answered)"]
       : ["circuits (on the engine replica that answered):", ...table(circuits.headers, circuits.rows)]),

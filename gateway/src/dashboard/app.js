@@ -170,6 +170,9 @@ function onExec(event) {
 function onProgress(p) {
   state.stepProgress.set(`${p.executionId}/${p.stepId}`, { percent: p.percent, message: p.message });
   state.latest.set(p.executionId, { stepId: p.stepId, percent: p.percent, message: p.message });
+  // A worker reports on a dispatched step (its "started" announcement, then progress): it runs.
+  const step = state.selected?.id === p.executionId && state.selected.steps.find((s) => s.stepId === p.stepId);
+  if (step && step.status === "dispatched" && (p.attempt === undefined || p.attempt === step.attempts)) step.status = "running";
   if (state.selected?.id === p.executionId) renderDetail();
   renderList();
 }

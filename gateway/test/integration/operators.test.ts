@@ -180,6 +180,12 @@ describe("pausing a lane", () => {
     expect((await mesh.api.get(executionId)).steps[0]).toMatchObject({ stepId: "say", status: "dispatched", attempts: 1 });
     const human = await cli("queues", "--handler", "echo");
     expect(human.stdout).toMatch(/us-east-1\s+echo\s+normal\s+0\s+0\s+0\s+\d+\s+paused/);
+    // `lanes` does not call a paused lane healthy, and `status` says why the step waits.
+    const lanes = await cli("lanes");
+    expect(lanes.stdout).not.toContain("all lanes healthy");
+    expect(lanes.stdout).toMatch(/paused[\s\S]*us-east-1\/echo\s+\S+\s+1\s+upstream maintenance/);
+    const status = await cli("status", executionId);
+    expect(status.stdout).toContain("say: waiting for a worker of echo in us-east-1: lane paused (upstream maintenance)");
 
     const resumed = await cli("queues", "resume", REGION, "echo", "--json");
     expect(resumed.code).toBe(0);

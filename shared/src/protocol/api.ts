@@ -51,10 +51,17 @@ export const AttemptView = z.object({
 });
 export type AttemptView = z.infer<typeof AttemptView>;
 
+/**
+ * A step as views show it: its stored status, except that a dispatched step whose worker has
+ * started it (it announced so on its progress subject) shows `running`.
+ */
+export const StepViewStatus = z.enum([...StepStatus.options, "running"]);
+export type StepViewStatus = z.infer<typeof StepViewStatus>;
+
 export const StepView = z.object({
   stepId: Token,
   handler: Token,
-  status: StepStatus,
+  status: StepViewStatus,
   attempts: z.number().int().nonnegative(),
   output: z.unknown().optional(),
   error: Failure.optional(),
@@ -165,6 +172,8 @@ export const LanesReply = z.object({
   tenants: z.array(z.object({ tenantId: z.string(), lane: z.string(), inFlight: z.number().int(), queued: z.number().int(), maxInFlight: z.number().int() })),
   /** Tasks/s limits of this replica: configured rules, and keys (`<region>/<handler>`, `<tenant>@<region>/<handler>`) in use. */
   rates: z.array(z.object({ key: z.string(), perSecond: z.number(), heldUntil: Timestamp.optional() })).default([]),
+  /** Lanes an operator paused (`queues pause`): their new tasks wait in the engine. */
+  paused: z.array(z.object({ lane: z.string(), reason: z.string().optional(), pausedAt: Timestamp, held: z.number().int() })).default([]),
 });
 export type LanesReply = z.infer<typeof LanesReply>;
 

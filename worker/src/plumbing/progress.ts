@@ -96,3 +96,17 @@ export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working
     },
   };
 }
+
+/**
+ * Announces on the step's progress subject that this worker has started the attempt (percent
+ * 0, "started"): views then show the step `running` instead of `dispatched`, and live
+ * dashboards see it start. One core publish, no bucket write: it is on every task's path.
+ */
+export function announceStarted(sink: ProgressSink, ids: ProgressIds, log: Logger): void {
+  const started: Progress = { ...ids, percent: 0, message: "started", at: new Date().toISOString() };
+  try {
+    sink.nc.publish(sink.subjects.progress(ids.executionId, ids.stepId), encode(started));
+  } catch (thrown) {
+    log.debug({ err: toError(thrown) }, "started announcement failed");
+  }
+}

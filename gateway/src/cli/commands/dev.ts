@@ -143,7 +143,7 @@ function banner({ gatewayUrl, nats, regions, examples, config }: BannerInput): s
     "Start a flow:",
     `  nats pub${server} ${subject} ${body}`,
     `  curl -X POST ${gatewayUrl}/v1/flows/${flowId}/executions -H 'content-type: application/json' -d ${body}`,
-    `  node gateway/dist/cli/main.js start ${flowId} --input '{"name":"world"}' --wait`,
+    `  node gateway/dist/cli/main.js start ${flowId} --input '{"name":"world"}' --wait${server ? ` --nats-url ${nats.url}` : ""}`,
     "",
     "Ctrl-C stops everything.",
     "",

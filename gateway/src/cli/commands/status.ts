@@ -16,8 +16,15 @@ export async function statusCommand(argv: string[], out: Output): Promise<number
     const { headers, rows } = stepRows(view);
     const lines = [executionHeadline(view), "", ...out.table(headers, rows)];
     // Only a dispatched step needs the registry: whether anyone can run it.
-    const { workers } = view.steps.some((s) => s.status === "dispatched") ? await listWorkers(nc, createNames(cmd.config.prefix), silentLogger()) : { workers: [] };
-    const notes = stepNotes(view, (region, handler) => workers.some((w) => w.region === region && w.handlers.includes(handler)));
+    const dispatched = view.steps.some((s) => s.status === "dispatched");
+    const { workers } = dispatched ? await listWorkers(nc, createNames(cmd.config.prefix), silentLogger()) : { workers: [] };
+    // A paused lane or an open circuit holds tasks back however many workers there are: say so.
+    const lanes = dispatched ? await api.lanes() : undefined;
+    const held = new Map<string, string>([
+      ...(lanes?.circuits ?? []).filter((c) => c.state === "open").map((c): [string, string] => [c.lane, `circuit open${c.openUntil ? ` until ${c.openUntil}` : ""}`]),
+      ...(lanes?.paused ?? []).map((p): [string, string] => [p.lane, `lane paused${p.reason ? ` (${p.reason})` : ""}; \`flowmonkey queues resume\` releases it`]),
+    ]);
+    const notes = stepNotes(view, (region, handler) => workers.some((w) => w.region === region && w.handlers.includes(handler)), (lane) => held.get(lane));
     if (notes.length > 0) lines.push("", ...notes);
     if (view.error) lines.push("", `error: ${view.error.code}: ${view.error.message}`);
     if (view.output !== undefined) lines.push("", `output: ${JSON.stringify(view.output)}`);
