@@ -58,6 +58,8 @@ import { startRetentionSweep } from "./retention/retention-sweep.js";
 import { listPausedLanes } from "./store/paused-lanes.js";
 import { scheduleApi, startScheduleTicker } from "./schedules/schedules.js";
 import { watchRunningSteps } from "./api/running-steps.js";
+import { subflowStarter } from "./execution/subflow-starter.js";
+import type { ChildStart } from "./store/outbox.js";
 import { startExecutions } from "./intake/start-execution.js";
 import { createEventCatchUp, DEFAULT_CATCH_UP_GRACE_MS } from "./waits/event-catch-up.js";
 import { createEventProcessor } from "./waits/event-consumer.js";
@@ -264,13 +266,17 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("region routing", () => routing.stop());
     /** Set once the apply environment exists (below); until then the relay's conclusions wait. */
     let conclude: ((results: TaskResult[]) => Promise<void>) | undefined;
+    let subflows: { start(children: ChildStart[]): Promise<void>; cancel(ids: string[]): Promise<void> } | undefined;
+    const starting = () => Promise.reject(new Error("the engine is still starting"));
     const relay = createRelay({
       db: store,
       nc,
       log,
       pauses,
       routing,
-      conclude: (results) => (conclude ? conclude(results) : Promise.reject(new Error("the engine is still starting"))),
+      conclude: (results) => (conclude ? conclude(results) : starting()),
+      startChildren: (children) => (subflows ? subflows.start(children) : starting()),
+      cancelChildren: (ids) => (subflows ? subflows.cancel(ids) : starting()),
     });
     relay.start();
     releasers.add("outbox relay", () => relay.close());
@@ -392,6 +398,7 @@ export function createEngine(options: EngineOptions): Engine {
       await Promise.all(batchers.map((b) => b.idle()));
     });
 
+    subflows = subflowStarter({ startEnv: { ...base, defaultRegion: options.region ?? "us-east-1" }, relay, log, conclude: (results) => conclude!(results) });
     const running = watchRunningSteps(nc, names.subjects);
     releasers.add("running steps", () => running.stop());
     // Schedules: starts on a timer, through the same intake as any start (startExecutions), keyed per tick.

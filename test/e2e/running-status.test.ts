@@ -24,7 +24,7 @@ afterAll(async () => {
 describe("running", () => {
   it("a started step shows running, with its attempt; the live progress subject carried the announcement", async () => {
     const seen: Array<{ percent: number; message?: string; attempt?: number }> = [];
-    const sub = mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_e, m) => seen.push(m.json()) });
+    const sub = mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_e, m) => void seen.push(m.json()) });
     const { executionId } = await mesh.api.start("nap", { input: {} });
     const step = await waitFor(async () => {
       const s = (await mesh.api.get(executionId)).steps[0]!;

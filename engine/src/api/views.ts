@@ -24,6 +24,8 @@ export function executionView(
       ...(s.completedAt ? { completedAt: s.completedAt } : {}),
       ...(s.status === "waiting" && s.wait ? { wait: s.wait } : {}),
       ...(history ? { history: history.get(stepId) ?? [] } : {}),
+      ...(flow.graph.steps.get(stepId)!.flow ? { flow: flow.graph.steps.get(stepId)!.flow } : {}),
+      ...(s.child ? { childExecutionId: s.child } : {}),
     };
   });
   return { ...executionSummary(exec), input: exec.input ?? null, context: exec.context, ...(exec.output === undefined ? {} : { output: exec.output }), steps };
@@ -42,6 +44,7 @@ export function executionSummary(exec: ExecutionState): ExecutionSummary {
     createdAt: exec.createdAt,
     updatedAt: exec.updatedAt,
     ...(exec.completedAt ? { completedAt: exec.completedAt } : {}),
+    ...(exec.parent ? { parentExecutionId: exec.parent.executionId, parentStepId: exec.parent.stepId } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import type { RateLimits } from "../scheduler/rate-limits.js";
 import { sealRequestOf } from "../vault/seal-request.js";
 import type { Changes } from "./changes.js";
 import { taskRouteOf } from "../regions/task-route.js";
+import { cancelChildOf, concludeParent, dispatchSubflow } from "./subflows.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
 
@@ -110,6 +111,7 @@ export function dispatch(
   delayMs = 0,
 ): void {
   const def = flow.graph.steps.get(stepId)!;
+  if (def.flow !== undefined) return dispatchSubflow(exec, flow, stepId, input, out, env, delayMs);
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
   // An open circuit on the lane holds the task past its own delay (nothing is lost or burned),
@@ -213,6 +215,8 @@ export function releaseLane(exec: ExecutionState, stepId: string, out: Changes):
 
 export function failStep(exec: ExecutionState, stepId: string, failure: Failure, out: Changes, env: AdvanceEnv): void {
   const step = exec.steps[stepId]!;
+  // A sub-flow step failed other than by its child ending (a timeout): the child is cancelled.
+  if (step.status === "dispatched" && failure.code !== "SUBFLOW_FAILED" && failure.code !== "CANCELLED") cancelChildOf(exec, stepId, out);
   exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, lane: undefined, resumed: undefined };
   emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
 }
@@ -245,6 +249,7 @@ export function finish(
   for (const [id, step] of Object.entries(exec.steps)) {
     if (!isTerminalStep(step)) {
       releaseLane(exec, id, out);
+      if (step.status === "dispatched") cancelChildOf(exec, id, out);
       if (step.status === "waiting" && step.wait) out.of(exec.id).waitsEnded.push(step.wait.resumeToken);
       exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, wait: undefined, resumed: undefined };
     }
@@ -253,6 +258,7 @@ export function finish(
     ...(extra.output === undefined ? {} : { output: extra.output }),
     ...(extra.error ? { error: extra.error } : {}),
   });
+  concludeParent(exec, status, out, env, extra);
 }
 
 /** The flow's `output`, or by default the output of its last step(s): those nothing depends on. */

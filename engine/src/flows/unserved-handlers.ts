@@ -8,6 +8,8 @@ import type { FlowDefinition } from "@flowmonkey/shared";
 export function unservedHandlerWarnings(definition: FlowDefinition, regionsServing: (handler: string) => string[]): string[] {
   const warnings: string[] = [];
   for (const step of definition.steps) {
+    // A sub-flow step runs on no worker.
+    if (step.handler === undefined) continue;
     const serving = regionsServing(step.handler);
     const pinned = step.region ?? definition.defaults?.region;
     if (serving.length === 0) {

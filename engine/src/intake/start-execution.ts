@@ -22,6 +22,10 @@ export interface StartRequest {
   subject: string;
   /** The starter's span (W3C traceparent header), parent of the execution's. */
   traceparent?: string;
+  /** A sub-flow's start: this registry version of the flow (default: its latest). */
+  flowVersion?: number | undefined;
+  /** A sub-flow's start: the step attempt that starts it (engine-internal, never from the wire). */
+  parent?: ExecutionState["parent"];
 }
 
 export type StartOutcome = { executionId: string; created: boolean } | { error: FmError };
@@ -61,7 +65,13 @@ async function startExecutionsOnce(
   extraRejections: Rejection[],
   optimistic: boolean,
 ): Promise<{ outcomes: StartOutcome[]; committed: Committed<void> }> {
-  const flows = await env.registry.latest([...new Set(requests.map((r) => r.flowId))]);
+  const flows = await env.registry.latest([...new Set(requests.filter((r) => r.flowVersion === undefined).map((r) => r.flowId))]);
+  const pinned = new Map<string, CompiledFlow>();
+  for (const r of requests) {
+    if (r.flowVersion === undefined) continue;
+    const key = `${r.flowId}@${r.flowVersion}`;
+    if (!pinned.has(key)) await env.registry.get(r.flowId, r.flowVersion).then((f) => pinned.set(key, f), () => undefined);
+  }
   const now = new Date();
   const out = new Changes();
   out.rejections.push(...extraRejections);
@@ -70,9 +80,9 @@ async function startExecutionsOnce(
   const spans: Span[] = [];
 
   for (const request of requests) {
-    const flow = flows.get(request.flowId);
+    const flow = request.flowVersion === undefined ? flows.get(request.flowId) : pinned.get(`${request.flowId}@${request.flowVersion}`);
     if (!flow) {
-      const error = new FmError("FLOW_NOT_FOUND", `no flow "${request.flowId}" is registered`);
+      const error = new FmError("FLOW_NOT_FOUND", `no flow "${request.flowId}"${request.flowVersion === undefined ? "" : ` version ${request.flowVersion}`} is registered`);
       out.rejections.push({ subject: request.subject, code: error.code, reason: error.message });
       outcomes.push({ error });
       continue;
@@ -155,6 +165,7 @@ function newExecution(request: StartRequest, flow: CompiledFlow, defaultRegion: 
     priority: start.priority ?? flow.definition.defaults?.priority ?? "normal",
     ...(start.labels ? { labels: start.labels } : {}),
     steps: initialSteps(flow.graph),
+    ...(request.parent ? { parent: request.parent } : {}),
     createdAt: at,
     updatedAt: at,
   };

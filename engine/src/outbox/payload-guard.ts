@@ -1,7 +1,7 @@
 import type { Logger, Subjects } from "@flowmonkey/shared";
 import type { ContextOffload } from "../context/offload.js";
 import type { Changes } from "../execution/changes.js";
-import type { OutboxMessage } from "../store/outbox.js";
+import { isInternal, type OutboxMessage } from "../store/outbox.js";
 import { conclusionOf, taskIdentityOf } from "./conclusions.js";
 import { PUBLISH_HEADROOM_BYTES } from "./publish-failure.js";
 
@@ -51,7 +51,7 @@ export function createPayloadGuard(options: PayloadGuardOptions): PayloadGuard {
 
   /** The message to write instead of `m` (itself when it fits), or undefined to leave it out. */
   async function fitOne(executionId: string, m: OutboxMessage, out: Changes, limit: number): Promise<OutboxMessage | undefined> {
-    if (m.conclude) return m;
+    if (isInternal(m)) return m;
     let bytes = publishedBytes(m);
     if (bytes <= limit) return m;
     const task = taskIdentityOf(m);

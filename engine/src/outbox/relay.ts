@@ -9,6 +9,8 @@ import {
   deleteOutbox,
   releaseOutboxClaim,
   settleOutboxRow,
+  isInternal,
+  type ChildStart,
   type OutboxDeadLetter,
   type OutboxMessage,
   type OutboxRow,
@@ -39,6 +41,10 @@ export interface RelayOptions {
   conclude?: ((results: TaskResult[]) => Promise<void>) | undefined;
   /** Tries a message may fail for an unknown reason before it is given up on (default 5). */
   maxTries?: number;
+  /** Starts sub-flow steps' child executions (idempotent: each has its own id). Absent: such rows wait. */
+  startChildren?: ((children: ChildStart[]) => Promise<void>) | undefined;
+  /** Cancels child executions whose step attempt ended (one already over is no error). Absent: such rows wait. */
+  cancelChildren?: ((executionIds: string[]) => Promise<void>) | undefined;
 }
 
 export type Relay = ReturnType<typeof createRelay>;
@@ -87,7 +93,9 @@ export function createRelay(options: RelayOptions) {
   async function publishAll(all: OutboxMessage[]): Promise<Unsent[]> {
     const unsent: Unsent[] = [];
     const conclusions = all.filter((m) => m.conclude);
-    const publishable = conclusions.length > 0 ? all.filter((m) => !m.conclude) : all;
+    const children = all.filter((m) => m.startChild);
+    const cancels = all.filter((m) => m.cancelChild);
+    const publishable = conclusions.length + children.length + cancels.length > 0 ? all.filter((m) => !isInternal(m)) : all;
     // Tasks of lanes an operator paused are parked, not published (control/lane-pauses.ts).
     const messages = options.pauses?.active ? await options.pauses.withoutHeld(publishable) : publishable;
     const acks: Array<Promise<unknown>> = [];
@@ -95,6 +103,13 @@ export function createRelay(options: RelayOptions) {
       acks.push(publishOne(m).catch((error: unknown) => void unsent.push({ message: m, error })));
     }
     if (conclusions.length > 0) acks.push(applyConclusions(conclusions).catch((error: unknown) => void unsent.push(...conclusions.map((message) => ({ message, error })))));
+    const internal = (messages: OutboxMessage[], apply: (() => Promise<void>) | undefined, what: string) => {
+      if (messages.length === 0) return;
+      const applied = apply ? apply() : Promise.reject(new Error(`the relay cannot ${what}`));
+      acks.push(applied.catch((error: unknown) => void unsent.push(...messages.map((message) => ({ message, error })))));
+    };
+    internal(children, options.startChildren && (() => options.startChildren!(children.map((m) => m.startChild!))), "start sub-flows");
+    internal(cancels, options.cancelChildren && (() => options.cancelChildren!(cancels.map((m) => m.cancelChild!))), "cancel sub-flows");
     await Promise.all(acks);
     published += messages.length;
     return unsent;
@@ -133,7 +148,8 @@ export function createRelay(options: RelayOptions) {
     for (const { message, error } of unsent) {
       const failure = classifyPublishFailure(error);
       first ??= failure;
-      if (message.conclude || failure.kind === "transient" || (failure.kind === "unknown" && tries < maxTries)) {
+      // The engine's own work (conclusions, sub-flow starts and cancels) is never given up on.
+      if (isInternal(message) || failure.kind === "transient" || (failure.kind === "unknown" && tries < maxTries)) {
         remaining.push(message);
         continue;
       }

@@ -24,6 +24,8 @@ export interface StepState {
    * the task (it never ran): like resumes, they do not count against the retry policy.
    */
   reroutes?: number;
+  /** A sub-flow step's attempt: the child execution it started (cancelled with the attempt). */
+  child?: string;
   /** The run after a wait, while in flight: what its task carries as `resume`. */
   resumed?: ResumeInfo;
   /**
@@ -51,6 +53,8 @@ export interface ExecutionState {
   /** The span that started it (W3C traceparent): dispatches are its children. */
   traceparent?: string;
   steps: Record<string, StepState>;
+  /** A sub-flow's execution: the step attempt that started it, and how deep it is (1 = a child of a top-level one). */
+  parent?: { executionId: string; stepId: string; attempt: number; depth: number };
   createdAt: string;
   updatedAt: string;
   completedAt?: string;

@@ -20,10 +20,14 @@ interface ExecutionRow {
   created_at: Date | string;
   updated_at: Date | string;
   completed_at: Date | string | null;
+  parent_execution_id: string | null;
+  parent_step_id: string | null;
+  parent_attempt: number | null;
+  depth: number;
 }
 
 const COLUMNS = `id, flow_id, flow_version, status, input, context, output, error, steps, tenant_id, region,
-  priority, labels, traceparent, created_at, updated_at, completed_at`;
+  priority, labels, traceparent, created_at, updated_at, completed_at, parent_execution_id, parent_step_id, parent_attempt, depth`;
 
 const iso = (d: Date | string) => (d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
@@ -38,6 +42,9 @@ function fromRow(r: ExecutionRow): ExecutionState {
     ...(r.output === null || r.output === undefined ? {} : { output: r.output }),
     ...(r.error ? { error: r.error } : {}),
     steps: r.steps,
+    ...(r.parent_execution_id
+      ? { parent: { executionId: r.parent_execution_id, stepId: r.parent_step_id!, attempt: r.parent_attempt!, depth: r.depth } }
+      : {}),
     ...(r.tenant_id ? { tenantId: r.tenant_id } : {}),
     region: r.region,
     priority: r.priority,
@@ -91,18 +98,25 @@ export function newExecutionRows(executions: NewExecution[]) {
     created_at: s.createdAt,
     completed_at: s.completedAt ?? null,
     retain_ms: retainMs ?? null,
+    parent_execution_id: s.parent?.executionId ?? null,
+    parent_step_id: s.parent?.stepId ?? null,
+    parent_attempt: s.parent?.attempt ?? null,
+    depth: s.parent?.depth ?? 0,
   }));
 }
 
 /** Insert of the executions in a jsonb array parameter ($n); the caller adds ON CONFLICT / RETURNING. */
 export const insertExecutionsSql = (param: string) => `
   INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
-                          tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms)
+                          tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms,
+                          parent_execution_id, parent_step_id, parent_attempt, depth)
   SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
-         x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms
+         x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms,
+         x.parent_execution_id, x.parent_step_id, x.parent_attempt, x.depth
     FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
          input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
-         priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint)`;
+         priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint,
+         parent_execution_id text, parent_step_id text, parent_attempt int, depth int)`;
 
 /** Execution ids already created for these start keys (for replies to redelivered starts). */
 export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, { id: string; tenantId: string | undefined }>> {

@@ -1,3 +1,4 @@
+import type { Priority } from "@flowmonkey/shared";
 import type { TaskRoute } from "../regions/router.js";
 import type { SealRequest } from "../vault/seal-request.js";
 import type { Db, Queryable } from "./db.js";
@@ -17,7 +18,25 @@ export interface OutboxMessage {
    * could not be sent (too large for the server), written in place of that task before commit.
    */
   conclude?: true;
+  /** Never published: a sub-flow step's child execution, which the engine starts itself (relay.startChildren). */
+  startChild?: ChildStart;
+  /** Never published: a child execution to cancel (its step's attempt ended). */
+  cancelChild?: string;
 }
+
+/** What a sub-flow step starts: an execution of `flowId` with the step's input, as its child. */
+export interface ChildStart {
+  flowId: string;
+  flowVersion?: number | undefined;
+  executionId: string;
+  input: unknown;
+  tenantId?: string | undefined;
+  priority: Priority;
+  parent: { executionId: string; stepId: string; attempt: number; depth: number };
+}
+
+/** A message the engine applies itself instead of publishing it. */
+export const isInternal = (m: OutboxMessage): boolean => m.conclude === true || m.startChild !== undefined || m.cancelChild !== undefined;
 
 export interface OutboxRow {
   id: number;

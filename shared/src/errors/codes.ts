@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   },
   DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
   SCHEDULE_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no schedule with that id" },
+  SUBFLOW_FAILED: { httpStatus: 500, retryable: true, meaning: "a sub-flow step's child execution failed; the message carries its error (the step's retry policy may start a new child)" },
+  SUBFLOW_TOO_DEEP: { httpStatus: 422, retryable: false, meaning: "a sub-flow step would nest executions more than 10 levels deep" },
   RESUME_TOKEN_NOT_FOUND: {
     httpStatus: 404,
     retryable: false,

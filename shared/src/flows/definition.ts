@@ -20,8 +20,17 @@ export const EXPRESSION_PATTERN = /^\s*\{%([\s\S]*)%\}\s*$/;
 export const StepDefinition = z
   .object({
     id: Token,
-    handler: Token,
+    /** The worker handler that runs the step; or `flow` instead, for a sub-flow step. */
+    handler: Token.optional(),
     handlerVersion: z.string().max(64).optional(),
+    /**
+     * A sub-flow step: starts an execution of this flow with the step's input, parks without a
+     * worker, and completes with its output (or fails with its error). Exactly one of `handler`
+     * and `flow`.
+     */
+    flow: Token.optional(),
+    /** The sub-flow's registry version; default: its latest when the step starts. */
+    flowVersion: z.number().int().positive().optional(),
     description: z.string().max(2000).optional(),
     input: z.unknown().default({}),
     dependsOn: z.array(Token).max(256).optional(),
@@ -36,7 +45,13 @@ export const StepDefinition = z
     /** `continue`: a failed step does not fail the execution; dependents run and see it failed. */
     onFailure: z.enum(["fail", "continue"]).default("fail"),
   })
-  .strict();
+  .strict()
+  .superRefine((step, ctx) => {
+    if ((step.handler === undefined) === (step.flow === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["handler"], message: "give exactly one of handler (a worker's handler) and flow (a sub-flow)" });
+    }
+    if (step.flowVersion !== undefined && step.flow === undefined) ctx.addIssue({ code: "custom", path: ["flowVersion"], message: "needs flow" });
+  });
 export type StepDefinition = z.infer<typeof StepDefinition>;
 
 export const FlowDefinition = z

@@ -1,9 +1,15 @@
 import { FmError } from "../errors/fm-error.js";
 import type { FlowDefinition, StepDefinition } from "./definition.js";
 
+/** What a sub-flow step (`flow:` instead of `handler:`) shows as its handler: no worker runs it. */
+export const SUBFLOW_HANDLER = "subflow";
+
+/** A step as the engine runs it: `handler` is always set (SUBFLOW_HANDLER for a sub-flow step). */
+export type CompiledStep = StepDefinition & { handler: string };
+
 /** A flow's steps with their predecessors resolved; built once per definition version. */
 export interface FlowGraph {
-  steps: ReadonlyMap<string, StepDefinition>;
+  steps: ReadonlyMap<string, CompiledStep>;
   /** Step ids in definition order. */
   order: readonly string[];
   dependsOn: ReadonlyMap<string, readonly string[]>;
@@ -15,10 +21,10 @@ export interface FlowGraph {
  * and rejects duplicate ids, unknown dependencies and cycles with the cycle's path.
  */
 export function buildGraph(flow: FlowDefinition): FlowGraph {
-  const steps = new Map<string, StepDefinition>();
+  const steps = new Map<string, CompiledStep>();
   for (const step of flow.steps) {
     if (steps.has(step.id)) throw invalid(flow, `step id "${step.id}" is used twice`);
-    steps.set(step.id, step);
+    steps.set(step.id, { ...step, handler: step.handler ?? SUBFLOW_HANDLER });
   }
   const order = flow.steps.map((s) => s.id);
   const dependsOn = new Map<string, string[]>();

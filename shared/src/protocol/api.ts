@@ -71,6 +71,9 @@ export const StepView = z.object({
   wait: WaitRequest.extend({ since: Timestamp }).optional(),
   /** Every attempt, oldest first (executions.get only). */
   history: z.array(AttemptView).optional(),
+  /** A sub-flow step: the flow it runs, and the child execution of its current attempt. */
+  flow: Token.optional(),
+  childExecutionId: Token.optional(),
 });
 export type StepView = z.infer<typeof StepView>;
 
@@ -91,6 +94,9 @@ export const ExecutionView = z.object({
   createdAt: Timestamp,
   updatedAt: Timestamp,
   completedAt: Timestamp.optional(),
+  /** A sub-flow's execution: the execution and step that started it. */
+  parentExecutionId: Token.optional(),
+  parentStepId: Token.optional(),
   steps: z.array(StepView),
 });
 export type ExecutionView = z.infer<typeof ExecutionView>;

@@ -14,7 +14,8 @@ export async function statusCommand(argv: string[], out: Output): Promise<number
   return withSession(cmd.config, async ({ api, nc }) => {
     const view = await api.get(executionId);
     const { headers, rows } = stepRows(view);
-    const lines = [executionHeadline(view), "", ...out.table(headers, rows)];
+    const lines = [executionHeadline(view), ...(view.parentExecutionId ? [`sub-flow of ${view.parentExecutionId} (step ${view.parentStepId})`] : []), "", ...out.table(headers, rows)];
+    for (const s of view.steps) if (s.childExecutionId) lines.push(`${s.stepId}: sub-flow ${s.flow} in execution ${s.childExecutionId}`);
     // Only a dispatched step needs the registry: whether anyone can run it.
     const dispatched = view.steps.some((s) => s.status === "dispatched");
     const { workers } = dispatched ? await listWorkers(nc, createNames(cmd.config.prefix), silentLogger()) : { workers: [] };
