@@ -36,6 +36,7 @@ const SHORT_RUN = {
   BENCH_RESILIENCE: "0",
   BENCH_CONTEXT: "0",
   BENCH_PLUMBING: "0",
+  BENCH_PEERS: "0",
 };
 
 const dir = mkdtempSync(join(tmpdir(), "fm-bench-guard-"));

@@ -32,6 +32,8 @@ export interface BenchReport {
   machine: Record<string, unknown>;
   ceiling: SystemReport;
   mesh: SystemReport;
+  /** Other systems driven through the same phases in the same run (BullMQ on Redis), or why not. */
+  peers: Record<string, SystemReport | { skipped: string }>;
   /** mesh / ceiling: flows/s (higher is better, ≤ 1 expected) and flow p50 latency (× slower). */
   ratios: { throughput: Ratio; paced: Ratio[] };
   /** Recovery after a worker SIGKILL, priority behind a backlog, engine replicas; each with its baseline. */
@@ -87,9 +89,18 @@ export function formatReport(r: BenchReport): string {
     );
   const t = r.ceiling.throughput.mode;
   const tLabel = t.kind === "window" ? `max (window ${t.window})` : "max";
+  const peers = Object.entries(r.peers).filter((e): e is [string, SystemReport] => !("skipped" in e[1]));
+  const peerLine = (name: string, p: PhaseReport, c: PhaseReport) => {
+    const x = ratio(p, c);
+    lines.push(`${pad("", 22)}${pad("ratio", 9)}${name}/ceiling flows/s = ${x.flowsPerSec ?? "n/a"}, flow p50 ${name}/ceiling = ${x.flowP50 === null ? "n/a" : `${x.flowP50}×`}`);
+  };
   row(tLabel, "ceiling", r.ceiling.throughput);
   row(tLabel, "mesh", r.mesh.throughput);
   ratioLine(r.ratios.throughput);
+  for (const [name, rep] of peers) {
+    row(tLabel, name, rep.throughput);
+    peerLine(name, rep.throughput, r.ceiling.throughput);
+  }
   r.ceiling.paced.forEach((c, i) => {
     const m = r.mesh.paced[i];
     const x = r.ratios.paced[i];
@@ -98,12 +109,16 @@ export function formatReport(r: BenchReport): string {
     row(label, "ceiling", c);
     row(label, "mesh", m);
     ratioLine(x);
+    for (const [name, rep] of peers) {
+      const p = rep.paced[i];
+      if (!p) continue;
+      row(label, name, p);
+      peerLine(name, p, c);
+    }
   });
+  for (const [name, rep] of Object.entries(r.peers)) if ("skipped" in rep) lines.push(`${name}: skipped (${rep.skipped})`);
   lines.push("");
-  for (const [sys, rep] of [
-    ["ceiling", r.ceiling],
-    ["mesh", r.mesh],
-  ] as const) {
+  for (const [sys, rep] of [["ceiling", r.ceiling] as const, ["mesh", r.mesh] as const, ...peers]) {
     for (const [phase, p] of [["max", rep.throughput] as const, ...rep.paced.map((x) => [x.mode.kind === "rate" ? `@${x.mode.perSecond}/s` : "paced", x] as const)]) {
       const extra = p.mode.kind === "rate" ? ` (achieved start rate ${p.startsPerSec.toFixed(0)}/s)` : "";
       lines.push(`cpu ${pad(`${sys} ${phase}:`, 18)} ${cpuLine(p.cpuPercent)}${extra}`);

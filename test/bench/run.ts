@@ -19,6 +19,9 @@
  * BENCH_RECOVERY_HEARTBEAT_MS (2000, the short heartbeat timeout), BENCH_RECOVERY_DEFAULT (1; 0
  * skips the run at the default 60000 ms), BENCH_RECOVERY_DELAY_MS (3000, the killed delay step).
  *
+ * Peers (peers/; after the mesh): BENCH_PEERS (1; 0 skips them): BullMQ on a Redis the bench starts
+ * (Debian's redis-server, AOF everysec), driven through the same phases.
+ *
  * Context size (context-sizes.ts; last, about a minute): BENCH_CONTEXT (1; 0 skips it),
  * BENCH_CONTEXT_EXECUTIONS (5), BENCH_CONTEXT_PROBES (5). `npm run bench:context` runs it alone.
  * Plumbing (plumbing.ts; after it, about a minute): 10,000 parked waits and progress updates/s;
@@ -36,6 +39,8 @@ import { cpuPercent, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js"
 import pg from "pg";
 import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
+import { startBullmq } from "./peers/bullmq.js";
+import { redisServerBinary } from "./peers/redis-server.js";
 import { contextSizeParams, measureContextSizes } from "./context-sizes.js";
 import { measurePlumbing, plumbingParams } from "./plumbing.js";
 import { formatResilience, measureResilience, type ResilienceParams } from "./resilience.js";
@@ -205,6 +210,23 @@ async function main(): Promise<void> {
   const workerAfter = await mesh.worker.request("stats");
   await cleanups.pop()![1]();
 
+  // Peers: BullMQ on Redis, the same phases (BENCH_PEERS=0 skips them).
+  const peers: BenchReport["peers"] = {};
+  const redisBin = redisServerBinary();
+  if (process.env["BENCH_PEERS"] === "0") peers["bullmq"] = { skipped: "BENCH_PEERS=0" };
+  else if (!redisBin) peers["bullmq"] = { skipped: "redis-server is not installed (Debian: apt-get install redis-server)" };
+  else {
+    log("bullmq: starting Redis (AOF everysec) and its worker");
+    const bull = await startBullmq(redisBin, P.concurrency);
+    cleanups.push(["bullmq", () => bull.close()]);
+    peers["bullmq"] = await measureSystem(
+      "bullmq",
+      Object.assign(bull, { dispatch: async (): Promise<Measured> => ({ na: "not measured for peers" }) }),
+      groups({ main: [process.pid], ...bull.pids, nats: [] }),
+    );
+    await cleanups.pop()![1]();
+  }
+
   /** A new empty database for one later part, dropped with the rest at the end. */
   const freshDatabase = async () => {
     const fresh = await createTestDatabase();
@@ -258,6 +280,7 @@ async function main(): Promise<void> {
     },
     ceiling: ceilingReport,
     mesh: meshReport,
+    peers,
     ratios: {
       throughput: ratio(meshReport.throughput, ceilingReport.throughput),
       paced: meshReport.paced.map((m, i) => ratio(m, ceilingReport.paced[i] as PhaseReport)),
@@ -289,6 +312,7 @@ async function main(): Promise<void> {
       "Dispatch→handler start, ceiling: the collector stamps each task with its sub-ms wall clock when it creates it, the worker process subtracts that from its own wall clock on receipt (same machine clock).",
       "Dispatch→handler start, mesh: tasks.started_at − tasks.dispatched_at from the engine's database after the phase: dispatched_at is the engine's clock when it decided the dispatch (before its transaction commits and the outbox relay publishes); started_at is the worker's metrics.startedAt when the handler is called. Both have millisecond resolution, so each sample is ±1 ms.",
       `Ceiling: work-queue streams 'BENCH_CEILING_TASKS'/'BENCH_CEILING_RESULTS' (file storage, Nats-Msg-Id on every publish like the mesh), worker consumer max_ack_pending ${P.concurrency} (= mesh worker concurrency), worker publishes the result, awaits its ack, then acks the task; the collector acks results and publishes step k+1's task, no engine, no Postgres, no schema validation.`,
+      `Peers (BENCH_PEERS=0 skips them): BullMQ ${"6"} on its own redis-server (Debian's, started by the bench on a free loopback port, appendonly yes, appendfsync everysec, no RDB), a 3-queue chain — steps 1 and 2 run echo and add the next step's job, step 3 returns — one worker process with one Worker per queue at concurrency ${P.concurrency}, completion from the last queue's QueueEvents ('completed'); starts are Queue.add from this process. Its "dispatch→handler" is not measured. 'redis' in its CPU line is the server.`,
       `Mesh flow '${MESH_FLOW_ID}': three echo steps with ${P.templates ? "{% %}-chained inputs" : "literal inputs"}, one engine (default batching unless BENCH_ENGINE_MAX_BATCH), one worker (concurrency ${P.concurrency}). CPU % is of one core over the phase (machine = whole box, ${cpus().length} cores = ${cpus().length * 100}%); 'postgres' is the backends of the benchmark's database plus the server's background processes; 'other' is everything else on the box (other users' processes), which skews the numbers when high.`,
       ...(R
         ? [
