@@ -32,6 +32,10 @@ export interface GatewayOptions {
    * and a tenant's token is confined to its tenant. Absent: no authentication (development).
    */
   apiTokens?: ApiTokens | undefined;
+  /** Origins allowed to call the API from a browser (FM_HTTP_CORS_ORIGINS). @default none: no CORS headers */
+  corsOrigins?: readonly string[] | undefined;
+  /** Serve HTTPS with this PEM certificate and key (FM_HTTP_TLS_CERT / FM_HTTP_TLS_KEY). */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   /** CPU, heap and event-loop series on /metrics (the binary turns them on). @default false */
   processMetrics?: boolean;
   /** Close `nc` when the gateway closes (the binary hands its connection over). @default false */
@@ -56,7 +60,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     healthApi: createApiClient(nc, { prefix: subjects.prefix, timeoutMs: options.healthTimeoutMs ?? 2_000 }),
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   };
-  const { app, events } = createApp(deps, subjects, { processMetrics: options.processMetrics ?? false, apiTokens: options.apiTokens });
+  const { app, events } = createApp(deps, subjects, { processMetrics: options.processMetrics ?? false, apiTokens: options.apiTokens, corsOrigins: options.corsOrigins });
   const releasers = new Releasers();
   const done = deferred<Error | undefined>();
   let http: HttpServer | undefined;
@@ -68,7 +72,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const start = (): Promise<void> => (starting ??= doStart());
   const doStart = async () => {
     if (closing) throw new Error("gateway: start() after close()");
-    http = await listen(app, options.port, options.host);
+    http = await listen(app, options.port, options.host, options.tls);
     releasers.add("http", () => http?.close());
     // Streams hold connections open; they must end before the server can finish closing.
     releasers.add("sse", () => events.closeAll());

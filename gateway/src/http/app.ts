@@ -12,6 +12,7 @@ import { createGatewayMetrics } from "./metrics.js";
 import { operatorRoutes } from "./routes/operators.js";
 import { openApiDocument } from "./openapi/document.js";
 import { requireToken } from "./auth/access.js";
+import { corsFor, failedTokenLimiter, securityHeaders } from "./hardening.js";
 import type { ApiTokens } from "./auth/tokens.js";
 import { GATEWAY_VERSION } from "../version.js";
 import { lanesRoutes } from "./routes/lanes.js";
@@ -25,8 +26,15 @@ export interface GatewayApp {
 }
 
 /** Every route, and the two places errors become problem+json: thrown errors and unknown routes. */
-export function createApp(deps: RouteDeps, subjects: Subjects, options: { processMetrics?: boolean; apiTokens?: ApiTokens | undefined } = {}): GatewayApp {
+export function createApp(
+  deps: RouteDeps,
+  subjects: Subjects,
+  options: { processMetrics?: boolean; apiTokens?: ApiTokens | undefined; corsOrigins?: readonly string[] | undefined } = {},
+): GatewayApp {
   const app = new Hono();
+  app.use(securityHeaders());
+  const corsMiddleware = corsFor(options.corsOrigins ?? []);
+  if (corsMiddleware) app.use("/v1/*", corsMiddleware);
   const events = eventRoutes(deps, subjects);
   const metrics = createGatewayMetrics({ openStreams: () => events.openStreams(), processMetrics: options.processMetrics ?? false });
 
@@ -36,7 +44,8 @@ export function createApp(deps: RouteDeps, subjects: Subjects, options: { proces
   const openapi = openApiDocument({ version: GATEWAY_VERSION, secured: options.apiTokens !== undefined });
   app.get("/openapi.json", (c) => c.json(openapi));
   // With tokens configured, every /v1 route needs one (probes, metrics and the document do not).
-  if (options.apiTokens) app.use("/v1/*", requireToken(new Map(Object.entries(options.apiTokens))));
+  // Ten wrong tokens a minute from one address, then 429 until the minute is over.
+  if (options.apiTokens) app.use("/v1/*", requireToken(new Map(Object.entries(options.apiTokens)), failedTokenLimiter({ max: 10, windowMs: 60_000 })));
   app.route("/", healthRoutes(deps));
   app.route("/", flowRoutes(deps));
   app.route("/", executionRoutes(deps));

@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createServer as createHttpsServer } from "node:https";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
 
@@ -13,9 +14,11 @@ export interface HttpServer {
 }
 
 /** Listens; resolves once bound, rejects when the port cannot be had (EADDRINUSE names it). */
-export function listen(app: Hono, port: number, host: string): Promise<HttpServer> {
+export function listen(app: Hono, port: number, host: string, tls?: { cert: string | Buffer; key: string | Buffer }): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: host }) as Server;
+    const server = (
+      tls ? serve({ fetch: app.fetch, port, hostname: host, createServer: createHttpsServer, serverOptions: { cert: tls.cert, key: tls.key } }) : serve({ fetch: app.fetch, port, hostname: host })
+    ) as Server;
     const closed = new Promise<void>((res) => server.once("close", () => res()));
     server.once("error", (err) => reject(new Error(`gateway cannot listen on ${host}:${port}: ${err.message}`, { cause: err })));
     server.once("listening", () => {
@@ -30,7 +33,7 @@ export function listen(app: Hono, port: number, host: string): Promise<HttpServe
         server.closeIdleConnections();
       };
       resolve({
-        url: `http://${shownHost}:${address.port}`,
+        url: `${tls ? "https" : "http"}://${shownHost}:${address.port}`,
         async drain(deadlineMs) {
           stop();
           if (deadlineMs === undefined) return closed;

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
       "a task result that does not match the attempt the engine dispatched (task id, execution, step, attempt, or the region it ran in); it is recorded as a rejection and not applied",
   },
   DEAD_TASK_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no dead-lettered task with that id" },
+  RATE_LIMITED: { httpStatus: 429, retryable: false, meaning: "too many failed token checks from this address; wait for Retry-After" },
   SCHEDULE_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no schedule with that id" },
   SUBFLOW_FAILED: { httpStatus: 500, retryable: true, meaning: "a sub-flow step's child execution failed; the message carries its error (the step's retry policy may start a new child)" },
   SUBFLOW_TOO_DEEP: { httpStatus: 422, retryable: false, meaning: "a sub-flow step would nest executions more than 10 levels deep" },

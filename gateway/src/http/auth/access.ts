@@ -1,5 +1,6 @@
 import { FmError } from "@flowmonkey/shared";
 import type { Context, MiddlewareHandler } from "hono";
+import type { FailedTokenLimiter } from "../hardening.js";
 import { problemResponse, toProblem } from "../problem.js";
 import { authenticate, hasScope, type Principal, type TokenScope } from "./tokens.js";
 
@@ -26,11 +27,18 @@ function presentedToken(c: Context): string | undefined {
 }
 
 /** On /v1/*: every request carries a known token, or is answered 401 before any route runs. */
-export function requireToken(tokens: ReadonlyMap<string, Principal>): MiddlewareHandler {
+export function requireToken(tokens: ReadonlyMap<string, Principal>, limiter?: FailedTokenLimiter): MiddlewareHandler {
   return async (c, next) => {
+    const wait = limiter?.blockedFor(c);
+    if (wait !== undefined) {
+      return problemResponse(toProblem(new FmError("RATE_LIMITED", `too many failed token checks from this address; try again in ${wait} s`)), {
+        "retry-after": String(wait),
+      });
+    }
     try {
       c.set("principal", authenticate(tokens, presentedToken(c)));
     } catch (thrown) {
+      limiter?.failed(c);
       return problemResponse(toProblem(thrown), { "www-authenticate": 'Bearer realm="flowmonkey"' });
     }
     await next();
