@@ -20,7 +20,8 @@
  * skips the run at the default 60000 ms), BENCH_RECOVERY_DELAY_MS (3000, the killed delay step).
  *
  * Peers (peers/; after the mesh): BENCH_PEERS (1; 0 skips them): BullMQ on a Redis the bench starts
- * (Debian's redis-server, AOF everysec), driven through the same phases.
+ * (Debian's redis-server, AOF everysec), and pg-boss 10 on a fresh database, driven through the
+ * same phases.
  *
  * Context size (context-sizes.ts; last, about a minute): BENCH_CONTEXT (1; 0 skips it),
  * BENCH_CONTEXT_EXECUTIONS (5), BENCH_CONTEXT_PROBES (5). `npm run bench:context` runs it alone.
@@ -41,6 +42,7 @@ import { runPhase, type FlowSystem, type LoadMode } from "./driver.js";
 import { MESH_FLOW_ID, startMesh } from "./mesh.js";
 import { startBullmq } from "./peers/bullmq.js";
 import { redisServerBinary } from "./peers/redis-server.js";
+import { startPgBoss } from "./peers/pg-boss.js";
 import { contextSizeParams, measureContextSizes } from "./context-sizes.js";
 import { measurePlumbing, plumbingParams } from "./plumbing.js";
 import { formatResilience, measureResilience, type ResilienceParams } from "./resilience.js";
@@ -226,6 +228,20 @@ async function main(): Promise<void> {
     );
     await cleanups.pop()![1]();
   }
+  if (process.env["BENCH_PEERS"] === "0") peers["pg-boss"] = { skipped: "BENCH_PEERS=0" };
+  else {
+    log("pg-boss: a fresh database, its workers in this process");
+    const bossDb = await createTestDatabase();
+    cleanups.push([`database ${bossDb.name}`, () => bossDb.drop()]);
+    const boss = await startPgBoss(bossDb.url);
+    cleanups.push(["pg-boss", () => boss.close()]);
+    peers["pg-boss"] = await measureSystem(
+      "pg-boss",
+      Object.assign(boss, { dispatch: async (): Promise<Measured> => ({ na: "not measured for peers" }) }),
+      async () => ({ main: [process.pid], postgres: await postgresPids(admin, bossDb.name) }),
+    );
+    await cleanups.pop()![1]();
+  }
 
   /** A new empty database for one later part, dropped with the rest at the end. */
   const freshDatabase = async () => {
@@ -313,6 +329,7 @@ async function main(): Promise<void> {
       "Dispatch→handler start, mesh: tasks.started_at − tasks.dispatched_at from the engine's database after the phase: dispatched_at is the engine's clock when it decided the dispatch (before its transaction commits and the outbox relay publishes); started_at is the worker's metrics.startedAt when the handler is called. Both have millisecond resolution, so each sample is ±1 ms.",
       `Ceiling: work-queue streams 'BENCH_CEILING_TASKS'/'BENCH_CEILING_RESULTS' (file storage, Nats-Msg-Id on every publish like the mesh), worker consumer max_ack_pending ${P.concurrency} (= mesh worker concurrency), worker publishes the result, awaits its ack, then acks the task; the collector acks results and publishes step k+1's task, no engine, no Postgres, no schema validation.`,
       `Peers (BENCH_PEERS=0 skips them): BullMQ ${"6"} on its own redis-server (Debian's, started by the bench on a free loopback port, appendonly yes, appendfsync everysec, no RDB), a 3-queue chain — steps 1 and 2 run echo and add the next step's job, step 3 returns — one worker process with one Worker per queue at concurrency ${P.concurrency}, completion from the last queue's QueueEvents ('completed'); starts are Queue.add from this process. Its "dispatch→handler" is not measured. 'redis' in its CPU line is the server.`,
+      `pg-boss 10.4 (the newest that runs on Node 20) on its own fresh database of the same PostgreSQL: the same 3-queue chain, each step's handler inserting the next step's jobs, 4 workers per queue with batches of 64, its workers in the driver's process and woken right after each send (notifyWorker; it would otherwise poll every 0.5 s) — its most favourable setup; a flow is done when the third step's handler runs.`,
       `Mesh flow '${MESH_FLOW_ID}': three echo steps with ${P.templates ? "{% %}-chained inputs" : "literal inputs"}, one engine (default batching unless BENCH_ENGINE_MAX_BATCH), one worker (concurrency ${P.concurrency}). CPU % is of one core over the phase (machine = whole box, ${cpus().length} cores = ${cpus().length * 100}%); 'postgres' is the backends of the benchmark's database plus the server's background processes; 'other' is everything else on the box (other users' processes), which skews the numbers when high.`,
       ...(R
         ? [

@@ -143,7 +143,8 @@ describe("the worker cannot be taken down by what a sandbox sends", () => {
   it.each([
     ["rejection-flood", /more than 100 stray errors|100 stray messages/],
     ["timer-throw-flood", /more than 100 stray errors|100 stray messages/],
-    ["context-flood", /16 MiB of messages in a second|faster than the worker reads/],
+    // Whichever budget a slow or loaded machine reaches first: the rate, the pipe, or the per-run context total.
+    ["context-flood", /16 MiB of messages in a second|faster than the worker reads|32 MiB of context writes in one run/],
   ])("%s fails with SANDBOX_FLOOD while a normal task on the same pool succeeds", async (attack, message) => {
     const before = process.cpuUsage();
     const [hostile, normal] = await Promise.all([run({ attack }), run({ attack: "ok", ms: 20, n: 1 })]);
