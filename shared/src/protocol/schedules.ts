@@ -15,20 +15,20 @@ const IANA_ZONE = /^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+){0,2}$|^UTC$/;
  * it does with overlapping and missed ticks.
  */
 const scheduleFields = {
-  cron: z.string().trim().min(1).max(200).optional(),
-  everyMs: z.number().int().min(1000).max(366 * 86_400_000).optional(),
-  timezone: z.string().regex(IANA_ZONE, "must be an IANA time zone such as Europe/Berlin or UTC").optional(),
-  input: JsonObject.optional(),
-  overlap: ScheduleOverlap.default("skip"),
-  missed: ScheduleMissed.default("one"),
-  paused: z.boolean().default(false),
+  cron: z.string().trim().min(1).max(200).optional().describe("a cron pattern: 5 fields, or 6 with seconds first (exactly one of cron and everyMs)"),
+  everyMs: z.number().int().min(1000).max(366 * 86_400_000).optional().describe("a fixed period in ms, at least 1000, counted from when the schedule was put"),
+  timezone: z.string().regex(IANA_ZONE, "must be an IANA time zone such as Europe/Berlin or UTC").optional().describe("the IANA time zone the cron pattern is read in (default UTC)"),
+  input: JsonObject.optional().describe("the input of each execution it starts"),
+  overlap: ScheduleOverlap.default("skip").describe("skip: no start while its previous execution still runs; allow: start anyway"),
+  missed: ScheduleMissed.default("one").describe("ticks that passed while no engine ran: one execution for them all, or skip them"),
+  paused: z.boolean().default(false).describe("put it paused (no ticks until resumed)"),
 };
 const oneTiming = (t: { cron?: string | undefined; everyMs?: number | undefined }) => (t.cron === undefined) !== (t.everyMs === undefined);
 const zoneWithCron = (t: { cron?: string | undefined; timezone?: string | undefined }) => t.timezone === undefined || t.cron !== undefined;
 
 /** A flow file's `schedules:` entry (its id is scoped to the flow: `<flowId>.<id>`). */
 export const FlowScheduleDefinition = z
-  .object({ id: Token, ...scheduleFields })
+  .object({ id: Token.describe("the schedule's id in the flow; its full id is `<flowId>.<id>`"), ...scheduleFields })
   .strict()
   .refine(oneTiming, "give exactly one of cron and everyMs")
   .refine(zoneWithCron, "timezone applies to cron schedules only");
