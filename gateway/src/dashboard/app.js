@@ -86,7 +86,7 @@ function renderList() {
   const rows = [...state.executions.values()].map((e) =>
     el(
       "tr",
-      { class: state.selected?.id === e.id ? "selected" : "", onclick: () => select(e.id) },
+      { class: state.selected?.id === e.id ? "selected" : "", onclick: () => select(e.id, { reveal: true }) },
       el("td", { class: "mono", title: e.id }, short(e.id)),
       el("td", {}, e.flowId),
       el("td", {}, el("span", { class: `status ${e.status}` }, e.status)),
@@ -99,14 +99,38 @@ function renderList() {
 
 // ---- detail --------------------------------------------------------------------------
 
-async function select(id) {
+/** Shows an execution's detail; `reveal` (a click) brings the detail card into view. */
+async function select(id, { reveal = false } = {}) {
   try {
     state.selected = await api(`/v1/executions/${encodeURIComponent(id)}`);
     renderDetail();
     renderList();
+    if (reveal) $("detail-card").scrollIntoView({ block: "start" });
   } catch (err) {
     $("list-error").textContent = `Cannot load ${id}: ${err.message}`;
   }
+}
+
+/** A waiting step's resume token with a Resume button; a sub-flow step's link to its child. */
+function stepActions(x, s) {
+  if (s.status === "waiting" && s.wait) {
+    const resume = el("button", { type: "button", class: "resume" }, "Resume");
+    resume.addEventListener("click", async () => {
+      resume.disabled = true;
+      try {
+        await api("/v1/resume", { method: "POST", body: JSON.stringify({ resumeToken: s.wait.resumeToken }) });
+        await select(x.id);
+      } catch (err) {
+        resume.disabled = false;
+        $("detail-status").append(` — resume failed: ${err.message}`);
+      }
+    });
+    return [el("span", { class: "mono token", title: "resume token" }, s.wait.resumeToken), resume];
+  }
+  if (s.childExecutionId) {
+    return [el("a", { href: "#", class: "mono", onclick: (ev) => (ev.preventDefault(), select(s.childExecutionId, { reveal: true })) }, s.childExecutionId)];
+  }
+  return [];
 }
 
 function stepPercent(executionId, step) {
@@ -122,6 +146,9 @@ function renderDetail() {
   $("detail-status").replaceChildren(
     el("span", { class: `status ${x.status}` }, x.status),
     ` · version ${x.flowVersion} · region ${x.region} · started ${time(x.createdAt)}`,
+    ...(x.parentExecutionId
+      ? [" · sub-flow of ", el("a", { href: "#", class: "mono", onclick: (ev) => (ev.preventDefault(), select(x.parentExecutionId, { reveal: true })) }, x.parentExecutionId)]
+      : []),
   );
   $("cancel").disabled = TERMINAL.has(x.status);
   $("steps").replaceChildren(
@@ -134,8 +161,9 @@ function renderDetail() {
         el("span", { class: "mono" }, s.stepId),
         el("span", { class: `status ${s.status}` }, s.status),
         bar(stepPercent(x.id, s), s.status),
-        el("span", { class: "hint" }, `${s.handler} ×${s.attempts}`),
+        el("span", { class: "hint" }, `${s.flow ? `flow ${s.flow}` : s.handler} ×${s.attempts}`),
         el("span", { class: "message" }, message),
+        ...stepActions(x, s),
       );
     }),
   );

@@ -33,7 +33,8 @@ let browser: Browser;
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay", "fail"] }] });
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay", "fail", "wait"] }] });
+  await mesh.putFlow({ id: "approval", steps: [{ id: "approve", handler: "wait", input: { resumeToken: "{% 'ok-' & execution.id %}" } }] });
   await mesh.putFlow({ id: "nap", name: "A nap", steps: [{ id: "sleep", handler: "delay", input: { ms: 3000 } }] });
   // Retried once, then dead-lettered (attempts_exhausted): something for the dead-letter panel.
   await mesh.putFlow({
@@ -102,6 +103,32 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     await page.screenshot({ path: file, fullPage: true });
     expect(statSync(file).size).toBeGreaterThan(10_000);
     expect(errors).toEqual([]);
+  });
+
+  it("a clicked execution opens in view; a waiting step shows its token and is resumed from the page", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    const { executionId } = await mesh.api.start("approval", { input: {} });
+    await mesh.waitForStatus(executionId, "waiting");
+    await page.goto(gateway.url);
+    const row = page.locator(`#executions tr:has(td[title="${executionId}"])`);
+    await row.waitFor({ timeout: 15_000 });
+    await row.click();
+    await page.locator("#detail-card").waitFor({ state: "visible", timeout: 10_000 });
+    // In view: the detail card's top is inside the viewport, not far below it.
+    await waitFor(async () => {
+      const top = await page.locator("#detail-card").evaluate((node) => node.getBoundingClientRect().top);
+      return top >= -1 && top < 820 ? true : undefined;
+    }, { timeoutMs: 5000, message: "the detail card scrolled into view" });
+    const token = page.locator("#steps li .token");
+    await token.waitFor({ timeout: 10_000 });
+    expect(await token.textContent()).toBe(`ok-${executionId}`);
+    await page.click("#steps li button.resume");
+    expect((await mesh.waitForStatus(executionId, "completed", 15_000)).status).toBe("completed");
+    await page.locator("#detail-status .status", { hasText: "completed" }).waitFor({ timeout: 10_000 });
+    expect(errors).toEqual([]);
+    await page.close();
   });
 
   it("asks for an API token when the gateway wants one, then loads and goes live with it", async () => {
