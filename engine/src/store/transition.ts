@@ -49,6 +49,17 @@ export interface Committed<T> {
  * change them in memory, then write the new states, task rows, rejections and outgoing
  * messages in the same transaction.
  */
+/** What a committed transition answers: its value, the executions it created, its outbox row, its next retry. */
+function committedOf<T>(value: T, out: Changes, created: ReadonlySet<string>, outbox: { id: number; messages: OutboxMessage[] } | undefined): Committed<T> {
+  const due = out.delayedMessages().map((d) => d.notBefore.getTime());
+  return {
+    value,
+    created,
+    ...(outbox ? { outbox } : {}),
+    ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
+  };
+}
+
 /** An execution changed between the optimistic read and the write: decide again on fresh state. */
 export class ExecutionConflictError extends Error {
   override readonly name = "ExecutionConflictError";
@@ -76,13 +87,7 @@ export async function transitionOptimistically<T>(
 ): Promise<Committed<T>> {
   const { states, versions } = await readExecutions(db, executionIds);
   const value = await decide(states, out, db);
-  const due = out.delayedMessages().map((d) => d.notBefore.getTime());
-  const done = (outbox: { id: number; messages: OutboxMessage[] } | undefined): Committed<T> => ({
-    value,
-    created: new Set<string>(),
-    ...(outbox ? { outbox } : {}),
-    ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
-  });
+  const done = (outbox: { id: number; messages: OutboxMessage[] } | undefined) => committedOf(value, out, new Set<string>(), outbox);
   try {
     if (out.created.length === 0 && !needsSealing(out) && !needsAdmission(out)) {
       await db.contextOffload?.offloadTasks(out);
@@ -124,13 +129,7 @@ export async function commitStartsOptimistically(db: TransitionDb, out: Changes,
     if ((err as { code?: unknown } | null)?.code === "23505") throw new DuplicateStartError((err as Error).message);
     throw err;
   }
-  const due = out.delayedMessages().map((d) => d.notBefore.getTime());
-  return {
-    value: undefined,
-    created: new Set(out.created.map((c) => c.state.id)),
-    ...(outbox ? { outbox } : {}),
-    ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
-  };
+  return committedOf(undefined, out, new Set(out.created.map((c) => c.state.id)), outbox);
 }
 
 export async function transition<T>(
@@ -145,13 +144,7 @@ export async function transition<T>(
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
     const { outbox, created } = await persist(q, out, vault, db.contextOffload, db.payloadGuard);
-    const due = out.delayedMessages().map((d) => d.notBefore.getTime());
-    return {
-      value,
-      created,
-      ...(outbox ? { outbox } : {}),
-      ...(due.length > 0 ? { nextDueAt: new Date(Math.min(...due)) } : {}),
-    };
+    return committedOf(value, out, created, outbox);
   });
 }
 
