@@ -1,10 +1,11 @@
 /**
  * The mesh's engine for the benchmark, a child process: the real createEngine() on its own NATS
  * connection and PostgreSQL pool. Env: NATS_URL, BENCH_PREFIX, DATABASE_URL, optional
- * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_HEARTBEAT_TIMEOUT_MS (default 60000), BENCH_LOG_LEVEL (default warn; logs go to stderr).
+ * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_HEARTBEAT_TIMEOUT_MS (default 60000), BENCH_LOG_LEVEL (default warn; logs go to stderr),
+ * BENCH_RETENTION (e.g. "60s": the engine's FM_RETENTION, swept every 5 s).
  */
 import { createEngine } from "@flowmonkey/engine";
-import { connectNats, createLogger } from "@flowmonkey/shared";
+import { connectNats, createLogger, type RetentionPeriod } from "@flowmonkey/shared";
 import { fatal, installFatalHandlers, serveChild } from "./child-side.js";
 
 installFatalHandlers();
@@ -26,6 +27,8 @@ const engine = createEngine({
   ...(maxBatch ? { maxBatch } : {}),
   ...(dbPoolSize ? { dbPoolSize } : {}),
   ...(deadlineSweepIntervalMs ? { deadlineSweepIntervalMs } : {}),
+  // The soak bench runs with a short retention, so the sweep works while the load runs.
+  ...(process.env["BENCH_RETENTION"] ? { retention: process.env["BENCH_RETENTION"] as RetentionPeriod, retentionSweepIntervalMs: 5000 } : {}),
 });
 await engine.start();
 

@@ -121,7 +121,10 @@ export function formatReport(r: BenchReport): string {
   for (const [sys, rep] of [["ceiling", r.ceiling] as const, ["mesh", r.mesh] as const, ...peers]) {
     for (const [phase, p] of [["max", rep.throughput] as const, ...rep.paced.map((x) => [x.mode.kind === "rate" ? `@${x.mode.perSecond}/s` : "paced", x] as const)]) {
       const extra = p.mode.kind === "rate" ? ` (achieved start rate ${p.startsPerSec.toFixed(0)}/s)` : "";
-      lines.push(`cpu ${pad(`${sys} ${phase}:`, 18)} ${cpuLine(p.cpuPercent)}${extra}`);
+      // PostgreSQL CPU per step: its share of a core over the phase, spread over the steps run.
+      const pg = p.cpuPercent["postgres"];
+      const perStep = pg !== undefined && pg > 0 && p.stepsPerSec > 0 ? `; postgres ${((pg / 100) * 1000 / p.stepsPerSec).toFixed(3)} ms CPU/step` : "";
+      lines.push(`cpu ${pad(`${sys} ${phase}:`, 18)} ${cpuLine(p.cpuPercent)}${extra}${perStep}`);
     }
   }
   for (const [sys, rep] of [
