@@ -3,7 +3,7 @@
 // `npm run docs:flows` and test/flow-reference.test.ts. Needs a build first.
 import { contractJsonSchemas } from "@flowmonkey/shared";
 
-const typeOf = (p) => {
+export const typeOf = (p) => {
   if (!p) return "";
   if (p.enum) return p.enum.map((v) => `\`${v}\``).join(" \\| ");
   if (p.const !== undefined) return `\`${JSON.stringify(p.const)}\``;
@@ -21,7 +21,7 @@ const typeOf = (p) => {
   return [base, ...bounds].join(", ");
 };
 
-const table = (props, required = []) => [
+export const table = (props, required = []) => [
   "| key | type | default | what it does |",
   "|---|---|---|---|",
   ...Object.entries(props).map(([key, p]) => {
@@ -62,7 +62,7 @@ export function flowReferencePage() {
     'version: "1.2.0"            # your label; the registry numbers versions itself',
     "steps:",
     "  - id: charge",
-    "    handler: http",
+    "    handler: http-request",
     '    input: { url: "https://pay.example/charge", body: "{% input.order %}" }',
     "    retry: { maxAttempts: 3 }",
     "  - id: ship",

@@ -1,6 +1,6 @@
 export { createWorker, type Worker, type WorkerStats } from "./worker.js";
 export { resolveWorkerOptions, WORKER_DEFAULTS, WorkerOptionsError, type WorkerOptions, type ResolvedWorkerOptions } from "./worker-options.js";
-export { defineHandler, type HandlerDefinition, type AnyHandler } from "./sdk/define-handler.js";
+export { defineHandler, type HandlerDefinition, type HandlerDocs, type AnyHandler } from "./sdk/define-handler.js";
 export { HandlerFailure, NonRetryableFailure, RetryableFailure, type FailureOptions } from "./sdk/failures.js";
 export { Wait, type WaitOptions } from "./sdk/wait.js";
 export { tierOf, TIERS, type Tier } from "./usage/tier.js";

@@ -21,7 +21,7 @@ export const StepDefinition = z
   .object({
     id: Token.describe("the step's id, unique in the flow; expressions read its output as `steps.<id>`"),
     /** The worker handler that runs the step; or `flow` instead, for a sub-flow step. */
-    handler: Token.optional().describe("the handler type a worker runs for this step (built-ins: docs/WRITING-HANDLERS.md); exactly one of handler and flow"),
+    handler: Token.optional().describe("the handler type a worker runs for this step (built-ins: docs/HANDLERS.md); exactly one of handler and flow"),
     handlerVersion: z.string().max(64).optional().describe("the handler version the task asks for (for a sandboxed handler: which published bundle)"),
     /**
      * A sub-flow step: starts an execution of this flow with the step's input, parks without a

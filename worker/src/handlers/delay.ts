@@ -9,7 +9,12 @@ const MIN_PROGRESS_STEP_MS = 100;
 export const delay = defineHandler({
   type: "delay",
   version: "1",
-  input: z.object({ ms: z.number().int().min(0).max(2 ** 31 - 1) }),
+  input: z.object({ ms: z.number().int().min(0).max(2 ** 31 - 1).describe("how long to wait, in milliseconds; progress is reported about every 10 %") }),
+  docs: {
+    summary: "Waits, holding its worker slot, and reports progress as it goes; stops at once when the task is cancelled or times out. For a wait that holds no worker, use `wait`.",
+    output: "`waitedMs`: how long it waited",
+    example: { input: { ms: 250 }, output: { waitedMs: 250 } },
+  },
   async execute(ctx) {
     const { ms } = ctx.input;
     const startedAt = Date.now();

@@ -3,16 +3,16 @@ import { defineHandler } from "../sdk/define-handler.js";
 import { NonRetryableFailure, RetryableFailure } from "../sdk/failures.js";
 
 const Input = z.object({
-  url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).describe("an http or https URL"),
   method: z
     .string()
     .regex(/^[A-Za-z]+$/)
     .transform((m) => m.toUpperCase())
-    .default("GET"),
-  headers: z.record(z.string(), z.string()).optional(),
-  /** A string is sent as it is; anything else as JSON. */
-  body: z.unknown().optional(),
-  timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional(),
+    .default("GET")
+    .describe("the HTTP method, any case (default GET)"),
+  headers: z.record(z.string(), z.string()).optional().describe("request headers"),
+  body: z.unknown().optional().describe("a string is sent as it is; anything else as JSON (with content-type application/json unless set)"),
+  timeoutMs: z.number().int().positive().max(2 ** 31 - 1).optional().describe("no response within this many milliseconds is a retryable TIMEOUT failure"),
 });
 
 /**
@@ -24,6 +24,14 @@ export const httpRequest = defineHandler({
   type: "http-request",
   version: "1",
   input: Input,
+  docs: {
+    summary: "Makes one HTTP request. Any status is a successful step (branch on `status` with `when`); no response at all is a retryable failure (UNAVAILABLE, TIMEOUT). Redirects are followed.",
+    output: "`status`, `headers` (lower-case names) and `body` (parsed when the response is JSON, else text)",
+    example: {
+      input: { url: "https://api.example.com/orders", method: "POST", body: { sku: "X1", qty: 2 } },
+      output: { status: 201, headers: { "content-type": "application/json" }, body: { orderId: "A-17" } },
+    },
+  },
   async execute(ctx) {
     const { url, method, timeoutMs } = ctx.input;
     const headers = new Headers(ctx.input.headers);

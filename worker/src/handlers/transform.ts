@@ -36,7 +36,18 @@ function compile(expression: string): Compiled {
 export const transform = defineHandler({
   type: "transform",
   version: "1",
-  input: z.object({ expression: z.string().min(1).max(65_536), data: z.unknown().optional() }),
+  input: z.object({
+    expression: z.string().min(1).max(65_536).describe("a JSONata expression (plain text, not wrapped in {% %}: the step's input expressions are evaluated first)"),
+    data: z.unknown().optional().describe("what the expression reads; null when absent"),
+  }),
+  docs: {
+    summary: "Evaluates a JSONata expression over `data` on the worker, under a time and memory limit (FM_EXPRESSION_TIMEOUT_MS, FM_EXPRESSION_MEMORY_MB); a bad expression fails the step with EXPRESSION_ERROR.",
+    output: "the expression's value (null when it matches nothing)",
+    example: {
+      input: { expression: "$sum(items.(price * qty))", data: { items: [{ price: 5, qty: 2 }, { price: 1.5, qty: 4 }] } },
+      output: 16,
+    },
+  },
   async execute(ctx) {
     const { expression, data } = ctx.input;
     let entry: Compiled;

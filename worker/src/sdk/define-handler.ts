@@ -8,8 +8,19 @@ export interface HandlerDefinition<I = unknown, O = unknown> {
   readonly version?: string;
   /** Validates the task's input before `execute` runs; a mismatch is a non-retryable INVALID_INPUT failure. */
   readonly input?: z.ZodType<I>;
+  /** What docs/HANDLERS.md prints for a built-in (and what a reference of your own handlers can print). */
+  readonly docs?: HandlerDocs;
   /** Returns the step's output (JSON-serializable) or throws; see RetryableFailure / NonRetryableFailure. */
   execute(ctx: HandlerContext<I>): Promise<O> | O;
+}
+
+export interface HandlerDocs {
+  /** One or two sentences: what a step with this handler does. */
+  readonly summary: string;
+  /** The step's output, in words. */
+  readonly output: string;
+  /** A step input and the output it gives (test/handler-reference.test.ts runs the deterministic ones). */
+  readonly example: { readonly input: unknown; readonly output: unknown };
 }
 
 /** A handler with its input type inferred from its schema. */
