@@ -59,10 +59,11 @@ export async function listFlows(db: Db, flowId?: string): Promise<FlowSummary[]>
     version: number;
     label: string | null;
     name: string | null;
+    example: unknown;
     steps: number;
     created_at: Date;
   }>(
-    `SELECT flow_id, version, label, definition->>'name' AS name,
+    `SELECT flow_id, version, label, definition->>'name' AS name, definition->'example' AS example,
             jsonb_array_length(definition->'steps')::int AS steps, created_at
        FROM flows WHERE ($1::text IS NULL OR flow_id = $1) ORDER BY flow_id, version DESC`,
     [flowId ?? null],
@@ -72,6 +73,7 @@ export async function listFlows(db: Db, flowId?: string): Promise<FlowSummary[]>
     version: r.version,
     ...(r.label ? { label: r.label } : {}),
     ...(r.name ? { name: r.name } : {}),
+    ...(r.example === null || r.example === undefined ? {} : { example: r.example }),
     steps: r.steps,
     createdAt: new Date(r.created_at).toISOString(),
   }));

@@ -13,6 +13,7 @@ const state = {
   latest: new Map(), // executionId → { stepId, percent, message } newest progress, for the list
   stepProgress: new Map(), // `${executionId}/${stepId}` → { percent, message }
   selected: null, // the execution view shown in the detail card
+  flowExamples: new Map(), // flowId → its latest version's `example:` input
 };
 
 // ---- API token -----------------------------------------------------------------------
@@ -138,6 +139,26 @@ function stepPercent(executionId, step) {
   return state.stepProgress.get(`${executionId}/${step.stepId}`)?.percent ?? 0;
 }
 
+/**
+ * When a step ran, on the execution's own time axis (its start to its end, or now): steps that
+ * ran in parallel show overlapping spans. Nothing for a step that has not started.
+ */
+function timeline(x, s) {
+  const track = el("div", { class: "timeline" });
+  if (!s.startedAt) return track;
+  const origin = Date.parse(x.createdAt);
+  const now = Date.now();
+  const total = Math.max(1, (x.completedAt ? Date.parse(x.completedAt) : now) - origin);
+  const from = Date.parse(s.startedAt) - origin;
+  const to = (s.completedAt ? Date.parse(s.completedAt) : now) - origin;
+  const span = el("i", { "data-from": String(from), "data-to": String(to) });
+  span.style.left = `${Math.max(0, Math.min(100, (100 * from) / total))}%`;
+  span.style.width = `${Math.max(0.5, Math.min(100, (100 * (to - from)) / total))}%`;
+  track.title = `started +${from} ms, ${s.completedAt ? `took ${to - from} ms` : "running"}`;
+  track.append(span);
+  return track;
+}
+
 function renderDetail() {
   const x = state.selected;
   $("detail-card").hidden = !x;
@@ -162,6 +183,7 @@ function renderDetail() {
         el("span", { class: `status ${s.status}` }, s.status),
         bar(stepPercent(x.id, s), s.status),
         el("span", { class: "hint" }, `${s.flow ? `flow ${s.flow}` : s.handler} ×${s.attempts}`),
+        timeline(x, s),
         el("span", { class: "message" }, message),
         ...stepActions(x, s),
       );
@@ -234,10 +256,21 @@ async function loadFlows() {
     const { flows } = await api("/v1/flows");
     const latest = new Map();
     for (const f of flows) if (!latest.has(f.flowId) || latest.get(f.flowId).version < f.version) latest.set(f.flowId, f);
+    const picked = $("flow").value;
     $("flow").replaceChildren(...[...latest.values()].map((f) => el("option", { value: f.flowId }, `${f.flowId} (v${f.version})`)));
+    state.flowExamples = new Map([...latest.values()].map((f) => [f.flowId, f.example]));
+    // Keep the user's pick (and what they typed) across the periodic reload.
+    if (picked && latest.has(picked)) $("flow").value = picked;
+    else showExample();
   } catch (err) {
     $("start-result").textContent = `Cannot list flows: ${err.message}`;
   }
+}
+
+/** The picked flow's `example:` input, or {} when its file gives none: the form never shows another flow's input. */
+function showExample() {
+  const example = state.flowExamples?.get($("flow").value);
+  $("input").value = JSON.stringify(example ?? {}, null, 2);
 }
 
 async function startFlow(event) {
@@ -283,25 +316,38 @@ const OPS_MS = 3000;
 const HISTORY_POINTS = 100; // 5 minutes at one sample every 3 s
 const depthHistory = new Map(); // "<region>/<handler>" → [depth, …], oldest first
 
-async function refreshPools() {
+/**
+ * A pool's load is its tasks running and waiting, read from the same queue snapshot as the queue
+ * panel and `flowmonkey queues` (a worker's own in-flight count spans every handler it serves,
+ * so it cannot say which pool is busy). The bar is running tasks over the slots of the workers
+ * that serve the pool.
+ */
+async function refreshPools(queueRead) {
   try {
-    const { workers } = await api("/v1/workers");
+    const [{ workers }, queueReply] = await Promise.all([api("/v1/workers"), settledOrUndefined(queueRead)]);
     const pools = new Map();
     for (const w of workers) {
       for (const handler of w.handlers) {
         const key = `${w.region}/${handler}`;
-        const p = pools.get(key) ?? { region: w.region, handler, workers: 0, inFlight: 0, concurrency: 0 };
+        const p = pools.get(key) ?? { region: w.region, handler, workers: 0, slots: 0, running: 0, waiting: 0 };
         p.workers++;
-        p.inFlight += w.inFlight;
-        p.concurrency += w.concurrency;
+        p.slots += w.concurrency;
         pools.set(key, p);
       }
     }
+    for (const q of queueReply?.queues ?? []) {
+      const p = pools.get(`${q.region}/${q.handler}`);
+      if (!p) continue;
+      p.running += q.ackPending;
+      p.waiting += q.pending;
+    }
+    const load = (p) =>
+      queueReply
+        ? [bar((100 * p.running) / Math.max(1, p.slots)), el("span", { class: "hint" }, `${p.running} running · ${p.waiting} waiting`)]
+        : [el("span", { class: "hint" }, "queues unavailable")];
     const rows = [...pools.values()]
       .sort((a, b) => a.region.localeCompare(b.region) || a.handler.localeCompare(b.handler))
-      .map((p) =>
-        el("tr", {}, el("td", {}, p.region), el("td", { class: "mono" }, p.handler), el("td", {}, p.workers), el("td", {}, bar((100 * p.inFlight) / Math.max(1, p.concurrency)), el("span", { class: "hint" }, `${p.inFlight} running`))),
-      );
+      .map((p) => el("tr", { "data-pool": `${p.region}/${p.handler}` }, el("td", {}, p.region), el("td", { class: "mono" }, p.handler), el("td", {}, p.workers), el("td", { class: "load" }, ...load(p))));
     $("pools").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "4", class: "hint" }, "no workers are registered"))]));
     $("pools-error").textContent = "";
   } catch (err) {
@@ -321,9 +367,12 @@ function sparkline(values) {
   return svg;
 }
 
-async function refreshQueues() {
+/** The queue snapshot both panels read, or undefined when it failed (the queue panel says why). */
+const settledOrUndefined = (read) => read.catch(() => undefined);
+
+async function refreshQueues(queueRead) {
   try {
-    const { queues, regions = [] } = await api("/v1/queues");
+    const { queues, regions = [] } = await queueRead;
     const lanes = new Map();
     for (const q of queues) {
       // A handler's capability-qualified pools are queues of their own: `<region>/<handler> [gpu]`.
@@ -384,9 +433,14 @@ async function replay(id) {
   await refreshDlq();
 }
 
-const refreshOps = () => Promise.all([refreshPools(), refreshQueues(), refreshDlq()]);
+function refreshOps() {
+  // One queue read per refresh: the pool and queue panels show the same moment.
+  const queueRead = api("/v1/queues");
+  return Promise.all([refreshPools(queueRead), refreshQueues(queueRead), refreshDlq()]);
+}
 
 $("start-form").addEventListener("submit", startFlow);
+$("flow").addEventListener("change", showExample);
 $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();
   apiToken = $("token").value.trim();

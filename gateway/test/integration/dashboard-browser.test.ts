@@ -36,6 +36,16 @@ beforeAll(async () => {
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["delay", "fail", "wait"] }] });
   await mesh.putFlow({ id: "approval", steps: [{ id: "approve", handler: "wait", input: { resumeToken: "{% 'ok-' & execution.id %}" } }] });
   await mesh.putFlow({ id: "nap", name: "A nap", steps: [{ id: "sleep", handler: "delay", input: { ms: 3000 } }] });
+  await mesh.putFlow({
+    id: "pair",
+    example: { note: "two naps side by side" },
+    steps: [
+      { id: "left", handler: "delay", input: { ms: 1500 } },
+      { id: "right", handler: "delay", input: { ms: 1500 }, dependsOn: [] },
+      { id: "after", handler: "delay", input: { ms: 200 }, dependsOn: ["left", "right"] },
+    ],
+  });
+  await mesh.putFlow({ id: "long", steps: [{ id: "sleep", handler: "delay", input: { ms: 8000 } }] });
   // Retried once, then dead-lettered (attempts_exhausted): something for the dead-letter panel.
   await mesh.putFlow({
     id: "doomed",
@@ -127,6 +137,43 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     await page.click("#steps li button.resume");
     expect((await mesh.waitForStatus(executionId, "completed", 15_000)).status).toBe("completed");
     await page.locator("#detail-status .status", { hasText: "completed" }).waitFor({ timeout: 10_000 });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("the start form offers the picked flow's example; parallel steps show overlapping spans; pool load agrees with the queues", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    await page.goto(gateway.url);
+    await page.locator("#flow option[value=pair]").waitFor({ state: "attached", timeout: 10_000 });
+    await page.selectOption("#flow", "pair");
+    expect(JSON.parse(await page.inputValue("#input"))).toEqual({ note: "two naps side by side" });
+    await page.selectOption("#flow", "nap");
+    expect(JSON.parse(await page.inputValue("#input"))).toEqual({});
+    await page.selectOption("#flow", "pair");
+    await page.click("#start-form button[type=submit]");
+    await page.locator("#detail-status .status", { hasText: "completed" }).waitFor({ timeout: 20_000 });
+
+    const span = async (stepId: string) => {
+      const i = page.locator(`#steps li:has(span.mono:text-is("${stepId}")) .timeline i`);
+      return { from: Number(await i.getAttribute("data-from")), to: Number(await i.getAttribute("data-to")) };
+    };
+    const [left, right, after] = [await span("left"), await span("right"), await span("after")];
+    // left and right ran at once: each started before the other ended; after ran once both had.
+    expect(left.from).toBeLessThan(right.to);
+    expect(right.from).toBeLessThan(left.to);
+    expect(after.from).toBeGreaterThanOrEqual(Math.max(left.to, right.to));
+
+    // An 8 s step holds one delay slot: the pool row says so, as the queue snapshot does, and
+    // frees it when the step ends.
+    const { executionId } = await mesh.api.start("long", { input: {} });
+    const pool = page.locator('#pools tr[data-pool="us-east-1/delay"] td.load');
+    await pool.filter({ hasText: "1 running" }).waitFor({ timeout: 20_000 });
+    // The same worker serves `fail`: its pool is idle (a worker-wide count would say 1 here too).
+    expect(await page.locator('#pools tr[data-pool="us-east-1/fail"] td.load').textContent()).toContain("0 running");
+    await mesh.waitForStatus(executionId, "completed", 20_000);
+    await pool.filter({ hasText: "0 running" }).waitFor({ timeout: 20_000 });
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -68,6 +68,7 @@ export const FlowDefinition = z
       .describe("your own label (e.g. 1.0.0), kept with the version; the registry numbers versions itself (1, 2, 3 …, a new one whenever the content changes) and starts use the latest"),
     name: z.string().max(256).optional().describe("a display name"),
     description: z.string().max(4000).optional().describe("free text for people reading the flow"),
+    example: z.unknown().optional().describe("an example input: the dashboard's start form offers it when the flow is picked (any JSON)"),
     steps: z.array(StepDefinition).min(1).max(500).describe("the steps; see Step keys"),
     output: z.unknown().optional().describe("the execution's output: any JSON with {% expressions %} (default: the output of the last step, or of every step nothing depends on)"),
     defaults: z

@@ -22,6 +22,8 @@ export const FlowSummary = z.object({
   version: z.number().int().positive(),
   label: z.string().optional(),
   name: z.string().optional(),
+  /** The flow file's `example:` input, for start forms. */
+  example: z.unknown().optional(),
   steps: z.number().int(),
   createdAt: Timestamp,
 });
