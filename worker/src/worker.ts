@@ -148,6 +148,17 @@ export function createWorker(options: WorkerOptions): Worker {
           releasers.add(`doorbell ${subject}`, () => sub.unsubscribe());
         }
       }
+      // An execution that ends while its steps run here (cancelled, or failed by another step):
+      // its handlers are stopped and their slots freed, not left to run to an ignored result.
+      for (const how of ["cancelled", "failed"] as const) {
+        const sub = nc.subscribe(names.subjects.execOfType(how), {
+          callback: (_err, msg) => {
+            const ended = names.subjects.parseExec(msg.subject);
+            if (ended) pipeline.stopExecution(ended.executionId, how);
+          },
+        });
+        releasers.add(`execution ${how} events`, () => sub.unsubscribe());
+      }
       if (metrics && o.metrics) {
         const listener = await serveMetrics(metrics.registry, { port: o.metrics.port, host: o.metrics.host, log });
         releasers.add("metrics listener", () => listener.close());

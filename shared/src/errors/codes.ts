@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   HANDLER_NOT_FOUND: { httpStatus: 422, retryable: false, meaning: "the worker does not serve that handler type" },
   HANDLER_FAILED: { httpStatus: 500, retryable: true, meaning: "a handler threw an error that is not a typed failure" },
   TASK_TIMEOUT: { httpStatus: 504, retryable: true, meaning: "a handler did not finish within its timeout" },
+  EXECUTION_ENDED: { httpStatus: 409, retryable: false, meaning: "a handler was stopped because its execution was cancelled or failed while it ran" },
   DELIVERIES_EXHAUSTED: {
     httpStatus: 500,
     retryable: false,

@@ -162,6 +162,8 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
     execOfExecution: (executionId: string) => `${p}.exec.*.${token("execution id", executionId)}.>`,
     execOfFlow: (flowId: string) => `${p}.exec.${token("flow id", flowId)}.>`,
     execAll: `${p}.exec.>`,
+    /** Every execution's event of one type (workers hear `cancelled` and `failed` to stop its handlers). */
+    execOfType: (event: ExecutionEventType) => `${p}.exec.*.*.${event}`,
     parseExec(subject: string): ExecSubject | undefined {
       const rest = split(subject, [p, "exec"]);
       if (!rest || rest.length < 3) return undefined;

@@ -40,6 +40,12 @@ export interface RunningTask {
   readonly outcome: Promise<Outcome>;
   /** Stops the run (worker shutdown): the signal fires with `reason` and the outcome is "abandoned". */
   abort(reason: Error): void;
+  /**
+   * Stops the run because its execution ended elsewhere (cancelled, failed): the signal fires
+   * with `reason` and the outcome is a failure result with it, so the task is settled (acked)
+   * instead of handed back to run again.
+   */
+  cancel(reason: Error): void;
   /** The run's span (W3C traceparent) when its task came with one. */
   readonly traceparent: string | undefined;
 }
@@ -106,6 +112,10 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
     abort(reason) {
       // Settle first, so that whatever the handler throws when its signal fires is ignored.
       settle({ kind: "aborted", reason });
+      controller.abort(reason);
+    },
+    cancel(reason) {
+      settle({ kind: "threw", error: reason });
       controller.abort(reason);
     },
   };

@@ -8,6 +8,7 @@ import { errorResult, type TaskIds } from "./outcome.js";
 import { nakQuietly, publishResult, type PublishRetry, type ResultTarget } from "./publish-result.js";
 import { Redeliveries } from "./redeliveries.js";
 import { announceStarted } from "../plumbing/progress.js";
+import { NonRetryableFailure } from "../sdk/failures.js";
 
 export interface PipelineDeps {
   runtime: TaskRuntime;
@@ -65,6 +66,22 @@ export class TaskPipeline {
     this.#forced.abort(reason);
     for (const run of this.#running) run.abort(reason);
     return this.#running.size;
+  }
+
+  /**
+   * Stops the handlers running here for an execution that ended (cancelled, or failed by another
+   * step): each settles with a non-retryable EXECUTION_ENDED failure, its message is acked, and
+   * its slot is free at once instead of when the handler would have finished.
+   */
+  stopExecution(executionId: string, how: "cancelled" | "failed"): number {
+    let stopped = 0;
+    for (const run of this.#running) {
+      if (run.task.executionId !== executionId) continue;
+      run.cancel(new NonRetryableFailure("EXECUTION_ENDED", `execution ${executionId} was ${how} while this step ran`));
+      stopped++;
+    }
+    if (stopped > 0) this.#deps.runtime.log.info({ executionId, stopped }, `stopped the handlers of a ${how} execution`);
+    return stopped;
   }
 
   async run(msg: JsMsg, heartbeat: Heartbeat): Promise<void> {
