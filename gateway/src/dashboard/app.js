@@ -423,6 +423,53 @@ async function refreshDlq() {
   }
 }
 
+// ---- schedules ---------------------------------------------------------------------------
+
+const every = (ms) => (ms % 3_600_000 === 0 ? `every ${ms / 3_600_000} h` : ms % 60_000 === 0 ? `every ${ms / 60_000} min` : ms % 1000 === 0 ? `every ${ms / 1000} s` : `every ${ms} ms`);
+
+/** What the schedule's last tick did: the execution it started (a link), or why it started none. */
+function lastTick(tick) {
+  if (!tick) return el("span", { class: "hint" }, "no tick yet");
+  const when = time(tick.tickAt);
+  if (tick.executionId) {
+    const link = el("a", { href: "#", class: "mono", onclick: (ev) => (ev.preventDefault(), select(tick.executionId, { reveal: true })) }, short(tick.executionId));
+    return el("span", { "data-action": tick.action }, `${when} ${tick.action} `, link, tick.missedTicks ? ` (+${tick.missedTicks} missed)` : "");
+  }
+  return el("span", { "data-action": tick.action, title: tick.note ?? "" }, `${when} ${tick.action}`);
+}
+
+async function refreshSchedules() {
+  try {
+    const { schedules } = await api("/v1/schedules");
+    const rows = schedules.map((s) =>
+      el(
+        "tr",
+        { "data-schedule": s.scheduleId, class: s.paused ? "paused" : "" },
+        el("td", { class: "mono" }, s.scheduleId, s.source === "flow" ? el("span", { class: "hint" }, " (flow file)") : ""),
+        el("td", {}, s.flowId),
+        el("td", { class: "mono" }, s.cron ? `${s.cron}${s.timezone ? ` ${s.timezone}` : ""}` : every(s.everyMs)),
+        el("td", {}, s.paused ? el("span", { class: "status paused" }, "paused") : time(s.nextFireAt)),
+        el("td", {}, lastTick(s.lastTick)),
+        el("td", {}, el("button", { type: "button", class: "secondary toggle", onclick: () => toggleSchedule(s) }, s.paused ? "Resume" : "Pause")),
+      ),
+    );
+    $("schedules").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: "6", class: "hint" }, "no schedules (flowmonkey schedules put, or schedules: in a flow file)"))]));
+    $("schedules-error").textContent = "";
+  } catch (err) {
+    $("schedules-error").textContent = `Cannot list schedules: ${err.message}`;
+  }
+}
+
+async function toggleSchedule(s) {
+  try {
+    await api(`/v1/schedules/${encodeURIComponent(s.scheduleId)}/${s.paused ? "resume" : "pause"}`, { method: "POST" });
+  } catch (err) {
+    $("schedules-error").textContent = `${s.paused ? "Resume" : "Pause"} failed: ${err.message}`;
+    return;
+  }
+  await refreshSchedules();
+}
+
 async function replay(id) {
   try {
     const { refused } = await api("/v1/dlq/replay", { method: "POST", body: JSON.stringify({ ids: [id] }) });
@@ -436,7 +483,7 @@ async function replay(id) {
 function refreshOps() {
   // One queue read per refresh: the pool and queue panels show the same moment.
   const queueRead = api("/v1/queues");
-  return Promise.all([refreshPools(queueRead), refreshQueues(queueRead), refreshDlq()]);
+  return Promise.all([refreshPools(queueRead), refreshQueues(queueRead), refreshDlq(), refreshSchedules()]);
 }
 
 $("start-form").addEventListener("submit", startFlow);

@@ -178,6 +178,31 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     await page.close();
   });
 
+  it("lists schedules with their last tick's execution, and pauses and resumes one", async () => {
+    await mesh.api.putSchedule({ scheduleId: "nap-every-second", flowId: "nap", everyMs: 1000, overlap: "allow", missed: "skip" });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    await page.goto(gateway.url);
+    const row = page.locator('#schedules tr[data-schedule="nap-every-second"]');
+    // The ops panels refresh every 3 s: the row shows a started tick with its execution's link.
+    await row.locator('[data-action="started"] a').waitFor({ timeout: 20_000 });
+    expect(await row.textContent()).toContain("every 1 s");
+    const executionId = (await mesh.api.getSchedule("nap-every-second")).lastTick?.executionId;
+    expect(executionId).toBeTruthy();
+
+    await row.locator("button.toggle", { hasText: "Pause" }).click();
+    await row.locator("button.toggle", { hasText: "Resume" }).waitFor({ timeout: 10_000 });
+    expect((await mesh.api.getSchedule("nap-every-second")).paused).toBe(true);
+    expect(await row.locator(".status.paused").textContent()).toBe("paused");
+    await row.locator("button.toggle", { hasText: "Resume" }).click();
+    await row.locator("button.toggle", { hasText: "Pause" }).waitFor({ timeout: 10_000 });
+    expect((await mesh.api.getSchedule("nap-every-second")).paused).toBe(false);
+    await mesh.api.deleteSchedule("nap-every-second");
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("asks for an API token when the gateway wants one, then loads and goes live with it", async () => {
     const token = "dash-0123456789abcdef-operator";
     const guarded = createGateway({
