@@ -75,6 +75,19 @@ describe("a step of an execution that ended", () => {
     expect((await mesh.api.get(executionId)).status).toBe("cancelled");
   });
 
+  it("is not stopped by news of an end from before it was dispatched (a step retried after a failure)", async () => {
+    const { executionId } = await mesh.api.start("long", { input: {} });
+    await waitFor(async () => ((await mesh.api.get(executionId)).steps[0]!.status === "running" ? true : undefined), { message: "the step to run" });
+    // A `failed` event stamped a minute before this attempt was dispatched: late news of an
+    // earlier end (as a worker sees it after executions.retryStep). It must not stop the attempt.
+    const stale = { at: new Date(Date.now() - 60_000).toISOString() };
+    mesh.nc.publish(mesh.names.subjects.exec("long", executionId, "failed"), JSON.stringify(stale));
+    // Then the real cancel: the handler's stop reason says which of the two stopped it.
+    await mesh.api.cancel(executionId);
+    await waitFor(() => (stops.has(executionId) ? true : undefined), { timeoutMs: 10_000, message: "the handler's signal to fire" });
+    expect(stops.get(executionId)).toMatch(/was cancelled/);
+  });
+
   it("is stopped when a parallel step fails the execution", async () => {
     const { executionId } = await mesh.api.start("doomed-pair", { input: {} });
     const failed = await mesh.waitForStatus(executionId, "failed", 15_000);

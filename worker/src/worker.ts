@@ -2,7 +2,9 @@ import {
   leaseExpressionPool,
   abortableDelay,
   createNames,
+  decode,
   deferred,
+  ExecutionEvent,
   FmError,
   nakAdvisorySubject,
   once,
@@ -27,6 +29,9 @@ import { TaskPipeline } from "./runner/task-pipeline.js";
 import { WORKER_VERSION } from "./version.js";
 import { resolveWorkerOptions, type WorkerOptions } from "./worker-options.js";
 import { transform } from "./handlers/transform.js";
+
+/** All a worker reads of an execution's `cancelled` / `failed` event: when it ended. */
+const EndedAt = ExecutionEvent.pick({ at: true });
 
 export interface WorkerStats {
   /** Tasks delivered to this worker and not yet settled. */
@@ -154,7 +159,13 @@ export function createWorker(options: WorkerOptions): Worker {
         const sub = nc.subscribe(names.subjects.execOfType(how), {
           callback: (_err, msg) => {
             const ended = names.subjects.parseExec(msg.subject);
-            if (ended) pipeline.stopExecution(ended.executionId, how);
+            if (!ended) return;
+            try {
+              const { at } = decode(msg.data, EndedAt, { what: `execution event on ${msg.subject}` });
+              pipeline.stopExecution(ended.executionId, how, Date.parse(at));
+            } catch (err) {
+              log.warn({ err: toError(err), executionId: ended.executionId }, "ignored an execution event that does not parse");
+            }
           },
         });
         releasers.add(`execution ${how} events`, () => sub.unsubscribe());

@@ -71,12 +71,14 @@ export class TaskPipeline {
   /**
    * Stops the handlers running here for an execution that ended (cancelled, or failed by another
    * step): each settles with a non-retryable EXECUTION_ENDED failure, its message is acked, and
-   * its slot is free at once instead of when the handler would have finished.
+   * its slot is free at once instead of when the handler would have finished. Only attempts
+   * dispatched before the execution ended (`endedAt`): a step retried after a failure
+   * (executions.retryStep) runs a new attempt that this late news must not stop.
    */
-  stopExecution(executionId: string, how: "cancelled" | "failed"): number {
+  stopExecution(executionId: string, how: "cancelled" | "failed", endedAt: number): number {
     let stopped = 0;
     for (const run of this.#running) {
-      if (run.task.executionId !== executionId) continue;
+      if (run.task.executionId !== executionId || Date.parse(run.task.metadata.dispatchedAt) > endedAt) continue;
       run.cancel(new NonRetryableFailure("EXECUTION_ENDED", `execution ${executionId} was ${how} while this step ran`));
       stopped++;
     }
