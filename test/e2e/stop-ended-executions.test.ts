@@ -40,6 +40,7 @@ beforeAll(async () => {
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [{ handlers: ["fail"] }] });
   worker = await mesh.startWorker({ handlers: [linger], concurrency: 2 });
   await mesh.putFlow({ id: "long", steps: [{ id: "hold", handler: "linger", input: {} }] });
+  await mesh.putFlow({ id: "parent", steps: [{ id: "child", flow: "long" }] });
   await mesh.putFlow({
     id: "doomed-pair",
     steps: [
@@ -73,6 +74,17 @@ describe("a step of an execution that ended", () => {
     }, { timeoutMs: 10_000, message: "the task message to be acked" });
     expect(runs - before).toBe(1);
     expect((await mesh.api.get(executionId)).status).toBe("cancelled");
+  });
+
+  it("is stopped in a sub-flow when its parent is cancelled (the cancel cascades to the child)", async () => {
+    const { executionId } = await mesh.api.start("parent", { input: {} });
+    const childId = await waitFor(async () => (await mesh.api.get(executionId)).steps[0]!.childExecutionId, { message: "the child execution" });
+    await waitFor(async () => ((await mesh.api.get(childId)).steps[0]!.status === "running" ? true : undefined), { message: "the child's step to run" });
+    await mesh.api.cancel(executionId);
+    await waitFor(() => (stops.has(childId) ? true : undefined), { timeoutMs: 10_000, message: "the child's handler to be stopped" });
+    expect(stops.get(childId)).toMatch(/was cancelled/);
+    await waitFor(() => (runningHere() === 0 ? true : undefined), { timeoutMs: 10_000, message: "the slot to be free" });
+    expect((await mesh.api.get(childId)).status).toBe("cancelled");
   });
 
   it("is not stopped by news of an end from before it was dispatched (a step retried after a failure)", async () => {
