@@ -269,7 +269,7 @@ async function loadFlows() {
 
 /** The picked flow's `example:` input, or {} when its file gives none: the form never shows another flow's input. */
 function showExample() {
-  const example = state.flowExamples?.get($("flow").value);
+  const example = state.flowExamples.get($("flow").value);
   $("input").value = JSON.stringify(example ?? {}, null, 2);
 }
 
@@ -324,7 +324,8 @@ const depthHistory = new Map(); // "<region>/<handler>" → [depth, …], oldest
  */
 async function refreshPools(queueRead) {
   try {
-    const [{ workers }, queueReply] = await Promise.all([api("/v1/workers"), settledOrUndefined(queueRead)]);
+    // A failed queue read leaves the load column blank here; the queue panel says why.
+    const [{ workers }, queueReply] = await Promise.all([api("/v1/workers"), queueRead.catch(() => undefined)]);
     const pools = new Map();
     for (const w of workers) {
       for (const handler of w.handlers) {
@@ -366,9 +367,6 @@ function sparkline(values) {
   svg.append(line);
   return svg;
 }
-
-/** The queue snapshot both panels read, or undefined when it failed (the queue panel says why). */
-const settledOrUndefined = (read) => read.catch(() => undefined);
 
 async function refreshQueues(queueRead) {
   try {
