@@ -26,6 +26,7 @@ export function executionView(
       ...(history ? { history: history.get(stepId) ?? [] } : {}),
       ...(flow.graph.steps.get(stepId)!.flow ? { flow: flow.graph.steps.get(stepId)!.flow } : {}),
       ...(s.child ? { childExecutionId: s.child } : {}),
+      ...(s.map ? { map: { total: s.map.total, done: s.map.completed + s.map.failed, failed: s.map.failed, running: s.map.running } } : {}),
     };
   });
   return { ...executionSummary(exec), input: exec.input ?? null, context: exec.context, ...(exec.output === undefined ? {} : { output: exec.output }), steps };

@@ -1,6 +1,7 @@
 import { FmError, type ExecutionStatus } from "@flowmonkey/shared";
 import { advance, dispatch, emit, failureOf, failStep, scopeOf } from "../execution/advance.js";
 import { Changes } from "../execution/changes.js";
+import { startMap } from "../execution/map-step.js";
 import { resolveStorable } from "../flows/resolve-storable.js";
 import type { ApplyEnv } from "../results/apply-result.js";
 import type { ExecutionState } from "../scheduler/state.js";
@@ -31,7 +32,9 @@ export async function rerunFailedStep(env: ApplyEnv, exec: ExecutionState, stepI
   out.updated.set(exec.id, exec);
   try {
     const def = flow.graph.steps.get(stepId)!;
-    dispatch(exec, flow, stepId, await resolveStorable(def.input, scopeOf(exec), `input of step ${stepId}`), out, envNow);
+    // A map step maps again: a new run over the list as it evaluates now.
+    if (def.map) await startMap(exec, flow, stepId, out, envNow);
+    else dispatch(exec, flow, stepId, await resolveStorable(def.input, scopeOf(exec), `input of step ${stepId}`), out, envNow);
   } catch (err) {
     failStep(exec, stepId, failureOf(err), out, envNow);
   }

@@ -4,6 +4,7 @@ import {
   startSpanFrom,
   toFmError,
   traceparentOf,
+  type CompiledStep,
   type ExecutionEvent,
   type ExecutionEventType,
   type Failure,
@@ -19,9 +20,11 @@ import { isTerminalStep, type ExecutionState } from "../scheduler/state.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
 import { sealRequestOf } from "../vault/seal-request.js";
-import type { Changes } from "./changes.js";
+import type { Changes, ExecutionEffects } from "./changes.js";
+import type { OutboxMessage } from "../store/outbox.js";
 import { taskRouteOf } from "../regions/task-route.js";
 import { cancelChildOf, concludeParent, dispatchSubflow } from "./subflows.js";
+import { startMap } from "./map-step.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 5 * 60_000;
 
@@ -92,6 +95,7 @@ async function startStep(exec: ExecutionState, flow: CompiledFlow, stepId: strin
         return;
       }
     }
+    if (def.map) return await startMap(exec, flow, stepId, out, env);
     input = await resolveStorable(def.input, scope, `input of step ${stepId}`);
   } catch (err) {
     failStep(exec, stepId, failureOf(err), out, env);
@@ -114,15 +118,9 @@ export function dispatch(
   if (def.flow !== undefined) return dispatchSubflow(exec, flow, stepId, input, out, env, delayMs);
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
-  // An open circuit on the lane holds the task past its own delay (nothing is lost or burned),
-  // and a rate limit gives it the next free slot after that.
   const lane = laneOf(exec, def);
-  delayMs = Math.max(delayMs, env.breakers?.holdFor(lane) ?? 0);
-  if (env.rates?.active) delayMs = env.rates.reserve(def.region ?? exec.region, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
-  const dueAt = new Date(env.now.getTime() + delayMs);
+  const dueAt = dueAtOf(exec, def, env, delayMs);
   const task = taskOf(exec, flow, stepId, attempt, input, dueAt);
-  traceDispatch(exec, task);
-  const { taskId, metadata: { region, priority } } = task;
   exec.steps[stepId] = {
     ...step,
     status: "dispatched",
@@ -130,26 +128,41 @@ export function dispatch(
     startedAt: step.startedAt ?? dueAt.toISOString(),
     // The engine's own clock on the attempt (the deadline sweep), independent of any worker.
     deadlineAt: new Date(dueAt.getTime() + task.config.timeoutMs).toISOString(),
-    ...(delayMs > 0 ? { retryAt: dueAt.toISOString() } : { retryAt: undefined }),
+    ...(dueAt > env.now ? { retryAt: dueAt.toISOString() } : { retryAt: undefined }),
   };
+  const messages = queueTask(exec, def, task, dueAt, out, env);
   const effects = out.of(exec.id);
-  effects.taskAttempts.push({
-    taskId,
-    attempt,
-    executionId: exec.id,
-    stepId,
-    handler: def.handler,
-    region,
-    dispatchedAt: dueAt.toISOString(),
-  });
-  const messages = [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}`, route: taskRouteOf(def), ...sealRequestOf(def.vault, task, env.subjects) }];
   if (exec.tenantId) {
     // Admitted (or queued behind the tenant's own tasks) when the transaction is written.
     exec.steps[stepId]!.lane = lane;
-    effects.laneDispatches.push({ tenantId: exec.tenantId, lane, taskKey: `${taskId}:${attempt}`, messages, ...(delayMs > 0 ? { notBefore: dueAt } : {}) });
-  } else if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages });
+    effects.laneDispatches.push({ tenantId: exec.tenantId, lane, taskKey: `${task.taskId}:${attempt}`, messages, ...(dueAt > env.now ? { notBefore: dueAt } : {}) });
+  } else sendWhenDue(messages, dueAt, out.of(exec.id), env);
+  emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region: task.metadata.region });
+}
+
+/**
+ * When an attempt asked for `delayMs` from now goes out: an open circuit on its lane holds it
+ * past its own delay (nothing is lost or burned), and a rate limit gives it the next free slot
+ * after that.
+ */
+export function dueAtOf(exec: ExecutionState, def: { region?: string | undefined; handler: string }, env: AdvanceEnv, delayMs: number): Date {
+  delayMs = Math.max(delayMs, env.breakers?.holdFor(laneOf(exec, def)) ?? 0);
+  if (env.rates?.active) delayMs = env.rates.reserve(def.region ?? exec.region, def.handler, exec.tenantId, env.now.getTime() + delayMs) - env.now.getTime();
+  return new Date(env.now.getTime() + delayMs);
+}
+
+/** Records a task's attempt row and traces it; returns the messages that publish it (the caller sends them). */
+export function queueTask(exec: ExecutionState, def: CompiledStep, task: Task, dueAt: Date, out: Changes, env: AdvanceEnv): OutboxMessage[] {
+  traceDispatch(exec, task);
+  const { taskId, attempt, stepId, metadata: { region, priority } } = task;
+  out.of(exec.id).taskAttempts.push({ taskId, attempt, executionId: exec.id, stepId, handler: def.handler, region, dispatchedAt: dueAt.toISOString() });
+  return [{ subject: env.subjects.task(region, def.handler, priority), body: task, msgId: `${taskId}:${attempt}`, route: taskRouteOf(def), ...sealRequestOf(def.vault, task, env.subjects) }];
+}
+
+/** Messages published right after commit, or from the outbox when `dueAt` comes (a retry's backoff). */
+export function sendWhenDue(messages: OutboxMessage[], dueAt: Date, effects: ExecutionEffects, env: AdvanceEnv): void {
+  if (dueAt > env.now) effects.delayed.push({ notBefore: dueAt, messages });
   else effects.messages.push(...messages);
-  emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: def.handler, region });
 }
 
 /** A dispatch span in the execution's trace; the task carries it, so the worker's run is its child. */
@@ -206,6 +219,12 @@ export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string,
   };
 }
 
+/** A map step's run in flight ends with its step: items not ended are cancelled (their late results are ignored). */
+function endMapRun(exec: ExecutionState, stepId: string, out: Changes): void {
+  const step = exec.steps[stepId];
+  if (step?.status === "dispatched" && step.map) out.of(exec.id).mapRunsEnded.push({ executionId: exec.id, stepId, run: step.map.run });
+}
+
 /** The step's current attempt no longer counts against its tenant's lane. Call before it leaves `dispatched`. */
 export function releaseLane(exec: ExecutionState, stepId: string, out: Changes): void {
   const step = exec.steps[stepId];
@@ -217,6 +236,7 @@ export function failStep(exec: ExecutionState, stepId: string, failure: Failure,
   const step = exec.steps[stepId]!;
   // A sub-flow step failed other than by its child ending (a timeout): the child is cancelled.
   if (step.status === "dispatched" && failure.code !== "SUBFLOW_FAILED" && failure.code !== "CANCELLED") cancelChildOf(exec, stepId, out);
+  endMapRun(exec, stepId, out);
   exec.steps[stepId] = { ...step, status: "failed", error: failure, completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, lane: undefined, resumed: undefined };
   emit(exec, out, env, "step.failed", { stepId, attempt: step.attempts, error: failure });
 }
@@ -250,6 +270,7 @@ export function finish(
     if (!isTerminalStep(step)) {
       releaseLane(exec, id, out);
       if (step.status === "dispatched") cancelChildOf(exec, id, out);
+      endMapRun(exec, id, out);
       if (step.status === "waiting" && step.wait) out.of(exec.id).waitsEnded.push(step.wait.resumeToken);
       exec.steps[id] = { ...step, status: "cancelled", completedAt: env.now.toISOString(), retryAt: undefined, deadlineAt: undefined, wait: undefined, resumed: undefined };
     }

@@ -4,6 +4,7 @@ import type { Rejection } from "../store/rejections.js";
 import type { TaskAttemptRow, TaskOutcomeRow } from "../store/tasks.js";
 import type { NewExecution } from "../store/executions.js";
 import type { WaitTokenRow } from "../store/wait-tokens.js";
+import type { MapItemsStarted, MapItemUpdate, MapRunEnded } from "../store/map-items.js";
 import type { ExecutionState } from "../scheduler/state.js";
 
 /**
@@ -42,6 +43,12 @@ export interface ExecutionEffects {
   waitsEnded: string[];
   /** The attempt that waited, with how long it was paused (usage). */
   taskPauses: Array<{ taskId: string; attempt: number; pausedMs: number }>;
+  /** Map steps whose run started: their lists, one row per item. */
+  mapRuns: MapItemsStarted[];
+  /** Map items that moved (dispatched, completed, failed). */
+  mapItems: MapItemUpdate[];
+  /** Map runs that ended before all their items did. */
+  mapRunsEnded: MapRunEnded[];
 }
 
 /**
@@ -64,7 +71,7 @@ export class Changes {
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);
     if (!e) {
-      e = { taskAttempts: [], messages: [], delayed: [], laneDispatches: [], laneReleases: [], waitsStarted: [], waitsEnded: [], taskPauses: [] };
+      e = { taskAttempts: [], messages: [], delayed: [], laneDispatches: [], laneReleases: [], waitsStarted: [], waitsEnded: [], taskPauses: [], mapRuns: [], mapItems: [], mapRunsEnded: [] };
       this.effects.set(executionId, e);
     }
     return e;
@@ -101,6 +108,18 @@ export class Changes {
 
   taskPauses(): ExecutionEffects["taskPauses"] {
     return [...this.effects.values()].flatMap((e) => e.taskPauses);
+  }
+
+  mapRuns(): MapItemsStarted[] {
+    return [...this.effects.values()].flatMap((e) => e.mapRuns);
+  }
+
+  mapRunsEnded(): MapRunEnded[] {
+    return [...this.effects.values()].flatMap((e) => e.mapRunsEnded);
+  }
+
+  mapItems(): MapItemUpdate[] {
+    return [...this.effects.values()].flatMap((e) => e.mapItems);
   }
 
   taskAttempts(): TaskAttemptRow[] {

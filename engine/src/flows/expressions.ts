@@ -7,6 +7,9 @@ export interface ExpressionScope {
   context: Record<string, unknown>;
   steps: Record<string, unknown>;
   execution: { id: string; flowId: string };
+  /** In a map step's input: the item its task runs, and the item's position in the list. */
+  item?: unknown;
+  index?: number;
 }
 
 interface Compiled {

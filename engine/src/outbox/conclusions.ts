@@ -20,8 +20,8 @@ export function taskIdentityOf(message: OutboxMessage): TaskIdentity | undefined
   return parsed.success ? parsed.data : undefined;
 }
 
-/** `<executionId>/<stepId>:<attempt>`, the key attemptsStillDispatched answers with. */
-export const attemptKey = (t: { executionId: string; stepId: string; attempt: number }) => `${t.executionId}/${t.stepId}:${t.attempt}`;
+/** `<taskId>:<attempt>`, the key attemptsStillDispatched answers with. */
+export const attemptKey = (t: { taskId: string; attempt: number }) => `${t.taskId}:${t.attempt}`;
 
 /**
  * The result the engine applies for an attempt whose task could not be sent. Outcome `failure`

@@ -7,6 +7,9 @@ import { applyContextUpdates } from "../execution/context-updates.js";
 import { checkExpression } from "../flows/expressions.js";
 import { resolveStorable } from "../flows/resolve-storable.js";
 import { parkStep } from "../execution/waits.js";
+import { applyItemOutcome, itemOfTaskId, itemTask, MapItemReader, type ItemOutcome } from "../execution/map-step.js";
+import type { MapItemRow } from "../store/map-items.js";
+import type { Queryable } from "../store/db.js";
 import { tokensInUse } from "../store/wait-tokens.js";
 import { attemptRegionsOf } from "../store/tasks.js";
 import { taskIdOf } from "./read-result.js";
@@ -116,11 +119,14 @@ async function applyResultsOnce(
   const committed = await (optimistic ? transitionOptimistically : transition)(
     env.db,
     results.map((r) => r.executionId),
-    async (executions) => {
+    async (executions, _out, q) => {
       const waits = { taken: await tokensRead };
       const regions = await regionsRead;
+      const items = results.map((r) => itemOfTaskId(r.taskId, r.executionId, r.stepId));
+      const reader = new MapItemReader(q);
+      if (items.some(Boolean)) await reader.prefetch(itemRunsOf(results, items, executions));
       const outcomes: ApplyOutcome[] = [];
-      for (const result of results) {
+      for (const [i, result] of results.entries()) {
         const exec = executions.get(result.executionId);
         if (!exec) {
           out.rejections.push({
@@ -131,7 +137,8 @@ async function applyResultsOnce(
           outcomes.push("unknown-execution");
           continue;
         }
-        const mismatch = attemptMismatch(exec, result, regions);
+        const item = items[i];
+        const mismatch = item ? itemMismatch(exec, result, item, await reader.get(exec.id, result.stepId, item.run, item.index), regions) : attemptMismatch(exec, result, regions);
         if (mismatch) {
           out.rejections.push({
             subject: env.subjects.results(result.metrics.region),
@@ -141,7 +148,7 @@ async function applyResultsOnce(
           outcomes.push("rejected");
           continue;
         }
-        const outcome = await applyOne(env, exec, result, out, waits);
+        const outcome = item ? await applyItemResult(env, exec, result, item, reader, q, out) : await applyOne(env, exec, result, out, waits);
         if (outcome === "applied") out.updated.set(exec.id, exec);
         outcomes.push(outcome);
       }
@@ -169,12 +176,45 @@ function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: M
   if (result.taskId !== taskIdOf(result.executionId, result.stepId)) return `taskId is not ${taskIdOf(result.executionId, result.stepId)}`;
   const step = exec.steps[result.stepId];
   if (!step) return `execution ${exec.id} has no step ${result.stepId}`;
+  if (step.map) return `step ${result.stepId} is a map step: its tasks are its items, each with an item task id`;
   if (result.attempt > step.attempts) return `step ${result.stepId} has had ${step.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
   if (!result.fromWire || !isCurrent(exec, result)) return undefined;
+  return regionMismatch(result, regions);
+}
+
+/** The region a current attempt's result came from is not the one its task was sent to. */
+function regionMismatch(result: ResultToApply, regions: Map<string, string>): string | undefined {
   const region = regions.get(`${result.taskId}:${result.attempt}`);
   if (region === undefined) return `no dispatched attempt ${result.attempt} of task ${result.taskId} is on record`;
   if (region !== result.metrics.region) return `attempt ${result.attempt} was sent to region ${region}, but the result came from region ${result.metrics.region}`;
   return undefined;
+}
+
+/** attemptMismatch for a map item's result: the item must exist and have had that attempt. */
+function itemMismatch(exec: ExecutionState, result: ResultToApply, item: { run: number; index: number }, row: MapItemRow | undefined, regions: Map<string, string>): string | undefined {
+  const step = exec.steps[result.stepId];
+  if (!step?.map) return `execution ${exec.id} has no map step ${result.stepId}`;
+  if (item.run > step.attempts) return `map step ${result.stepId} has had ${step.attempts} run(s); run ${item.run} never started`;
+  if (item.run !== step.map.run) return undefined;
+  if (!row) return `run ${item.run} of map step ${result.stepId} has no item ${item.index}`;
+  if (result.attempt > row.attempts) return `item ${item.index} has had ${row.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
+  if (!result.fromWire || isTerminal(exec.status) || step.status !== "dispatched" || row.status !== "dispatched" || row.attempts !== result.attempt) return undefined;
+  return regionMismatch(result, regions);
+}
+
+/** The map runs a batch's item results belong to, with the item indexes each names (one read per run). */
+function itemRunsOf(results: ResultToApply[], items: Array<{ run: number; index: number } | undefined>, executions: Map<string, ExecutionState>) {
+  const runs = new Map<string, { exec: ExecutionState; stepId: string; run: number; indexes: number[] }>();
+  results.forEach((r, i) => {
+    const item = items[i];
+    const exec = executions.get(r.executionId);
+    if (!item || !exec) return;
+    const key = `${r.executionId}/${r.stepId}#${item.run}`;
+    let entry = runs.get(key);
+    if (!entry) runs.set(key, (entry = { exec, stepId: r.stepId, run: item.run, indexes: [] }));
+    entry.indexes.push(item.index);
+  });
+  return [...runs.values()];
 }
 
 /** The waits for events this transaction recorded and left in place: the catch-up's work (waits/event-catch-up.ts). */
@@ -203,14 +243,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
   const rerouted = reroutesAgain(failure, result.metrics.workerId, step.reroutes ?? 0);
   // A refusal for missing capabilities says nothing about the lane's health: the handler never ran.
   if (!isMisrouted(failure, result.metrics.workerId)) env.breakers?.record(laneOf(exec, def), result.outcome, failure);
-  const timing = {
-    workerId: result.metrics.workerId,
-    startedAt: result.metrics.startedAt,
-    completedAt: result.metrics.completedAt,
-    // Usage: what the worker measured (the engine's own conclusions ran nothing).
-    ...(result.metrics.workerId === ENGINE_WORKER_ID ? {} : { activeMs: Math.round(result.metrics.durationMs) }),
-    ...(result.metrics.tier ? { tier: result.metrics.tier } : {}),
-  };
+  const timing = timingOf(result);
 
   // A run that succeeded or parked keeps its context changes (applied with its outcome, or not at all).
   if ((result.outcome === "success" || result.outcome === "wait") && result.contextUpdates?.length) {
@@ -281,6 +314,82 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
       break;
     }
   }
+  await advance(exec, flow, out, envNow);
+  return "applied";
+}
+
+/** What an attempt's row records of its run. */
+function timingOf(result: ResultToApply) {
+  return {
+    workerId: result.metrics.workerId,
+    startedAt: result.metrics.startedAt,
+    completedAt: result.metrics.completedAt,
+    // Usage: what the worker measured (the engine's own conclusions ran nothing).
+    ...(result.metrics.workerId === ENGINE_WORKER_ID ? {} : { activeMs: Math.round(result.metrics.durationMs) }),
+    ...(result.metrics.tier ? { tier: result.metrics.tier } : {}),
+  };
+}
+
+/**
+ * A map item's result (execution/map-step.ts). Only the item's current attempt counts, as
+ * for steps; the item's retry policy is the step's. An item cannot wait: a handler that asks
+ * to fails its item. A failure past the retries ends the item (and, beyond the step's
+ * tolerateFailures, fails the step).
+ */
+async function applyItemResult(
+  env: ApplyEnv,
+  exec: ExecutionState,
+  result: ResultToApply,
+  item: { run: number; index: number },
+  reader: MapItemReader,
+  q: Queryable,
+  out: Changes,
+): Promise<ApplyOutcome> {
+  const taskRow = { taskId: result.taskId, attempt: result.attempt };
+  const step = exec.steps[result.stepId];
+  const live = !isTerminal(exec.status) && step?.status === "dispatched" && step.map?.run === item.run;
+  const row = live ? await reader.get(exec.id, result.stepId, item.run, item.index) : undefined;
+  if (!row || row.status !== "dispatched" || row.attempts !== result.attempt) {
+    out.taskOutcomes.push({ ...taskRow, status: "ignored" });
+    return "ignored";
+  }
+  const flow = await env.registry.get(exec.flowId, exec.flowVersion);
+  const envNow = { subjects: env.subjects, now: new Date(), breakers: env.breakers, rates: env.rates };
+  const def = flow.graph.steps.get(result.stepId)!;
+  const timing = timingOf(result);
+  if (!isMisrouted("failure" in result ? result.failure : undefined, result.metrics.workerId)) {
+    env.breakers?.record(laneOf(exec, def), result.outcome, "failure" in result ? result.failure : undefined);
+  }
+  let outcome: ItemOutcome;
+  if (result.outcome === "success") {
+    outcome = { kind: "completed", output: result.output ?? null };
+    if (result.contextUpdates?.length) {
+      try {
+        exec.context = applyContextUpdates(exec.context, result.contextUpdates);
+      } catch (err) {
+        outcome = { kind: "failed", failure: failureOf(err) };
+      }
+    }
+  } else if (result.outcome === "wait") {
+    outcome = { kind: "failed", failure: { code: "INVALID_STATE", message: `item ${item.index} of map step ${result.stepId} asked to wait; map items cannot wait (make the handler a step of its own)`, retryable: false } };
+  } else {
+    const policy = def.retry ?? flow.definition.defaults?.retry ?? NO_RETRY;
+    const delayMs = result.deadLetter ? undefined : nextRetryDelayMs(policy, result.attempt, result.failure);
+    outcome = delayMs === undefined ? { kind: "failed", failure: result.failure } : { kind: "retry", delayMs };
+    if (result.deadLetter) {
+      declareDeadTask(result.deadLetter.task, { reason: "deliveries_exhausted", lastError: result.failure, deliveries: result.deadLetter.deliveries }, out, envNow);
+    } else if (delayMs === undefined && result.failure.retryable && policy.maxAttempts > 1) {
+      const input = await resolveStorable(def.input, { ...scopeOf(exec), item: row.item, index: item.index }, `input of item ${item.index}`).catch(() => null);
+      const task = itemTask(exec, flow, result.stepId, item.run, item.index, result.attempt, input, new Date(result.metrics.startedAt));
+      declareDeadTask(task, { reason: "attempts_exhausted", lastError: result.failure, deliveries: 1 }, out, envNow);
+    }
+  }
+  out.taskOutcomes.push(
+    outcome.kind === "completed"
+      ? { ...taskRow, ...timing, status: "completed", output: outcome.output }
+      : { ...taskRow, ...timing, status: "failed", error: outcome.kind === "failed" ? outcome.failure : (result as { failure: Failure }).failure },
+  );
+  await applyItemOutcome(exec, flow, result.stepId, row, outcome, reader, q, out, envNow);
   await advance(exec, flow, out, envNow);
   return "applied";
 }

@@ -8,6 +8,7 @@ import {
   isFmError,
   type Subjects,
 } from "@flowmonkey/shared";
+import { itemOfTaskId } from "../execution/map-step.js";
 
 /** The id the engine gives every attempt of a step (execution/advance.ts taskOf). */
 export const taskIdOf = (executionId: string, stepId: string) => `${executionId}/${stepId}`;
@@ -63,8 +64,8 @@ export function readResult(data: Uint8Array, subject: string, env: { subjects: S
 /** Why a result's own fields disagree with each other or with where it came from; undefined when they agree. */
 export function envelopeMismatch(result: TaskResult, subjectRegion: string | undefined): string | undefined {
   const expected = taskIdOf(result.executionId, result.stepId);
-  if (result.taskId !== expected) {
-    return `taskId ${JSON.stringify(storableText(result.taskId))} is not the task of execution ${result.executionId} step ${result.stepId} (${expected})`;
+  if (result.taskId !== expected && !itemOfTaskId(result.taskId, result.executionId, result.stepId)) {
+    return `taskId ${JSON.stringify(storableText(result.taskId))} is not the task of execution ${result.executionId} step ${result.stepId} (${expected}, or ${expected}#<run>.<index> for a map item)`;
   }
   if (subjectRegion === undefined) return "the subject names no region";
   if (result.metrics.region !== subjectRegion) return `it says it ran in region ${result.metrics.region}, but came on region ${subjectRegion}'s subject`;

@@ -24,6 +24,11 @@ export interface StepState {
    * the task (it never ran): like resumes, they do not count against the retry policy.
    */
   reroutes?: number;
+  /**
+   * A map step's run: counters only (the items are rows of map_items). `attempts` counts runs;
+   * `next` is the first item not dispatched yet.
+   */
+  map?: MapProgress;
   /** A sub-flow step's attempt: the child execution it started (cancelled with the attempt). */
   child?: string;
   /** The run after a wait, while in flight: what its task carries as `resume`. */
@@ -34,6 +39,15 @@ export interface StepState {
    * resumes the same step twice, however close its next wait comes.
    */
   lastEventSeq?: number;
+}
+
+export interface MapProgress {
+  run: number;
+  total: number;
+  next: number;
+  running: number;
+  completed: number;
+  failed: number;
 }
 
 /** An execution as the engine holds it between load and persist. */

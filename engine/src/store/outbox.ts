@@ -129,20 +129,31 @@ export async function settleOutboxRow(
   });
 }
 
-/** Of the given attempts, those their step still waits for (`dispatched`, same attempt): a task of any other is stale. */
+/**
+ * Of the given attempts, those their step still waits for (`dispatched`, same attempt) — or,
+ * for a map item, its item in the step's current run: a task of any other is stale. Keyed
+ * `<taskId>:<attempt>`.
+ */
 export async function attemptsStillDispatched(
   q: Queryable,
-  attempts: Array<{ executionId: string; stepId: string; attempt: number }>,
+  attempts: Array<{ taskId: string; executionId: string; stepId: string; attempt: number }>,
 ): Promise<Set<string>> {
   if (attempts.length === 0) return new Set();
   const { rows } = await q.query<{ key: string }>(
-    `SELECT x."executionId" || '/' || x."stepId" || ':' || x.attempt AS key
-       FROM jsonb_to_recordset($1::jsonb) AS x("executionId" text, "stepId" text, attempt int)
+    `SELECT x."taskId" || ':' || x.attempt AS key
+       FROM jsonb_to_recordset($1::jsonb) AS x("taskId" text, "executionId" text, "stepId" text, attempt int)
        JOIN executions e ON e.id = x."executionId"
       WHERE e.status NOT IN ('completed', 'failed', 'cancelled')
         AND e.steps->x."stepId"->>'status' = 'dispatched'
-        AND (e.steps->x."stepId"->>'attempts')::int = x.attempt`,
-    [JSON.stringify(attempts)],
+        AND CASE WHEN e.steps->x."stepId" ? 'map'
+                 THEN EXISTS (SELECT 1 FROM map_items m
+                               WHERE m.execution_id = e.id AND m.step_id = x."stepId"
+                                 AND m.run = (e.steps->x."stepId"->'map'->>'run')::int
+                                 AND m.idx = substring(x."taskId" FROM '\.(\d{1,9})$')::int
+                                 AND x."taskId" = e.id || '/' || x."stepId" || '#' || m.run || '.' || m.idx
+                                 AND m.status = 'dispatched' AND m.attempts = x.attempt)
+                 ELSE (e.steps->x."stepId"->>'attempts')::int = x.attempt AND x."taskId" = e.id || '/' || x."stepId" END`,
+    [JSON.stringify(attempts.map(({ taskId, executionId, stepId, attempt }) => ({ taskId, executionId, stepId, attempt })))],
   );
   return new Set(rows.map((r) => r.key));
 }

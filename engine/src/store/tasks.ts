@@ -57,7 +57,7 @@ export const recordTaskPausesSql = (param: string) => `
    WHERE t.task_id = x."taskId" AND t.attempt = x.attempt
      AND t.task_id = ANY (ARRAY(SELECT r ->> 'taskId' FROM jsonb_array_elements(${param}::jsonb) AS r))`;
 
-/** Every attempt of one execution's steps, per step, oldest first (for executions.get). */
+/** Every attempt of one execution's steps (not of map items), per step, oldest first (for executions.get). */
 export async function attemptsOf(q: Queryable, executionId: string): Promise<Map<string, AttemptView[]>> {
   const { rows } = await q.query<{
     step_id: string;
@@ -71,7 +71,10 @@ export async function attemptsOf(q: Queryable, executionId: string): Promise<Map
     error: Failure | null;
   }>(
     `SELECT step_id, attempt, status, region, dispatched_at, worker_id, started_at, completed_at, error
-       FROM tasks WHERE execution_id = $1 ORDER BY step_id, attempt`,
+       FROM tasks WHERE execution_id = $1
+        -- A map step's items are not its attempts (there may be thousands): the step shows their counts.
+        AND task_id = execution_id || '/' || step_id
+      ORDER BY step_id, attempt`,
     [executionId],
   );
   const iso = (at: Date | string) => new Date(at).toISOString();

@@ -7,10 +7,11 @@ import { insertRejectionsSql, storableRejection } from "./rejections.js";
 import { insertTaskAttemptsSql, recordTaskOutcomesSql, recordTaskPausesSql } from "./tasks.js";
 import { deleteWaitTokensSql, insertWaitTokensSql } from "./wait-tokens.js";
 import { insertContextBlobsSql } from "./context-blobs.js";
+import { cancelMapItemsSql, insertMapItemsSql, mapItemWrites, updateMapItemsSql } from "./map-items.js";
 
 /**
  * Writes everything a state change produced — execution states, new attempts, outcomes,
- * rejections, dead letters, wait tokens, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
+ * rejections, dead letters, wait tokens, map items, delayed and immediate outbox rows — in ONE statement of data-modifying CTEs:
  * one round trip per transaction however many executions it carries. Each CTE runs to
  * completion whether or not its rows are read.
  *
@@ -37,6 +38,7 @@ export async function writeChanges(
   const messages = out.immediateMessages();
   const delayed = out.delayedMessages().map((d) => ({ messages: d.messages, not_before: d.notBefore.toISOString() }));
   const updates = executionUpdateRows([...out.updated.values()], versions);
+  const map = mapItemWrites(out.mapRuns(), out.mapItems(), out.mapRunsEnded());
   const params = [
     JSON.stringify(updates),
     JSON.stringify(out.taskAttempts()),
@@ -52,6 +54,9 @@ export async function writeChanges(
     JSON.stringify(out.contextBlobs),
     versions ? updates.length : -1,
     JSON.stringify(newExecutionRows(inserts ?? [])),
+    JSON.stringify(map.runs),
+    JSON.stringify(map.moves),
+    JSON.stringify(map.ended),
   ];
   const { rows } = await q.query<{ id: number | null }>(
     `WITH
@@ -65,6 +70,9 @@ export async function writeChanges(
        waits_over AS (${deleteWaitTokensSql("$10")} RETURNING 1),
        pauses AS (${recordTaskPausesSql("$11")} RETURNING 1),
        blobs AS (${insertContextBlobsSql("$12")} RETURNING 1),
+       map_runs AS (${insertMapItemsSql("$15")} RETURNING 1),
+       map_moves AS (${updateMapItemsSql("$16")} RETURNING 1),
+       map_ended AS (${cancelMapItemsSql("$17")} RETURNING 1),
        later AS (
          INSERT INTO outbox (messages, not_before)
          SELECT x.messages, x.not_before FROM jsonb_to_recordset($5::jsonb) AS x(messages jsonb, not_before timestamptz)

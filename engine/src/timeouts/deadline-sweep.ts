@@ -23,6 +23,8 @@ export interface DeadlineSweepOptions extends ApplyEnv {
 }
 
 export interface OverdueAttempt {
+  /** The step's task id, or a map item's (execution/map-step.ts). */
+  taskId: string;
   executionId: string;
   stepId: string;
   attempt: number;
@@ -31,32 +33,47 @@ export interface OverdueAttempt {
   deadlineAt: string;
 }
 
+/** Not overdue after all: the attempt's task was held unpublished (a paused lane) and its timeout counts from its release. */
+const NOT_HELD = `
+  NOT EXISTS (SELECT 1 FROM held_tasks h WHERE h.task_key = t.task_id || ':' || t.attempt
+                AND (h.released_at IS NULL
+                     OR h.released_at + (deadline.at - t.dispatched_at) >= now() - make_interval(secs => $1::int / 1000.0)))`;
+
 /**
  * Attempts past deadline + grace that still have no result. Only running executions are read
  * (an index scan on status), and the deadline lives in the execution row the engine writes
- * anyway: timing attempts out costs no write on the hot path.
+ * anyway: timing attempts out costs no write on the hot path. A map item's deadline lives in
+ * its map_items row (a partial index holds only items in flight).
  */
 export async function findOverdueAttempts(q: Queryable, graceMs: number, limit: number): Promise<OverdueAttempt[]> {
   const { rows } = await q.query<OverdueAttempt>(
-    `SELECT e.id AS "executionId", s.key AS "stepId", t.attempt, t.handler, t.region, s.value->>'deadlineAt' AS "deadlineAt"
+    `(SELECT t.task_id AS "taskId", e.id AS "executionId", s.key AS "stepId", t.attempt, t.handler, t.region, s.value->>'deadlineAt' AS "deadlineAt"
        FROM executions e
       CROSS JOIN LATERAL jsonb_each(e.steps) AS s
+      CROSS JOIN LATERAL (SELECT (s.value->>'deadlineAt')::timestamptz AS at) AS deadline
        JOIN tasks t ON t.task_id = e.id || '/' || s.key AND t.attempt = (s.value->>'attempts')::int
       WHERE e.status = 'running' AND s.value->>'status' = 'dispatched'
-        AND (s.value->>'deadlineAt')::timestamptz < now() - make_interval(secs => $1::int / 1000.0)
+        AND deadline.at < now() - make_interval(secs => $1::int / 1000.0)
         AND (e.tenant_id IS NULL OR (
           -- Still waiting for its tenant's turn: not published yet, so nothing can be late.
           NOT EXISTS (SELECT 1 FROM tenant_queue q WHERE q.task_key = t.task_id || ':' || t.attempt)
           -- Published late by its tenant's queue: its timeout counts from then.
           AND NOT EXISTS (SELECT 1 FROM tenant_admissions a WHERE a.task_key = t.task_id || ':' || t.attempt
-                            AND a.admitted_at + ((s.value->>'deadlineAt')::timestamptz - t.dispatched_at)
+                            AND a.admitted_at + (deadline.at - t.dispatched_at)
                                 >= now() - make_interval(secs => $1::int / 1000.0))))
-        -- Parked by a paused lane: not published yet; once released, its timeout counts from then.
-        AND NOT EXISTS (SELECT 1 FROM held_tasks h WHERE h.task_key = t.task_id || ':' || t.attempt
-                          AND (h.released_at IS NULL
-                               OR h.released_at + ((s.value->>'deadlineAt')::timestamptz - t.dispatched_at)
-                                  >= now() - make_interval(secs => $1::int / 1000.0)))
-      ORDER BY s.value->>'deadlineAt' LIMIT $2`,
+        AND ${NOT_HELD}
+      ORDER BY deadline.at LIMIT $2)
+     UNION ALL
+     (SELECT t.task_id, e.id, m.step_id, t.attempt, t.handler, t.region, to_json(m.deadline_at) #>> '{}'
+        FROM map_items m
+        CROSS JOIN LATERAL (SELECT m.deadline_at AS at) AS deadline
+        JOIN executions e ON e.id = m.execution_id
+        JOIN tasks t ON t.task_id = m.execution_id || '/' || m.step_id || '#' || m.run || '.' || m.idx AND t.attempt = m.attempts
+       WHERE m.status = 'dispatched' AND m.deadline_at < now() - make_interval(secs => $1::int / 1000.0)
+         AND e.status = 'running' AND e.steps->m.step_id->>'status' = 'dispatched'
+         AND (e.steps->m.step_id->'map'->>'run')::int = m.run
+         AND ${NOT_HELD}
+       ORDER BY m.deadline_at LIMIT $2)`,
     [graceMs, limit],
   );
   return rows;
@@ -148,14 +165,14 @@ export function startDeadlineSweep(options: DeadlineSweepOptions): { stop(): Pro
     }
     for (const [key, until] of postponed) if (until <= now) postponed.delete(key);
     const overdue = (await findOverdueAttempts(options.db, graceMs, PAGE + postponed.size)).filter(
-      (a) => !postponed.has(`${a.executionId}/${a.stepId}:${a.attempt}`),
+      (a) => !postponed.has(`${a.taskId}:${a.attempt}`),
     );
     if (overdue.length === 0) return 0;
     const backlogOf = await backlogs();
     const results: ResultToApply[] = [];
     for (const a of overdue.slice(0, PAGE)) {
       const backlog = backlogOf(a.region, a.handler);
-      const ids = { executionId: a.executionId, taskId: `${a.executionId}/${a.stepId}`, stepId: a.stepId, attempt: a.attempt, region: a.region };
+      const ids = { executionId: a.executionId, taskId: a.taskId, stepId: a.stepId, attempt: a.attempt, region: a.region };
       const waiting = backlog === "unreachable" || ((backlog === "queued" || backlog === "no-pool") && (options.served?.(a.region, a.handler) ?? true));
       if (waiting) {
         postponed.set(`${ids.taskId}:${a.attempt}`, now + graceMs);

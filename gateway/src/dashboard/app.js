@@ -136,7 +136,18 @@ function stepActions(x, s) {
 
 function stepPercent(executionId, step) {
   if (["completed", "skipped", "failed", "cancelled"].includes(step.status)) return 100;
-  return state.stepProgress.get(`${executionId}/${step.stepId}`)?.percent ?? 0;
+  const live = state.stepProgress.get(`${executionId}/${step.stepId}`)?.percent;
+  if (live !== undefined) return live;
+  return step.map && step.map.total > 0 ? Math.floor((100 * step.map.done) / step.map.total) : 0;
+}
+
+/** What a step runs: its handler (or sub-flow) and attempts; a map step's items done of total instead. */
+function stepHint(s) {
+  if (s.map) {
+    const failed = s.map.failed > 0 ? `, ${s.map.failed} failed` : "";
+    return el("span", { class: "hint map", "data-done": String(s.map.done), "data-total": String(s.map.total) }, `${s.handler} · ${s.map.done}/${s.map.total} items${failed}`);
+  }
+  return el("span", { class: "hint" }, `${s.flow ? `flow ${s.flow}` : s.handler} ×${s.attempts}`);
 }
 
 /**
@@ -182,7 +193,7 @@ function renderDetail() {
         el("span", { class: "mono" }, s.stepId),
         el("span", { class: `status ${s.status}` }, s.status),
         bar(stepPercent(x.id, s), s.status),
-        el("span", { class: "hint" }, `${s.flow ? `flow ${s.flow}` : s.handler} ×${s.attempts}`),
+        stepHint(s),
         timeline(x, s),
         el("span", { class: "message" }, message),
         ...stepActions(x, s),
@@ -218,11 +229,16 @@ function onExec(event) {
 }
 
 function onProgress(p) {
-  state.stepProgress.set(`${p.executionId}/${p.stepId}`, { percent: p.percent, message: p.message });
-  state.latest.set(p.executionId, { stepId: p.stepId, percent: p.percent, message: p.message });
-  // A worker reports on a dispatched step (its "started" announcement, then progress): it runs.
   const step = state.selected?.id === p.executionId && state.selected.steps.find((s) => s.stepId === p.stepId);
-  if (step && step.status === "dispatched" && (p.attempt === undefined || p.attempt === step.attempts)) step.status = "running";
+  // A map step's bar is the engine's items done / total (no taskId), not one item's own progress.
+  const itemOfMap = step && step.map && p.taskId;
+  if (!itemOfMap) {
+    state.stepProgress.set(`${p.executionId}/${p.stepId}`, { percent: p.percent, message: p.message });
+    state.latest.set(p.executionId, { stepId: p.stepId, percent: p.percent, message: p.message });
+  }
+  if (step && step.map && p.items) step.map = { ...step.map, ...p.items };
+  // A worker reports on a dispatched step (its "started" announcement, then progress): it runs.
+  if (step && step.status === "dispatched" && (p.attempt === undefined || p.attempt === step.attempts || step.map)) step.status = "running";
   if (state.selected?.id === p.executionId) renderDetail();
   renderList();
 }

@@ -46,6 +46,7 @@ beforeAll(async () => {
     ],
   });
   await mesh.putFlow({ id: "long", steps: [{ id: "sleep", handler: "delay", input: { ms: 8000 } }] });
+  await mesh.putFlow({ id: "fan", steps: [{ id: "each", handler: "delay", map: { items: "{% [1..6] %}", concurrency: 2 }, input: { ms: 400 } }] });
   // Retried once, then dead-lettered (attempts_exhausted): something for the dead-letter panel.
   await mesh.putFlow({
     id: "doomed",
@@ -174,6 +175,31 @@ describe.skipIf(!haveChromium)("the dashboard in Chromium", () => {
     expect(await page.locator('#pools tr[data-pool="us-east-1/fail"] td.load').textContent()).toContain("0 running");
     await mesh.waitForStatus(executionId, "completed", 20_000);
     await pool.filter({ hasText: "0 running" }).waitFor({ timeout: 20_000 });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("a map step shows its items done of total, live, up to all of them", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+    const errors: string[] = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    await page.goto(gateway.url);
+    const { executionId } = await mesh.api.start("fan", { input: {} });
+    const row = page.locator(`#executions tr:has(td[title="${executionId}"])`);
+    await row.waitFor({ timeout: 15_000 });
+    await row.click();
+    const hint = page.locator('#steps li:has(span.mono:text-is("each")) .hint.map');
+    const seen = new Set<number>();
+    // Three pairs of 400 ms items: the count is read as it climbs, then settles at 6 of 6.
+    await waitFor(async () => {
+      const done = Number(await hint.getAttribute("data-done", { timeout: 1000 }).catch(() => "-1"));
+      if (done >= 0) seen.add(done);
+      return done === 6 || undefined;
+    }, { timeoutMs: 20_000, intervalMs: 50, message: "the map step at 6/6 items" });
+    expect(await hint.getAttribute("data-total")).toBe("6");
+    expect(await hint.textContent()).toContain("6/6 items");
+    expect([...seen].some((n) => n > 0 && n < 6)).toBe(true);
+    await page.locator("#detail-status .status", { hasText: "completed" }).waitFor({ timeout: 10_000 });
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   RATE_LIMITED: { httpStatus: 429, retryable: false, meaning: "too many failed token checks from this address; wait for Retry-After" },
   SCHEDULE_NOT_FOUND: { httpStatus: 404, retryable: false, meaning: "no schedule with that id" },
   SUBFLOW_FAILED: { httpStatus: 500, retryable: true, meaning: "a sub-flow step's child execution failed; the message carries its error (the step's retry policy may start a new child)" },
+  MAP_ITEMS_INVALID: { httpStatus: 422, retryable: false, meaning: "a map step's items expression did not give an array, or gave more than its maxItems" },
+  MAP_ITEMS_FAILED: { httpStatus: 500, retryable: false, meaning: "more items of a map step failed (after their retries) than its tolerateFailures allows; the message names the first" },
   SUBFLOW_TOO_DEEP: { httpStatus: 422, retryable: false, meaning: "a sub-flow step would nest executions more than 10 levels deep" },
   RESUME_TOKEN_NOT_FOUND: {
     httpStatus: 404,

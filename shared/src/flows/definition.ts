@@ -17,6 +17,25 @@ export type RetryPolicy = z.infer<typeof RetryPolicy>;
 /** `{% expr %}`: a JSONata expression the engine evaluates; anything else is a literal. */
 export const EXPRESSION_PATTERN = /^\s*\{%([\s\S]*)%\}\s*$/;
 
+/** A map step: its handler runs once per item of a list known only at run time. */
+export const MapDefinition = z
+  .object({
+    items: z
+      .string()
+      .regex(EXPRESSION_PATTERN, "must be a {% expression %}")
+      .describe("a {% expression %} giving the list (an array) to map over; the step's input sees each element as {% item %} and its position as {% index %}"),
+    concurrency: z.number().int().min(1).max(1000).default(10).describe("items in flight at most at a time"),
+    maxItems: z.number().int().min(1).max(100_000).default(10_000).describe("a longer list fails the step (MAP_ITEMS_INVALID) before any item runs"),
+    tolerateFailures: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(0)
+      .describe("items that may fail (after their retries) without failing the step; their slots in the output are null"),
+  })
+  .strict();
+export type MapDefinition = z.infer<typeof MapDefinition>;
+
 export const StepDefinition = z
   .object({
     id: Token.describe("the step's id, unique in the flow; expressions read its output as `steps.<id>`"),
@@ -32,6 +51,7 @@ export const StepDefinition = z
     /** The sub-flow's registry version; default: its latest when the step starts. */
     flowVersion: z.number().int().positive().optional().describe("the sub-flow's registry version (default: its latest when the step starts)"),
     description: z.string().max(2000).optional().describe("free text for people reading the flow"),
+    map: MapDefinition.optional().describe("run the handler once per item of a list, each item its own task with its own retries; the step's output is the items' outputs in order (docs/PROTOCOL.md, Map steps). See Map keys"),
     input: z.unknown().default({}).describe("the handler's input: any JSON; strings of the form {% expression %} are JSONata over input, context, steps and execution"),
     dependsOn: z.array(Token).max(256).optional().describe("steps that must be settled first (default: the step listed before it; [] for none, i.e. parallel)"),
     when: z
@@ -54,6 +74,7 @@ export const StepDefinition = z
       ctx.addIssue({ code: "custom", path: ["handler"], message: "give exactly one of handler (a worker's handler) and flow (a sub-flow)" });
     }
     if (step.flowVersion !== undefined && step.flow === undefined) ctx.addIssue({ code: "custom", path: ["flowVersion"], message: "needs flow" });
+    if (step.map && step.flow !== undefined) ctx.addIssue({ code: "custom", path: ["map"], message: "a map step runs a handler per item; mapping over a sub-flow is not supported yet" });
   });
 export type StepDefinition = z.infer<typeof StepDefinition>;
 

@@ -76,6 +76,10 @@ export const StepView = z.object({
   /** A sub-flow step: the flow it runs, and the child execution of its current attempt. */
   flow: Token.optional(),
   childExecutionId: Token.optional(),
+  /** A map step: its items, and how many are done (completed or failed), failed and running. */
+  map: z
+    .object({ total: z.number().int().nonnegative(), done: z.number().int().nonnegative(), failed: z.number().int().nonnegative(), running: z.number().int().nonnegative() })
+    .optional(),
 });
 export type StepView = z.infer<typeof StepView>;
 

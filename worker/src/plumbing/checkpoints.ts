@@ -21,7 +21,8 @@ const Envelope = CheckpointEnvelope;
 
 /**
  * A step's checkpoint, shared by all its attempts and deliveries: a redelivered or retried task
- * loads what the previous run saved. Keyed `<executionId>.<stepId>`; the buckets' TTL (7 days)
+ * loads what the previous run saved. Keyed `<executionId>.<stepId>` (a map item's stepId carries
+ * its run and index: `<stepId>.item-<run>-<index>`); the buckets' TTL (7 days)
  * keeps it for a while after the task ends. A save counts as a heartbeat.
  */
 export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: string; stepId: string }, working: () => void, log: () => Logger): CheckpointApi {

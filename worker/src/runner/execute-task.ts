@@ -174,8 +174,10 @@ class TaskContext implements HandlerContext {
   }
 
   get checkpoint(): CheckpointApi {
-    const { executionId, stepId } = this.#task;
-    return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { executionId, stepId }, () => this.#delivery.working(), () => this.log));
+    const { executionId, stepId, item } = this.#task;
+    // A map item keeps its own checkpoint: the step's items run side by side.
+    const slot = item ? `${stepId}.item-${item.run}-${item.index}` : stepId;
+    return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { executionId, stepId: slot }, () => this.#delivery.working(), () => this.log));
   }
 
   get events(): EventsApi {

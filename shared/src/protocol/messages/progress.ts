@@ -11,6 +11,8 @@ export const Progress = z.object({
   percent: z.number().min(0).max(100),
   message: z.string().max(1024).optional(),
   estimatedCompletion: Timestamp.optional(),
+  /** A map step's progress, published by the engine as its items end (no taskId): items ended of all, and failed. */
+  items: z.object({ done: z.number().int().nonnegative(), total: z.number().int().nonnegative(), failed: z.number().int().nonnegative() }).optional(),
   checkpoint: z.object({ id: z.string(), savedAt: Timestamp, size: z.number().int().nonnegative() }).optional(),
   at: Timestamp,
 });

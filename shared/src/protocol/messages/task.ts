@@ -29,6 +29,11 @@ export const Task = z.object({
     retries: z.number().int().nonnegative(),
     backoff: BackoffConfig,
   }),
+  /**
+   * A map step's item (docs/PROTOCOL.md, Map steps): which element of the list this task runs,
+   * in which run of the step. Each item has its own checkpoint; `taskId` tells items apart.
+   */
+  item: z.object({ index: z.number().int().nonnegative(), run: z.number().int().positive() }).optional(),
   /** Set on the run after a wait: why the step runs again and the payload it was resumed with. */
   resume: ResumeInfo.optional(),
   /**
