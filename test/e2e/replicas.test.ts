@@ -51,7 +51,7 @@ afterAll(async () => {
     engines.map(
       (child) =>
         new Promise<void>((resolve) => {
-          if (child.exitCode !== null) return resolve();
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
           child.once("exit", () => resolve());
           child.kill("SIGTERM");
         }),
@@ -108,5 +108,41 @@ describe("two engine processes on the same streams and database", () => {
     sub.unsubscribe();
     await worker.close();
     expect(engines.every((e) => e.exitCode === null)).toBe(true);
+  });
+
+  it("run a 600-item map step to the end, in item order, when one of them is killed midway", async () => {
+    const api = createApiClient(nc, { prefix });
+    await api.putFlow({ id: "fan", steps: [{ id: "each", handler: "echo", map: { items: "{% [1..input.n] %}", concurrency: 16 }, input: { i: "{% index %}", v: "{% item %}" } }] });
+    const worker = createWorker({ nc, log: createLogger({ name: "w", level: "silent" }), prefix, region: "us-east-1", handlers: ["echo"], concurrency: 32 });
+    await worker.start();
+    const { executionId } = await api.start("fan", { input: { n: 600 } });
+    // Both replicas take results off the same consumer; one dies without a goodbye.
+    await waitFor(async () => ((await api.get(executionId)).steps[0]!.map?.done ?? 0) >= 100 || undefined, { timeoutMs: 30_000, message: "100 items done" });
+    engines[0]!.kill("SIGKILL");
+    const done = await waitFor(async () => {
+      const view = await api.get(executionId);
+      return view.status === "completed" ? view : undefined;
+    }, { timeoutMs: 90_000, intervalMs: 200, message: "the map to complete on the surviving engine" });
+    expect(done.output).toEqual(Array.from({ length: 600 }, (_, i) => ({ i, v: i + 1 })));
+    expect(done.steps[0]!.map).toEqual({ total: 600, done: 600, failed: 0, running: 0 });
+    const db = await import("pg");
+    const client = new db.default.Client({ connectionString: pg.url });
+    await client.connect();
+    try {
+      const items = await client.query<{ n: number; completed: number }>(
+        "SELECT count(*)::int AS n, count(*) FILTER (WHERE status = 'completed')::int AS completed FROM map_items WHERE execution_id = $1",
+        [executionId],
+      );
+      expect(items.rows[0]).toEqual({ n: 600, completed: 600 });
+      // One completed attempt per item: no item's result was applied twice.
+      const tasks = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM tasks WHERE execution_id = $1 AND status = 'completed'",
+        [executionId],
+      );
+      expect(tasks.rows[0]!.n).toBe(600);
+    } finally {
+      await client.end();
+    }
+    await worker.close();
   });
 });
