@@ -57,6 +57,16 @@ describe("flowmonkey CLI", () => {
     expect(status.stdout).toMatch(/say\s+echo\s+✔ completed/);
   });
 
+  it("status shows a map step's items; the example map flow greets each name in order", async () => {
+    expect((await cli("flows", "push", join(EXAMPLES, "greet-all.yaml"))).code).toBe(0);
+    const run = await cli("start", "greet-all", "--input", '{"names":["ada","grace","linus","barbara"]}', "--wait", "--json");
+    expect(run.code).toBe(0);
+    const view = JSON.parse(run.stdout);
+    expect(view.output).toEqual(["hello ada (1)", "hello grace (2)", "hello linus (3)", "hello barbara (4)"]);
+    const status = await cli("status", view.id);
+    expect(status.stdout).toContain("greet: map, 4/4 items done (0 running, 0 failed)");
+  });
+
   it("ls, flows ls and cancel: list executions and flows, cancel a running execution", async () => {
     await mesh.putFlow({ id: "slow-cli", steps: [{ id: "nap", handler: "delay", input: { ms: 60_000 } }] });
     const { executionId } = await mesh.api.start("slow-cli", { input: {} });

@@ -15,7 +15,10 @@ export async function statusCommand(argv: string[], out: Output): Promise<number
     const view = await api.get(executionId);
     const { headers, rows } = stepRows(view);
     const lines = [executionHeadline(view), ...(view.parentExecutionId ? [`sub-flow of ${view.parentExecutionId} (step ${view.parentStepId})`] : []), "", ...out.table(headers, rows)];
-    for (const s of view.steps) if (s.childExecutionId) lines.push(`${s.stepId}: sub-flow ${s.flow} in execution ${s.childExecutionId}`);
+    for (const s of view.steps) {
+      if (s.childExecutionId) lines.push(`${s.stepId}: sub-flow ${s.flow} in execution ${s.childExecutionId}`);
+      if (s.map) lines.push(`${s.stepId}: map, ${s.map.done}/${s.map.total} items done (${s.map.running} running, ${s.map.failed} failed)`);
+    }
     // Only a dispatched step needs the registry: whether anyone can run it.
     const dispatched = view.steps.some((s) => s.status === "dispatched");
     const { workers } = dispatched ? await listWorkers(nc, createNames(cmd.config.prefix), silentLogger()) : { workers: [] };
