@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
-import { decode, Progress, type FmError } from "@flowmonkey/shared";
+import { decode, Progress } from "@flowmonkey/shared";
 import { defineHandler, NonRetryableFailure, RetryableFailure } from "@flowmonkey/worker";
 import { z } from "zod";
 import { startMesh, type TestMesh } from "../support/mesh.js";
@@ -64,7 +64,7 @@ const mapOf = (items: string, extra: { concurrency?: number; maxItems?: number; 
 
 beforeAll(async () => {
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: db.url, workers: [] });
-  await mesh.startWorker({ handlers: ["echo", square, remember], concurrency: 32 });
+  await mesh.startWorker({ handlers: ["echo", "delay", square, remember], concurrency: 32 });
   pool = new pg.Pool({ connectionString: db.url, max: 2 });
   const squares = (map: ReturnType<typeof mapOf>, retry?: { maxAttempts: number; initialDelayMs: number; jitter: boolean }) => ({
     id: "sq",
@@ -88,6 +88,10 @@ beforeAll(async () => {
     steps: [{ id: "keep", handler: "remember", map: mapOf("{% input.values %}", { concurrency: 3 }), input: { value: "{% item %}" } }],
     output: "{% steps.keep %}",
   });
+  await mesh.putFlow({ id: "say-hi", steps: [{ id: "say", handler: "echo", input: { said: "{% 'hi ' & input.name %}" } }] });
+  await mesh.putFlow({ id: "map-children", steps: [{ id: "each", flow: "say-hi", map: mapOf("{% input.names %}", { concurrency: 2 }), input: { name: "{% item %}" } }], output: "{% steps.each %}" });
+  await mesh.putFlow({ id: "nap-long", steps: [{ id: "nap", handler: "delay", input: { ms: 60_000 } }] });
+  await mesh.putFlow({ id: "map-naps", steps: [{ id: "each", flow: "nap-long", map: mapOf("{% [1, 2, 3] %}", { concurrency: 2 }) }] });
   await mesh.putFlow({
     id: "map-many",
     steps: [{ id: "each", handler: "echo", map: mapOf("{% [1..input.n] %}", { concurrency: 64, maxItems: 5000 }), input: { i: "{% index %}" } }],
@@ -191,12 +195,25 @@ describe("map steps", () => {
     expect(done.output).toEqual(["a", "b", "c"].map((v) => ({ before: null, after: { value: v } })));
   });
 
-  it("a step with map and flow is refused: mapping over a sub-flow is not supported yet", async () => {
-    const refusal = await mesh
-      .putFlow({ id: "map-subflow", steps: [{ id: "x", flow: "map-squares", map: { items: "{% [1] %}" } }] })
-      .then(() => undefined, (err: FmError) => err);
-    expect(refusal?.code).toBe("INVALID_FLOW");
-    expect(refusal?.message).toContain("sub-flow is not supported yet");
+  it("maps over a sub-flow: each item a child execution that knows its parent; cancelling the parent cancels them", async () => {
+    const { executionId } = await mesh.api.start("map-children", { input: { names: ["ada", "grace", "linus"] } });
+    const done = await mesh.waitForStatus(executionId, "completed", 30_000);
+    expect(done.output).toEqual([{ said: "hi ada" }, { said: "hi grace" }, { said: "hi linus" }]);
+    const { rows } = await pool.query<{ id: string; parent_task_id: string; status: string }>(
+      "SELECT id, parent_task_id, status FROM executions WHERE parent_execution_id = $1 ORDER BY parent_task_id",
+      [executionId],
+    );
+    expect(rows.map((r) => [r.parent_task_id, r.status])).toEqual([0, 1, 2].map((i) => [`${executionId}/each#1.${i}`, "completed"]));
+    const child = await mesh.api.get(rows[0]!.id);
+    expect(child).toMatchObject({ parentExecutionId: executionId, parentStepId: "each", input: { name: "ada" } });
+
+    const slow = await mesh.api.start("map-naps", { input: {} });
+    const children = await waitFor(async () => {
+      const { rows: running } = await pool.query<{ id: string }>("SELECT id FROM executions WHERE parent_execution_id = $1 AND status = 'running'", [slow.executionId]);
+      return running.length === 2 ? running.map((r) => r.id) : undefined;
+    }, { timeoutMs: 15_000, message: "two item children running" });
+    await mesh.api.cancel(slow.executionId);
+    for (const id of children) expect((await mesh.waitForStatus(id, "cancelled", 15_000)).status).toBe("cancelled");
   });
 
   it("2,000 items: the execution row stays small while they run (items are rows of their own)", async () => {

@@ -222,7 +222,11 @@ export function taskOf(exec: ExecutionState, flow: CompiledFlow, stepId: string,
 /** A map step's run in flight ends with its step: items not ended are cancelled (their late results are ignored). */
 function endMapRun(exec: ExecutionState, stepId: string, out: Changes): void {
   const step = exec.steps[stepId];
-  if (step?.status === "dispatched" && step.map) out.of(exec.id).mapRunsEnded.push({ executionId: exec.id, stepId, run: step.map.run });
+  if (step?.status !== "dispatched" || !step.map) return;
+  const run = { executionId: exec.id, stepId, run: step.map.run };
+  out.of(exec.id).mapRunsEnded.push(run);
+  // Mapping a sub-flow: the items' children still running go too.
+  if (step.map.children) out.of(exec.id).messages.push({ subject: "", body: { cancelChildrenOf: run }, cancelChildrenOf: run });
 }
 
 /** The step's current attempt no longer counts against its tenant's lane. Call before it leaves `dispatched`. */

@@ -6,13 +6,14 @@ import type { Queryable } from "../store/db.js";
 import { mapOutputOf, readMapItems, type MapItemRow } from "../store/map-items.js";
 import { dueAtOf, emit, failStep, failureOf, queueTask, scopeOf, sendWhenDue, taskOf, type AdvanceEnv } from "./advance.js";
 import type { Changes } from "./changes.js";
+import { depthRefusal, startChild } from "./subflows.js";
 
 /**
  * Map steps (docs/PROTOCOL.md, Map steps). The list is evaluated once, when the step starts,
  * and written as one row per item (store/map-items.ts); the execution row keeps only counters
  * (StepState.map), so an item's result rewrites one small row, never the list. Each item is
  * its own task — id `<executionId>/<stepId>#<run>.<index>` — with its own attempts, retries,
- * timeout and dead letter; at most `concurrency` are in flight, the next ones dispatched as
+ * timeout and dead letter (or, mapping a sub-flow, each item's attempt is a child execution); at most `concurrency` are in flight, the next ones dispatched as
  * items end. The step's output, the items' outputs in order, is assembled in the database when
  * the last one ends.
  */
@@ -56,7 +57,7 @@ export async function startMap(exec: ExecutionState, flow: CompiledFlow, stepId:
     return failStep(exec, stepId, { code: "MAP_ITEMS_INVALID", message: `map.items of step ${stepId} ${invalid}`, retryable: false }, out, env);
   }
   const items = list as unknown[];
-  const map: MapProgress = { run, total: items.length, next: 0, running: 0, completed: 0, failed: 0 };
+  const map: MapProgress = { run, total: items.length, next: 0, running: 0, completed: 0, failed: 0, ...(def.flow !== undefined ? { children: true as const } : {}) };
   if (items.length === 0) {
     exec.steps[stepId] = { ...step, status: "completed", attempts: run, map, output: [], startedAt: step.startedAt ?? at, completedAt: at };
     emit(exec, out, env, "step.completed", { stepId, attempt: run, output: [] });
@@ -118,8 +119,9 @@ async function dispatchItem(
   } catch (err) {
     return endItem(exec, flow, stepId, index, attempt, { failure: failureOf(err) }, out, env);
   }
+  if (def.flow !== undefined) return dispatchSubflowItem(exec, flow, stepId, index, attempt, input, out, env, delayMs);
   const dueAt = dueAtOf(exec, def, env, delayMs);
-  const task: Task = { ...itemTask(exec, flow, stepId, map.run, index, attempt, input, dueAt) };
+  const task: Task = itemTask(exec, flow, stepId, map.run, index, attempt, input, dueAt);
   // Items are not admitted through a tenant's lanes: the map's own concurrency bounds them.
   sendWhenDue(queueTask(exec, def, task, dueAt, out, env), dueAt, out.of(exec.id), env);
   out.of(exec.id).mapItems.push({
@@ -131,6 +133,26 @@ async function dispatchItem(
     attempts: attempt,
     deadlineAt: new Date(dueAt.getTime() + task.config.timeoutMs).toISOString(),
   });
+}
+
+/** An item of a map over a sub-flow: its attempt starts a child execution, whose end concludes the item. */
+function dispatchSubflowItem(
+  exec: ExecutionState,
+  flow: CompiledFlow,
+  stepId: string,
+  index: number,
+  attempt: number,
+  input: unknown,
+  out: Changes,
+  env: AdvanceEnv,
+  delayMs: number,
+): void {
+  const map = liveMap(exec, stepId)!;
+  const tooDeep = depthRefusal(exec, flow.graph.steps.get(stepId)!.flow!);
+  if (tooDeep) return endItem(exec, flow, stepId, index, attempt, { failure: tooDeep }, out, env);
+  const taskId = itemTaskId(exec.id, stepId, map.run, index);
+  const { deadlineAt } = startChild(exec, flow, stepId, { taskId, key: `${stepId}#${map.run}.${index}`, attempt }, input, out, delayMs, env);
+  out.of(exec.id).mapItems.push({ executionId: exec.id, stepId, run: map.run, idx: index, status: "dispatched", attempts: attempt, ...(deadlineAt ? { deadlineAt } : {}) });
 }
 
 /** The task of one item's attempt: the step's task, with the item's id and coordinates. */

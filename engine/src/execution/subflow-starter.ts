@@ -3,7 +3,10 @@ import { cancelExecution } from "../control/cancel-execution.js";
 import { startExecutions, type StartEnv } from "../intake/start-execution.js";
 import type { Relay } from "../outbox/relay.js";
 import type { ChildStart } from "../store/outbox.js";
-import { getExecution } from "../store/executions.js";
+import { attemptsStillDispatched } from "../store/outbox.js";
+
+/** The task a child's end concludes: a map item's, or its sub-flow step's. */
+const taskIdOfParent = (parent: ChildStart["parent"]) => parent.taskId ?? `${parent.executionId}/${parent.stepId}`;
 
 /**
  * What the relay does with a sub-flow step's internal messages after commit: starts the child
@@ -28,12 +31,11 @@ export function subflowStarter(options: { startEnv: StartEnv; relay: Relay; log:
       );
       relay.afterCommit(committed);
       // A parent attempt that ended before its child started (cancelled, timed out): the child goes too.
-      for (const c of children) {
-        if (!committed.created.has(c.executionId)) continue;
-        const parent = await getExecution(startEnv.db, c.parent.executionId);
-        const step = parent?.steps[c.parent.stepId];
-        if (step?.status !== "dispatched" || step.attempts !== c.parent.attempt) await this.cancel([c.executionId]);
-      }
+      const created = children.filter((c) => committed.created.has(c.executionId));
+      const attempts = created.map((c) => ({ taskId: taskIdOfParent(c.parent), executionId: c.parent.executionId, stepId: c.parent.stepId, attempt: c.parent.attempt }));
+      const live = await attemptsStillDispatched(startEnv.db, attempts);
+      const orphans = created.filter((_, i) => !live.has(`${attempts[i]!.taskId}:${attempts[i]!.attempt}`));
+      if (orphans.length > 0) await this.cancel(orphans.map((c) => c.executionId));
       const refused: TaskResult[] = [];
       outcomes.forEach((outcome, i) => {
         if (!("error" in outcome)) return;
@@ -41,7 +43,7 @@ export function subflowStarter(options: { startEnv: StartEnv; relay: Relay; log:
         const at = new Date().toISOString();
         log.warn({ executionId: c.parent.executionId, stepId: c.parent.stepId, attempt: c.parent.attempt, code: outcome.error.code }, "sub-flow could not start; failing its step");
         refused.push({
-          taskId: `${c.parent.executionId}/${c.parent.stepId}`,
+          taskId: taskIdOfParent(c.parent),
           executionId: c.parent.executionId,
           stepId: c.parent.stepId,
           attempt: c.parent.attempt,

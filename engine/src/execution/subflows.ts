@@ -26,27 +26,56 @@ export function dispatchSubflow(exec: ExecutionState, flow: CompiledFlow, stepId
   const def = flow.graph.steps.get(stepId)!;
   const step = exec.steps[stepId]!;
   const attempt = step.attempts + 1;
-  const depth = (exec.parent?.depth ?? 0) + 1;
-  if (depth > MAX_SUBFLOW_DEPTH) {
+  const tooDeep = depthRefusal(exec, def.flow!);
+  if (tooDeep) {
     exec.steps[stepId] = { ...step, attempts: attempt };
-    failStep(exec, stepId, { code: "SUBFLOW_TOO_DEEP", message: `sub-flow ${def.flow} would be ${depth} levels deep; at most ${MAX_SUBFLOW_DEPTH} are allowed`, retryable: false }, out, env);
+    failStep(exec, stepId, tooDeep, out, env);
     return;
   }
-  const dueAt = new Date(env.now.getTime() + delayMs);
-  const child = childExecutionId(exec.id, stepId, attempt);
-  // Only an explicit timeout bounds a sub-flow step (it then times out like any attempt, and its child is cancelled).
-  const timeoutMs = def.timeoutMs ?? flow.definition.defaults?.timeoutMs;
+  const started = startChild(exec, flow, stepId, { taskId: `${exec.id}/${stepId}`, key: stepId, attempt }, input, out, delayMs, env);
   exec.steps[stepId] = {
     ...step,
     status: "dispatched",
     attempts: attempt,
-    child,
-    startedAt: step.startedAt ?? dueAt.toISOString(),
-    deadlineAt: timeoutMs === undefined ? undefined : new Date(dueAt.getTime() + timeoutMs).toISOString(),
-    retryAt: delayMs > 0 ? dueAt.toISOString() : undefined,
+    child: started.child,
+    startedAt: step.startedAt ?? started.dueAt.toISOString(),
+    deadlineAt: started.deadlineAt,
+    retryAt: delayMs > 0 ? started.dueAt.toISOString() : undefined,
   };
+  emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: SUBFLOW_HANDLER, region: exec.region });
+}
+
+/** SUBFLOW_TOO_DEEP when a child of `exec` would nest deeper than MAX_SUBFLOW_DEPTH, else undefined. */
+export function depthRefusal(exec: ExecutionState, flowId: string): Failure | undefined {
+  const depth = (exec.parent?.depth ?? 0) + 1;
+  if (depth <= MAX_SUBFLOW_DEPTH) return undefined;
+  return { code: "SUBFLOW_TOO_DEEP", message: `sub-flow ${flowId} would be ${depth} levels deep; at most ${MAX_SUBFLOW_DEPTH} are allowed`, retryable: false };
+}
+
+/**
+ * One attempt of a sub-flow task — a sub-flow step's, or a map item's (`key` is then
+ * `<stepId>#<run>.<index>`): its attempt row, and the internal message that starts its child
+ * after commit (now, or when a retry's backoff is over). Answers the child's id, when the
+ * attempt is due, and its deadline (only an explicit timeout bounds a sub-flow: it then times
+ * out like any attempt, and its child is cancelled).
+ */
+export function startChild(
+  exec: ExecutionState,
+  flow: CompiledFlow,
+  stepId: string,
+  task: { taskId: string; key: string; attempt: number },
+  input: unknown,
+  out: Changes,
+  delayMs: number,
+  env: AdvanceEnv,
+): { child: string; dueAt: Date; deadlineAt: string | undefined } {
+  const def = flow.graph.steps.get(stepId)!;
+  const dueAt = new Date(env.now.getTime() + delayMs);
+  const child = childExecutionId(exec.id, task.key, task.attempt);
+  const timeoutMs = def.timeoutMs ?? flow.definition.defaults?.timeoutMs;
   const effects = out.of(exec.id);
-  effects.taskAttempts.push({ taskId: `${exec.id}/${stepId}`, attempt, executionId: exec.id, stepId, handler: SUBFLOW_HANDLER, region: exec.region, dispatchedAt: dueAt.toISOString() });
+  const { taskId, attempt } = task;
+  effects.taskAttempts.push({ taskId, attempt, executionId: exec.id, stepId, handler: SUBFLOW_HANDLER, region: exec.region, dispatchedAt: dueAt.toISOString() });
   const message: OutboxMessage = {
     subject: "",
     body: { startChild: child },
@@ -57,12 +86,12 @@ export function dispatchSubflow(exec: ExecutionState, flow: CompiledFlow, stepId
       input,
       tenantId: exec.tenantId,
       priority: def.priority ?? exec.priority,
-      parent: { executionId: exec.id, stepId, attempt, depth },
+      parent: { executionId: exec.id, stepId, attempt, depth: (exec.parent?.depth ?? 0) + 1, ...(task.key === stepId ? {} : { taskId }) },
     },
   };
   if (delayMs > 0) effects.delayed.push({ notBefore: dueAt, messages: [message] });
   else effects.messages.push(message);
-  emit(exec, out, env, "step.dispatched", { stepId, attempt, handler: SUBFLOW_HANDLER, region: exec.region });
+  return { child, dueAt, deadlineAt: timeoutMs === undefined ? undefined : new Date(dueAt.getTime() + timeoutMs).toISOString() };
 }
 
 /** The child of a step attempt that ended some other way (timed out, cancelled with its execution) is cancelled too. */
@@ -80,7 +109,8 @@ export function concludeParent(exec: ExecutionState, status: "completed" | "fail
   const parent = exec.parent;
   if (!parent) return;
   const base = {
-    taskId: `${parent.executionId}/${parent.stepId}`,
+    // A map item's child concludes the item's task; a sub-flow step's, the step's.
+    taskId: parent.taskId ?? `${parent.executionId}/${parent.stepId}`,
     executionId: parent.executionId,
     stepId: parent.stepId,
     attempt: parent.attempt,

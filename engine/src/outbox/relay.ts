@@ -10,6 +10,7 @@ import {
   releaseOutboxClaim,
   settleOutboxRow,
   isInternal,
+  runningItemChildren,
   type ChildStart,
   type OutboxDeadLetter,
   type OutboxMessage,
@@ -94,7 +95,7 @@ export function createRelay(options: RelayOptions) {
     const unsent: Unsent[] = [];
     const conclusions = all.filter((m) => m.conclude);
     const children = all.filter((m) => m.startChild);
-    const cancels = all.filter((m) => m.cancelChild);
+    const cancels = all.filter((m) => m.cancelChild || m.cancelChildrenOf);
     const publishable = conclusions.length + children.length + cancels.length > 0 ? all.filter((m) => !isInternal(m)) : all;
     // Tasks of lanes an operator paused are parked, not published (control/lane-pauses.ts).
     const messages = options.pauses?.active ? await options.pauses.withoutHeld(publishable) : publishable;
@@ -109,7 +110,11 @@ export function createRelay(options: RelayOptions) {
       acks.push(applied.catch((error: unknown) => void unsent.push(...messages.map((message) => ({ message, error })))));
     };
     internal(children, options.startChildren && (() => options.startChildren!(children.map((m) => m.startChild!))), "start sub-flows");
-    internal(cancels, options.cancelChildren && (() => options.cancelChildren!(cancels.map((m) => m.cancelChild!))), "cancel sub-flows");
+    const cancelAll = async () => {
+      const ofRuns = await runningItemChildren(db, cancels.flatMap((m) => (m.cancelChildrenOf ? [m.cancelChildrenOf] : [])));
+      await options.cancelChildren!([...cancels.flatMap((m) => (m.cancelChild ? [m.cancelChild] : [])), ...ofRuns]);
+    };
+    internal(cancels, options.cancelChildren && cancelAll, "cancel sub-flows");
     await Promise.all(acks);
     published += messages.length;
     return unsent;

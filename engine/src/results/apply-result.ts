@@ -7,6 +7,7 @@ import { applyContextUpdates } from "../execution/context-updates.js";
 import { checkExpression } from "../flows/expressions.js";
 import { resolveStorable } from "../flows/resolve-storable.js";
 import { parkStep } from "../execution/waits.js";
+import { childExecutionId } from "../execution/subflows.js";
 import { applyItemOutcome, itemOfTaskId, itemTask, MapItemReader, type ItemOutcome } from "../execution/map-step.js";
 import type { MapItemRow } from "../store/map-items.js";
 import type { Queryable } from "../store/db.js";
@@ -383,6 +384,11 @@ async function applyItemResult(
       const task = itemTask(exec, flow, result.stepId, item.run, item.index, result.attempt, input, new Date(result.metrics.startedAt));
       declareDeadTask(task, { reason: "attempts_exhausted", lastError: result.failure, deliveries: 1 }, out, envNow);
     }
+  }
+  // An item's child whose attempt ended another way (timed out) goes too, as a sub-flow step's does.
+  if (def.flow !== undefined && outcome.kind !== "completed" && "failure" in result && result.failure.code !== "SUBFLOW_FAILED" && result.failure.code !== "CANCELLED") {
+    const child = childExecutionId(exec.id, `${result.stepId}#${item.run}.${item.index}`, result.attempt);
+    out.of(exec.id).messages.push({ subject: "", body: { cancelChild: child }, cancelChild: child });
   }
   out.taskOutcomes.push(
     outcome.kind === "completed"

@@ -48,6 +48,8 @@ export interface MapProgress {
   running: number;
   completed: number;
   failed: number;
+  /** The items are sub-flows: each attempt's child is cancelled when the run ends early. */
+  children?: true;
 }
 
 /** An execution as the engine holds it between load and persist. */
@@ -67,8 +69,11 @@ export interface ExecutionState {
   /** The span that started it (W3C traceparent): dispatches are its children. */
   traceparent?: string;
   steps: Record<string, StepState>;
-  /** A sub-flow's execution: the step attempt that started it, and how deep it is (1 = a child of a top-level one). */
-  parent?: { executionId: string; stepId: string; attempt: number; depth: number };
+  /**
+   * A sub-flow's execution: the step attempt that started it, and how deep it is (1 = a child of
+   * a top-level one); `taskId` when it was a map item's attempt (its end concludes that item).
+   */
+  parent?: { executionId: string; stepId: string; attempt: number; depth: number; taskId?: string };
   createdAt: string;
   updatedAt: string;
   completedAt?: string;

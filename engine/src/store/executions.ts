@@ -23,11 +23,12 @@ interface ExecutionRow {
   parent_execution_id: string | null;
   parent_step_id: string | null;
   parent_attempt: number | null;
+  parent_task_id: string | null;
   depth: number;
 }
 
 const COLUMNS = `id, flow_id, flow_version, status, input, context, output, error, steps, tenant_id, region,
-  priority, labels, traceparent, created_at, updated_at, completed_at, parent_execution_id, parent_step_id, parent_attempt, depth`;
+  priority, labels, traceparent, created_at, updated_at, completed_at, parent_execution_id, parent_step_id, parent_attempt, parent_task_id, depth`;
 
 const iso = (d: Date | string) => (d instanceof Date ? d.toISOString() : new Date(d).toISOString());
 
@@ -43,7 +44,15 @@ function fromRow(r: ExecutionRow): ExecutionState {
     ...(r.error ? { error: r.error } : {}),
     steps: r.steps,
     ...(r.parent_execution_id
-      ? { parent: { executionId: r.parent_execution_id, stepId: r.parent_step_id!, attempt: r.parent_attempt!, depth: r.depth } }
+      ? {
+          parent: {
+            executionId: r.parent_execution_id,
+            stepId: r.parent_step_id!,
+            attempt: r.parent_attempt!,
+            depth: r.depth,
+            ...(r.parent_task_id ? { taskId: r.parent_task_id } : {}),
+          },
+        }
       : {}),
     ...(r.tenant_id ? { tenantId: r.tenant_id } : {}),
     region: r.region,
@@ -101,6 +110,7 @@ export function newExecutionRows(executions: NewExecution[]) {
     parent_execution_id: s.parent?.executionId ?? null,
     parent_step_id: s.parent?.stepId ?? null,
     parent_attempt: s.parent?.attempt ?? null,
+    parent_task_id: s.parent?.taskId ?? null,
     depth: s.parent?.depth ?? 0,
   }));
 }
@@ -109,14 +119,14 @@ export function newExecutionRows(executions: NewExecution[]) {
 export const insertExecutionsSql = (param: string) => `
   INSERT INTO executions (id, start_key, flow_id, flow_version, status, input, context, output, error, steps,
                           tenant_id, region, priority, labels, traceparent, created_at, updated_at, completed_at, retain_ms,
-                          parent_execution_id, parent_step_id, parent_attempt, depth)
+                          parent_execution_id, parent_step_id, parent_attempt, parent_task_id, depth)
   SELECT x.id, x.start_key, x.flow_id, x.flow_version, x.status, x.input, coalesce(x.context, '{}'::jsonb), x.output,
          x.error, x.steps, x.tenant_id, x.region, x.priority, x.labels, x.traceparent, x.created_at, x.created_at, x.completed_at, x.retain_ms,
-         x.parent_execution_id, x.parent_step_id, x.parent_attempt, x.depth
+         x.parent_execution_id, x.parent_step_id, x.parent_attempt, x.parent_task_id, x.depth
     FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, start_key text, flow_id text, flow_version int, status text,
          input jsonb, context jsonb, output jsonb, error jsonb, steps jsonb, tenant_id text, region text,
          priority text, labels jsonb, traceparent text, created_at timestamptz, completed_at timestamptz, retain_ms bigint,
-         parent_execution_id text, parent_step_id text, parent_attempt int, depth int)`;
+         parent_execution_id text, parent_step_id text, parent_attempt int, parent_task_id text, depth int)`;
 
 /** Execution ids already created for these start keys (for replies to redelivered starts). */
 export async function idsByStartKey(q: Queryable, startKeys: string[]): Promise<Map<string, { id: string; tenantId: string | undefined }>> {

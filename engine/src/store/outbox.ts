@@ -22,6 +22,8 @@ export interface OutboxMessage {
   startChild?: ChildStart;
   /** Never published: a child execution to cancel (its step's attempt ended). */
   cancelChild?: string;
+  /** Never published: the children still running of a map step's run that ended (its items were sub-flows). */
+  cancelChildrenOf?: { executionId: string; stepId: string; run: number };
 }
 
 /** What a sub-flow step starts: an execution of `flowId` with the step's input, as its child. */
@@ -32,11 +34,26 @@ export interface ChildStart {
   input: unknown;
   tenantId?: string | undefined;
   priority: Priority;
-  parent: { executionId: string; stepId: string; attempt: number; depth: number };
+  parent: { executionId: string; stepId: string; attempt: number; depth: number; taskId?: string };
 }
 
 /** A message the engine applies itself instead of publishing it. */
-export const isInternal = (m: OutboxMessage): boolean => m.conclude === true || m.startChild !== undefined || m.cancelChild !== undefined;
+export const isInternal = (m: OutboxMessage): boolean =>
+  m.conclude === true || m.startChild !== undefined || m.cancelChild !== undefined || m.cancelChildrenOf !== undefined;
+
+/** The children still running that items of these map runs started (executions_parent index). */
+export async function runningItemChildren(q: Queryable, runs: Array<{ executionId: string; stepId: string; run: number }>): Promise<string[]> {
+  if (runs.length === 0) return [];
+  const { rows } = await q.query<{ id: string }>(
+    `SELECT e.id FROM executions e
+       JOIN jsonb_to_recordset($1::jsonb) AS x("executionId" text, "stepId" text, run int)
+         ON e.parent_execution_id = x."executionId" AND e.parent_step_id = x."stepId"
+      WHERE e.status NOT IN ('completed', 'failed', 'cancelled')
+        AND left(e.parent_task_id, length(x."executionId" || '/' || x."stepId" || '#' || x.run || '.')) = x."executionId" || '/' || x."stepId" || '#' || x.run || '.'`,
+    [JSON.stringify(runs)],
+  );
+  return rows.map((r) => r.id);
+}
 
 export interface OutboxRow {
   id: number;
@@ -149,7 +166,7 @@ export async function attemptsStillDispatched(
                  THEN EXISTS (SELECT 1 FROM map_items m
                                WHERE m.execution_id = e.id AND m.step_id = x."stepId"
                                  AND m.run = (e.steps->x."stepId"->'map'->>'run')::int
-                                 AND m.idx = substring(x."taskId" FROM '\.(\d{1,9})$')::int
+                                 AND m.idx = (SELECT CASE WHEN n ~ '^[0-9]{1,9}$' THEN n::int END FROM (SELECT reverse(split_part(reverse(x."taskId"), '.', 1)) AS n) AS suffix)
                                  AND x."taskId" = e.id || '/' || x."stepId" || '#' || m.run || '.' || m.idx
                                  AND m.status = 'dispatched' AND m.attempts = x.attempt)
                  ELSE (e.steps->x."stepId"->>'attempts')::int = x.attempt AND x."taskId" = e.id || '/' || x."stepId" END`,

@@ -51,7 +51,7 @@ export const StepDefinition = z
     /** The sub-flow's registry version; default: its latest when the step starts. */
     flowVersion: z.number().int().positive().optional().describe("the sub-flow's registry version (default: its latest when the step starts)"),
     description: z.string().max(2000).optional().describe("free text for people reading the flow"),
-    map: MapDefinition.optional().describe("run the handler once per item of a list, each item its own task with its own retries; the step's output is the items' outputs in order (docs/PROTOCOL.md, Map steps). See Map keys"),
+    map: MapDefinition.optional().describe("run the handler (or the sub-flow) once per item of a list, each item its own task with its own retries; the step's output is the items' outputs in order (docs/PROTOCOL.md, Map steps). See Map keys"),
     input: z.unknown().default({}).describe("the handler's input: any JSON; strings of the form {% expression %} are JSONata over input, context, steps and execution"),
     dependsOn: z.array(Token).max(256).optional().describe("steps that must be settled first (default: the step listed before it; [] for none, i.e. parallel)"),
     when: z
@@ -74,7 +74,6 @@ export const StepDefinition = z
       ctx.addIssue({ code: "custom", path: ["handler"], message: "give exactly one of handler (a worker's handler) and flow (a sub-flow)" });
     }
     if (step.flowVersion !== undefined && step.flow === undefined) ctx.addIssue({ code: "custom", path: ["flowVersion"], message: "needs flow" });
-    if (step.map && step.flow !== undefined) ctx.addIssue({ code: "custom", path: ["map"], message: "a map step runs a handler per item; mapping over a sub-flow is not supported yet" });
   });
 export type StepDefinition = z.infer<typeof StepDefinition>;
 
