@@ -67,7 +67,7 @@ import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
 import { watchStrandedResults } from "./results/stranded-results.js";
 import { applyResults } from "./results/apply-result.js";
-import { listSecrets, storeSecret } from "./vault/secrets-api.js";
+import { listSecrets, secretsPublicKey, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload, withPayloadGuard } from "./store/transition.js";
 import { createPayloadGuard } from "./outbox/payload-guard.js";
@@ -466,6 +466,7 @@ export function createEngine(options: EngineOptions): Engine {
         lanes: async () => ({ circuits: breakers.list(), tenants: await listTenantLanes(store), rates: rates.list(), paused: await listPausedLanes(store) }),
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
+        secretsPublicKey: async () => secretsPublicKey(vault),
         ...operatorHandlers({ base, db: store, jsm, queueSources: queueReads, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);

@@ -52,6 +52,7 @@ const eu = generatePoolKeyPair();
 let mesh: TestMesh;
 const published: Msg[] = [];
 const events: string[] = [];
+const wire: string[] = [];
 
 beforeAll(async () => {
   const log = createLogger({ name: "vault-test", level: "trace", destination: capture });
@@ -74,6 +75,8 @@ beforeAll(async () => {
   // Copies of every task as it is published, and every execution event.
   mesh.nc.subscribe(mesh.names.subjects.tasksAll, { callback: (_err, msg) => void published.push(msg) });
   mesh.nc.subscribe(mesh.names.subjects.execAll, { callback: (_err, msg) => void events.push(msg.string()) });
+  // Everything on the wire while the secrets are stored: requests, replies, anything.
+  mesh.nc.subscribe(">", { callback: (_err, msg) => void wire.push(msg.string()) });
   await mesh.nc.flush();
 
   await mesh.api.putSecret({ tenantId: "acme", key: "a", value: A_OF_ACME });
@@ -91,6 +94,34 @@ beforeAll(async () => {
     ],
   });
 });
+describe("secrets.put", () => {
+  it("never carries a value in clear: the client seals it for the engine's vault public key", async () => {
+    expect(wire.some((m) => m.includes('"sealedValue"'))).toBe(true);
+    for (const plaintext of PLAINTEXTS) expect(wire.filter((m) => m.includes(plaintext))).toEqual([]);
+  });
+
+  it("refuses a value in clear, one sealed for another key or tenant, and one sealed for another engine", async () => {
+    const raw = async (body: unknown) => {
+      const reply = await mesh.nc.request(mesh.names.subjects.api("secrets.put"), JSON.stringify(body), { timeout: 5000 });
+      return JSON.parse(reply.string()) as { error?: { code: string; message: string } };
+    };
+    const clear = await raw({ tenantId: "acme", key: "c", value: "in clear" });
+    expect(clear.error).toMatchObject({ code: "INVALID_INPUT" });
+
+    const { sealFor } = await import("@flowmonkey/shared/vault");
+    const { decodeBase64 } = await import("@flowmonkey/shared");
+    const engineKey = decodeBase64((await mesh.api.secretsPublicKey()).publicKey)!;
+    const sealed = (body: object, key = engineKey) => sealFor(key, new TextEncoder().encode(JSON.stringify(body)));
+    const moved = await raw({ tenantId: "globex", key: "a", sealedValue: sealed({ tenantId: "acme", key: "a", value: "x" }) });
+    expect(moved.error?.code).toBe("INVALID_INPUT");
+    expect(moved.error?.message).toContain('sealed for tenant "acme" key "a", not for tenant "globex" key "a"');
+    const stranger = await raw({ tenantId: "acme", key: "c", sealedValue: sealed({ tenantId: "acme", key: "c", value: "x" }, generatePoolKeyPair().publicKey) });
+    expect(stranger.error?.message).toContain("is not sealed for this engine's vault key");
+    // Nothing was stored by any of them.
+    expect((await mesh.api.listSecrets("acme")).secrets.map((x) => x.key).sort()).toEqual(["a", "b"]);
+  });
+});
+
 afterAll(async () => {
   await mesh?.close();
 });

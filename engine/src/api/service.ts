@@ -23,6 +23,7 @@ import {
   ScheduleRef,
   SecretListRequest,
   SecretPutRequest,
+  SecretPublicKeyRequest,
   toFmError,
   UsageRequest,
   type ApiEndpoint,
@@ -47,6 +48,7 @@ export interface ApiHandlers {
   usage(req: z.output<typeof UsageRequest>): Promise<unknown>;
   putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
   listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
+  secretsPublicKey(req: z.output<typeof SecretPublicKeyRequest>): Promise<unknown>;
   health(req: z.output<typeof HealthRequest>): Promise<unknown>;
   queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
   pauseQueue(req: z.output<typeof QueuePauseRequest>): Promise<unknown>;
@@ -118,6 +120,7 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.usage, UsageRequest, (req) => handlers.usage(req));
   endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
   endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
+  endpoint(API_ENDPOINTS.secretsPublicKey, SecretPublicKeyRequest, (req) => handlers.secretsPublicKey(req));
   endpoint(API_ENDPOINTS.health, HealthRequest, (req) => handlers.health(req));
   endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
   endpoint(API_ENDPOINTS.queuesPause, QueuePauseRequest, (req) => handlers.pauseQueue(req));

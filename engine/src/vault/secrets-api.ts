@@ -1,5 +1,5 @@
-import type { SecretListReply, SecretPutReply, SecretPutRequest } from "@flowmonkey/shared";
-import { wipe } from "@flowmonkey/shared/vault";
+import { FmError, parseWith, SealedSecret, type SecretListReply, type SecretPublicKeyReply, type SecretPutReply, type SecretPutRequest } from "@flowmonkey/shared";
+import { openSealed, wipe } from "@flowmonkey/shared/vault";
 import type { z } from "zod";
 import type { Db } from "../store/db.js";
 import { listSecretKeys, putSecret } from "../store/secrets.js";
@@ -7,9 +7,29 @@ import type { Vault } from "./vault.js";
 
 type PutRequest = z.output<typeof SecretPutRequest>;
 
-/** `secrets.put`: encrypts the value under the vault key and upserts its row; the reply names the key only. */
+/**
+ * `secrets.put`: opens the sealed value with the vault's transport key, checks it was sealed
+ * for this tenant and key, encrypts it under the vault key and upserts its row; the reply
+ * names the key only.
+ */
 export async function storeSecret(db: Db, vault: Vault, request: PutRequest): Promise<SecretPutReply> {
-  const plaintext = Buffer.from(request.value, "utf8");
+  const opened = openSealed(request.sealedValue, vault.transportKeys());
+  if (!opened) {
+    throw new FmError("INVALID_INPUT", `sealedValue is not sealed for this engine's vault key ${vault.keyId}: seal it for the key the secrets.publicKey endpoint gives (flowmonkey secrets put and the gateway do)`);
+  }
+  let secret: z.output<typeof SealedSecret>;
+  try {
+    secret = parseWith(SealedSecret, JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(opened)), "sealed secret");
+  } catch {
+    // Never the contents: they may be the value.
+    throw new FmError("INVALID_INPUT", "sealedValue does not hold a sealed secret ({ tenantId, key, value } as JSON)");
+  } finally {
+    wipe(opened);
+  }
+  if (secret.tenantId !== request.tenantId || secret.key !== request.key) {
+    throw new FmError("INVALID_INPUT", `sealedValue was sealed for tenant "${secret.tenantId}" key "${secret.key}", not for tenant "${request.tenantId}" key "${request.key}"`);
+  }
+  const plaintext = Buffer.from(secret.value, "utf8");
   try {
     const sealed = vault.encrypt(request.tenantId, request.key, plaintext);
     const { created, updatedAt } = await putSecret(db, { tenantId: request.tenantId, key: request.key, ...sealed });
@@ -17,6 +37,11 @@ export async function storeSecret(db: Db, vault: Vault, request: PutRequest): Pr
   } finally {
     wipe(plaintext);
   }
+}
+
+/** `secrets.publicKey`: the key clients seal secrets for. */
+export function secretsPublicKey(vault: Vault): SecretPublicKeyReply {
+  return vault.publicKey();
 }
 
 /** `secrets.list`: a tenant's key names and dates. Refused without a vault key, like put, so an unconfigured vault is noticed. */

@@ -1,5 +1,16 @@
+import { hkdfSync } from "node:crypto";
 import { FmError, type PoolPublicKeys } from "@flowmonkey/shared";
+import { keyPairOf, toBase64, type VaultKeyPair } from "@flowmonkey/shared/vault";
 import { decryptAtRest, encryptAtRest, keyIdOf, type SealedAtRest } from "./at-rest.js";
+
+/**
+ * The X25519 key pair clients seal secrets for (`secrets.put`), derived from the vault key
+ * (HKDF-SHA256 with its own label): nothing more to configure or store, and it changes with
+ * the vault key.
+ */
+function transportKeysOf(vaultKey: Uint8Array): VaultKeyPair {
+  return keyPairOf(new Uint8Array(hkdfSync("sha256", vaultKey, new Uint8Array(0), "flowmonkey-vault-transport-v1", 32)));
+}
 
 export interface VaultOptions {
   /** The 32-byte AES-256 key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
@@ -20,10 +31,16 @@ export type Vault = ReturnType<typeof createVault>;
 export function createVault(options: VaultOptions = {}) {
   const key = options.key;
   const poolKeys = new Map(Object.entries(options.poolKeys ?? {}));
+  const transport = key ? transportKeysOf(key) : undefined;
 
   function requireKey(): Uint8Array {
     if (!key) throw new FmError("VAULT_NOT_CONFIGURED", "the engine has no vault key: set FM_VAULT_KEY (32 bytes, base64) to store and hand out secrets");
     return key;
+  }
+
+  function transportOf(): VaultKeyPair {
+    requireKey();
+    return transport!;
   }
 
   return {
@@ -34,6 +51,10 @@ export function createVault(options: VaultOptions = {}) {
     /** Throws VAULT_NOT_CONFIGURED when there is no vault key. */
     assertConfigured: (): void => void requireKey(),
     encrypt: (tenantId: string, name: string, value: Uint8Array): SealedAtRest => encryptAtRest(requireKey(), tenantId, name, value),
+    /** The public key clients seal secrets for, with the vault key's id. Throws VAULT_NOT_CONFIGURED without a vault key. */
+    publicKey: (): { publicKey: string; keyId: string } => ({ publicKey: toBase64(transportOf().publicKey), keyId: keyIdOf(requireKey()) }),
+    /** The key pair that opens what clients sealed (secrets-api.ts). */
+    transportKeys: (): VaultKeyPair => transportOf(),
     decrypt: (tenantId: string, name: string, sealed: SealedAtRest): Buffer => decryptAtRest(requireKey(), tenantId, name, sealed),
     /** The pool's own key, else its region's; a region key lets one key pair serve every handler there. */
     poolKey(region: string, handler: string): PoolKey | undefined {

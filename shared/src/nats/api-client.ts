@@ -28,13 +28,14 @@ import {
   type UsageRequest,
   ResumeReply,
   SecretListReply,
+  SecretPublicKeyReply,
+  SecretPutInput,
   SecretPutReply,
   StartReply,
   type DlqListRequest,
   type ExecutionListRequest,
-  type SecretPutRequest,
 } from "../protocol/api.js";
-import { decode, describeIssues, encode } from "../protocol/codec.js";
+import { decode, describeIssues, encode, parseWith } from "../protocol/codec.js";
 import type { FlowStartInput } from "../protocol/messages/flow-start.js";
 import { API_ENDPOINTS, createSubjects, type Subjects } from "../protocol/subjects.js";
 import { ScheduleDeleteReply, ScheduleListReply, ScheduleView, type SchedulePutRequest } from "../protocol/schedules.js";
@@ -107,7 +108,23 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
     pauseQueue: (request: QueuePauseRequest) => call(subjects.api(API_ENDPOINTS.queuesPause), request, QueuePauseReply),
     resumeQueue: (request: QueueResumeRequest) => call(subjects.api(API_ENDPOINTS.queuesResume), request, QueuePauseReply),
     usage: (request: UsageRequest = {}) => call(subjects.api(API_ENDPOINTS.usage), request, UsageReply),
-    putSecret: (request: SecretPutRequest) => call(subjects.api(API_ENDPOINTS.secretsPut), request, SecretPutReply),
+    /**
+     * Stores a secret. The value is sealed here, for the engine's vault public key, with the
+     * tenant and key it is for: it never crosses NATS in clear.
+     */
+    putSecret: async (input: SecretPutInput) => {
+      const { tenantId, key, value } = parseWith(SecretPutInput, input, "secret");
+      const { publicKey } = await call(subjects.api(API_ENDPOINTS.secretsPublicKey), {}, SecretPublicKeyReply);
+      // Loaded on first use: only processes that store secrets need libsodium.
+      const { sealFor } = await import("../vault/sealed-box.js");
+      const { decodeBase64 } = await import("../vault/keys.js");
+      const engineKey = decodeBase64(publicKey);
+      if (!engineKey) throw new FmError("INTERNAL", "the engine's vault public key is not base64");
+      const sealedValue = sealFor(engineKey, new TextEncoder().encode(JSON.stringify({ tenantId, key, value })));
+      return call(subjects.api(API_ENDPOINTS.secretsPut), { tenantId, key, sealedValue }, SecretPutReply);
+    },
+    /** The engine's vault public key (what putSecret seals for). */
+    secretsPublicKey: () => call(subjects.api(API_ENDPOINTS.secretsPublicKey), {}, SecretPublicKeyReply),
     listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),
     putSchedule: (request: SchedulePutRequest) => call(subjects.api(API_ENDPOINTS.schedulesPut), request, ScheduleView.extend({ created: z.boolean() })),
     getSchedule: (scheduleId: string) => call(subjects.api(API_ENDPOINTS.schedulesGet), { scheduleId }, ScheduleView),

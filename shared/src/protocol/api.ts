@@ -205,21 +205,48 @@ export type ResumeReply = z.infer<typeof ResumeReply>;
 /** Largest secret value `secrets.put` takes (UTF-8 bytes): API keys and certificates, not files. */
 export const MAX_SECRET_BYTES = 64 * 1024;
 
+/** A secret's value in clear: only ever inside a sealed box on the wire (SealedSecret). */
+export const SecretValue = z
+  .string()
+  .min(1)
+  .refine((v) => Buffer.byteLength(v, "utf8") <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes`);
+
 /**
- * `fm.api.secrets.put`: stores (or replaces) one secret of a tenant, encrypted at rest. The
- * value travels in this request only; no reply, list or log ever carries it back.
+ * What a client gives to store (or replace) one secret of a tenant: the CLI's arguments, the
+ * body of `PUT /v1/secrets/:key` (with the key in the path). The client library seals it
+ * (SealedSecret) before it crosses NATS; the value in clear never travels there.
+ */
+export const SecretPutInput = z.object({ tenantId: VaultTenant, key: SecretKeyName, value: SecretValue }).strict();
+export type SecretPutInput = z.input<typeof SecretPutInput>;
+
+/**
+ * What a sealed secret holds: the value with the tenant and key it is for, so that a sealed
+ * value captured from one request cannot be stored under another key or tenant.
+ */
+export const SealedSecret = z.object({ tenantId: z.string(), key: z.string(), value: SecretValue }).strict();
+
+/** base64 of a sealed box of the largest SealedSecret (JSON escapes may grow a value up to 6×). */
+const MAX_SEALED_SECRET_CHARS = Math.ceil((MAX_SECRET_BYTES * 6 + 2048) / 3) * 4;
+
+/**
+ * `fm.api.secrets.put`: stores (or replaces) one secret of a tenant, encrypted at rest.
+ * `sealedValue` is an X25519 sealed box (base64) of the SealedSecret JSON, sealed for the
+ * engine's vault public key (`fm.api.secrets.publicKey`): the value is never in clear on the
+ * wire, and no reply, list or log ever carries it back.
  */
 export const SecretPutRequest = z
   .object({
     tenantId: VaultTenant,
     key: SecretKeyName,
-    value: z
-      .string()
-      .min(1)
-      .refine((v) => Buffer.byteLength(v, "utf8") <= MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes`),
+    sealedValue: z.string().min(1).max(MAX_SEALED_SECRET_CHARS),
   })
   .strict();
 export type SecretPutRequest = z.input<typeof SecretPutRequest>;
+
+/** `fm.api.secrets.publicKey`: the key a client seals secrets for, and the vault key it belongs to. */
+export const SecretPublicKeyRequest = z.object({}).strict();
+export const SecretPublicKeyReply = z.object({ publicKey: z.string(), keyId: z.string() });
+export type SecretPublicKeyReply = z.infer<typeof SecretPublicKeyReply>;
 export const SecretPutReply = z.object({ tenantId: z.string(), key: z.string(), created: z.boolean(), updatedAt: Timestamp });
 export type SecretPutReply = z.infer<typeof SecretPutReply>;
 

@@ -36,6 +36,7 @@ export const API_ENDPOINTS = {
   usage: "usage",
   secretsPut: "secrets.put",
   secretsList: "secrets.list",
+  secretsPublicKey: "secrets.publicKey",
   health: "health",
   queues: "queues",
   queuesPause: "queues.pause",

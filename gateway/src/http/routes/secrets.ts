@@ -1,12 +1,12 @@
-import { parseWith, SecretKeyName, SecretListRequest, SecretPutRequest } from "@flowmonkey/shared";
+import { parseWith, SecretKeyName, SecretListRequest, SecretPutInput } from "@flowmonkey/shared";
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitBody, readBody } from "../body.js";
 import type { RouteDeps } from "../deps.js";
 import { allow, confineTenant } from "../auth/access.js";
 
-/** The body of PUT /v1/secrets/:key: the key is in the path. */
-export const SecretPutBody = SecretPutRequest.omit({ key: true });
+/** The body of PUT /v1/secrets/:key: the key is in the path. The API client seals the value before it crosses NATS. */
+export const SecretPutBody = SecretPutInput.omit({ key: true });
 
 /**
  * The vault over HTTP, a thin call into fm.api.secrets.*: store one secret (its value goes in,
