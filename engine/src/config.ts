@@ -116,6 +116,26 @@ export const engineConfigFields = {
     env: "FM_VAULT_KEY",
     doc: "32-byte key (base64) that encrypts the vault's secrets at rest; unset: no vault (secrets.put and steps with vault: fail with VAULT_NOT_CONFIGURED)",
   },
+  vaultPreviousKeys: {
+    schema: z
+      .string()
+      .transform((text, ctx) =>
+        text
+          .split(",")
+          .map((part) => part.trim())
+          .filter((part) => part.length > 0)
+          .flatMap((part, i) => {
+            const parsed = Base64Key.safeParse(part);
+            if (parsed.success) return [parsed.data];
+            // Never the value: it is a key.
+            ctx.addIssue({ code: "custom", message: `key ${i + 1}: must be 32 bytes in base64` });
+            return [];
+          }),
+      )
+      .optional(),
+    env: "FM_VAULT_PREVIOUS_KEYS",
+    doc: "vault keys (base64, comma-separated) secrets may still be encrypted with after FM_VAULT_KEY changed: read, never written; `flowmonkey secrets rotate` re-encrypts every secret under FM_VAULT_KEY, then drop them",
+  },
   vaultPoolKeys: {
     schema: jsonText(PoolPublicKeys).optional(),
     env: "FM_VAULT_POOL_KEYS",

@@ -67,7 +67,7 @@ import { createResumeProcessor } from "./waits/resume-waits.js";
 import { startWaitTimer } from "./waits/wait-timer.js";
 import { watchStrandedResults } from "./results/stranded-results.js";
 import { applyResults } from "./results/apply-result.js";
-import { listSecrets, secretsPublicKey, storeSecret } from "./vault/secrets-api.js";
+import { forgetSecret, listSecrets, rotateSecrets, secretsPublicKey, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
 import { withContextOffload, withPayloadGuard } from "./store/transition.js";
 import { createPayloadGuard } from "./outbox/payload-guard.js";
@@ -155,6 +155,8 @@ export interface EngineOptions {
   vaultKey?: Uint8Array | undefined;
   /** Public keys of the worker pools the engine seals secrets for (FM_VAULT_POOL_KEYS). */
   vaultPoolKeys?: PoolPublicKeys | undefined;
+  /** Keys secrets may still be under after a rotation (FM_VAULT_PREVIOUS_KEYS): read only, until `secrets rotate` is done. */
+  vaultPreviousKeys?: readonly Uint8Array[] | undefined;
   /** A task whose context's JSON is larger than this carries a reference to it in the blob bucket instead. Default 256 KiB. */
   contextInlineMaxBytes?: number;
   /**
@@ -282,7 +284,7 @@ export function createEngine(options: EngineOptions): Engine {
     releasers.add("outbox relay", () => relay.close());
     const breakers = new CircuitBreakers(options.circuit);
     const rates = new RateLimits({ rules: options.rateLimits ?? [], tenantPerSecond: options.tenantRateLimit ?? 0 });
-    const vault = createVault({ key: options.vaultKey, poolKeys: options.vaultPoolKeys });
+    const vault = createVault({ key: options.vaultKey, previousKeys: options.vaultPreviousKeys, poolKeys: options.vaultPoolKeys });
     if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
     // Large contexts go to the blob bucket as tasks are written (store/transition.ts); the bucket opens with the first one.
     const blobs = openBlobStoreLazily(nc, names.buckets.blobs);
@@ -467,6 +469,8 @@ export function createEngine(options: EngineOptions): Engine {
         putSecret: (req) => storeSecret(store, vault, req),
         listSecrets: ({ tenantId }) => listSecrets(store, vault, tenantId),
         secretsPublicKey: async () => secretsPublicKey(vault),
+        deleteSecret: ({ tenantId, key }) => forgetSecret(store, vault, tenantId, key),
+        rotateSecrets: ({ limit }) => rotateSecrets(store, vault, limit),
         ...operatorHandlers({ base, db: store, jsm, queueSources: queueReads, names, pauses, relay, version: ENGINE_VERSION }),
         replayDeadTasks: async ({ ids }) => {
           const committed = await replayDeadTasks(base, ids);

@@ -124,7 +124,7 @@ describe("startNatsServer", () => {
     try {
       const server = await startNatsServer({
         configFile: hubConf,
-        vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP_PORT: -1, HUB_STORE_DIR: storeDir },
+        vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_STORE_DIR: storeDir },
       });
       servers.push(server);
       expect(server.port).not.toBe(4222);
@@ -133,6 +133,11 @@ describe("startNatsServer", () => {
       connections.push(nc);
       expect((await (await jetstreamManager(nc)).getAccountInfo()).domain).toBe("hub");
       expect(existsSync(join(storeDir, "jetstream"))).toBe(true);
+      // Monitoring names users and connections without authentication: the shipped hub serves it on loopback only.
+      expect(server.ports.monitoring?.length).toBeGreaterThan(0);
+      for (const url of server.ports.monitoring ?? []) expect(new URL(url).hostname).toBe("127.0.0.1");
+      const varz = (await (await fetch(`${server.ports.monitoring![0]}/varz`)).json()) as { http_host: string };
+      expect(varz.http_host).toBe("127.0.0.1");
       await expect(startNatsServer({ configFile: hubConf, vars: { HUB_NO_SUCH_PORT: 1 } })).rejects.toThrow(/defines no variable HUB_NO_SUCH_PORT/);
     } finally {
       await Promise.all(servers.splice(0).map((s) => s.stop()));

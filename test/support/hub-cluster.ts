@@ -61,7 +61,7 @@ export async function startHubCluster(databaseUrl: string): Promise<HubCluster> 
           vars: {
             HUB_CLIENT_PORT: -1,
             HUB_LEAF_PORT: -1,
-            HUB_HTTP_PORT: -1,
+            HUB_HTTP: "127.0.0.1:-1",
             HUB_CLUSTER_PORT: clusterPorts[n - 1]!,
             HUB_LEAF_ADVERTISE: "127.0.0.1:1",
             HUB_ROUTES: routes,

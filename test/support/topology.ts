@@ -55,7 +55,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
     const hub = await startNatsServer({
       configFile: join(CONFIG_DIR, "hub.conf"),
       // Port 1 refuses: a leaf must reach the hub through its own proxy only, or cutting it would not cut it.
-      vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP_PORT: -1, HUB_LEAF_ADVERTISE: "127.0.0.1:1", HUB_STORE_DIR: join(storeRoot, "hub") },
+      vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_LEAF_ADVERTISE: "127.0.0.1:1", HUB_STORE_DIR: join(storeRoot, "hub") },
     });
     stops.push(() => hub.stop());
     const leafPort = leafnodePortOf(hub);
@@ -68,7 +68,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
           configFile: join(CONFIG_DIR, `leaf-${region}.conf`),
           vars: {
             LEAF_CLIENT_PORT: -1,
-            LEAF_HTTP_PORT: -1,
+            LEAF_HTTP: "127.0.0.1:-1",
             LEAF_STORE_DIR: join(storeRoot, region),
             HUB_LEAF_URL: `nats-leaf://leaf-${region}:leaf-${region}-dev@127.0.0.1:${link.port}`,
           },

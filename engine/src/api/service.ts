@@ -24,6 +24,8 @@ import {
   SecretListRequest,
   SecretPutRequest,
   SecretPublicKeyRequest,
+  SecretDeleteRequest,
+  SecretRotateRequest,
   toFmError,
   UsageRequest,
   type ApiEndpoint,
@@ -49,6 +51,8 @@ export interface ApiHandlers {
   putSecret(req: z.output<typeof SecretPutRequest>): Promise<unknown>;
   listSecrets(req: z.output<typeof SecretListRequest>): Promise<unknown>;
   secretsPublicKey(req: z.output<typeof SecretPublicKeyRequest>): Promise<unknown>;
+  deleteSecret(req: z.output<typeof SecretDeleteRequest>): Promise<unknown>;
+  rotateSecrets(req: z.output<typeof SecretRotateRequest>): Promise<unknown>;
   health(req: z.output<typeof HealthRequest>): Promise<unknown>;
   queues(req: z.output<typeof QueuesRequest>): Promise<unknown>;
   pauseQueue(req: z.output<typeof QueuePauseRequest>): Promise<unknown>;
@@ -121,6 +125,8 @@ export async function startApiService(options: {
   endpoint(API_ENDPOINTS.secretsPut, SecretPutRequest, (req) => handlers.putSecret(req));
   endpoint(API_ENDPOINTS.secretsList, SecretListRequest, (req) => handlers.listSecrets(req));
   endpoint(API_ENDPOINTS.secretsPublicKey, SecretPublicKeyRequest, (req) => handlers.secretsPublicKey(req));
+  endpoint(API_ENDPOINTS.secretsDelete, SecretDeleteRequest, (req) => handlers.deleteSecret(req));
+  endpoint(API_ENDPOINTS.secretsRotate, SecretRotateRequest, (req) => handlers.rotateSecrets(req));
   endpoint(API_ENDPOINTS.health, HealthRequest, (req) => handlers.health(req));
   endpoint(API_ENDPOINTS.queues, QueuesRequest, (req) => handlers.queues(req));
   endpoint(API_ENDPOINTS.queuesPause, QueuePauseRequest, (req) => handlers.pauseQueue(req));

@@ -33,6 +33,47 @@ export async function listSecretKeys(q: Queryable, tenantId: string): Promise<Ar
   return rows.map((r) => ({ key: r.key, createdAt: new Date(r.created_at).toISOString(), updatedAt: new Date(r.updated_at).toISOString() }));
 }
 
+/** Deletes one secret; whether it existed. */
+export async function deleteSecret(q: Queryable, tenantId: string, key: string): Promise<boolean> {
+  const { rowCount } = await q.query("DELETE FROM secrets WHERE tenant_id = $1 AND key = $2", [tenantId, key]);
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Up to `limit` rows encrypted with another key than `keyId`, locked for re-encryption (rows
+ * another engine is rotating are skipped, not waited for).
+ */
+export async function lockSecretsToRotate(q: Queryable, keyId: string, limit: number): Promise<StoredSecret[]> {
+  const { rows } = await q.query<{ tenant_id: string; key: string; ciphertext: string; nonce: string; key_id: string }>(
+    `SELECT tenant_id, key, encode(ciphertext, 'base64') AS ciphertext, encode(nonce, 'base64') AS nonce, key_id
+       FROM secrets WHERE key_id <> $1 ORDER BY tenant_id, key LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    [keyId, limit],
+  );
+  return rows.map(storedOf);
+}
+
+/** Replaces a row's ciphertext in place (a rotation: its updated_at is left alone, its value did not change). */
+export async function rewrapSecret(q: Queryable, secret: StoredSecret): Promise<void> {
+  await q.query(
+    "UPDATE secrets SET ciphertext = decode($3, 'base64'), nonce = decode($4, 'base64'), key_id = $5 WHERE tenant_id = $1 AND key = $2",
+    [secret.tenantId, secret.key, secret.ciphertext.toString("base64"), secret.nonce.toString("base64"), secret.keyId],
+  );
+}
+
+/** How many rows are encrypted with another key than `keyId`. */
+export async function countSecretsNotUnder(q: Queryable, keyId: string): Promise<number> {
+  const { rows } = await q.query<{ n: number }>("SELECT count(*)::int AS n FROM secrets WHERE key_id <> $1", [keyId]);
+  return rows[0]?.n ?? 0;
+}
+
+const storedOf = (r: { tenant_id: string; key: string; ciphertext: string; nonce: string; key_id: string }): StoredSecret => ({
+  tenantId: r.tenant_id,
+  key: r.key,
+  ciphertext: Buffer.from(r.ciphertext, "base64"),
+  nonce: Buffer.from(r.nonce, "base64"),
+  keyId: r.key_id,
+});
+
 /** The rows of these (tenant, key) pairs that exist, in one statement whatever their number. */
 export async function readSecrets(q: Queryable, wanted: Array<{ tenantId: string; key: string }>): Promise<StoredSecret[]> {
   if (wanted.length === 0) return [];
@@ -43,13 +84,7 @@ export async function readSecrets(q: Queryable, wanted: Array<{ tenantId: string
     [wanted.map((w) => w.tenantId), wanted.map((w) => w.key)],
     "fm_read_secrets",
   );
-  return rows.map((r) => ({
-    tenantId: r.tenant_id,
-    key: r.key,
-    ciphertext: Buffer.from(r.ciphertext, "base64"),
-    nonce: Buffer.from(r.nonce, "base64"),
-    keyId: r.key_id,
-  }));
+  return rows.map(storedOf);
 }
 
 /** One secret handed to (or refused to) one task attempt. */

@@ -1,8 +1,19 @@
-import { FmError, parseWith, SealedSecret, type SecretListReply, type SecretPublicKeyReply, type SecretPutReply, type SecretPutRequest } from "@flowmonkey/shared";
+import {
+  FmError,
+  isFmError,
+  parseWith,
+  SealedSecret,
+  type SecretDeleteReply,
+  type SecretListReply,
+  type SecretPublicKeyReply,
+  type SecretPutReply,
+  type SecretPutRequest,
+  type SecretRotateReply,
+} from "@flowmonkey/shared";
 import { openSealed, wipe } from "@flowmonkey/shared/vault";
 import type { z } from "zod";
 import type { Db } from "../store/db.js";
-import { listSecretKeys, putSecret } from "../store/secrets.js";
+import { countSecretsNotUnder, deleteSecret, listSecretKeys, lockSecretsToRotate, putSecret, rewrapSecret } from "../store/secrets.js";
 import type { Vault } from "./vault.js";
 
 type PutRequest = z.output<typeof SecretPutRequest>;
@@ -48,4 +59,43 @@ export function secretsPublicKey(vault: Vault): SecretPublicKeyReply {
 export async function listSecrets(db: Db, vault: Vault, tenantId: string): Promise<SecretListReply> {
   vault.assertConfigured();
   return { tenantId, secrets: await listSecretKeys(db, tenantId) };
+}
+
+/** `secrets.delete`: forgets one secret. */
+export async function forgetSecret(db: Db, vault: Vault, tenantId: string, key: string): Promise<SecretDeleteReply> {
+  vault.assertConfigured();
+  return { tenantId, key, deleted: await deleteSecret(db, tenantId, key) };
+}
+
+/**
+ * `secrets.rotate`: one batch of re-encryption under the current vault key, in one transaction
+ * (rows are decrypted with the previous key they name and written back under the current one).
+ * Crash-safe: a batch commits whole or not at all, every row stays readable (old key or new),
+ * and running it again carries on where it stopped.
+ */
+export async function rotateSecrets(db: Db, vault: Vault, limit: number): Promise<SecretRotateReply> {
+  vault.assertConfigured();
+  const keyId = vault.keyId!;
+  const unreadable: SecretRotateReply["unreadable"] = [];
+  const rotated = await db.tx(async (q) => {
+    let done = 0;
+    for (const row of await lockSecretsToRotate(q, keyId, limit)) {
+      let plaintext: Buffer;
+      try {
+        plaintext = vault.decrypt(row.tenantId, row.key, row);
+      } catch (err) {
+        if (!isFmError(err) || err.code !== "VAULT_DECRYPT_FAILED") throw err;
+        unreadable.push({ tenantId: row.tenantId, key: row.key, keyId: row.keyId });
+        continue;
+      }
+      try {
+        await rewrapSecret(q, { tenantId: row.tenantId, key: row.key, ...vault.encrypt(row.tenantId, row.key, plaintext) });
+        done++;
+      } finally {
+        wipe(plaintext);
+      }
+    }
+    return done;
+  });
+  return { keyId, rotated, remaining: await countSecretsNotUnder(db, keyId), unreadable };
 }

@@ -15,6 +15,11 @@ function transportKeysOf(vaultKey: Uint8Array): VaultKeyPair {
 export interface VaultOptions {
   /** The 32-byte AES-256 key secrets are encrypted with at rest (FM_VAULT_KEY). Absent: no vault. */
   key?: Uint8Array | undefined;
+  /**
+   * Keys secrets may still be encrypted with after a rotation (FM_VAULT_PREVIOUS_KEYS): read,
+   * never written, until `secrets rotate` has re-encrypted every row under `key`.
+   */
+  previousKeys?: readonly Uint8Array[] | undefined;
   /** Public keys of the worker pools: `<region>/<handler>`, or `<region>` for the whole region. */
   poolKeys?: PoolPublicKeys | undefined;
 }
@@ -32,6 +37,8 @@ export function createVault(options: VaultOptions = {}) {
   const key = options.key;
   const poolKeys = new Map(Object.entries(options.poolKeys ?? {}));
   const transport = key ? transportKeysOf(key) : undefined;
+  /** Every key a row may name, by its id: the current one and the previous ones. */
+  const keyring = new Map([...(options.previousKeys ?? []), ...(key ? [key] : [])].map((k) => [keyIdOf(k), k]));
 
   function requireKey(): Uint8Array {
     if (!key) throw new FmError("VAULT_NOT_CONFIGURED", "the engine has no vault key: set FM_VAULT_KEY (32 bytes, base64) to store and hand out secrets");
@@ -55,7 +62,19 @@ export function createVault(options: VaultOptions = {}) {
     publicKey: (): { publicKey: string; keyId: string } => ({ publicKey: toBase64(transportOf().publicKey), keyId: keyIdOf(requireKey()) }),
     /** The key pair that opens what clients sealed (secrets-api.ts). */
     transportKeys: (): VaultKeyPair => transportOf(),
-    decrypt: (tenantId: string, name: string, sealed: SealedAtRest): Buffer => decryptAtRest(requireKey(), tenantId, name, sealed),
+    /** With the key the row names (current or previous); VAULT_DECRYPT_FAILED naming the ids when it is neither. */
+    decrypt: (tenantId: string, name: string, sealed: SealedAtRest): Buffer => {
+      const current = requireKey();
+      const known = keyring.get(sealed.keyId);
+      if (!known) {
+        const previous = [...keyring.keys()].filter((id) => id !== keyIdOf(current));
+        throw new FmError(
+          "VAULT_DECRYPT_FAILED",
+          `secret "${name}" was encrypted with vault key ${sealed.keyId}; this engine has ${keyIdOf(current)}${previous.length ? ` (previous: ${previous.join(", ")})` : ""}`,
+        );
+      }
+      return decryptAtRest(known, tenantId, name, sealed);
+    },
     /** The pool's own key, else its region's; a region key lets one key pair serve every handler there. */
     poolKey(region: string, handler: string): PoolKey | undefined {
       const exact = `${region}/${handler}`;

@@ -17,6 +17,10 @@ import {
   secretsLsUsage,
   secretsPutCommand,
   secretsPutUsage,
+  secretsRmCommand,
+  secretsRmUsage,
+  secretsRotateCommand,
+  secretsRotateUsage,
 } from "./commands/secrets.js";
 import { startCommand, startUsage } from "./commands/start.js";
 import {
@@ -72,6 +76,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "secrets put": { run: (argv, out) => secretsPutCommand(argv, out), usage: secretsPutUsage },
   "secrets ls": { run: secretsLsCommand, usage: secretsLsUsage },
   "secrets keygen": { run: secretsKeygenCommand, usage: secretsKeygenUsage },
+  "secrets rm": { run: secretsRmCommand, usage: secretsRmUsage },
+  "secrets rotate": { run: secretsRotateCommand, usage: secretsRotateUsage },
   "schedules put": { run: schedulesPutCommand, usage: schedulesPutUsage },
   "schedules ls": { run: schedulesLsCommand, usage: schedulesLsUsage },
   "schedules get": { run: schedulesGetCommand, usage: schedulesGetUsage },

@@ -28,6 +28,10 @@ import {
   type UsageRequest,
   ResumeReply,
   SecretListReply,
+  SecretDeleteReply,
+  SecretRotateReply,
+  type SecretDeleteRequest,
+  type SecretRotateRequest,
   SecretPublicKeyReply,
   SecretPutInput,
   SecretPutReply,
@@ -123,6 +127,8 @@ export function createApiClient(nc: NatsConnection, options: ApiClientOptions = 
       const sealedValue = sealFor(engineKey, new TextEncoder().encode(JSON.stringify({ tenantId, key, value })));
       return call(subjects.api(API_ENDPOINTS.secretsPut), { tenantId, key, sealedValue }, SecretPutReply);
     },
+    deleteSecret: (request: SecretDeleteRequest) => call(subjects.api(API_ENDPOINTS.secretsDelete), request, SecretDeleteReply),
+    rotateSecrets: (request: SecretRotateRequest = {}) => call(subjects.api(API_ENDPOINTS.secretsRotate), request, SecretRotateReply),
     /** The engine's vault public key (what putSecret seals for). */
     secretsPublicKey: () => call(subjects.api(API_ENDPOINTS.secretsPublicKey), {}, SecretPublicKeyReply),
     listSecrets: (tenantId = "") => call(subjects.api(API_ENDPOINTS.secretsList), { tenantId }, SecretListReply),

@@ -243,6 +243,29 @@ export const SecretPutRequest = z
   .strict();
 export type SecretPutRequest = z.input<typeof SecretPutRequest>;
 
+/** `fm.api.secrets.delete`: forgets one secret of a tenant (a step that lists it then fails with VAULT_KEY_NOT_FOUND). */
+export const SecretDeleteRequest = z.object({ tenantId: VaultTenant, key: SecretKeyName }).strict();
+export type SecretDeleteRequest = z.input<typeof SecretDeleteRequest>;
+export const SecretDeleteReply = z.object({ tenantId: z.string(), key: z.string(), deleted: z.boolean() });
+export type SecretDeleteReply = z.infer<typeof SecretDeleteReply>;
+
+/**
+ * `fm.api.secrets.rotate`: re-encrypts up to `limit` secrets still under a previous vault key
+ * (FM_VAULT_PREVIOUS_KEYS) with the current one (FM_VAULT_KEY), in one transaction. Call again
+ * until `remaining` is 0 (`flowmonkey secrets rotate` does); then the previous key may go.
+ */
+export const SecretRotateRequest = z.object({ limit: z.number().int().min(1).max(1000).default(200) }).strict();
+export type SecretRotateRequest = z.input<typeof SecretRotateRequest>;
+export const SecretRotateReply = z.object({
+  keyId: z.string(),
+  rotated: z.number().int().nonnegative(),
+  /** Rows still under another key after this call (those below included). */
+  remaining: z.number().int().nonnegative(),
+  /** Rows under a key this engine does not have (neither current nor previous): left as they are. */
+  unreadable: z.array(z.object({ tenantId: z.string(), key: z.string(), keyId: z.string() })),
+});
+export type SecretRotateReply = z.infer<typeof SecretRotateReply>;
+
 /** `fm.api.secrets.publicKey`: the key a client seals secrets for, and the vault key it belongs to. */
 export const SecretPublicKeyRequest = z.object({}).strict();
 export const SecretPublicKeyReply = z.object({ publicKey: z.string(), keyId: z.string() });

@@ -37,6 +37,8 @@ export const API_ENDPOINTS = {
   secretsPut: "secrets.put",
   secretsList: "secrets.list",
   secretsPublicKey: "secrets.publicKey",
+  secretsDelete: "secrets.delete",
+  secretsRotate: "secrets.rotate",
   health: "health",
   queues: "queues",
   queuesPause: "queues.pause",

@@ -6,6 +6,8 @@ import { withSession } from "../session.js";
 export const secretsPutUsage = "secrets put <key> [--tenant <id>] (--from-stdin | --value <v>) [--json]";
 export const secretsLsUsage = "secrets ls [--tenant <id>] [--json]";
 export const secretsKeygenUsage = "secrets keygen [--json]";
+export const secretsRmUsage = "secrets rm <key> [--tenant <id>] [--json]";
+export const secretsRotateUsage = "secrets rotate [--json]";
 
 /**
  * `flowmonkey secrets put`: stores one secret in the engine's vault, encrypted at rest. The
@@ -52,6 +54,49 @@ export async function secretsLsCommand(argv: string[], out: Output): Promise<num
     const lines = reply.secrets.length === 0 ? ["no secrets"] : reply.secrets.map((s) => `${s.key}  (updated ${s.updatedAt})`);
     out.result(lines, reply);
     return EXIT.ok;
+  });
+}
+
+/** `flowmonkey secrets rm`: forgets one secret of a tenant. */
+export async function secretsRmCommand(argv: string[], out: Output): Promise<number> {
+  const cmd = parseCommand(argv, { usage: secretsRmUsage, options: { tenant: { type: "string" } }, positionals: { min: 1, max: 1 } });
+  if (cmd === "help") return printHelp(out, secretsRmUsage, ["Deletes the secret <key> of a tenant; steps that list it then fail with VAULT_KEY_NOT_FOUND."]);
+  const key = parseArg(SecretKeyName, cmd.positionals[0], "secret key");
+  const tenantId = parseArg(VaultTenant, cmd.string("tenant"), "--tenant");
+  return withSession(cmd.config, async ({ api }) => {
+    const reply = await api.deleteSecret({ tenantId, key });
+    const whose = reply.tenantId === "" ? "(no tenant)" : `tenant ${reply.tenantId}`;
+    out.result(reply.deleted ? `${reply.key} deleted for ${whose}` : `${reply.key}: no such secret for ${whose}`, reply);
+    return reply.deleted ? EXIT.ok : EXIT.failed;
+  });
+}
+
+/**
+ * `flowmonkey secrets rotate`: after FM_VAULT_KEY changed (the old key moved to
+ * FM_VAULT_PREVIOUS_KEYS), re-encrypts every secret under the new key, a batch per request,
+ * until none is left under an old one. Safe to stop and run again.
+ */
+export async function secretsRotateCommand(argv: string[], out: Output): Promise<number> {
+  const cmd = parseCommand(argv, { usage: secretsRotateUsage });
+  if (cmd === "help") {
+    return printHelp(out, secretsRotateUsage, [
+      "Re-encrypts every secret still under a previous vault key (FM_VAULT_PREVIOUS_KEYS) with FM_VAULT_KEY.",
+      "When it reports 0 remaining, the previous keys may be removed from the engines' configuration.",
+    ]);
+  }
+  return withSession(cmd.config, async ({ api }) => {
+    let rotated = 0;
+    for (;;) {
+      const reply = await api.rotateSecrets({ limit: 200 });
+      rotated += reply.rotated;
+      // Done, or only rows this engine cannot read are left (their key is neither current nor previous).
+      if (reply.remaining === 0 || reply.rotated === 0) {
+        const lines = [`${rotated} secret(s) re-encrypted under vault key ${reply.keyId}; ${reply.remaining} remaining`];
+        for (const u of reply.unreadable) lines.push(`cannot read ${u.tenantId || "(no tenant)"}/${u.key}: under vault key ${u.keyId}, which this engine does not have`);
+        out.result(lines, { ...reply, rotated });
+        return reply.remaining === 0 ? EXIT.ok : EXIT.failed;
+      }
+    }
   });
 }
 

@@ -26,6 +26,14 @@ export function secretRoutes(deps: RouteDeps): Hono {
     return c.json(reply, reply.created ? 201 : 200);
   });
 
+  app.delete("/v1/secrets/:key", async (c) => {
+    const tenant = allow(c, "write");
+    const { key } = parseWith(z.object({ key: SecretKeyName }), { key: c.req.param("key") }, "path");
+    const { tenantId } = parseWith(SecretListRequest, c.req.query(), "query");
+    const reply = await api.deleteSecret({ key, tenantId: confineTenant(tenant, tenant !== undefined && tenantId === "" ? undefined : tenantId) ?? "" });
+    return c.json(reply, reply.deleted ? 200 : 404);
+  });
+
   app.get("/v1/secrets", async (c) => {
     const tenant = allow(c, "read");
     const { tenantId } = parseWith(SecretListRequest, c.req.query(), "query");
