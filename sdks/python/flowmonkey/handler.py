@@ -1,0 +1,96 @@
+"""Handlers and what they see: define_handler, the run's Context, typed failures."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional, Union
+
+from .protocol import Names, iso
+
+
+class RetryableFailure(Exception):
+    """The handler failed in a way a later attempt may not (the step's retry policy decides)."""
+
+    retryable = True
+
+    def __init__(self, code: str, message: str, retry_after_ms: Optional[int] = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+
+
+class NonRetryableFailure(RetryableFailure):
+    """The handler failed for good: no retry will help (bad input, a refusal)."""
+
+    retryable = False
+
+    def __init__(self, code: str, message: str):
+        super().__init__(code, message)
+
+
+HandlerFn = Callable[["Context"], Union[Any, Awaitable[Any]]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    type: str
+    run: HandlerFn
+    version: Optional[str] = None
+
+
+def define_handler(type: str, run: HandlerFn, version: Optional[str] = None) -> Handler:
+    """A handler for tasks of `type`: `run(ctx)` returns the step's output (any JSON), or raises."""
+    return Handler(type=type, run=run, version=version)
+
+
+@dataclass
+class Context:
+    """What one run of a handler sees: its input and task, progress, a logger bound to its ids."""
+
+    task: dict[str, Any]
+    _nc: Any
+    _progress_kv: Any
+    _names: Names
+    log: logging.LoggerAdapter = field(init=False)
+
+    def __post_init__(self) -> None:
+        ids = {k: self.task[k] for k in ("executionId", "taskId", "stepId", "attempt")}
+        self.log = logging.LoggerAdapter(logging.getLogger("flowmonkey.handler"), ids)
+
+    @property
+    def input(self) -> Any:
+        return self.task.get("input")
+
+    @property
+    def attempt(self) -> int:
+        return self.task["attempt"]
+
+    async def progress(self, percent: float, message: Optional[str] = None) -> None:
+        """Publishes the step's progress on `fm.progress.<executionId>.<stepId>` and keeps the latest in KV."""
+        body: dict[str, Any] = {
+            "executionId": self.task["executionId"],
+            "stepId": self.task["stepId"],
+            "taskId": self.task["taskId"],
+            "attempt": self.task["attempt"],
+            "percent": max(0.0, min(100.0, float(percent))),
+            "at": iso(time.time()),
+        }
+        if message is not None:
+            body["message"] = message[:1024]
+        data = json.dumps(body).encode()
+        await self._nc.publish(self._names.progress_subject(self.task["executionId"], self.task["stepId"]), data)
+        if self._progress_kv is not None:
+            try:
+                await self._progress_kv.put(f"{self.task['executionId']}.{self.task['stepId']}", data)
+            except Exception:  # noqa: BLE001 - progress is informational: live updates still flowed
+                logging.getLogger("flowmonkey.worker").debug("progress bucket write failed", exc_info=True)
+
+
+async def call_handler(handler: Handler, ctx: Context) -> Any:
+    value = handler.run(ctx)
+    return await value if inspect.isawaitable(value) else value

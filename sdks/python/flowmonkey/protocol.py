@@ -1,0 +1,107 @@
+"""The worker side of the contract: subject, stream, consumer and bucket names, and the
+TaskResult a worker publishes. Mirrors shared/src/protocol (names.ts, subjects.ts,
+messages/task-result.ts); the JSON Schemas in schemas/ are the reference."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+PRIORITIES = ("high", "normal", "low")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# The TaskResult schema's limits: a longer field would make the whole result undecodable.
+MAX_CODE = 128
+MAX_MESSAGE = 16_384
+
+
+@dataclass(frozen=True)
+class Names:
+    """Subjects, streams, consumers and buckets of one mesh prefix (default `fm`)."""
+
+    prefix: str = "fm"
+
+    @property
+    def tasks_stream(self) -> str:
+        return self.prefix.upper().replace("-", "_") + "_TASKS"
+
+    def bucket(self, name: str) -> str:
+        return f"{self.prefix.lower().replace('-', '_')}_{name}"
+
+    def task_subject(self, region: str, handler: str, priority: str) -> str:
+        return f"{self.prefix}.tasks.{region}.{handler}.{priority}"
+
+    def results_subject(self, region: str) -> str:
+        return f"{self.prefix}.results.{region}"
+
+    def progress_subject(self, execution_id: str, step_id: str) -> str:
+        return f"{self.prefix}.progress.{execution_id}.{step_id}"
+
+    @staticmethod
+    def pool_consumer(region: str, handler: str, priority: str) -> str:
+        """The durable consumer every worker of a (region, handler, priority) pool shares."""
+        return f"pool_{region}_{handler}_{priority}"
+
+
+class TaskError(ValueError):
+    """A task message that does not follow the contract."""
+
+
+def read_task(body: Any) -> dict[str, Any]:
+    """The fields of a Task a worker relies on, checked; anything else is passed through."""
+    if not isinstance(body, dict):
+        raise TaskError("a task is a JSON object")
+    for field in ("taskId", "executionId", "stepId"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            raise TaskError(f"task.{field} must be a non-empty string")
+    attempt = body.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise TaskError("task.attempt must be an integer >= 1")
+    handler = body.get("handler")
+    if not isinstance(handler, dict) or not isinstance(handler.get("type"), str) or not TOKEN.match(handler["type"]):
+        raise TaskError("task.handler.type must be a token")
+    config = body.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("timeoutMs"), int) or config["timeoutMs"] <= 0:
+        raise TaskError("task.config.timeoutMs must be a positive integer")
+    return body
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds → the ISO-8601 UTC timestamp the contract uses (millisecond precision)."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def failure(code: str, message: str, retryable: bool, retry_after_ms: int | None = None) -> dict[str, Any]:
+    code = code[:MAX_CODE] or "HANDLER_FAILED"
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    out: dict[str, Any] = {"code": code, "message": message, "retryable": retryable}
+    if retry_after_ms is not None and retry_after_ms >= 0:
+        out["retryAfterMs"] = int(retry_after_ms)
+    return out
+
+
+def result(task: dict[str, Any], outcome: str, *, worker_id: str, region: str, started: float, completed: float,
+           output: Any = None, fail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A TaskResult for `fm.results.<region>`: `success` carries output; `failure` / `error` a Failure."""
+    body: dict[str, Any] = {
+        "taskId": task["taskId"],
+        "executionId": task["executionId"],
+        "stepId": task["stepId"],
+        "attempt": task["attempt"],
+        "outcome": outcome,
+        "metrics": {
+            "startedAt": iso(started),
+            "completedAt": iso(completed),
+            "durationMs": max(0.0, (completed - started) * 1000),
+            "workerId": worker_id,
+            "region": region,
+        },
+    }
+    if outcome == "success":
+        body["output"] = output
+    else:
+        body["failure"] = fail
+    return body

@@ -1,0 +1,301 @@
+"""A worker: pulls tasks from its pools (high lane first), runs handlers with heartbeats,
+publishes each result, then acks (docs/PROTOCOL.md, "Workers in other languages")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any, Iterable, Optional
+
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from . import protocol
+from .handler import Context, Handler, RetryableFailure, call_handler
+from .protocol import PRIORITIES, Names
+
+log = logging.getLogger("flowmonkey.worker")
+VERSION = "0.1.0-python"
+# How long a lane's standing pull waits before it is renewed.
+PULL_WAIT_S = 2.0
+REGISTRY_REFRESH_S = 10.0
+
+
+class _SlotGate:
+    """
+    Lets pulled tasks start when a slot is free, high priority first. A slot handed to a waiter
+    is reserved until it starts, so no other task takes it meanwhile; a waiting task heartbeats.
+    """
+
+    def __init__(self, running: Any, concurrency: int):
+        self._running = running
+        self._concurrency = concurrency
+        self._reserved = 0
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {p: [] for p in PRIORITIES}
+
+    def has_room(self) -> bool:
+        return self._running() + self._reserved < self._concurrency
+
+    async def enter(self, priority: str, msg: Any, beat_s: float) -> None:
+        """Returns when the task may start; the caller starts it before its next await."""
+        if self.has_room() and not any(self._waiting.values()):
+            return
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[priority].append(ready)
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(ready), beat_s)
+                self._reserved -= 1
+                return
+            except asyncio.TimeoutError:
+                # Held, not started: keep it ours while it waits for a slot.
+                await msg.in_progress()
+
+    def release(self) -> None:
+        """A slot freed: the highest-priority waiter gets it."""
+        if not self.has_room():
+            return
+        for priority in PRIORITIES:
+            if self._waiting[priority]:
+                self._reserved += 1
+                self._waiting[priority].pop(0).set_result(None)
+                return
+
+
+class Worker:
+    """Runs `handlers` for tasks of `region`, at most `concurrency` at a time."""
+
+    def __init__(
+        self,
+        handlers: Iterable[Handler],
+        *,
+        region: str,
+        concurrency: int = 8,
+        prefix: str = "fm",
+        nats_url: str = "nats://127.0.0.1:4222",
+        ack_wait_s: float = 60.0,
+        connect_options: Optional[dict[str, Any]] = None,
+    ):
+        self.handlers = {h.type: h for h in handlers}
+        if not self.handlers:
+            raise ValueError("a worker needs at least one handler")
+        if not protocol.REGION.match(region):
+            raise ValueError(f"invalid region {region!r}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.region = region
+        self.concurrency = concurrency
+        self.names = Names(prefix)
+        self.nats_url = nats_url
+        self.ack_wait_s = ack_wait_s
+        self.connect_options = connect_options or {}
+        self.worker_id = f"py-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.started_at = protocol.iso(time.time())
+        self.nc: Any = None
+        self.js: Any = None
+        self._lanes: list[tuple[str, str, Any, float]] = []  # (handler, priority, subscription, heartbeat seconds)
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+        self._gate = _SlotGate(lambda: len(self._running), concurrency)
+        self._stopping = asyncio.Event()
+        self._loop_task: Optional[asyncio.Task[None]] = None
+        self._registry_task: Optional[asyncio.Task[None]] = None
+        self._workers_kv: Any = None
+        self._progress_kv: Any = None
+
+    async def start(self) -> None:
+        self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
+        self.js = self.nc.jetstream()
+        for handler in self.handlers:
+            for priority in PRIORITIES:
+                self._lanes.append(await self._open_lane(handler, priority))
+        self._workers_kv = await self._bucket("workers")
+        self._progress_kv = await self._bucket("progress")
+        await self._register()
+        self._registry_task = asyncio.create_task(self._refresh_registry())
+        self._loop_task = asyncio.create_task(self._pull_loop())
+        log.info("worker started", extra={"workerId": self.worker_id, "region": self.region, "handlers": list(self.handlers)})
+
+    async def _open_lane(self, handler: str, priority: str) -> tuple[str, str, Any, float]:
+        """Binds the pool's shared durable consumer, creating it as the TypeScript worker does when absent."""
+        stream, durable = self.names.tasks_stream, Names.pool_consumer(self.region, handler, priority)
+        try:
+            info = await self.js.consumer_info(stream, durable)
+        except NotFoundError:
+            info = await self.js.add_consumer(
+                stream,
+                config=ConsumerConfig(
+                    durable_name=durable,
+                    filter_subject=self.names.task_subject(self.region, handler, priority),
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self.ack_wait_s,
+                    max_deliver=5,
+                    max_ack_pending=10_000,
+                ),
+            )
+        sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+        # Heartbeats beat against the ack_wait the server holds, whoever created the consumer.
+        ack_wait = float(info.config.ack_wait or self.ack_wait_s)
+        return handler, priority, sub, max(0.5, ack_wait / 3)
+
+    async def _bucket(self, name: str) -> Any:
+        try:
+            return await self.js.key_value(self.names.bucket(name))
+        except Exception:  # noqa: BLE001 - presence and progress KV are informational
+            log.warning("bucket %s is not open on this worker", self.names.bucket(name))
+            return None
+
+    def _entry(self) -> bytes:
+        return json.dumps({
+            "workerId": self.worker_id,
+            "region": self.region,
+            "handlers": sorted(self.handlers),
+            "capabilities": [],
+            "capabilityPools": True,
+            "concurrency": self.concurrency,
+            "inFlight": len(self._running),
+            "version": VERSION,
+            "host": socket.gethostname(),
+            "startedAt": self.started_at,
+        }).encode()
+
+    async def _register(self) -> None:
+        if self._workers_kv is None:
+            return
+        try:
+            await self._workers_kv.put(self.worker_id, self._entry())
+        except Exception:  # noqa: BLE001
+            log.warning("could not write the worker registry entry", exc_info=True)
+
+    async def _refresh_registry(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), REGISTRY_REFRESH_S)
+            except asyncio.TimeoutError:
+                await self._register()
+
+    async def _pull_loop(self) -> None:
+        """One standing pull per lane, all at once: a task starts as soon as any lane has one."""
+        await asyncio.gather(*(self._pull_lane(handler, priority, sub, beat) for handler, priority, sub, beat in self._lanes))
+
+    async def _pull_lane(self, handler: str, priority: str, sub: Any, beat_s: float) -> None:
+        """
+        Pulls one task at a time, only while a slot is free, and runs it once the slot gate lets
+        it in (high before normal before low). A lane holds at most one task it has not started:
+        what this worker holds beyond its slots stays bounded by its lanes.
+        """
+        while not self._stopping.is_set():
+            if not self._gate.has_room():
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                msgs = await sub.fetch(batch=1, timeout=PULL_WAIT_S)
+            except NatsTimeout:
+                continue
+            except Exception:  # noqa: BLE001 - a reconnect or a leader election: try again
+                log.debug("pull failed", exc_info=True)
+                await asyncio.sleep(0.2)
+                continue
+            for msg in msgs:
+                if self._stopping.is_set():
+                    # Pulled while stopping: straight back to the pool for another worker.
+                    await msg.nak()
+                    continue
+                await self._gate.enter(priority, msg, beat_s)
+                run = asyncio.create_task(self._run(msg, handler, beat_s))
+                self._running.add(run)
+                run.add_done_callback(self._finished)
+
+    def _finished(self, run: asyncio.Task[None]) -> None:
+        self._running.discard(run)
+        self._slot_free.set()
+        self._gate.release()
+
+    async def _run(self, msg: Any, handler_type: str, beat_s: float) -> None:
+        started = time.time()
+        try:
+            task = protocol.read_task(json.loads(msg.data))
+        except (ValueError, protocol.TaskError) as err:
+            log.error("undecodable task; terminating it: %s", err)
+            await msg.term()
+            return
+        handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names)
+        heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
+        try:
+            output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
+            body = self._result(task, "success", started, output=output)
+        except asyncio.TimeoutError:
+            fail = protocol.failure("TASK_TIMEOUT", f"handler did not finish within {task['config']['timeoutMs']} ms", True)
+            body = self._result(task, "failure", started, fail=fail)
+        except RetryableFailure as err:
+            body = self._result(task, "failure", started, fail=protocol.failure(err.code, err.message, err.retryable, err.retry_after_ms))
+        except Exception as err:  # noqa: BLE001 - an untyped throw: HANDLER_FAILED, retryable
+            body = self._result(task, "failure", started, fail=protocol.failure("HANDLER_FAILED", f"{type(err).__name__}: {err}", True))
+        finally:
+            heartbeat.cancel()
+        try:
+            data = json.dumps(body).encode()
+        except (TypeError, ValueError) as err:
+            fail = protocol.failure("UNSUPPORTED_JSON", f"the handler's output is not JSON: {err}", False)
+            data = json.dumps(self._result(task, "failure", started, fail=fail)).encode()
+        # Result first, then ack: a worker that dies in between leaves a redelivery, never a lost result.
+        await self.js.publish(self.names.results_subject(self.region), data, headers={"Nats-Msg-Id": f"{task['taskId']}:{task['attempt']}"})
+        try:
+            await msg.ack_sync()
+        except Exception:  # noqa: BLE001 - not confirmed: the task comes back after ack_wait and its result is a duplicate
+            log.debug("ack not confirmed", exc_info=True)
+
+    def _result(self, task: dict[str, Any], outcome: str, started: float, **kw: Any) -> dict[str, Any]:
+        return protocol.result(task, outcome, worker_id=self.worker_id, region=self.region, started=started, completed=time.time(), **kw)
+
+    @staticmethod
+    async def _heartbeat(msg: Any, every_s: float) -> None:
+        """In-progress acks while the handler runs: the task is not redelivered to another worker."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await msg.in_progress()
+            except Exception:  # noqa: BLE001 - a lost connection: the server redelivers after ack_wait
+                log.debug("heartbeat failed", exc_info=True)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Drains: pulls no more, lets running handlers finish (up to `grace_s`), deregisters, closes."""
+        self._stopping.set()
+        self._slot_free.set()
+        if self._loop_task:
+            await self._loop_task
+        if self._running:
+            await asyncio.wait(self._running, timeout=grace_s)
+        if self._registry_task:
+            await self._registry_task
+        if self._workers_kv is not None:
+            try:
+                await self._workers_kv.delete(self.worker_id)
+            except Exception:  # noqa: BLE001 - the bucket's TTL removes it
+                pass
+        if self.nc is not None:
+            # Every result was published with a JetStream ack and every task acked: nothing is
+            # in flight. (nats-py's drain() would also wait out its pull subscriptions: 30 s.)
+            await self.nc.flush()
+            await self.nc.close()
+
+
+def connect_options_from_env(env: dict[str, str] = dict(os.environ)) -> dict[str, Any]:
+    """NATS_USER / NATS_PASSWORD or NATS_CREDS, as the TypeScript binaries read them."""
+    options: dict[str, Any] = {}
+    if env.get("NATS_CREDS"):
+        options["user_credentials"] = env["NATS_CREDS"]
+    if env.get("NATS_USER"):
+        options["user"] = env["NATS_USER"]
+        options["password"] = env.get("NATS_PASSWORD", "")
+    return options
