@@ -1,0 +1,148 @@
+// Package flowmonkey runs FlowMonkey Mesh handlers written in Go: a worker that speaks the
+// mesh's NATS protocol (docs/PROTOCOL.md) and shares the pools of the TypeScript and Python
+// workers.
+package flowmonkey
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Priorities in the order a worker serves them.
+var Priorities = []string{"high", "normal", "low"}
+
+var (
+	tokenPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	regionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+)
+
+// The TaskResult schema's limits: a longer field would make the whole result undecodable.
+const (
+	maxCode    = 128
+	maxMessage = 16384
+)
+
+// Names are the subjects, streams, consumers and buckets of one mesh prefix (default "fm").
+type Names struct{ Prefix string }
+
+func (n Names) TasksStream() string {
+	return strings.ReplaceAll(strings.ToUpper(n.Prefix), "-", "_") + "_TASKS"
+}
+func (n Names) Bucket(name string) string {
+	return strings.ReplaceAll(strings.ToLower(n.Prefix), "-", "_") + "_" + name
+}
+func (n Names) TaskSubject(region, handler, priority string) string {
+	return fmt.Sprintf("%s.tasks.%s.%s.%s", n.Prefix, region, handler, priority)
+}
+func (n Names) ResultsSubject(region string) string { return n.Prefix + ".results." + region }
+func (n Names) ProgressSubject(executionID, stepID string) string {
+	return fmt.Sprintf("%s.progress.%s.%s", n.Prefix, executionID, stepID)
+}
+
+// PoolConsumer is the durable consumer every worker of a (region, handler, priority) pool shares.
+func PoolConsumer(region, handler, priority string) string {
+	return fmt.Sprintf("pool_%s_%s_%s", region, handler, priority)
+}
+
+// Task is what a worker reads of a task message; the rest of the message is kept in Raw.
+type Task struct {
+	TaskID      string `json:"taskId"`
+	ExecutionID string `json:"executionId"`
+	FlowID      string `json:"flowId"`
+	StepID      string `json:"stepId"`
+	Attempt     int    `json:"attempt"`
+	Handler     struct {
+		Type string `json:"type"`
+	} `json:"handler"`
+	Input  json.RawMessage `json:"input"`
+	Config struct {
+		TimeoutMs int `json:"timeoutMs"`
+	} `json:"config"`
+}
+
+// ErrBadTask is a task message that does not follow the contract.
+var ErrBadTask = errors.New("task does not follow the contract")
+
+// ReadTask decodes and checks the fields a worker relies on.
+func ReadTask(data []byte) (*Task, error) {
+	var t Task
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTask, err)
+	}
+	switch {
+	case t.TaskID == "" || t.ExecutionID == "" || t.StepID == "":
+		return nil, fmt.Errorf("%w: taskId, executionId and stepId are required", ErrBadTask)
+	case t.Attempt < 1:
+		return nil, fmt.Errorf("%w: attempt must be >= 1", ErrBadTask)
+	case !tokenPattern.MatchString(t.Handler.Type):
+		return nil, fmt.Errorf("%w: handler.type must be a token", ErrBadTask)
+	case t.Config.TimeoutMs <= 0:
+		return nil, fmt.Errorf("%w: config.timeoutMs must be positive", ErrBadTask)
+	}
+	return &t, nil
+}
+
+// Failure is a TaskResult's failure.
+type Failure struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	Retryable    bool   `json:"retryable"`
+	RetryAfterMs *int64 `json:"retryAfterMs,omitempty"`
+}
+
+func newFailure(code, message string, retryable bool, retryAfterMs *int64) *Failure {
+	if code == "" {
+		code = "HANDLER_FAILED"
+	}
+	if len(code) > maxCode {
+		code = code[:maxCode]
+	}
+	if len(message) > maxMessage {
+		message = message[:maxMessage-3] + "…"
+	}
+	return &Failure{Code: code, Message: message, Retryable: retryable, RetryAfterMs: retryAfterMs}
+}
+
+// Result is the TaskResult a worker publishes on <prefix>.results.<region>.
+type Result struct {
+	TaskID      string   `json:"taskId"`
+	ExecutionID string   `json:"executionId"`
+	StepID      string   `json:"stepId"`
+	Attempt     int      `json:"attempt"`
+	Outcome     string   `json:"outcome"`
+	Output      any      `json:"output,omitempty"`
+	Failure     *Failure `json:"failure,omitempty"`
+	Metrics     struct {
+		StartedAt   string  `json:"startedAt"`
+		CompletedAt string  `json:"completedAt"`
+		DurationMs  float64 `json:"durationMs"`
+		WorkerID    string  `json:"workerId"`
+		Region      string  `json:"region"`
+	} `json:"metrics"`
+}
+
+// MarshalJSON keeps `output: null` on a success (omitempty would drop it).
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	if r.Outcome != "success" {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Output any `json:"output"`
+	}{plain(r), r.Output})
+}
+
+func iso(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func newResult(t *Task, outcome, workerID, region string, started, completed time.Time) Result {
+	r := Result{TaskID: t.TaskID, ExecutionID: t.ExecutionID, StepID: t.StepID, Attempt: t.Attempt, Outcome: outcome}
+	r.Metrics.StartedAt, r.Metrics.CompletedAt = iso(started), iso(completed)
+	r.Metrics.DurationMs = float64(completed.Sub(started).Microseconds()) / 1000
+	r.Metrics.WorkerID, r.Metrics.Region = workerID, region
+	return r
+}

@@ -1,0 +1,77 @@
+package flowmonkey
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNamesMatchTheTypeScriptOnes(t *testing.T) {
+	n := Names{Prefix: "fm"}
+	for got, want := range map[string]string{
+		n.TasksStream():                             "FM_TASKS",
+		n.Bucket("workers"):                         "fm_workers",
+		n.TaskSubject("us-east-1", "echo", "high"):  "fm.tasks.us-east-1.echo.high",
+		n.ResultsSubject("eu-west-1"):               "fm.results.eu-west-1",
+		PoolConsumer("us-east-1", "echo", "normal"): "pool_us-east-1_echo_normal",
+		Names{Prefix: "t-x"}.TasksStream():          "T_X_TASKS",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}
+
+func TestReadTaskRefusesWhatBreaksTheContract(t *testing.T) {
+	good := `{"taskId":"e/s","executionId":"e","stepId":"s","attempt":1,"handler":{"type":"echo"},"config":{"timeoutMs":1000},"input":{"a":1}}`
+	if _, err := ReadTask([]byte(good)); err != nil {
+		t.Fatalf("a good task was refused: %v", err)
+	}
+	for _, bad := range []string{`[]`, strings.Replace(good, `"attempt":1`, `"attempt":0`, 1), strings.Replace(good, `"echo"`, `"a.b"`, 1), strings.Replace(good, `"timeoutMs":1000`, `"timeoutMs":0`, 1), strings.Replace(good, `"taskId":"e/s"`, `"taskId":""`, 1)} {
+		if _, err := ReadTask([]byte(bad)); !errors.Is(err, ErrBadTask) {
+			t.Errorf("%s: got %v, want ErrBadTask", bad, err)
+		}
+	}
+}
+
+func TestResultShapes(t *testing.T) {
+	task := &Task{TaskID: "e/s", ExecutionID: "e", StepID: "s", Attempt: 2}
+	ok := newResult(task, "success", "w", "us-east-1", time.Unix(0, 0), time.Unix(0, 500_000_000))
+	data, _ := json.Marshal(ok)
+	var back map[string]any
+	_ = json.Unmarshal(data, &back)
+	if back["output"] != nil || !strings.Contains(string(data), `"output":null`) {
+		t.Errorf("a success without output must carry output: null, got %s", data)
+	}
+	if back["metrics"].(map[string]any)["durationMs"] != 500.0 || back["metrics"].(map[string]any)["startedAt"] != "1970-01-01T00:00:00.000Z" {
+		t.Errorf("metrics: %s", data)
+	}
+	bad := newResult(task, "failure", "w", "us-east-1", time.Unix(0, 0), time.Unix(0, 0))
+	bad.Failure = newFailure(strings.Repeat("X", 200), "m", true, nil)
+	data, _ = json.Marshal(bad)
+	if strings.Contains(string(data), `"output"`) || len(bad.Failure.Code) != maxCode {
+		t.Errorf("failure: %s", data)
+	}
+}
+
+func TestSlotGateGivesAFreedSlotToTheHighestPriorityWaiter(t *testing.T) {
+	g := newSlotGate(1)
+	g.enter("normal", nil, time.Hour) // takes the only slot at once
+	order := make(chan string, 2)
+	for _, p := range []string{"low", "high"} {
+		go func() { g.enter(p, nil, time.Hour); order <- p }()
+		for g.waitersNow() == 0 || (p == "high" && g.waitersNow() < 2) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	g.leave()
+	if got := <-order; got != "high" {
+		t.Fatalf("the freed slot went to %s, want high", got)
+	}
+	g.leave()
+	if got := <-order; got != "low" {
+		t.Fatalf("then %s, want low", got)
+	}
+}

@@ -1,0 +1,78 @@
+package flowmonkey
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// Run is a worker binary's main: flags and environment as flowmonkey-worker's (--region /
+// FM_REGION, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
+// NATS_PASSWORD or NATS_CREDS), the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
+// clean drain, 1 when it cannot start, 2 on bad flags.
+func Run(handlers ...Handler) {
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	concurrencyDefault, _ := strconv.Atoi(envOr("FM_CONCURRENCY", "8"))
+	region := fs.String("region", envOr("FM_REGION", "us-east-1"), "the region whose tasks this worker runs")
+	concurrency := fs.Int("concurrency", concurrencyDefault, "tasks run at once")
+	prefix := fs.String("prefix", envOr("FM_PREFIX", "fm"), "the mesh's subject prefix")
+	natsURL := fs.String("nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	grace := fs.Duration("drain-grace", 30*time.Second, "how long running handlers may finish on SIGTERM")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(*region, *concurrency, *prefix, *natsURL, *grace, log, handlers); err != nil {
+		log.Error("worker failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(region string, concurrency int, prefix, natsURL string, grace time.Duration, log *slog.Logger, handlers []Handler) error {
+	w, err := NewWorker(Options{Region: region, Concurrency: concurrency, Prefix: prefix, Log: log}, handlers...)
+	if err != nil {
+		return err
+	}
+	opts := []nats.Option{nats.Name("flowmonkey-worker-go " + w.ID()), nats.MaxReconnects(-1)}
+	if creds := os.Getenv("NATS_CREDS"); creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	if user := os.Getenv("NATS_USER"); user != "" {
+		opts = append(opts, nats.UserInfo(user, os.Getenv("NATS_PASSWORD")))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Start(ctx, nc); err != nil {
+		return err
+	}
+	// The line a supervisor (and the tests) wait for.
+	fmt.Println("worker started", w.ID())
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+	w.Stop(grace)
+	return nc.Flush()
+}
