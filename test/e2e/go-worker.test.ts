@@ -123,7 +123,7 @@ describe.skipIf(!GO)("a Go worker (sdks/go) on the mesh", () => {
 
   it("is in the worker registry", async () => {
     const { workers } = await listWorkers(mesh.nc, mesh.names, silentLogger());
-    expect(workers.find((w) => w.workerId.startsWith("go-"))).toMatchObject({ region: "us-east-1", handlers: ["go-flaky", "go-nap", "go-refuse", "go-shout", "go-slow"], concurrency: 4 });
+    expect(workers.find((w) => w.workerId.startsWith("go-"))).toMatchObject({ region: "us-east-1", handlers: ["go-echo", "go-flaky", "go-nap", "go-refuse", "go-shout", "go-slow"], concurrency: 4 });
   });
 
   it.skipIf(!havePython)("one execution runs on TypeScript, Python and Go workers; one pool is served by Go and Python at once", async () => {

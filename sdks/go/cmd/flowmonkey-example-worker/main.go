@@ -1,4 +1,4 @@
-// The example Go worker: handlers go-shout, go-flaky, go-refuse, go-nap and go-slow (the Go SDK's e2e
+// The example Go worker: handlers go-shout, go-echo, go-flaky, go-refuse, go-nap and go-slow (npm run bench:languages runs go-echo) (the Go SDK's e2e
 // test runs it next to the TypeScript and Python workers).
 package main
 
@@ -31,6 +31,11 @@ func main() {
 		}),
 		flowmonkey.Define("go-refuse", func(*flowmonkey.Context) (any, error) {
 			return nil, flowmonkey.NonRetryable("NOPE", "this input is refused")
+		}),
+		flowmonkey.Define("go-echo", func(ctx *flowmonkey.Context) (any, error) {
+			var in any
+			err := ctx.Input(&in)
+			return in, err
 		}),
 		flowmonkey.Define("go-nap", func(ctx *flowmonkey.Context) (any, error) {
 			time.Sleep(100 * time.Millisecond)
