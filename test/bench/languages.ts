@@ -10,7 +10,7 @@
  * worker's. A language whose toolchain is
  * missing (.cache/py-venv, Go) is reported as not run. Writes test/bench/results/languages-<time>.json.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,6 +22,7 @@ import { createEngine } from "@flowmonkey/engine";
 import { createApiClient, silentLogger } from "@flowmonkey/shared";
 import { startNatsServer } from "@flowmonkey/shared/dev";
 import { createTestDatabase } from "../support/postgres.js";
+import { startWorkerProcess } from "../support/worker-process.js";
 import { envInt, round, summarize } from "./stats.js";
 
 const EXECUTIONS = envInt("BENCH_LANG_EXECUTIONS", 300, 1);
@@ -43,19 +44,8 @@ const api = createApiClient(nc, { prefix: PREFIX });
 const dir = await mkdtemp(join(tmpdir(), "fm-lang-bench-"));
 const children: ChildProcess[] = [];
 
-function startProcess(cmd: string, args: string[], env: Record<string, string>): Promise<void> {
-  const child = spawn(cmd, args, { env: { ...process.env, NATS_URL: nats.url, FM_PREFIX: PREFIX, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  let output = "";
-  return new Promise((ok, fail) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("worker started")) ok();
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => fail(new Error(`${cmd} exited with ${code}:\n${output}`)));
-  });
+async function startProcess(cmd: string, args: string[], env: Record<string, string>): Promise<void> {
+  children.push(await startWorkerProcess(cmd, args, { NATS_URL: nats.url, FM_PREFIX: PREFIX, ...env }));
 }
 
 /** Runs the flow EXECUTIONS times, WINDOW in flight; answers executions/s and dispatch → start. */

@@ -52,16 +52,20 @@ export async function startHubCluster(databaseUrl: string): Promise<HubCluster> 
   try {
     const store = await mkdtemp(join(tmpdir(), "fm-hub-cluster-"));
     cleanups.push(() => rm(store, { recursive: true, force: true }));
-    const clusterPorts = [await freePort(), await freePort(), await freePort()];
+    // Every listener's port chosen here, distinct: a node given -1 could take another node's
+    // route port from the kernel before that node binds it (seen: "bind: address already in use").
+    const ports = new Set<number>();
+    while (ports.size < 12) ports.add(await freePort());
+    const [clusterPorts, clientPorts, leafPorts, httpPorts] = [0, 3, 6, 9].map((i) => [...ports].slice(i, i + 3)) as [number[], number[], number[], number[]];
     const routes = clusterPorts.map((p) => `nats-route://127.0.0.1:${p}`);
     const nodes = await Promise.all(
       [1, 2, 3].map((n) =>
         startNatsServer({
           configFile: join(CONFIG_DIR, `hub-cluster-${n}.conf`),
           vars: {
-            HUB_CLIENT_PORT: -1,
-            HUB_LEAF_PORT: -1,
-            HUB_HTTP: "127.0.0.1:-1",
+            HUB_CLIENT_PORT: clientPorts[n - 1]!,
+            HUB_LEAF_PORT: leafPorts[n - 1]!,
+            HUB_HTTP: `127.0.0.1:${httpPorts[n - 1]!}`,
             HUB_CLUSTER_PORT: clusterPorts[n - 1]!,
             HUB_LEAF_ADVERTISE: "127.0.0.1:1",
             HUB_ROUTES: routes,

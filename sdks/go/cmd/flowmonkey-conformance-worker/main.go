@@ -1,0 +1,46 @@
+// The conformance handlers for the Go worker (test/e2e/conformance.test.ts runs them next to the
+// TypeScript and Python ones, which do the same).
+package main
+
+import (
+	"strings"
+	"time"
+
+	flowmonkey "github.com/flowmonkey/mesh/sdks/go"
+)
+
+func main() {
+	flowmonkey.Run(
+		flowmonkey.Define("conf-shout", func(ctx *flowmonkey.Context) (any, error) {
+			var in struct {
+				Text string `json:"text"`
+			}
+			_ = ctx.Input(&in)
+			if err := ctx.Progress(50, "halfway"); err != nil {
+				return nil, err
+			}
+			return map[string]any{"text": strings.ToUpper(in.Text), "lang": "go"}, nil
+		}),
+		flowmonkey.Define("conf-flaky", func(ctx *flowmonkey.Context) (any, error) {
+			if ctx.Task.Attempt == 1 {
+				return nil, flowmonkey.Retryable("FLAKY", "the first attempt fails")
+			}
+			return map[string]any{"attempt": ctx.Task.Attempt}, nil
+		}),
+		flowmonkey.Define("conf-refuse", func(*flowmonkey.Context) (any, error) {
+			return nil, flowmonkey.NonRetryable("NOPE", "this input is refused")
+		}),
+		flowmonkey.Define("conf-slow", func(ctx *flowmonkey.Context) (any, error) {
+			var in struct {
+				Seconds float64 `json:"seconds"`
+			}
+			_ = ctx.Input(&in)
+			select {
+			case <-time.After(time.Duration(in.Seconds * float64(time.Second))):
+				return map[string]any{"slept": in.Seconds}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}),
+	)
+}

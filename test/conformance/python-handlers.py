@@ -1,0 +1,32 @@
+# The conformance handlers for the Python worker (python -m flowmonkey --module this file).
+import asyncio
+
+from flowmonkey import NonRetryableFailure, RetryableFailure, define_handler
+
+
+async def shout(ctx):
+    await ctx.progress(50, "halfway")
+    return {"text": str(ctx.input.get("text") or "").upper(), "lang": "python"}
+
+
+def flaky(ctx):
+    if ctx.attempt == 1:
+        raise RetryableFailure("FLAKY", "the first attempt fails")
+    return {"attempt": ctx.attempt}
+
+
+def refuse(ctx):
+    raise NonRetryableFailure("NOPE", "this input is refused")
+
+
+async def slow(ctx):
+    await asyncio.sleep(ctx.input["seconds"])
+    return {"slept": ctx.input["seconds"]}
+
+
+HANDLERS = [
+    define_handler("conf-shout", shout),
+    define_handler("conf-flaky", flaky),
+    define_handler("conf-refuse", refuse),
+    define_handler("conf-slow", slow),
+]

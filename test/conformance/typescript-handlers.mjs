@@ -1,0 +1,34 @@
+// The conformance handlers for the TypeScript worker (flowmonkey-worker --handler-modules this file).
+// The Python and Go ones (python-handlers.py, sdks/go/cmd/flowmonkey-conformance-worker) do the same.
+import { defineHandler, NonRetryableFailure, RetryableFailure } from "@flowmonkey/worker";
+
+export const shout = defineHandler({
+  type: "conf-shout",
+  async execute(ctx) {
+    await ctx.progress.update(50, "halfway");
+    return { text: String(ctx.input.text ?? "").toUpperCase(), lang: "typescript" };
+  },
+});
+
+export const flaky = defineHandler({
+  type: "conf-flaky",
+  execute(ctx) {
+    if (ctx.task.attempt === 1) throw new RetryableFailure("FLAKY", "the first attempt fails");
+    return { attempt: ctx.task.attempt };
+  },
+});
+
+export const refuse = defineHandler({
+  type: "conf-refuse",
+  execute() {
+    throw new NonRetryableFailure("NOPE", "this input is refused");
+  },
+});
+
+export const slow = defineHandler({
+  type: "conf-slow",
+  async execute(ctx) {
+    await new Promise((resolve) => setTimeout(resolve, ctx.input.seconds * 1000));
+    return { slept: ctx.input.seconds };
+  },
+});

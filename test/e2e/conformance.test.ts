@@ -1,0 +1,204 @@
+/**
+ * `npm run test:conformance`: the worker protocol's conformance suite. The same scenarios run
+ * against the TypeScript worker (worker/dist/main.js), the Python one (sdks/python) and the Go
+ * one (sdks/go), each a process of its own on one real mesh (nats-server, PostgreSQL, engine),
+ * one language after another, each language serving the same handler types
+ * (test/conformance/*-handlers.*, sdks/go/cmd/flowmonkey-conformance-worker). At the end it
+ * prints a scenario × language table. A language whose toolchain is missing (.cache/py-venv
+ * from `bash .ci/run system`, Go at /usr/local/go/bin) is skipped with that message.
+ */
+import { execFile, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decode, listWorkers, Progress, silentLogger, type ExecutionView } from "@flowmonkey/shared";
+import { startMesh, type TestMesh } from "../support/mesh.js";
+import { useNatsServer } from "../support/nats.js";
+import { useTestDatabase } from "../support/postgres.js";
+import { waitFor } from "../support/wait.js";
+import { startWorkerProcess } from "../support/worker-process.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const PYTHON = process.env["FM_PYTHON"] ?? join(ROOT, ".cache/py-venv/bin/python");
+const GO = process.env["FM_GO"] ?? ["/usr/local/go/bin/go", "/usr/bin/go"].find((p) => existsSync(p));
+/** Every pool consumer gets this ack_wait (the TypeScript worker, started first, creates them). */
+const ACK_WAIT_MS = 2000;
+
+type Language = "typescript" | "python" | "go";
+const LANGUAGES: Array<{ lang: Language; missing?: string }> = [
+  { lang: "typescript" },
+  { lang: "python", ...(existsSync(PYTHON) ? {} : { missing: `no Python venv at ${PYTHON} (bash .ci/run system)` }) },
+  { lang: "go", ...(GO ? {} : { missing: "no Go toolchain at /usr/local/go/bin/go (set FM_GO)" }) },
+];
+for (const { lang, missing } of LANGUAGES) if (missing) console.warn(`[conformance] ${lang} skipped: ${missing}`);
+
+const nats = useNatsServer();
+const pg = useTestDatabase();
+let mesh: TestMesh;
+let dir: string;
+let goBinary: string;
+const results = new Map<string, Map<Language, "pass" | "FAIL">>();
+
+/** Starts one worker process of `lang` with 4 slots. */
+function startWorker(lang: Language): Promise<ChildProcess> {
+  const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix };
+  switch (lang) {
+    case "typescript":
+      return startWorkerProcess(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
+        ...env,
+        FM_HEARTBEAT_TIMEOUT_MS: String(ACK_WAIT_MS),
+        LOG_LEVEL: "info",
+        FM_LOG_PRETTY: "false",
+      });
+    case "python":
+      return startWorkerProcess(PYTHON, ["-m", "flowmonkey", "--module", join(ROOT, "test/conformance/python-handlers.py"), "--concurrency", "4"], {
+        ...env,
+        PYTHONPATH: join(ROOT, "sdks/python"),
+        LOG_LEVEL: "WARNING",
+      });
+    case "go":
+      return startWorkerProcess(goBinary, ["--concurrency", "4"], env);
+  }
+}
+
+function stopped(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  child.kill(signal);
+  return exit;
+}
+
+const workerOf = (view: ExecutionView, stepId: string) => view.steps.find((s) => s.stepId === stepId)?.history?.at(-1)?.workerId ?? "";
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "fm-conformance-"));
+  if (GO) {
+    goBinary = join(dir, "conformance-worker");
+    await promisify(execFile)(GO, ["build", "-o", goBinary, "./cmd/flowmonkey-conformance-worker"], { cwd: join(ROOT, "sdks/go"), timeout: 240_000 });
+  }
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [] });
+  await mesh.putFlow({ id: "c-shout", steps: [{ id: "s", handler: "conf-shout", input: { text: "{% input.text %}" } }] });
+  await mesh.putFlow({
+    id: "c-dag",
+    steps: [
+      { id: "a", handler: "conf-shout", input: { text: "yes" } },
+      { id: "b", handler: "conf-shout", dependsOn: ["a"], when: "{% steps.a.text = 'YES' %}", input: { text: "{% steps.a.text & '!' %}" } },
+      { id: "c", handler: "conf-shout", dependsOn: ["a"], when: "{% steps.a.text = 'NO' %}", input: { text: "never" } },
+    ],
+    output: { b: "{% steps.b.text %}", c: "{% steps.c %}" },
+  });
+  await mesh.putFlow({ id: "c-flaky", steps: [{ id: "f", handler: "conf-flaky", retry: { maxAttempts: 2, initialDelayMs: 10, jitter: false } }] });
+  await mesh.putFlow({ id: "c-refuse", steps: [{ id: "r", handler: "conf-refuse", retry: { maxAttempts: 3, initialDelayMs: 10 } }] });
+  await mesh.putFlow({ id: "c-map", steps: [{ id: "each", handler: "conf-shout", map: { items: "{% input.words %}", concurrency: 4 }, input: { text: "{% item %}" } }], output: "{% steps.each.text %}" });
+  await mesh.putFlow({ id: "c-slow", steps: [{ id: "s", handler: "conf-slow", input: { seconds: "{% input.seconds %}" } }] });
+}, 300_000);
+
+afterAll(async () => {
+  const langs = LANGUAGES.map((l) => l.lang);
+  const rows = [...results.entries()].map(([scenario, by]) => `${scenario.padEnd(58)} ${langs.map((l) => (by.get(l) ?? "skip").padEnd(11)).join("")}`);
+  console.log(["[conformance]", `${"scenario".padEnd(58)} ${langs.map((l) => l.padEnd(11)).join("")}`, ...rows].join("\n"));
+  await mesh?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
+  const workers: ChildProcess[] = [];
+  /** Records the scenario's outcome for the table, then passes its failure on. */
+  const scenario = (name: string, run: () => Promise<void>, timeoutMs = 60_000) =>
+    it.skipIf(missing !== undefined)(name, async () => {
+      const row = results.get(name) ?? new Map<Language, "pass" | "FAIL">();
+      results.set(name, row);
+      try {
+        await run();
+        row.set(lang, "pass");
+      } catch (err) {
+        row.set(lang, "FAIL");
+        throw err;
+      }
+    }, timeoutMs);
+
+  /** Registry entries already there when this language's worker started (an earlier language's, until their TTL). */
+  const earlier = new Set<string>();
+  beforeAll(async () => {
+    if (missing) return;
+    for (const w of (await listWorkers(mesh.nc, mesh.names, silentLogger())).workers) earlier.add(w.workerId);
+    workers.push(await startWorker(lang));
+  }, 300_000);
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => stopped(w, "SIGKILL")));
+  });
+
+  scenario("runs a step; its progress is seen live on fm.progress.>", async () => {
+    const seen: Progress[] = [];
+    const sub = mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_err, m) => void seen.push(decode(m.data, Progress)) });
+    try {
+      const { executionId } = await mesh.api.start("c-shout", { input: { text: "hello" } });
+      const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+      expect(done.output).toEqual({ text: "HELLO", lang });
+      await waitFor(() => seen.some((p) => p.executionId === executionId && p.message === "halfway" && p.percent === 50) || undefined, { message: "the handler's progress" });
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  scenario("a DAG with `when`: the true branch runs, the false one is skipped", async () => {
+    const { executionId } = await mesh.api.start("c-dag", { input: {} });
+    const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+    expect(done.output).toEqual({ b: "YES!", c: null });
+    expect(done.steps.find((s) => s.stepId === "c")!.status).toBe("skipped");
+  });
+
+  scenario("a retryable failure is retried and then succeeds", async () => {
+    const { executionId } = await mesh.api.start("c-flaky", { input: {} });
+    expect((await mesh.waitForStatus(executionId, "completed", 20_000)).output).toEqual({ attempt: 2 });
+  });
+
+  scenario("a non-retryable failure fails the step at once with its code", async () => {
+    const { executionId } = await mesh.api.start("c-refuse", { input: {} });
+    const failed = await mesh.waitForStatus(executionId, "failed", 20_000);
+    expect(failed.error).toMatchObject({ code: "NOPE", message: "this input is refused", retryable: false });
+    expect(failed.steps[0]!.attempts).toBe(1);
+  });
+
+  scenario("is in the fm_workers registry with its handlers and slots", async () => {
+    const { workers: entries } = await listWorkers(mesh.nc, mesh.names, silentLogger());
+    expect(entries.filter((w) => !earlier.has(w.workerId) && w.handlers.includes("conf-shout"))).toEqual([
+      expect.objectContaining({ region: "us-east-1", handlers: expect.arrayContaining(["conf-flaky", "conf-refuse", "conf-shout", "conf-slow"]), concurrency: 4 }),
+    ]);
+  });
+
+  scenario("runs a map step's items, each its own task", async () => {
+    const { executionId } = await mesh.api.start("c-map", { input: { words: ["a", "b", "c", "d", "e", "f"] } });
+    expect((await mesh.waitForStatus(executionId, "completed", 20_000)).output).toEqual(["A", "B", "C", "D", "E", "F"]);
+  });
+
+  scenario("SIGKILL mid-task: the task is redelivered to a second worker of the language", async () => {
+    const { executionId } = await mesh.api.start("c-slow", { input: { seconds: 1 } });
+    const jsm = await jetstreamManager(mesh.nc);
+    const pool = mesh.names.consumers.taskPool("us-east-1", "conf-slow", "normal");
+    await waitFor(async () => (await jsm.consumers.info(mesh.names.streams.tasks, pool)).num_ack_pending === 1 || undefined, { message: "the first worker holding the task" });
+    const first = workers.shift()!;
+    workers.push(await startWorker(lang));
+    await stopped(first, "SIGKILL");
+    // No heartbeat from the dead one: after ack_wait the server hands the task to the second.
+    const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+    expect(done.output).toEqual({ slept: 1 });
+    const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE execution_id = $1", [executionId]);
+    // Redelivered, not retried: one attempt.
+    expect(rows[0]!.n).toBe(1);
+    expect(workerOf(done, "s")).not.toBe("");
+  });
+
+  scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {
+    const { executionId } = await mesh.api.start("c-slow", { input: { seconds: 1 } });
+    const jsm = await jetstreamManager(mesh.nc);
+    const pool = mesh.names.consumers.taskPool("us-east-1", "conf-slow", "normal");
+    await waitFor(async () => (await jsm.consumers.info(mesh.names.streams.tasks, pool)).num_ack_pending === 1 || undefined, { message: "the worker holding the task" });
+    expect(await stopped(workers[0]!, "SIGTERM")).toBe(0);
+    expect((await mesh.waitForStatus(executionId, "completed", 10_000)).output).toEqual({ slept: 1 });
+  });
+});
