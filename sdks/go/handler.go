@@ -3,6 +3,8 @@ package flowmonkey
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -34,11 +36,73 @@ func (f *Failure) Error() string { return f.Code + ": " + f.Message }
 // Context is what one run of a handler sees.
 type Context struct {
 	context.Context
-	Task  *Task
-	Log   *slog.Logger
-	nc    *nats.Conn
-	kv    jetstream.KeyValue
-	names Names
+	Task        *Task
+	Log         *slog.Logger
+	nc          *nats.Conn
+	kv          jetstream.KeyValue
+	checkpoints jetstream.KeyValue
+	working     func()
+	names       Names
+}
+
+// InlineCheckpointMaxBytes is the checkpoint envelope's inline limit, as the TypeScript
+// worker's; it moves larger checkpoints to the blob store, this SDK refuses them.
+const InlineCheckpointMaxBytes = 1024 * 1024
+
+func (c *Context) checkpointKey() string {
+	slot := c.Task.StepID
+	// A map item keeps its own checkpoint: the step's items run side by side.
+	if c.Task.Item != nil {
+		slot = fmt.Sprintf("%s.item-%d-%d", c.Task.StepID, c.Task.Item.Run, c.Task.Item.Index)
+	}
+	return c.Task.ExecutionID + "." + slot
+}
+
+// SaveCheckpoint saves the step's checkpoint (KV fm_checkpoints, envelope {"state": …}): a later
+// attempt, or a redelivery after a crash, loads it. Counts as a heartbeat.
+func (c *Context) SaveCheckpoint(state any) error {
+	if c.checkpoints == nil {
+		return Retryable("UNAVAILABLE", "the checkpoint bucket is not open on this worker")
+	}
+	data, err := json.Marshal(map[string]any{"state": state})
+	if err != nil {
+		return NonRetryable("UNSUPPORTED_JSON", "the checkpoint is not JSON: "+err.Error())
+	}
+	if len(data) > InlineCheckpointMaxBytes {
+		return NonRetryable("PAYLOAD_TOO_LARGE", fmt.Sprintf("checkpoint of %d bytes; this SDK keeps at most %d (no blob store yet)", len(data), InlineCheckpointMaxBytes))
+	}
+	if _, err := c.checkpoints.Put(c, c.checkpointKey(), data); err != nil {
+		return err
+	}
+	if c.working != nil {
+		c.working()
+	}
+	return nil
+}
+
+// LoadCheckpoint decodes the step's last saved checkpoint into v; false when there is none.
+func (c *Context) LoadCheckpoint(v any) (bool, error) {
+	if c.checkpoints == nil {
+		return false, Retryable("UNAVAILABLE", "the checkpoint bucket is not open on this worker")
+	}
+	entry, err := c.checkpoints.Get(c, c.checkpointKey())
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) || (err == nil && len(entry.Value()) == 0) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var envelope struct {
+		State json.RawMessage `json:"state"`
+		Blob  string          `json:"blob"`
+	}
+	if err := json.Unmarshal(entry.Value(), &envelope); err != nil {
+		return false, err
+	}
+	if envelope.Blob != "" {
+		return false, NonRetryable("UNSUPPORTED", "checkpoint "+c.checkpointKey()+" is in the blob store; this SDK does not read those yet")
+	}
+	return true, json.Unmarshal(envelope.State, v)
 }
 
 // Input decodes the task's input into v.

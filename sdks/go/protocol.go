@@ -48,7 +48,7 @@ func PoolConsumer(region, handler, priority string) string {
 	return fmt.Sprintf("pool_%s_%s_%s", region, handler, priority)
 }
 
-// Task is what a worker reads of a task message; the rest of the message is kept in Raw.
+// Task is what a worker reads of a task message (the fields it relies on).
 type Task struct {
 	TaskID      string `json:"taskId"`
 	ExecutionID string `json:"executionId"`
@@ -58,7 +58,12 @@ type Task struct {
 	Handler     struct {
 		Type string `json:"type"`
 	} `json:"handler"`
-	Input  json.RawMessage `json:"input"`
+	Input json.RawMessage `json:"input"`
+	// Item is set on a map step's item: which element, in which run (its checkpoint is its own).
+	Item *struct {
+		Index int `json:"index"`
+		Run   int `json:"run"`
+	} `json:"item,omitempty"`
 	Config struct {
 		TimeoutMs int `json:"timeoutMs"`
 	} `json:"config"`

@@ -40,19 +40,20 @@ type Options struct {
 
 // Worker runs handlers for the tasks of one region.
 type Worker struct {
-	opts     Options
-	names    Names
-	handlers map[string]Handler
-	id       string
-	started  time.Time
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	workers  jetstream.KeyValue
-	progress jetstream.KeyValue
-	gate     *slotGate
-	stop     chan struct{}
-	pulls    sync.WaitGroup
-	runs     sync.WaitGroup
+	opts        Options
+	names       Names
+	handlers    map[string]Handler
+	id          string
+	started     time.Time
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	workers     jetstream.KeyValue
+	progress    jetstream.KeyValue
+	checkpoints jetstream.KeyValue
+	gate        *slotGate
+	stop        chan struct{}
+	pulls       sync.WaitGroup
+	runs        sync.WaitGroup
 }
 
 // NewWorker checks the options; Start connects it to the mesh.
@@ -124,6 +125,7 @@ func (w *Worker) Start(ctx context.Context, nc *nats.Conn) error {
 	// Presence and progress buckets are informational: a worker runs without them.
 	w.workers, _ = js.KeyValue(ctx, w.names.Bucket("workers"))
 	w.progress, _ = js.KeyValue(ctx, w.names.Bucket("progress"))
+	w.checkpoints, _ = js.KeyValue(ctx, w.names.Bucket("checkpoints"))
 	w.register(ctx)
 	go w.refreshRegistry()
 	for _, l := range lanes {
@@ -265,7 +267,7 @@ func (w *Worker) run(msg jetstream.Msg, handlerType string, beat time.Duration) 
 	defer cancel()
 	beating := make(chan struct{})
 	go heartbeat(msg, beat, beating)
-	result := w.settle(runCtx, handler, task, log, started)
+	result := w.settle(runCtx, handler, task, log, started, func() { _ = msg.InProgress() })
 	close(beating)
 	data, err := json.Marshal(result)
 	if err != nil {
@@ -286,7 +288,7 @@ func (w *Worker) run(msg jetstream.Msg, handlerType string, beat time.Duration) 
 }
 
 // settle runs the handler under the task's timeout and turns what happened into a result.
-func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *slog.Logger, started time.Time) (result Result) {
+func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *slog.Logger, started time.Time, working func()) (result Result) {
 	done := make(chan Result, 1)
 	go func() {
 		defer func() {
@@ -296,7 +298,7 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 				done <- r
 			}
 		}()
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, nc: w.nc, kv: w.progress, names: w.names})
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, working: working, names: w.names})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		switch {

@@ -24,7 +24,17 @@ async def slow(ctx):
     return {"slept": ctx.input["seconds"]}
 
 
+async def count(ctx):
+    saved = await ctx.load_checkpoint()
+    start = saved["next"] if saved else 0
+    for i in range(start, ctx.input["to"]):
+        await ctx.save_checkpoint({"next": i + 1})
+        await asyncio.sleep(ctx.input["pauseMs"] / 1000)
+    return {"resumedFrom": start, "reached": ctx.input["to"]}
+
+
 HANDLERS = [
+    define_handler("conf-count", count),
     define_handler("conf-shout", shout),
     define_handler("conf-flaky", flaky),
     define_handler("conf-refuse", refuse),

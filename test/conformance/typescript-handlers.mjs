@@ -32,3 +32,17 @@ export const slow = defineHandler({
     return { slept: ctx.input.seconds };
   },
 });
+
+/** Counts to input.to, saving a checkpoint after each step: a run after a crash carries on from it. */
+export const count = defineHandler({
+  type: "conf-count",
+  async execute(ctx) {
+    const saved = await ctx.checkpoint.load();
+    const start = saved?.next ?? 0;
+    for (let i = start; i < ctx.input.to; i++) {
+      await ctx.checkpoint.save({ next: i + 1 });
+      await new Promise((resolve) => setTimeout(resolve, ctx.input.pauseMs));
+    }
+    return { resumedFrom: start, reached: ctx.input.to };
+  },
+});

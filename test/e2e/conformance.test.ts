@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decode, listWorkers, Progress, silentLogger, type ExecutionView } from "@flowmonkey/shared";
 import { startMesh, type TestMesh } from "../support/mesh.js";
@@ -94,6 +95,7 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "c-flaky", steps: [{ id: "f", handler: "conf-flaky", retry: { maxAttempts: 2, initialDelayMs: 10, jitter: false } }] });
   await mesh.putFlow({ id: "c-refuse", steps: [{ id: "r", handler: "conf-refuse", retry: { maxAttempts: 3, initialDelayMs: 10 } }] });
   await mesh.putFlow({ id: "c-map", steps: [{ id: "each", handler: "conf-shout", map: { items: "{% input.words %}", concurrency: 4 }, input: { text: "{% item %}" } }], output: "{% steps.each.text %}" });
+  await mesh.putFlow({ id: "c-count", steps: [{ id: "c", handler: "conf-count", input: { to: 10, pauseMs: 150 } }] });
   await mesh.putFlow({ id: "c-slow", steps: [{ id: "s", handler: "conf-slow", input: { seconds: "{% input.seconds %}" } }] });
 }, 300_000);
 
@@ -167,7 +169,7 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
   scenario("is in the fm_workers registry with its handlers and slots", async () => {
     const { workers: entries } = await listWorkers(mesh.nc, mesh.names, silentLogger());
     expect(entries.filter((w) => !earlier.has(w.workerId) && w.handlers.includes("conf-shout"))).toEqual([
-      expect.objectContaining({ region: "us-east-1", handlers: expect.arrayContaining(["conf-flaky", "conf-refuse", "conf-shout", "conf-slow"]), concurrency: 4 }),
+      expect.objectContaining({ region: "us-east-1", handlers: expect.arrayContaining(["conf-count", "conf-flaky", "conf-refuse", "conf-shout", "conf-slow"]), concurrency: 4 }),
     ]);
   });
 
@@ -191,6 +193,26 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     // Redelivered, not retried: one attempt.
     expect(rows[0]!.n).toBe(1);
     expect(workerOf(done, "s")).not.toBe("");
+  });
+
+  scenario("checkpoint: a run killed midway is redelivered and resumes from its last checkpoint", async () => {
+    const { executionId } = await mesh.api.start("c-count", { input: {} });
+    const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.checkpoints);
+    const saved = async () => {
+      const entry = await kv.get(`${executionId}.c`);
+      return entry?.operation === "PUT" ? (entry.json<{ state: { next: number } }>().state.next ?? 0) : 0;
+    };
+    await waitFor(async () => ((await saved()) >= 3 ? true : undefined), { message: "3 checkpoints saved" });
+    const first = workers.shift()!;
+    workers.push(await startWorker(lang));
+    await stopped(first, "SIGKILL");
+    const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+    const output = done.output as { resumedFrom: number; reached: number };
+    expect(output.reached).toBe(10);
+    // It carried on from a checkpoint the dead worker saved, not from 0.
+    expect(output.resumedFrom).toBeGreaterThanOrEqual(3);
+    const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE execution_id = $1", [executionId]);
+    expect(rows[0]!.n).toBe(1);
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {

@@ -56,6 +56,8 @@ class Context:
     _nc: Any
     _progress_kv: Any
     _names: Names
+    _checkpoint_kv: Any = None
+    _heartbeat: Any = None
     log: logging.LoggerAdapter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +91,48 @@ class Context:
                 await self._progress_kv.put(f"{self.task['executionId']}.{self.task['stepId']}", data)
             except Exception:  # noqa: BLE001 - progress is informational: live updates still flowed
                 logging.getLogger("flowmonkey.worker").debug("progress bucket write failed", exc_info=True)
+
+
+    @property
+    def _checkpoint_key(self) -> str:
+        # A map item keeps its own checkpoint: the step's items run side by side.
+        item = self.task.get("item")
+        slot = f"{self.task['stepId']}.item-{item['run']}-{item['index']}" if isinstance(item, dict) else self.task["stepId"]
+        return f"{self.task['executionId']}.{slot}"
+
+    async def save_checkpoint(self, state: Any) -> None:
+        """
+        Saves the step's checkpoint (KV fm_checkpoints, envelope {"state": ...}): a later attempt
+        or a redelivery after a crash loads it. Counts as a heartbeat. Up to 1 MiB here; the
+        TypeScript worker moves larger ones to the blob store, this SDK refuses them.
+        """
+        if self._checkpoint_kv is None:
+            raise RetryableFailure("UNAVAILABLE", "the checkpoint bucket is not open on this worker")
+        data = json.dumps({"state": state}).encode()
+        if len(data) > INLINE_CHECKPOINT_MAX_BYTES:
+            raise NonRetryableFailure("PAYLOAD_TOO_LARGE", f"checkpoint of {len(data)} bytes; this SDK keeps at most {INLINE_CHECKPOINT_MAX_BYTES} (no blob store yet)")
+        await self._checkpoint_kv.put(self._checkpoint_key, data)
+        if self._heartbeat is not None:
+            await self._heartbeat()
+
+    async def load_checkpoint(self) -> Any:
+        """The step's last saved checkpoint, or None."""
+        if self._checkpoint_kv is None:
+            raise RetryableFailure("UNAVAILABLE", "the checkpoint bucket is not open on this worker")
+        try:
+            entry = await self._checkpoint_kv.get(self._checkpoint_key)
+        except Exception:  # noqa: BLE001 - nats-py raises KeyNotFoundError for a missing or deleted key
+            return None
+        if entry is None or not entry.value:
+            return None
+        envelope = json.loads(entry.value)
+        if "state" in envelope:
+            return envelope["state"]
+        raise NonRetryableFailure("UNSUPPORTED", f"checkpoint {self._checkpoint_key} is in the blob store; this SDK does not read those yet")
+
+
+# The checkpoint envelope's inline limit, as the TypeScript worker's (worker/src/plumbing/checkpoints.ts).
+INLINE_CHECKPOINT_MAX_BYTES = 1024 * 1024
 
 
 async def call_handler(handler: Handler, ctx: Context) -> Any:

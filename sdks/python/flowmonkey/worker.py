@@ -109,6 +109,7 @@ class Worker:
         self._registry_task: Optional[asyncio.Task[None]] = None
         self._workers_kv: Any = None
         self._progress_kv: Any = None
+        self._checkpoints_kv: Any = None
 
     async def start(self) -> None:
         self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
@@ -118,6 +119,7 @@ class Worker:
                 self._lanes.append(await self._open_lane(handler, priority))
         self._workers_kv = await self._bucket("workers")
         self._progress_kv = await self._bucket("progress")
+        self._checkpoints_kv = await self._bucket("checkpoints")
         await self._register()
         self._registry_task = asyncio.create_task(self._refresh_registry())
         self._loop_task = asyncio.create_task(self._pull_loop())
@@ -229,7 +231,7 @@ class Worker:
             await msg.term()
             return
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names)
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         try:
             output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)

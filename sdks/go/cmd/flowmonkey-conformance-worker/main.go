@@ -30,6 +30,26 @@ func main() {
 		flowmonkey.Define("conf-refuse", func(*flowmonkey.Context) (any, error) {
 			return nil, flowmonkey.NonRetryable("NOPE", "this input is refused")
 		}),
+		flowmonkey.Define("conf-count", func(ctx *flowmonkey.Context) (any, error) {
+			var in struct {
+				To      int `json:"to"`
+				PauseMs int `json:"pauseMs"`
+			}
+			_ = ctx.Input(&in)
+			var saved struct {
+				Next int `json:"next"`
+			}
+			if _, err := ctx.LoadCheckpoint(&saved); err != nil {
+				return nil, err
+			}
+			for i := saved.Next; i < in.To; i++ {
+				if err := ctx.SaveCheckpoint(map[string]int{"next": i + 1}); err != nil {
+					return nil, err
+				}
+				time.Sleep(time.Duration(in.PauseMs) * time.Millisecond)
+			}
+			return map[string]int{"resumedFrom": saved.Next, "reached": in.To}, nil
+		}),
 		flowmonkey.Define("conf-slow", func(ctx *flowmonkey.Context) (any, error) {
 			var in struct {
 				Seconds float64 `json:"seconds"`
