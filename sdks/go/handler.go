@@ -41,8 +41,33 @@ type Context struct {
 	nc          *nats.Conn
 	kv          jetstream.KeyValue
 	checkpoints jetstream.KeyValue
+	js          jetstream.JetStream
 	working     func()
 	names       Names
+}
+
+// Wait is what a handler returns to park its step without holding a worker: it is resumed by
+// its token (`flowmonkey resume <token>`), by an event named `event` (matching `filter`, JSONata;
+// "" for none), and runs again with ctx.Task.Resume set.
+func (c *Context) Wait(resumeToken, event, filter string) *WaitRequest {
+	w := &WaitRequest{ResumeToken: resumeToken}
+	if event != "" {
+		w.ResumeOn = &struct {
+			Event  string `json:"event"`
+			Filter string `json:"filter,omitempty"`
+		}{Event: event, Filter: filter}
+	}
+	return w
+}
+
+// Emit publishes an event on <prefix>.events.<name> (stream FM_EVENTS): it may resume waiting steps.
+func (c *Context) Emit(name string, data any) error {
+	body, err := json.Marshal(map[string]any{"data": data, "executionId": c.Task.ExecutionID, "stepId": c.Task.StepID, "at": iso(time.Now())})
+	if err != nil {
+		return err
+	}
+	_, err = c.js.Publish(c, c.names.EventSubject(name), body)
+	return err
 }
 
 // InlineCheckpointMaxBytes is the checkpoint envelope's inline limit, as the TypeScript

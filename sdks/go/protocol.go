@@ -39,6 +39,7 @@ func (n Names) TaskSubject(region, handler, priority string) string {
 	return fmt.Sprintf("%s.tasks.%s.%s.%s", n.Prefix, region, handler, priority)
 }
 func (n Names) ResultsSubject(region string) string { return n.Prefix + ".results." + region }
+func (n Names) EventSubject(name string) string     { return n.Prefix + ".events." + name }
 func (n Names) ProgressSubject(executionID, stepID string) string {
 	return fmt.Sprintf("%s.progress.%s.%s", n.Prefix, executionID, stepID)
 }
@@ -67,6 +68,12 @@ type Task struct {
 	Config struct {
 		TimeoutMs int `json:"timeoutMs"`
 	} `json:"config"`
+	// Resume is set on the run after a wait: why the step runs again.
+	Resume *struct {
+		Reason   string          `json:"reason"`
+		Payload  json.RawMessage `json:"payload,omitempty"`
+		WaitedMs int64           `json:"waitedMs"`
+	} `json:"resume,omitempty"`
 }
 
 // ErrBadTask is a task message that does not follow the contract.
@@ -114,13 +121,14 @@ func newFailure(code, message string, retryable bool, retryAfterMs *int64) *Fail
 
 // Result is the TaskResult a worker publishes on <prefix>.results.<region>.
 type Result struct {
-	TaskID      string   `json:"taskId"`
-	ExecutionID string   `json:"executionId"`
-	StepID      string   `json:"stepId"`
-	Attempt     int      `json:"attempt"`
-	Outcome     string   `json:"outcome"`
-	Output      any      `json:"output,omitempty"`
-	Failure     *Failure `json:"failure,omitempty"`
+	TaskID      string       `json:"taskId"`
+	ExecutionID string       `json:"executionId"`
+	StepID      string       `json:"stepId"`
+	Attempt     int          `json:"attempt"`
+	Outcome     string       `json:"outcome"`
+	Output      any          `json:"output,omitempty"`
+	Failure     *Failure     `json:"failure,omitempty"`
+	Wait        *WaitRequest `json:"wait,omitempty"`
 	Metrics     struct {
 		StartedAt   string  `json:"startedAt"`
 		CompletedAt string  `json:"completedAt"`
@@ -150,4 +158,15 @@ func newResult(t *Task, outcome, workerID, region string, started, completed tim
 	r.Metrics.DurationMs = float64(completed.Sub(started).Microseconds()) / 1000
 	r.Metrics.WorkerID, r.Metrics.Region = workerID, region
 	return r
+}
+
+// WaitRequest parks a step: until its token is resumed, a matching event arrives, or WaitUntil.
+type WaitRequest struct {
+	ResumeToken string `json:"resumeToken"`
+	WaitUntil   string `json:"waitUntil,omitempty"`
+	ResumeOn    *struct {
+		Event  string `json:"event"`
+		Filter string `json:"filter,omitempty"`
+	} `json:"resumeOn,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

@@ -75,3 +75,20 @@ func TestSlotGateGivesAFreedSlotToTheHighestPriorityWaiter(t *testing.T) {
 		t.Fatalf("then %s, want low", got)
 	}
 }
+
+func TestWaitResultShape(t *testing.T) {
+	task := &Task{TaskID: "e/s", ExecutionID: "e", StepID: "s", Attempt: 1}
+	ctx := &Context{Task: task}
+	r := newResult(task, "wait", "w", "us-east-1", time.Unix(0, 0), time.Unix(0, 0))
+	r.Wait = ctx.Wait("tok-1", "order.paid", "data.id = 'e'")
+	data, _ := json.Marshal(r)
+	var back map[string]any
+	_ = json.Unmarshal(data, &back)
+	wait, _ := back["wait"].(map[string]any)
+	if wait["resumeToken"] != "tok-1" || wait["resumeOn"].(map[string]any)["event"] != "order.paid" {
+		t.Errorf("wait: %s", data)
+	}
+	if _, has := back["output"]; has {
+		t.Errorf("a wait carries no output: %s", data)
+	}
+}

@@ -298,7 +298,7 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 				done <- r
 			}
 		}()
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, working: working, names: w.names})
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		switch {
@@ -307,7 +307,11 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 		case err != nil:
 			r.Outcome, r.Failure = "failure", newFailure("HANDLER_FAILED", err.Error(), true, nil)
 		default:
-			r.Output = output
+			if wait, ok := output.(*WaitRequest); ok {
+				r.Outcome, r.Wait = "wait", wait
+			} else {
+				r.Output = output
+			}
 		}
 		done <- r
 	}()

@@ -33,7 +33,21 @@ async def count(ctx):
     return {"resumedFrom": start, "reached": ctx.input["to"]}
 
 
+def approve(ctx):
+    if ctx.resume:
+        return {"reason": ctx.resume["reason"], "payload": ctx.resume.get("payload")}
+    eid = ctx.task["executionId"]
+    return ctx.wait(f"tok-{eid}", event="conf.approved", filter=f"data.id = '{eid}'")
+
+
+async def emit(ctx):
+    await ctx.emit("conf.approved", {"id": ctx.input["id"]})
+    return {"emitted": ctx.input["id"]}
+
+
 HANDLERS = [
+    define_handler("conf-approve", approve),
+    define_handler("conf-emit", emit),
     define_handler("conf-count", count),
     define_handler("conf-shout", shout),
     define_handler("conf-flaky", flaky),

@@ -46,3 +46,22 @@ export const count = defineHandler({
     return { resumedFrom: start, reached: ctx.input.to };
   },
 });
+
+/** Parks until its token is resumed or a conf.approved event for its execution arrives; then says how. */
+export const approve = defineHandler({
+  type: "conf-approve",
+  execute(ctx) {
+    if (ctx.resume) return { reason: ctx.resume.reason, payload: ctx.resume.payload ?? null };
+    const id = ctx.task.executionId;
+    return ctx.wait({ resumeToken: `tok-${id}`, resumeOn: { event: "conf.approved", filter: `data.id = '${id}'` } });
+  },
+});
+
+/** Emits conf.approved for the execution named in its input. */
+export const emit = defineHandler({
+  type: "conf-emit",
+  async execute(ctx) {
+    await ctx.events.emit("conf.approved", { id: ctx.input.id });
+    return { emitted: ctx.input.id };
+  },
+});

@@ -95,6 +95,8 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "c-flaky", steps: [{ id: "f", handler: "conf-flaky", retry: { maxAttempts: 2, initialDelayMs: 10, jitter: false } }] });
   await mesh.putFlow({ id: "c-refuse", steps: [{ id: "r", handler: "conf-refuse", retry: { maxAttempts: 3, initialDelayMs: 10 } }] });
   await mesh.putFlow({ id: "c-map", steps: [{ id: "each", handler: "conf-shout", map: { items: "{% input.words %}", concurrency: 4 }, input: { text: "{% item %}" } }], output: "{% steps.each.text %}" });
+  await mesh.putFlow({ id: "c-approve", steps: [{ id: "a", handler: "conf-approve" }] });
+  await mesh.putFlow({ id: "c-emit", steps: [{ id: "e", handler: "conf-emit", input: { id: "{% input.id %}" } }] });
   await mesh.putFlow({ id: "c-count", steps: [{ id: "c", handler: "conf-count", input: { to: 10, pauseMs: 150 } }] });
   await mesh.putFlow({ id: "c-slow", steps: [{ id: "s", handler: "conf-slow", input: { seconds: "{% input.seconds %}" } }] });
 }, 300_000);
@@ -169,7 +171,7 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
   scenario("is in the fm_workers registry with its handlers and slots", async () => {
     const { workers: entries } = await listWorkers(mesh.nc, mesh.names, silentLogger());
     expect(entries.filter((w) => !earlier.has(w.workerId) && w.handlers.includes("conf-shout"))).toEqual([
-      expect.objectContaining({ region: "us-east-1", handlers: expect.arrayContaining(["conf-count", "conf-flaky", "conf-refuse", "conf-shout", "conf-slow"]), concurrency: 4 }),
+      expect.objectContaining({ region: "us-east-1", handlers: expect.arrayContaining(["conf-approve", "conf-count", "conf-emit", "conf-flaky", "conf-refuse", "conf-shout", "conf-slow"]), concurrency: 4 }),
     ]);
   });
 
@@ -193,6 +195,22 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     // Redelivered, not retried: one attempt.
     expect(rows[0]!.n).toBe(1);
     expect(workerOf(done, "s")).not.toBe("");
+  });
+
+  scenario("waits without holding a worker; resumed by its token, with the payload", async () => {
+    const { executionId } = await mesh.api.start("c-approve", { input: {} });
+    const waiting = await mesh.waitForStatus(executionId, "waiting", 20_000);
+    expect(waiting.steps[0]!.wait?.resumeToken).toBe(`tok-${executionId}`);
+    await mesh.api.resume(`tok-${executionId}`, { ok: true });
+    expect((await mesh.waitForStatus(executionId, "completed", 20_000)).output).toEqual({ reason: "token", payload: { ok: true } });
+  });
+
+  scenario("resumed by an event that another of its handlers emits", async () => {
+    const waiter = await mesh.api.start("c-approve", { input: {} });
+    await mesh.waitForStatus(waiter.executionId, "waiting", 20_000);
+    await mesh.api.start("c-emit", { input: { id: waiter.executionId } });
+    const done = await mesh.waitForStatus(waiter.executionId, "completed", 20_000);
+    expect(done.output).toEqual({ reason: "event", payload: { id: waiter.executionId } });
   });
 
   scenario("checkpoint: a run killed midway is redelivered and resumes from its last checkpoint", async () => {

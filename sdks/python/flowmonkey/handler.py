@@ -37,6 +37,14 @@ HandlerFn = Callable[["Context"], Union[Any, Awaitable[Any]]]
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Returned by a handler (`return ctx.wait(...)`): park the step until its token is resumed,
+    a matching event arrives, or `wait_until` passes; the step then runs again with `ctx.resume`."""
+
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Handler:
     type: str
     run: HandlerFn
@@ -58,6 +66,7 @@ class Context:
     _names: Names
     _checkpoint_kv: Any = None
     _heartbeat: Any = None
+    _js: Any = None
     log: logging.LoggerAdapter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +80,30 @@ class Context:
     @property
     def attempt(self) -> int:
         return self.task["attempt"]
+
+    @property
+    def resume(self) -> Optional[dict[str, Any]]:
+        """On the run after a wait: why it runs again ({reason, payload?, event?, waitedMs})."""
+        return self.task.get("resume")
+
+    def wait(self, resume_token: str, *, event: Optional[str] = None, filter: Optional[str] = None,
+             wait_until: Optional[str] = None, reason: Optional[str] = None) -> Wait:
+        """Park this step without holding a worker (return the result): resumed by its token
+        (`flowmonkey resume <token>`), by an event named `event` (matching `filter`, JSONata),
+        or timed out at `wait_until` (ISO-8601)."""
+        request: dict[str, Any] = {"resumeToken": resume_token}
+        if event is not None:
+            request["resumeOn"] = {"event": event, **({"filter": filter} if filter is not None else {})}
+        if wait_until is not None:
+            request["waitUntil"] = wait_until
+        if reason is not None:
+            request["reason"] = reason[:512]
+        return Wait(request)
+
+    async def emit(self, name: str, data: Any = None) -> None:
+        """Publishes an event on `fm.events.<name>` (stream FM_EVENTS): it may resume waiting steps."""
+        body = {"data": data, "executionId": self.task["executionId"], "stepId": self.task["stepId"], "at": iso(time.time())}
+        await self._js.publish(self._names.event_subject(name), json.dumps(body).encode())
 
     async def progress(self, percent: float, message: Optional[str] = None) -> None:
         """Publishes the step's progress on `fm.progress.<executionId>.<stepId>` and keeps the latest in KV."""

@@ -36,6 +36,9 @@ class Names:
     def results_subject(self, region: str) -> str:
         return f"{self.prefix}.results.{region}"
 
+    def event_subject(self, name: str) -> str:
+        return f"{self.prefix}.events.{name}"
+
     def progress_subject(self, execution_id: str, step_id: str) -> str:
         return f"{self.prefix}.progress.{execution_id}.{step_id}"
 
@@ -102,6 +105,8 @@ def result(task: dict[str, Any], outcome: str, *, worker_id: str, region: str, s
     }
     if outcome == "success":
         body["output"] = output
+    elif outcome == "wait":
+        body["wait"] = output
     else:
         body["failure"] = fail
     return body

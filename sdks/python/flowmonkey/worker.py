@@ -18,7 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from . import protocol
-from .handler import Context, Handler, RetryableFailure, call_handler
+from .handler import Context, Handler, RetryableFailure, Wait, call_handler
 from .protocol import PRIORITIES, Names
 
 log = logging.getLogger("flowmonkey.worker")
@@ -231,11 +231,11 @@ class Worker:
             await msg.term()
             return
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress)
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         try:
             output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
-            body = self._result(task, "success", started, output=output)
+            body = self._result(task, "wait", started, output=output.request) if isinstance(output, Wait) else self._result(task, "success", started, output=output)
         except asyncio.TimeoutError:
             fail = protocol.failure("TASK_TIMEOUT", f"handler did not finish within {task['config']['timeoutMs']} ms", True)
             body = self._result(task, "failure", started, fail=fail)

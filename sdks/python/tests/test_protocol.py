@@ -84,3 +84,19 @@ class SlotGateTest(unittest.IsolatedAsyncioTestCase):
         gate.release()
         await asyncio.wait_for(low, 1)
         self.assertEqual(order, ["high", "low"])
+
+
+class WaitTest(unittest.TestCase):
+    def test_wait_request_and_result_shape(self) -> None:
+        from flowmonkey.handler import Context
+
+        task = {"taskId": "e/s", "executionId": "e", "stepId": "s", "attempt": 1}
+        ctx = Context(task=task, _nc=None, _progress_kv=None, _names=Names())
+        wait = ctx.wait("tok-1", event="order.paid", filter="data.id = 'e'", reason="x" * 600)
+        self.assertEqual(wait.request["resumeToken"], "tok-1")
+        self.assertEqual(wait.request["resumeOn"], {"event": "order.paid", "filter": "data.id = 'e'"})
+        self.assertEqual(len(wait.request["reason"]), 512)
+        body = protocol.result(task, "wait", worker_id="w", region="us-east-1", started=0.0, completed=0.0, output=wait.request)
+        self.assertEqual(body["wait"]["resumeToken"], "tok-1")
+        self.assertNotIn("output", body)
+        self.assertIsNone(ctx.resume)

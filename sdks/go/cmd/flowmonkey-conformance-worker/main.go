@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -49,6 +50,27 @@ func main() {
 				time.Sleep(time.Duration(in.PauseMs) * time.Millisecond)
 			}
 			return map[string]int{"resumedFrom": saved.Next, "reached": in.To}, nil
+		}),
+		flowmonkey.Define("conf-approve", func(ctx *flowmonkey.Context) (any, error) {
+			if r := ctx.Task.Resume; r != nil {
+				var payload any
+				if len(r.Payload) > 0 {
+					_ = json.Unmarshal(r.Payload, &payload)
+				}
+				return map[string]any{"reason": r.Reason, "payload": payload}, nil
+			}
+			id := ctx.Task.ExecutionID
+			return ctx.Wait("tok-"+id, "conf.approved", "data.id = '"+id+"'"), nil
+		}),
+		flowmonkey.Define("conf-emit", func(ctx *flowmonkey.Context) (any, error) {
+			var in struct {
+				ID string `json:"id"`
+			}
+			_ = ctx.Input(&in)
+			if err := ctx.Emit("conf.approved", map[string]string{"id": in.ID}); err != nil {
+				return nil, err
+			}
+			return map[string]string{"emitted": in.ID}, nil
 		}),
 		flowmonkey.Define("conf-slow", func(ctx *flowmonkey.Context) (any, error) {
 			var in struct {
