@@ -1,5 +1,6 @@
-// The example Go worker: handlers go-shout, go-echo, go-flaky, go-refuse, go-nap and go-slow (npm run bench:languages runs go-echo) (the Go SDK's e2e
-// test runs it next to the TypeScript and Python workers).
+// The example Go worker: handlers go-shout, go-echo and go-nap. test/e2e/mixed-languages.test.ts
+// runs it next to the TypeScript and Python workers, npm run bench:languages measures it; the
+// protocol scenarios run sdks/go/cmd/flowmonkey-conformance-worker.
 package main
 
 import (
@@ -23,15 +24,6 @@ func main() {
 			}
 			return map[string]any{"text": strings.ToUpper(in.Text), "by": "go"}, nil
 		}),
-		flowmonkey.Define("go-flaky", func(ctx *flowmonkey.Context) (any, error) {
-			if ctx.Task.Attempt == 1 {
-				return nil, flowmonkey.Retryable("FLAKY", "the first attempt fails")
-			}
-			return map[string]any{"attempt": ctx.Task.Attempt}, nil
-		}),
-		flowmonkey.Define("go-refuse", func(*flowmonkey.Context) (any, error) {
-			return nil, flowmonkey.NonRetryable("NOPE", "this input is refused")
-		}),
 		flowmonkey.Define("go-echo", func(ctx *flowmonkey.Context) (any, error) {
 			var in any
 			err := ctx.Input(&in)
@@ -40,18 +32,6 @@ func main() {
 		flowmonkey.Define("go-nap", func(ctx *flowmonkey.Context) (any, error) {
 			time.Sleep(100 * time.Millisecond)
 			return map[string]any{"by": "go"}, nil
-		}),
-		flowmonkey.Define("go-slow", func(ctx *flowmonkey.Context) (any, error) {
-			var in struct {
-				Seconds float64 `json:"seconds"`
-			}
-			_ = ctx.Input(&in)
-			select {
-			case <-time.After(time.Duration(in.Seconds * float64(time.Second))):
-				return map[string]any{"slept": in.Seconds}, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
 		}),
 	)
 }
