@@ -22,7 +22,7 @@ import { createEngine } from "@flowmonkey/engine";
 import { createApiClient, silentLogger } from "@flowmonkey/shared";
 import { startNatsServer } from "@flowmonkey/shared/dev";
 import { createTestDatabase } from "../support/postgres.js";
-import { startWorkerProcess } from "../support/worker-process.js";
+import { startProcessUntilReady } from "../support/ready-process.js";
 import { envInt, round, summarize } from "./stats.js";
 
 const EXECUTIONS = envInt("BENCH_LANG_EXECUTIONS", 300, 1);
@@ -45,7 +45,7 @@ const dir = await mkdtemp(join(tmpdir(), "fm-lang-bench-"));
 const children: ChildProcess[] = [];
 
 async function startProcess(cmd: string, args: string[], env: Record<string, string>): Promise<void> {
-  children.push(await startWorkerProcess(cmd, args, { NATS_URL: nats.url, FM_PREFIX: PREFIX, ...env }));
+  children.push(await startProcessUntilReady(cmd, args, { NATS_URL: nats.url, FM_PREFIX: PREFIX, ...env }));
 }
 
 /** Runs the flow EXECUTIONS times, WINDOW in flight; answers executions/s and dispatch → start. */

@@ -21,7 +21,7 @@ import { startMesh, type TestMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
-import { startWorkerProcess } from "../support/worker-process.js";
+import { startProcessUntilReady } from "../support/ready-process.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const PYTHON = process.env["FM_PYTHON"] ?? join(ROOT, ".cache/py-venv/bin/python");
@@ -49,20 +49,20 @@ function startWorker(lang: Language): Promise<ChildProcess> {
   const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix };
   switch (lang) {
     case "typescript":
-      return startWorkerProcess(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
+      return startProcessUntilReady(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
         ...env,
         FM_HEARTBEAT_TIMEOUT_MS: String(ACK_WAIT_MS),
         LOG_LEVEL: "info",
         FM_LOG_PRETTY: "false",
       });
     case "python":
-      return startWorkerProcess(PYTHON, ["-m", "flowmonkey", "--module", join(ROOT, "test/conformance/python-handlers.py"), "--concurrency", "4"], {
+      return startProcessUntilReady(PYTHON, ["-m", "flowmonkey", "--module", join(ROOT, "test/conformance/python-handlers.py"), "--concurrency", "4"], {
         ...env,
         PYTHONPATH: join(ROOT, "sdks/python"),
         LOG_LEVEL: "WARNING",
       });
     case "go":
-      return startWorkerProcess(goBinary, ["--concurrency", "4"], env);
+      return startProcessUntilReady(goBinary, ["--concurrency", "4"], env);
   }
 }
 

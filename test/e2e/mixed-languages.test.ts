@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startMesh, type TestMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
-import { startWorkerProcess } from "../support/worker-process.js";
+import { startProcessUntilReady } from "../support/ready-process.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const GO = process.env["FM_GO"] ?? ["/usr/local/go/bin/go", "/usr/bin/go"].find((p) => existsSync(p));
@@ -48,7 +48,7 @@ const children: ChildProcess[] = [];
 
 /** Starts a worker process on the mesh; closed (SIGKILL) with the test file. */
 async function startProcess(cmd: string, args: string[], env: Record<string, string>): Promise<ChildProcess> {
-  const child = await startWorkerProcess(cmd, args, { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, ...env });
+  const child = await startProcessUntilReady(cmd, args, { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, ...env });
   children.push(child);
   return child;
 }

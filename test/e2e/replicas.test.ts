@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
@@ -8,6 +8,7 @@ import { createApiClient, createLogger, createNames, encode, type ExecutionEvent
 import { uniquePrefix, useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
+import { startProcessUntilReady } from "../support/ready-process.js";
 
 const ENGINE_MAIN = fileURLToPath(new URL("../../engine/dist/main.js", import.meta.url));
 const EXECUTIONS = 200;
@@ -18,32 +19,15 @@ const names = createNames(prefix);
 const engines: ChildProcess[] = [];
 let nc: NatsConnection;
 
-function startEngineProcess(id: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [ENGINE_MAIN], {
-    env: { ...process.env, NATS_URL: nats.url, DATABASE_URL: pg.url, FM_PREFIX: prefix, LOG_LEVEL: "info", FM_LOG_PRETTY: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  engines.push(child);
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`engine ${id} did not start in 20 s:\n${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('"engine started"')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`engine ${id} exited with ${code}:\n${output}`)));
-  });
+function startEngineProcess(): Promise<ChildProcess> {
+  const env = { NATS_URL: nats.url, DATABASE_URL: pg.url, FM_PREFIX: prefix, LOG_LEVEL: "info", FM_LOG_PRETTY: "false" };
+  return startProcessUntilReady(process.execPath, [ENGINE_MAIN], env, { ready: '"engine started"', started: (child) => engines.push(child) });
 }
 
 beforeAll(async () => {
   nc = await connect({ servers: nats.url });
   // Started one after the other: both migrate the same database under the advisory lock.
-  await Promise.all([startEngineProcess("a"), startEngineProcess("b")]);
+  await Promise.all([startEngineProcess(), startEngineProcess()]);
 });
 
 afterAll(async () => {

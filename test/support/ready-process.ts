@@ -1,17 +1,20 @@
 /**
- * A worker binary of any language as a child process (the Python and Go SDKs' workers, the
- * TypeScript one's dist/main.js): started with the mesh's NATS URL and prefix, ready once it
- * prints `worker started`.
+ * A binary of the mesh as a child process — a worker of any language (the Python and Go SDKs',
+ * the TypeScript one's dist/main.js) or an engine — resolved once it prints its `ready` line
+ * (default `worker started`; an engine logs `"engine started"`); rejected when it exits first
+ * or stays silent for `timeoutMs`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 
-export function startWorkerProcess(
+export function startProcessUntilReady(
   cmd: string,
   args: string[],
   env: Record<string, string>,
-  { timeoutMs = 20_000 }: { timeoutMs?: number } = {},
+  { ready = "worker started", timeoutMs = 20_000, started }: { ready?: string; timeoutMs?: number; started?: (child: ChildProcess) => void } = {},
 ): Promise<ChildProcess> {
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Known to the caller before it is ready, so that its cleanup ends it whatever happens.
+  started?.(child);
   let output = "";
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => {
@@ -20,7 +23,7 @@ export function startWorkerProcess(
     }, timeoutMs);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes("worker started")) {
+      if (output.includes(ready)) {
         clearTimeout(timer);
         ok(child);
       }
