@@ -69,7 +69,8 @@ import { watchStrandedResults } from "./results/stranded-results.js";
 import { applyResults } from "./results/apply-result.js";
 import { forgetSecret, listSecrets, rotateSecrets, secretsPublicKey, storeSecret } from "./vault/secrets-api.js";
 import { createVault } from "./vault/vault.js";
-import { withContextOffload, withPayloadGuard } from "./store/transition.js";
+import { withContextOffload, withExecutionCache, withPayloadGuard } from "./store/transition.js";
+import { createExecutionCache } from "./store/execution-cache.js";
 import { createPayloadGuard } from "./outbox/payload-guard.js";
 import { createDomainManagers, queueSources } from "./regions/domain-managers.js";
 import { provisionLeafRegions } from "./regions/provision-regions.js";
@@ -96,6 +97,11 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Batches in their transaction at once, per consumer (2 overlaps one batch's I/O with the next one's CPU). */
   batchConcurrency?: number;
+  /**
+   * Running executions whose last committed state this engine keeps, so that their next result
+   * is decided without reading the row (the write checks the row version). 0 turns it off. Default 10,000.
+   */
+  executionCacheEntries?: number;
   dbPoolSize?: number;
   /** Most tasks queued in FM_TASKS (its max_msgs); near it, new starts are refused with OVERLOADED. Default 1,000,000. */
   taskQueueLimit?: number;
@@ -296,7 +302,10 @@ export function createEngine(options: EngineOptions): Engine {
     });
     // Nothing the server would refuse is committed to the outbox: tasks too large fail their step.
     const payloadGuard = createPayloadGuard({ maxPayload: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD, subjects: names.subjects, log, offload: contextOffload });
-    const transitionDb = withPayloadGuard(withContextOffload(store, contextOffload), payloadGuard);
+    const guarded = withPayloadGuard(withContextOffload(store, contextOffload), payloadGuard);
+    // Results of executions this engine last wrote are decided without reading their rows again.
+    const cacheEntries = options.executionCacheEntries ?? 10_000;
+    const transitionDb = cacheEntries > 0 ? withExecutionCache(guarded, createExecutionCache({ maxEntries: cacheEntries })) : guarded;
     const base = { db: transitionDb, registry, subjects: names.subjects, relay, log, maxMessageBytes, breakers, rates, vault };
     // The engine's own failures of tasks that cannot be sent are applied like any result.
     conclude = async (results) => relay.afterCommit((await applyResults(base, results)).committed);

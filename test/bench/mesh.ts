@@ -25,6 +25,10 @@ export interface MeshOptions {
 
 export type DispatchSamples = { samples: number[]; expected: number } | { na: string };
 
+/** The hops of a flow's life the engine's tables timestamp (ms each, one sample per flow or step). */
+export const HOPS = ["startToFirstDispatch", "dispatchToHandlerStart", "handler", "resultToNextDispatch", "lastResultToCompleted"] as const;
+export type HopSamples = Record<(typeof HOPS)[number], number[]> | { na: string };
+
 export interface MeshSystem extends FlowSystem {
   /** The first engine process. */
   readonly engine: ChildHandle;
@@ -33,6 +37,8 @@ export interface MeshSystem extends FlowSystem {
   readonly flow: Record<string, unknown>;
   /** Dispatch → handler start (ms) of these executions' tasks, from the engine's tasks table. */
   dispatchSamples(ids: string[]): Promise<DispatchSamples>;
+  /** Where a flow's time goes, hop by hop, from the engine's tables (see hopsFromDb). */
+  hopSamples(ids: string[]): Promise<HopSamples>;
   close(): Promise<void>;
 }
 
@@ -76,6 +82,7 @@ export async function startMesh(nc: NatsConnection, natsUrl: string, databaseUrl
       onDone: () => undefined,
       start: (id) => js.publish(startSubject, encode({ input: { bench: id }, executionId: id })),
       dispatchSamples: (ids) => dispatchFromDb(databaseUrl, ids),
+      hopSamples: (ids) => hopsFromDb(databaseUrl, ids),
       close: stopAll,
     };
     for (const event of ["completed", "failed", "cancelled"] as const) {
@@ -119,6 +126,49 @@ async function dispatchFromDb(databaseUrl: string, ids: string[]): Promise<Dispa
     return { samples, expected: ids.length * 3 };
   } catch (err) {
     return { na: `reading the engine's tasks table failed: ${(err as Error).message}` };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Each flow's hops from executions.created_at/completed_at (engine clock) and its tasks'
+ * dispatched_at (engine), started_at and completed_at (worker: metrics.startedAt/completedAt):
+ * start → first dispatch (intake: the engine's commit of the start, measured from its row's
+ * creation), dispatch → handler start, the handler, a result → the next step's dispatch (the
+ * worker's publish, the engine's read and decision), the last result → the execution's end.
+ * Same machine clock; millisecond resolution, so each sample is ±1 ms.
+ */
+async function hopsFromDb(databaseUrl: string, ids: string[]): Promise<HopSamples> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5_000 });
+  client.on("error", () => undefined);
+  const ms = (a: Date | null, b: Date | null) => (a && b ? b.getTime() - a.getTime() : undefined);
+  try {
+    await client.connect();
+    const res = await client.query<{ created_at: Date; completed_at: Date | null; tasks: Array<{ d: string; s: string | null; c: string | null }> }>(
+      `SELECT e.created_at, e.completed_at,
+              jsonb_agg(jsonb_build_object('d', t.dispatched_at, 's', t.started_at, 'c', t.completed_at) ORDER BY t.dispatched_at) AS tasks
+         FROM executions e JOIN tasks t ON t.execution_id = e.id
+        WHERE e.id = ANY($1::text[]) GROUP BY e.id`,
+      [ids],
+    );
+    const hops: Record<(typeof HOPS)[number], number[]> = { startToFirstDispatch: [], dispatchToHandlerStart: [], handler: [], resultToNextDispatch: [], lastResultToCompleted: [] };
+    const push = (hop: (typeof HOPS)[number], v: number | undefined) => v !== undefined && Number.isFinite(v) && hops[hop].push(v);
+    const date = (iso: string | null) => (iso ? new Date(iso) : null);
+    for (const row of res.rows) {
+      const tasks = row.tasks.map((t) => ({ d: date(t.d), s: date(t.s), c: date(t.c) }));
+      push("startToFirstDispatch", ms(row.created_at, tasks[0]?.d ?? null));
+      tasks.forEach((t, i) => {
+        push("dispatchToHandlerStart", ms(t.d, t.s));
+        push("handler", ms(t.s, t.c));
+        const next = tasks[i + 1];
+        if (next) push("resultToNextDispatch", ms(t.c, next.d));
+      });
+      push("lastResultToCompleted", ms(tasks.at(-1)?.c ?? null, row.completed_at));
+    }
+    return hops;
+  } catch (err) {
+    return { na: `reading the engine's tables failed: ${(err as Error).message}` };
   } finally {
     await client.end().catch(() => undefined);
   }

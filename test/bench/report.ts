@@ -11,6 +11,8 @@ export type Measured = LatencySummary | { na: string };
 
 export interface PhaseReport extends Omit<PhaseResult, "ids"> {
   dispatchToHandlerStartMs: Measured;
+  /** The mesh's hops (engine and worker clocks from its tables): start → first dispatch, dispatch → handler, handler, result → next dispatch, last result → end. */
+  hopsMs?: Record<string, Measured> | { na: string };
   /** % of one core per component over the phase (200 = two full cores). */
   cpuPercent: Record<string, number>;
 }
@@ -126,6 +128,16 @@ export function formatReport(r: BenchReport): string {
       const perStep = pg !== undefined && pg > 0 && p.stepsPerSec > 0 ? `; postgres ${((pg / 100) * 1000 / p.stepsPerSec).toFixed(3)} ms CPU/step` : "";
       lines.push(`cpu ${pad(`${sys} ${phase}:`, 18)} ${cpuLine(p.cpuPercent)}${extra}${perStep}`);
     }
+  }
+  for (const p of [r.mesh.throughput, ...r.mesh.paced]) {
+    const hops = p.hopsMs;
+    if (!hops) continue;
+    if ("na" in hops && typeof hops.na === "string") {
+      lines.push(`hops n/a for ${p.label}: ${hops.na}`);
+      continue;
+    }
+    const parts = Object.entries(hops as Record<string, Measured>).map(([hop, m]) => `${hop} ${isSummary(m) ? `${m.p50}/${m.p99}` : "n/a"}`);
+    lines.push(`hops p50/p99 ms, ${pad(`${p.label}:`, 20)} ${parts.join(", ")}`);
   }
   for (const [sys, rep] of [
     ["ceiling", r.ceiling],

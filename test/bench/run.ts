@@ -117,6 +117,8 @@ const pacedCount = (rate: number) => Math.min(P.flows, Math.max(500, rate * 4));
 
 interface Measurable extends FlowSystem {
   dispatch(ids: string[]): Promise<Measured>;
+  /** Where the time goes, hop by hop (the mesh only). */
+  hops?(ids: string[]): Promise<PhaseReport["hopsMs"]>;
 }
 
 
@@ -126,7 +128,8 @@ async function measureSystem(name: string, system: Measurable, cpuGroups: () => 
     const result = await runPhase(system, { label: `${name} ${label}`, idPrefix, count, mode, publishInflight: P.publishInflight, timeoutMs: P.phaseTimeoutMs, stepsPerFlow: STEPS });
     const cpu = cpuPercent(before, snapshotCpu(await cpuGroups()));
     const { ids, ...rest } = result;
-    const report: PhaseReport = { ...rest, dispatchToHandlerStartMs: await system.dispatch(ids), cpuPercent: cpu };
+    const hops = system.hops ? await system.hops(ids) : undefined;
+    const report: PhaseReport = { ...rest, dispatchToHandlerStartMs: await system.dispatch(ids), ...(hops ? { hopsMs: hops } : {}), cpuPercent: cpu };
     log(`${name} ${label}: ${report.flowsPerSec} flows/s, flow p50 ${report.flowLatencyMs?.p50} ms`);
     return report;
   };
@@ -204,6 +207,11 @@ async function main(): Promise<void> {
         if (!s) return { na: `the tasks table had no started_at for these ${ids.length} executions` };
         if (got.samples.length !== got.expected) log(`mesh: ${got.samples.length} dispatch samples for ${got.expected} tasks`);
         return s;
+      },
+      hops: async (ids: string[]) => {
+        const got = await mesh.hopSamples(ids);
+        if ("na" in got) return got;
+        return Object.fromEntries(Object.entries(got).map(([hop, samples]) => [hop, summarize(samples) ?? { na: "no samples" }]));
       },
     }),
     groups({ main: [process.pid], engine: [mesh.engine.pid], worker: [mesh.worker.pid], nats: [nats.pid] }),

@@ -67,6 +67,13 @@ export class Changes {
   readonly contextBlobs: Array<{ executionId: string; name: string }> = [];
   /** Tenant lanes to look at even though nothing of theirs changed here (the lane sweep). */
   readonly touchedLanes: Array<{ tenantId: string; lane: string }> = [];
+  /**
+   * Attempts whose results were applied on the assumption that they came from the region the
+   * attempt was sent to (regions not read first): the write checks each against its task row.
+   */
+  readonly assumedRegions: Array<{ taskId: string; attempt: number; region: string }> = [];
+  /** Flows started at the version this engine last knew as their latest (not read first): the write checks none is newer. */
+  readonly assumedLatest: Array<{ flowId: string; version: number }> = [];
 
   of(executionId: string): ExecutionEffects {
     let e = this.effects.get(executionId);

@@ -15,11 +15,14 @@ export interface CompiledFlow {
 export type FlowRegistry = ReturnType<typeof createFlowRegistry>;
 
 /**
- * Flow definitions by id and version. Versions are immutable, so they are cached forever;
- * "latest" is asked of the database each time (another replica may have registered one).
+ * Flow definitions by id and version. Versions are immutable, so they are cached forever.
+ * "Latest" is read from the database by latest(); knownLatest() answers the latest versions
+ * read before, which another replica may have superseded since: a start decided on one has the
+ * write check it (Changes.assumedLatest), and forgetLatest() drops what proved out of date.
  */
 export function createFlowRegistry(db: Db) {
   const cache = new Map<string, CompiledFlow>();
+  const latestSeen = new Map<string, CompiledFlow>();
   const key = (flowId: string, version: number) => `${flowId}@${version}`;
 
   const compileRow = (row: flowsStore.FlowRow): CompiledFlow => {
@@ -45,7 +48,9 @@ export function createFlowRegistry(db: Db) {
         throw err;
       }
       const hash = createHash("sha256").update(stableJson(definition)).digest("hex");
-      return flowsStore.putFlowVersion(db, definition.id, definition, hash, definition.version);
+      const put = await flowsStore.putFlowVersion(db, definition.id, definition, hash, definition.version);
+      latestSeen.delete(definition.id);
+      return put;
     },
 
     async get(flowId: string, version: number): Promise<CompiledFlow> {
@@ -59,7 +64,23 @@ export function createFlowRegistry(db: Db) {
     /** Latest versions of several flows in one query; unknown ids are absent from the map. */
     async latest(flowIds: string[]): Promise<Map<string, CompiledFlow>> {
       const rows = await flowsStore.latestFlowVersions(db, flowIds);
-      return new Map(rows.map((row) => [row.flow_id, compileRow(row)]));
+      const found = new Map(rows.map((row) => [row.flow_id, compileRow(row)]));
+      for (const [flowId, flow] of found) latestSeen.set(flowId, flow);
+      return found;
+    },
+
+    /** The latest versions latest() last read of these flows; the others are absent. */
+    knownLatest(flowIds: string[]): Map<string, CompiledFlow> {
+      const known = new Map<string, CompiledFlow>();
+      for (const flowId of flowIds) {
+        const flow = latestSeen.get(flowId);
+        if (flow) known.set(flowId, flow);
+      }
+      return known;
+    },
+
+    forgetLatest(flowIds: Iterable<string>): void {
+      for (const flowId of flowIds) latestSeen.delete(flowId);
     },
 
     async list(flowId?: string): Promise<FlowSummary[]> {

@@ -53,11 +53,19 @@ export async function startExecutions(
   try {
     return await startExecutionsOnce(env, requests, extraRejections, true);
   } catch (err) {
+    // A flow registered anew since this engine last read its latest version: again, on a fresh read.
+    if (isNewerFlow(err)) {
+      env.registry.forgetLatest(requests.map((r) => r.flowId));
+      return startExecutions(env, requests, extraRejections);
+    }
     // A redelivered start (or a taken id) in the batch: again, the way that skips duplicates.
     if (!(err instanceof DuplicateStartError)) throw err;
     return startExecutionsOnce(env, requests, extraRejections, false);
   }
 }
+
+/** fm_check_latest_flows (migration 0016): a start was decided on a flow version no longer the latest. */
+const isNewerFlow = (err: unknown) => (err as { code?: unknown } | null)?.code === "FMF01";
 
 async function startExecutionsOnce(
   env: StartEnv,
@@ -65,7 +73,12 @@ async function startExecutionsOnce(
   extraRejections: Rejection[],
   optimistic: boolean,
 ): Promise<{ outcomes: StartOutcome[]; committed: Committed<void> }> {
-  const flows = await env.registry.latest([...new Set(requests.filter((r) => r.flowVersion === undefined).map((r) => r.flowId))]);
+  // Optimistic starts take the latest versions read before (the write checks they still are);
+  // flows never read yet, and starts the locked way, read them now.
+  const wanted = [...new Set(requests.filter((r) => r.flowVersion === undefined).map((r) => r.flowId))];
+  const known = optimistic ? env.registry.knownLatest(wanted) : new Map<string, CompiledFlow>();
+  const unknown = wanted.filter((flowId) => !known.has(flowId));
+  const flows = new Map([...known, ...(unknown.length > 0 ? await env.registry.latest(unknown) : [])]);
   const pinned = new Map<string, CompiledFlow>();
   for (const r of requests) {
     if (r.flowVersion === undefined) continue;
@@ -104,6 +117,9 @@ async function startExecutionsOnce(
       byKey.set(request.startKey, exec);
       const retention = flow.definition.retention;
       out.created.push({ state: exec, startKey: request.startKey, retainMs: retention === undefined ? undefined : periodMs(retention) });
+      if (request.flowVersion === undefined && known.has(flow.flowId) && !out.assumedLatest.some((f) => f.flowId === flow.flowId)) {
+        out.assumedLatest.push({ flowId: flow.flowId, version: flow.version });
+      }
       emit(exec, out, { subjects: env.subjects, now }, "started");
       await advance(exec, flow, out, { subjects: env.subjects, now, breakers: env.breakers, rates: env.rates });
     }

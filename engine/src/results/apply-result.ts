@@ -88,15 +88,28 @@ export async function applyResults(
   // Optimistic first (one statement when the results need nothing else); an execution that
   // changed meanwhile (another batch, a replica, a timeout) means deciding again on fresh
   // state; after OPTIMISTIC_TRIES conflicts the locked path decides under the row locks.
+  // Regions are first assumed (the write checks them); a result from another region than its
+  // attempt's makes the batch decide again with them read, and that result is rejected.
+  let assumeRegions = true;
   for (let tries = 1; ; tries++) {
     const optimistic = tries <= OPTIMISTIC_TRIES;
     try {
-      return await applyResultsOnce(env, results, rejections, optimistic);
+      return await applyResultsOnce(env, results, rejections, optimistic, optimistic && assumeRegions);
     } catch (err) {
+      if (isRegionMismatch(err)) {
+        assumeRegions = false;
+        continue;
+      }
       if (!(err instanceof ExecutionConflictError) || !optimistic) throw err;
     }
   }
 }
+
+/** fm_check_attempt_regions (migration 0016): an assumed region was not the attempt's. */
+const isRegionMismatch = (err: unknown) => (err as { code?: unknown } | null)?.code === "FMR01";
+
+/** Whether a current attempt's result came from the region its task was sent to: why not, or undefined. */
+type RegionCheck = (result: ResultToApply) => string | undefined;
 
 /** Conflicts an optimistic result batch may meet before it takes the row locks instead. */
 const OPTIMISTIC_TRIES = 3;
@@ -106,13 +119,15 @@ async function applyResultsOnce(
   results: ResultToApply[],
   rejections: Rejection[],
   optimistic: boolean,
+  /** Check the attempts' regions in the write instead of reading them first (one round trip less). */
+  assumeRegions: boolean,
 ): Promise<{ outcomes: ApplyOutcome[]; committed: Committed<ApplyOutcome[]>; parked: ParkedEventWait[] }> {
   const out = new Changes();
   out.rejections.push(...rejections);
   // Read alongside the executions (on other pool connections), not after them: a round trip
   // less per batch. Both are facts no transition changes under a result: the attempt's region
   // (set before its task is published) and whether a resume token is taken (unique anyway).
-  const regionsRead = attemptRegionsOf(env.db, results.filter((r) => r.fromWire));
+  const regionsRead = assumeRegions ? Promise.resolve(undefined) : attemptRegionsOf(env.db, results.filter((r) => r.fromWire));
   const tokensRead = tokensInUse(env.db, results.flatMap((r) => (r.outcome === "wait" ? [r.wait.resumeToken] : [])));
   // Awaited inside decide; a failure before that must not go unhandled.
   regionsRead.catch(() => undefined);
@@ -122,7 +137,10 @@ async function applyResultsOnce(
     results.map((r) => r.executionId),
     async (executions, _out, q) => {
       const waits = { taken: await tokensRead };
-      const regions = await regionsRead;
+      const known = await regionsRead;
+      const regions: RegionCheck = known
+        ? (r) => regionMismatch(r, known)
+        : (r) => void out.assumedRegions.push({ taskId: r.taskId, attempt: r.attempt, region: r.metrics.region });
       const items = results.map((r) => itemOfTaskId(r.taskId, r.executionId, r.stepId));
       const reader = new MapItemReader(q);
       if (items.some(Boolean)) await reader.prefetch(itemRunsOf(results, items, executions));
@@ -173,14 +191,14 @@ function isCurrent(exec: ExecutionState | undefined, result: ResultToApply): boo
  * for the current attempt is checked against the attempt's row, which routing updates when it
  * sends the task to another region than planned (failover, least-busy).
  */
-function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: Map<string, string>): string | undefined {
+function attemptMismatch(exec: ExecutionState, result: ResultToApply, regions: RegionCheck): string | undefined {
   if (result.taskId !== taskIdOf(result.executionId, result.stepId)) return `taskId is not ${taskIdOf(result.executionId, result.stepId)}`;
   const step = exec.steps[result.stepId];
   if (!step) return `execution ${exec.id} has no step ${result.stepId}`;
   if (step.map) return `step ${result.stepId} is a map step: its tasks are its items, each with an item task id`;
   if (result.attempt > step.attempts) return `step ${result.stepId} has had ${step.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
   if (!result.fromWire || !isCurrent(exec, result)) return undefined;
-  return regionMismatch(result, regions);
+  return regions(result);
 }
 
 /** The region a current attempt's result came from is not the one its task was sent to. */
@@ -192,7 +210,7 @@ function regionMismatch(result: ResultToApply, regions: Map<string, string>): st
 }
 
 /** attemptMismatch for a map item's result: the item must exist and have had that attempt. */
-function itemMismatch(exec: ExecutionState, result: ResultToApply, item: { run: number; index: number }, row: MapItemRow | undefined, regions: Map<string, string>): string | undefined {
+function itemMismatch(exec: ExecutionState, result: ResultToApply, item: { run: number; index: number }, row: MapItemRow | undefined, regions: RegionCheck): string | undefined {
   const step = exec.steps[result.stepId];
   if (!step?.map) return `execution ${exec.id} has no map step ${result.stepId}`;
   if (item.run > step.attempts) return `map step ${result.stepId} has had ${step.attempts} run(s); run ${item.run} never started`;
@@ -200,7 +218,7 @@ function itemMismatch(exec: ExecutionState, result: ResultToApply, item: { run: 
   if (!row) return `run ${item.run} of map step ${result.stepId} has no item ${item.index}`;
   if (result.attempt > row.attempts) return `item ${item.index} has had ${row.attempts} attempt(s); attempt ${result.attempt} was never dispatched`;
   if (!result.fromWire || isTerminal(exec.status) || step.status !== "dispatched" || row.status !== "dispatched" || row.attempts !== result.attempt) return undefined;
-  return regionMismatch(result, regions);
+  return regions(result);
 }
 
 /** The map runs a batch's item results belong to, with the item indexes each names (one read per run). */

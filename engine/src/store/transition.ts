@@ -5,10 +5,11 @@ import type { ExecutionState } from "../scheduler/state.js";
 import { needsSealing, sealTaskSecrets } from "../vault/seal-pass.js";
 import type { Vault } from "../vault/vault.js";
 import type { Db, Queryable } from "./db.js";
+import type { ExecutionCache } from "./execution-cache.js";
 import { insertExecutions, lockExecutions, lockExecutionVersions, readExecutions } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
 import { admitTenantTasks, needsAdmission } from "./tenant-lanes.js";
-import { writeChanges } from "./write-changes.js";
+import { writeChanges, type Written } from "./write-changes.js";
 
 /** How long the committing process holds its own outbox row before the sweep may publish it. */
 export const OUTBOX_CLAIM_MS = 15_000;
@@ -19,7 +20,7 @@ export const OUTBOX_CLAIM_MS = 15_000;
  * that pass a bare Db send every context inline). Carried by the Db so that no caller of
  * transition() has to pass it along.
  */
-export type TransitionDb = Db & { readonly contextOffload?: ContextOffload; readonly payloadGuard?: PayloadGuard };
+export type TransitionDb = Db & { readonly contextOffload?: ContextOffload; readonly payloadGuard?: PayloadGuard; readonly executionCache?: ExecutionCache };
 
 /** `db` with the context offload attached (a copy: the Db objects are plain method bags). */
 export function withContextOffload(db: Db, contextOffload: ContextOffload): TransitionDb {
@@ -32,6 +33,14 @@ export function withContextOffload(db: Db, contextOffload: ContextOffload): Tran
  */
 export function withPayloadGuard(db: TransitionDb, payloadGuard: PayloadGuard): TransitionDb {
   return { ...db, payloadGuard };
+}
+
+/**
+ * `db` with the engine's cache of running executions attached: optimistic transitions then decide
+ * on the states this process last committed instead of reading them (store/execution-cache.ts).
+ */
+export function withExecutionCache(db: TransitionDb, executionCache: ExecutionCache): TransitionDb {
+  return { ...db, executionCache };
 }
 
 export interface Committed<T> {
@@ -85,24 +94,46 @@ export async function transitionOptimistically<T>(
   out: Changes,
   vault?: Vault,
 ): Promise<Committed<T>> {
-  const { states, versions } = await readExecutions(db, executionIds);
-  const value = await decide(states, out, db);
-  const done = (outbox: { id: number; messages: OutboxMessage[] } | undefined) => committedOf(value, out, new Set<string>(), outbox);
+  const cache = db.executionCache;
+  const ids = [...new Set(executionIds)];
+  const { states, versions } = cache ? cache.take(ids) : { states: new Map<string, ExecutionState>(), versions: new Map<string, string>() };
+  const hits = states.size;
+  const cached = new Map(versions);
+  let stale = false;
   try {
+    if (hits < ids.length) {
+      const read = await readExecutions(db, ids.filter((id) => !states.has(id)));
+      for (const [id, state] of read.states) states.set(id, state);
+      for (const [id, version] of read.versions) versions.set(id, version);
+    }
+    const value = await decide(states, out, db);
+    const done = (written: Written) => {
+      // The states this batch changed go back at their new versions; the rest are read again when next needed.
+      if (cache) for (const [id, state] of out.updated) {
+        const version = written.versions.get(id);
+        if (version) cache.put(state, version);
+      }
+      return committedOf(value, out, new Set<string>(), written.outbox);
+    };
+    // Cached states the decision left unchanged are checked too: an ignore or a rejection decided on a stale one must be decided again.
+    const unchanged = new Map([...cached].filter(([id]) => !out.updated.has(id)));
     if (out.created.length === 0 && !needsSealing(out) && !needsAdmission(out)) {
       await db.contextOffload?.offloadTasks(out);
       await db.payloadGuard?.fit(out);
-      return done(await writeChanges(db, out, OUTBOX_CLAIM_MS, versions));
+      return done(await writeChanges(db, out, OUTBOX_CLAIM_MS, versions, undefined, unchanged));
     }
     return await db.tx(async (q) => {
-      const now = await lockExecutionVersions(q, [...out.updated.keys()]);
+      const now = await lockExecutionVersions(q, [...new Set([...out.updated.keys(), ...unchanged.keys()])]);
       for (const [id, version] of now) if (versions.get(id) !== version) throw new ExecutionConflictError(`execution ${id} changed while its transition was decided`);
-      const { outbox } = await persist(q, out, vault, db.contextOffload, db.payloadGuard);
-      return done(outbox);
+      return done(await persist(q, out, vault, db.contextOffload, db.payloadGuard));
     });
   } catch (err) {
+    // Taken entries are not put back: a state decide() changed but that was not committed must not be reused.
+    stale = err instanceof ExecutionConflictError || isSerializationFailure(err);
     if (isSerializationFailure(err)) throw new ExecutionConflictError(`an execution changed while its transition was decided: ${(err as Error).message}`);
     throw err;
+  } finally {
+    cache?.settle(hits, stale);
   }
 }
 
@@ -122,14 +153,18 @@ export async function commitStartsOptimistically(db: TransitionDb, out: Changes,
   if (needsSealing(out) || needsAdmission(out)) return transition(db, [], async () => undefined, out, vault);
   await db.contextOffload?.offloadTasks(out);
   await db.payloadGuard?.fit(out);
-  let outbox: { id: number; messages: OutboxMessage[] } | undefined;
+  let written: Written;
   try {
-    outbox = await writeChanges(db, out, OUTBOX_CLAIM_MS, undefined, out.created);
+    written = await writeChanges(db, out, OUTBOX_CLAIM_MS, undefined, out.created);
   } catch (err) {
     if ((err as { code?: unknown } | null)?.code === "23505") throw new DuplicateStartError((err as Error).message);
     throw err;
   }
-  return committedOf(undefined, out, new Set(out.created.map((c) => c.state.id)), outbox);
+  for (const { state } of out.created) {
+    const version = written.versions.get(state.id);
+    if (version) db.executionCache?.put(state, version);
+  }
+  return committedOf(undefined, out, new Set(out.created.map((c) => c.state.id)), written.outbox);
 }
 
 export async function transition<T>(
@@ -140,6 +175,8 @@ export async function transition<T>(
   /** Seals the secrets of tasks that ask for some; absent, such tasks fail with VAULT_NOT_CONFIGURED. */
   vault?: Vault,
 ): Promise<Committed<T>> {
+  // Written here under the row locks: the cached states of these executions are out of date.
+  db.executionCache?.evict(executionIds);
   return db.tx(async (q) => {
     const executions = await lockExecutions(q, executionIds);
     const value = await decide(executions, out, q);
@@ -154,7 +191,7 @@ async function persist(
   vault: Vault | undefined,
   contextOffload: ContextOffload | undefined,
   payloadGuard: PayloadGuard | undefined,
-): Promise<{ outbox?: { id: number; messages: OutboxMessage[] }; created: ReadonlySet<string> }> {
+): Promise<Written & { created: ReadonlySet<string> }> {
   // New executions go first and alone: a duplicate start must not leave tasks or messages behind.
   const created = out.created.length > 0 ? await insertExecutions(q, out.created) : new Set<string>();
   out.dropUncreated(created);
@@ -168,6 +205,5 @@ async function persist(
   // server would refuse is committed as something to publish (a task too large fails its step).
   await payloadGuard?.fit(out);
   await admitTenantTasks(q, out);
-  const outbox = await writeChanges(q, out, OUTBOX_CLAIM_MS);
-  return outbox ? { outbox, created } : { created };
+  return { ...(await writeChanges(q, out, OUTBOX_CLAIM_MS)), created };
 }

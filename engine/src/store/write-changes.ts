@@ -15,7 +15,8 @@ import { cancelMapItemsSql, insertMapItemsSql, mapItemWrites, updateMapItemsSql 
  * one round trip per transaction however many executions it carries. Each CTE runs to
  * completion whether or not its rows are read.
  *
- * Returns the id of the immediate outbox row, which the committing process publishes itself.
+ * Returns the id of the immediate outbox row, which the committing process publishes itself,
+ * and the row version (xmin) each inserted or updated execution now has.
  * With `versions` it is the whole optimistic transition: one statement is one transaction, so
  * a version that no longer matches rolls back every CTE (fm_check_versions raises).
  */
@@ -34,7 +35,13 @@ export async function writeChanges(
    * start key or id seen before fails the whole statement with unique_violation (23505).
    */
   inserts?: NewExecution[],
-): Promise<{ id: number; messages: OutboxMessage[] } | undefined> {
+  /**
+   * Executions decided on but not changed, at the versions they were decided on (states taken
+   * from the execution cache): a decision to ignore or reject a result on a stale state must
+   * fail like a stale change does (serialization_failure), so that it is made again on fresh state.
+   */
+  unchanged?: ReadonlyMap<string, string>,
+): Promise<Written> {
   const messages = out.immediateMessages();
   const delayed = out.delayedMessages().map((d) => ({ messages: d.messages, not_before: d.notBefore.toISOString() }));
   const updates = executionUpdateRows([...out.updated.values()], versions);
@@ -57,11 +64,14 @@ export async function writeChanges(
     JSON.stringify(map.runs),
     JSON.stringify(map.moves),
     JSON.stringify(map.ended),
+    out.assumedRegions.length > 0 ? JSON.stringify(out.assumedRegions.map((a) => ({ task_id: a.taskId, attempt: a.attempt, region: a.region }))) : null,
+    unchanged && unchanged.size > 0 ? JSON.stringify([...unchanged].map(([id, version]) => ({ id, version }))) : null,
+    out.assumedLatest.length > 0 ? JSON.stringify(out.assumedLatest.map((f) => ({ flow_id: f.flowId, version: f.version }))) : null,
   ];
-  const { rows } = await q.query<{ id: number | null }>(
+  const { rows } = await q.query<{ id: number | null; versions: Record<string, string> | null }>(
     `WITH
-       inserted AS (${insertExecutionsSql("$14")} RETURNING 1),
-       updated AS (${updateExecutionsSql("$1")} RETURNING 1),
+       inserted AS (${insertExecutionsSql("$14")} RETURNING id, xmin::text AS version),
+       updated AS (${updateExecutionsSql("$1")} RETURNING e.id, e.xmin::text AS version),
        attempts AS (${insertTaskAttemptsSql("$2")} RETURNING 1),
        outcomes AS (${recordTaskOutcomesSql("$3")} RETURNING 1),
        rejected AS (${insertRejectionsSql("$4")} RETURNING 1),
@@ -81,10 +91,25 @@ export async function writeChanges(
          INSERT INTO outbox (messages, claimed_until)
          SELECT $6::jsonb, now() + make_interval(secs => $7::int / 1000.0) WHERE $6::jsonb IS NOT NULL
          RETURNING id::int)
-     SELECT (SELECT id FROM now_row) AS id, fm_check_versions($13::int, (SELECT count(*) FROM updated)) AS updated`,
+     SELECT (SELECT id FROM now_row) AS id, fm_check_versions($13::int, (SELECT count(*) FROM updated)) AS updated,
+            fm_check_versions(0, (SELECT count(*) FROM jsonb_to_recordset($19::jsonb) AS x(id text, version text)
+              WHERE (SELECT e.xmin::text FROM executions e WHERE e.id = x.id) IS DISTINCT FROM x.version)) AS unchanged,
+            -- A correlated probe of the task's primary key per assumed attempt, whatever the planner guesses.
+            fm_check_attempt_regions((SELECT count(*) FROM jsonb_to_recordset($18::jsonb) AS x(task_id text, attempt int, region text)
+              WHERE (SELECT t.region FROM tasks t WHERE t.task_id = x.task_id AND t.attempt = x.attempt) IS DISTINCT FROM x.region)) AS regions,
+            fm_check_latest_flows((SELECT count(*) FROM jsonb_to_recordset($20::jsonb) AS x(flow_id text, version int)
+              WHERE (SELECT max(f.version) FROM flows f WHERE f.flow_id = x.flow_id) IS DISTINCT FROM x.version)) AS flows,
+            (SELECT jsonb_object_agg(v.id, v.version) FROM (SELECT id, version FROM updated UNION ALL SELECT id, version FROM inserted) v) AS versions`,
     params,
     "fm_write_changes",
   );
   const id = rows[0]?.id;
-  return id === null || id === undefined ? undefined : { id, messages };
+  const written = new Map(Object.entries(rows[0]?.versions ?? {}));
+  return id === null || id === undefined ? { versions: written } : { outbox: { id, messages }, versions: written };
+}
+
+/** What a write answers: the immediate outbox row (the committing process publishes it) and each written execution's new row version. */
+export interface Written {
+  outbox?: { id: number; messages: OutboxMessage[] };
+  versions: ReadonlyMap<string, string>;
 }

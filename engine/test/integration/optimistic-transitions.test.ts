@@ -14,7 +14,8 @@ import { createFlowRegistry } from "../../src/flows/registry.js";
 import { startExecutions } from "../../src/intake/start-execution.js";
 import { applyResults } from "../../src/results/apply-result.js";
 import { Changes } from "../../src/execution/changes.js";
-import { ExecutionConflictError, transitionOptimistically } from "../../src/store/transition.js";
+import { ExecutionConflictError, transitionOptimistically, withExecutionCache, type TransitionDb } from "../../src/store/transition.js";
+import { createExecutionCache } from "../../src/store/execution-cache.js";
 import { taskIdOf } from "../../src/results/read-result.js";
 
 const subjects = createSubjects("fm");
@@ -34,8 +35,8 @@ afterAll(async () => {
   await drop?.();
 });
 
-async function startOne(): Promise<string> {
-  const env = { db, registry: registry(), subjects, defaultRegion: "us-east-1" };
+async function startOne(on: TransitionDb = db): Promise<string> {
+  const env = { db: on, registry: registry(), subjects, defaultRegion: "us-east-1" };
   const { outcomes } = await startExecutions(env, [{ flowId: "two", start: { input: {} }, startKey: `k-${Math.random()}`, subject: "test" }]);
   const outcome = outcomes[0]!;
   if (!("executionId" in outcome)) throw outcome.error;
@@ -124,5 +125,85 @@ describe("applyResults under a concurrent change", () => {
     const again = await applyResults({ ...env, db }, [success(id, "a")]);
     expect(again.outcomes).toEqual(["ignored"]);
     expect(await count("SELECT count(*) AS n FROM tasks WHERE execution_id = $1", [id])).toBe(2);
+  });
+});
+
+describe("the execution cache", () => {
+  /** A cached engine's database that counts the execution reads it sends. */
+  function cachedDb() {
+    const reads = { n: 0 };
+    const counting = {
+      ...db,
+      query: async <T>(text: string, params?: unknown[], name?: string) => {
+        if (name === "fm_read_executions") reads.n++;
+        return db.query<T>(text, params, name);
+      },
+    } as Db;
+    return { on: withExecutionCache(counting, createExecutionCache()), reads };
+  }
+  const rejections = (id: string) => count("SELECT count(*) AS n FROM rejections WHERE reason LIKE '%' || $1 || '%'", [id]);
+
+  it("decides the results of executions this process wrote without reading their rows", async () => {
+    const { on, reads } = cachedDb();
+    const id = await startOne(on);
+    const env = { db: on, registry: registry(), subjects };
+    expect((await applyResults(env, [success(id, "a")])).outcomes).toEqual(["applied"]);
+    expect((await applyResults(env, [success(id, "b")])).outcomes).toEqual(["applied"]);
+    expect(reads.n).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM executions WHERE id = $1 AND status = 'completed'", [id])).toBe(1);
+  });
+
+  it("decides again on the fresh row when another writer changed a cached execution", async () => {
+    const { on, reads } = cachedDb();
+    const id = await startOne(on);
+    await touch(id);
+    const { outcomes } = await applyResults({ db: on, registry: registry(), subjects }, [success(id, "a")]);
+    expect(outcomes).toEqual(["applied"]);
+    expect(reads.n).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM tasks WHERE execution_id = $1 AND step_id = 'b'", [id])).toBe(1);
+  });
+
+  it("does not reject a result on a stale cached state: the rejection is decided again", async () => {
+    const { on, reads } = cachedDb();
+    const id = await startOne(on);
+    // Another engine applies a's result: b is dispatched there, while this cache still says only a is.
+    await applyResults({ db, registry: registry(), subjects }, [success(id, "a")]);
+    const { outcomes } = await applyResults({ db: on, registry: registry(), subjects }, [success(id, "b")]);
+    expect(outcomes).toEqual(["applied"]);
+    expect(reads.n).toBe(1);
+    expect(await rejections(id)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM executions WHERE id = $1 AND status = 'completed'", [id])).toBe(1);
+  });
+
+  it("rejects a result from another region than its attempt's, though regions are not read first", async () => {
+    const { on } = cachedDb();
+    const id = await startOne(on);
+    const forged = { ...success(id, "a"), metrics: { ...success(id, "a").metrics, region: "eu-west-1" }, fromWire: true };
+    const { outcomes } = await applyResults({ db: on, registry: registry(), subjects }, [forged]);
+    expect(outcomes).toEqual(["rejected"]);
+    expect(await rejections(id)).toBe(1);
+    // The real one still applies.
+    expect((await applyResults({ db: on, registry: registry(), subjects }, [{ ...success(id, "a"), fromWire: true }])).outcomes).toEqual(["applied"]);
+  });
+});
+
+describe("starts on the latest version this engine knew", () => {
+  it("start the newest version once another replica registered one", async () => {
+    const here = createFlowRegistry(db);
+    const elsewhere = createFlowRegistry(db);
+    await here.put({ id: "grows", steps: [{ id: "a", handler: "echo" }] });
+    const start = async () => {
+      const { outcomes } = await startExecutions({ db, registry: here, subjects, defaultRegion: "us-east-1" }, [
+        { flowId: "grows", start: { input: {} }, startKey: `k-${Math.random()}`, subject: "test" },
+      ]);
+      const outcome = outcomes[0]!;
+      if (!("executionId" in outcome)) throw outcome.error;
+      return (await db.query<{ flow_version: number }>("SELECT flow_version FROM executions WHERE id = $1", [outcome.executionId])).rows[0]!.flow_version;
+    };
+    expect(await start()).toBe(1);
+    expect(here.knownLatest(["grows"]).get("grows")?.version).toBe(1);
+    await elsewhere.put({ id: "grows", steps: [{ id: "a", handler: "echo" }, { id: "b", handler: "echo", dependsOn: ["a"] }] });
+    expect(await start()).toBe(2);
+    expect(here.knownLatest(["grows"]).get("grows")?.version).toBe(2);
   });
 });

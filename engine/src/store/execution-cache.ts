@@ -1,0 +1,97 @@
+import type { ExecutionState } from "../scheduler/state.js";
+
+/**
+ * The states of running executions as this engine last committed them, each with its row version
+ * (xmin). A result for a cached execution is decided without reading its row: the optimistic
+ * write checks the version anyway (fm_check_versions), so a state another writer changed
+ * meanwhile (another replica, a timeout, an operator) fails that write and is read afresh. On
+ * the hot path this is the difference between one statement per result batch and two.
+ *
+ * Entries are taken, not read: a batch removes what it decides on and puts back only what it
+ * committed, so a decision that fails (a conflict, an error) can never leave a half-changed state
+ * behind. Ended executions are not kept (a result for one is only ever ignored).
+ *
+ * With replicas, consecutive results of one execution often go to different engines, and a
+ * cached state is then stale more often than not; a stale hit costs a failed write. The cache
+ * watches that: while most of its recent hits turned out stale it stands aside (every lookup
+ * misses) and tries again later.
+ */
+export interface ExecutionCache {
+  /** Removes and answers the cached states of `ids` (a state is in one batch's hands at a time). */
+  take(ids: Iterable<string>): { states: Map<string, ExecutionState>; versions: Map<string, string> };
+  /** Keeps a state as committed at `version`; an ended execution is dropped instead. */
+  put(state: ExecutionState, version: string): void;
+  /** Forgets these executions (written elsewhere, or their decision failed). */
+  evict(ids: Iterable<string>): void;
+  /** Reports how the hits of a batch fared: `stale` when the write found another version. */
+  settle(hits: number, stale: boolean): void;
+  readonly size: number;
+}
+
+export interface ExecutionCacheOptions {
+  /** Executions kept at most (least recently committed dropped first). @default 10_000 */
+  maxEntries?: number;
+  /** Hits judged per window before deciding whether to stand aside. @default 200 */
+  window?: number;
+  /** Stale share of a window's hits at which the cache stands aside. @default 0.25 */
+  maxStaleShare?: number;
+  /** Lookups it then lets through to the database before trying again. @default 5_000 */
+  standAside?: number;
+}
+
+const ENDED = new Set(["completed", "failed", "cancelled"]);
+
+export function createExecutionCache(options: ExecutionCacheOptions = {}): ExecutionCache {
+  const maxEntries = options.maxEntries ?? 10_000;
+  const window = options.window ?? 200;
+  const maxStaleShare = options.maxStaleShare ?? 0.25;
+  const standAside = options.standAside ?? 5_000;
+  // Map order is insertion order: re-inserting on put makes the first key the least recently committed.
+  const entries = new Map<string, { state: ExecutionState; version: string }>();
+  let hits = 0;
+  let stale = 0;
+  let asideFor = 0;
+
+  return {
+    take(ids) {
+      const states = new Map<string, ExecutionState>();
+      const versions = new Map<string, string>();
+      if (asideFor > 0) {
+        asideFor--;
+        return { states, versions };
+      }
+      for (const id of ids) {
+        const entry = entries.get(id);
+        if (!entry) continue;
+        entries.delete(id);
+        states.set(id, entry.state);
+        versions.set(id, entry.version);
+      }
+      return { states, versions };
+    },
+    put(state, version) {
+      entries.delete(state.id);
+      if (ENDED.has(state.status)) return;
+      entries.set(state.id, { state, version });
+      if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+    },
+    evict(ids) {
+      for (const id of ids) entries.delete(id);
+    },
+    settle(batchHits, wasStale) {
+      if (batchHits === 0) return;
+      hits += batchHits;
+      if (wasStale) stale += batchHits;
+      if (hits < window) return;
+      if (stale / hits >= maxStaleShare) {
+        asideFor = standAside;
+        entries.clear();
+      }
+      hits = 0;
+      stale = 0;
+    },
+    get size() {
+      return entries.size;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { createExecutionCache } from "../../src/store/execution-cache.js";
+import type { ExecutionState } from "../../src/scheduler/state.js";
+
+const state = (id: string, status: ExecutionState["status"] = "running") => ({ id, status }) as ExecutionState;
+
+describe("execution cache", () => {
+  it("hands a state to one taker at a time, with its version", () => {
+    const cache = createExecutionCache();
+    cache.put(state("e1"), "100");
+    const first = cache.take(["e1", "e2"]);
+    expect([...first.states.keys()]).toEqual(["e1"]);
+    expect(first.versions.get("e1")).toBe("100");
+    expect(cache.take(["e1"]).states.size).toBe(0);
+  });
+
+  it("keeps no ended execution, and forgets evicted ones", () => {
+    const cache = createExecutionCache();
+    cache.put(state("done", "completed"), "1");
+    cache.put(state("e1"), "2");
+    cache.evict(["e1"]);
+    expect(cache.size).toBe(0);
+  });
+
+  it("drops the least recently committed past its size", () => {
+    const cache = createExecutionCache({ maxEntries: 2 });
+    cache.put(state("a"), "1");
+    cache.put(state("b"), "1");
+    cache.put(state("a"), "2");
+    cache.put(state("c"), "1");
+    expect([...cache.take(["a", "b", "c"]).states.keys()].sort()).toEqual(["a", "c"]);
+  });
+
+  it("stands aside while most of its hits are stale, then tries again", () => {
+    const cache = createExecutionCache({ window: 10, maxStaleShare: 0.5, standAside: 3 });
+    cache.put(state("a"), "1");
+    cache.settle(4, false);
+    cache.settle(6, true);
+    expect(cache.size).toBe(0);
+    cache.put(state("a"), "2");
+    for (let i = 0; i < 3; i++) expect(cache.take(["a"]).states.size).toBe(0);
+    expect(cache.take(["a"]).states.size).toBe(1);
+  });
+
+  it("keeps serving while its hits are mostly fresh", () => {
+    const cache = createExecutionCache({ window: 10, maxStaleShare: 0.5 });
+    cache.settle(8, false);
+    cache.settle(2, true);
+    cache.put(state("a"), "1");
+    expect(cache.take(["a"]).states.size).toBe(1);
+  });
+});
