@@ -4,6 +4,7 @@ import type { Changes } from "../execution/changes.js";
 import { isInternal, type OutboxMessage } from "../store/outbox.js";
 import { conclusionOf, taskIdentityOf } from "./conclusions.js";
 import { PUBLISH_HEADROOM_BYTES } from "./publish-failure.js";
+import { encodedBody, forgetEncoded } from "./encoded-body.js";
 
 export interface PayloadGuardOptions {
   /** The NATS server's max_payload, read from its INFO when asked (a reconnect may change it). */
@@ -42,7 +43,7 @@ export interface PayloadGuard {
 
 /** What a message costs against max_payload: its JSON, plus room for its headers and routing's rewrites. */
 export function publishedBytes(message: OutboxMessage): number {
-  return Buffer.byteLength(JSON.stringify(message.body)) + PUBLISH_HEADROOM_BYTES;
+  return encodedBody(message.body).byteLength + PUBLISH_HEADROOM_BYTES;
 }
 
 export function createPayloadGuard(options: PayloadGuardOptions): PayloadGuard {
@@ -56,6 +57,8 @@ export function createPayloadGuard(options: PayloadGuardOptions): PayloadGuard {
     if (bytes <= limit) return m;
     const task = taskIdentityOf(m);
     if (task) {
+      // The offload rewrites the body in place: its measured bytes are no longer its bytes.
+      forgetEncoded(m.body);
       if (await offload?.offloadTask(executionId, m, out)) {
         stats.offloaded++;
         bytes = publishedBytes(m);

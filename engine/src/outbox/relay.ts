@@ -1,6 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { abortableDelay, encode, toError, type Logger, type TaskResult } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Logger, type TaskResult } from "@flowmonkey/shared";
+import { encodedBody } from "./encoded-body.js";
 import type { LanePauses } from "../control/lane-pauses.js";
 import type { Db } from "../store/db.js";
 import {
@@ -122,7 +123,7 @@ export function createRelay(options: RelayOptions) {
 
   /** Measured before publishing: a message over max_payload is refused here with its size, never sent to fail. */
   function publishOne(m: OutboxMessage): Promise<unknown> {
-    const data = encode(m.body);
+    const data = encodedBody(m.body);
     const bytes = data.byteLength + (m.msgId ? PUBLISH_HEADROOM_BYTES : 0);
     if (bytes > maxPayload()) return Promise.reject(new MessageTooLargeError(bytes, maxPayload()));
     if (m.route && options.routing?.routes(m.route)) return options.routing.publish({ subject: m.subject, body: m.body, msgId: m.msgId, route: m.route });

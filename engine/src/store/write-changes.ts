@@ -92,13 +92,9 @@ export async function writeChanges(
          SELECT $6::jsonb, now() + make_interval(secs => $7::int / 1000.0) WHERE $6::jsonb IS NOT NULL
          RETURNING id::int)
      SELECT (SELECT id FROM now_row) AS id, fm_check_versions($13::int, (SELECT count(*) FROM updated)) AS updated,
-            fm_check_versions(0, (SELECT count(*) FROM jsonb_to_recordset($19::jsonb) AS x(id text, version text)
-              WHERE (SELECT e.xmin::text FROM executions e WHERE e.id = x.id) IS DISTINCT FROM x.version)) AS unchanged,
-            -- A correlated probe of the task's primary key per assumed attempt, whatever the planner guesses.
-            fm_check_attempt_regions((SELECT count(*) FROM jsonb_to_recordset($18::jsonb) AS x(task_id text, attempt int, region text)
-              WHERE (SELECT t.region FROM tasks t WHERE t.task_id = x.task_id AND t.attempt = x.attempt) IS DISTINCT FROM x.region)) AS regions,
-            fm_check_latest_flows((SELECT count(*) FROM jsonb_to_recordset($20::jsonb) AS x(flow_id text, version int)
-              WHERE (SELECT max(f.version) FROM flows f WHERE f.flow_id = x.flow_id) IS DISTINCT FROM x.version)) AS flows,
+            fm_check_versions(0, (${staleVersionsSql("$19")})) AS unchanged,
+            fm_check_attempt_regions((${regionMissesSql("$18")})) AS regions,
+            fm_check_latest_flows((${newerFlowsSql("$20")})) AS flows,
             (SELECT jsonb_object_agg(v.id, v.version) FROM (SELECT id, version FROM updated UNION ALL SELECT id, version FROM inserted) v) AS versions`,
     params,
     "fm_write_changes",
@@ -113,3 +109,22 @@ export interface Written {
   outbox?: { id: number; messages: OutboxMessage[] };
   versions: ReadonlyMap<string, string>;
 }
+
+// The write's checks of what a decision assumed instead of reading (migration 0016). Each is a
+// correlated probe of a primary key per row of its jsonb array parameter, whatever the planner
+// guesses of the array's length; each counts the rows that no longer hold.
+
+/** Cached states ({id, version}) whose execution row is another version now (or gone). */
+export const staleVersionsSql = (param: string) => `
+  SELECT count(*) FROM jsonb_to_recordset(${param}::jsonb) AS x(id text, version text)
+   WHERE (SELECT e.xmin::text FROM executions e WHERE e.id = x.id) IS DISTINCT FROM x.version`;
+
+/** Assumed attempts ({task_id, attempt, region}) not on record in that region. */
+export const regionMissesSql = (param: string) => `
+  SELECT count(*) FROM jsonb_to_recordset(${param}::jsonb) AS x(task_id text, attempt int, region text)
+   WHERE (SELECT t.region FROM tasks t WHERE t.task_id = x.task_id AND t.attempt = x.attempt) IS DISTINCT FROM x.region`;
+
+/** Flow versions ({flow_id, version}) assumed latest that are not (a newer one exists). */
+export const newerFlowsSql = (param: string) => `
+  SELECT count(*) FROM jsonb_to_recordset(${param}::jsonb) AS x(flow_id text, version int)
+   WHERE (SELECT max(f.version) FROM flows f WHERE f.flow_id = x.flow_id) IS DISTINCT FROM x.version`;

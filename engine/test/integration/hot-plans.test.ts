@@ -13,6 +13,7 @@ import { openDb, type Db } from "../../src/store/db.js";
 import { migrate } from "../../src/store/migrate.js";
 import { updateExecutionsSql } from "../../src/store/executions.js";
 import { recordTaskOutcomesSql, recordTaskPausesSql } from "../../src/store/tasks.js";
+import { newerFlowsSql, regionMissesSql, staleVersionsSql } from "../../src/store/write-changes.js";
 
 let db: Db;
 let drop: () => Promise<void>;
@@ -36,6 +37,8 @@ const HOT: Array<[string, string, unknown[]]> = [
   ],
   ["task outcome", recordTaskOutcomesSql("$1"), [JSON.stringify([{ taskId: "e-1/a", attempt: 1, status: "completed" }])]],
   ["task pause", recordTaskPausesSql("$1"), [JSON.stringify([{ taskId: "e-1/a", attempt: 1, pausedMs: 5 }])]],
+  ["cached states' versions", staleVersionsSql("$1"), [JSON.stringify([{ id: "e-1", version: "1234" }])]],
+  ["assumed attempt regions", regionMissesSql("$1"), [JSON.stringify([{ task_id: "e-1/a", attempt: 1, region: "us-east-1" }])]],
 ];
 
 /** The plan PostgreSQL picks for `sql` as a prepared statement's generic plan. */
@@ -82,5 +85,8 @@ describe("the hot write path's plans", () => {
       expect(plan, `${name}:\n${plan}`).not.toMatch(/Seq Scan on (executions|tasks)\b/);
       expect(plan, `${name}:\n${plan}`).toMatch(/Index (Only )?Scan (using \w+ on|on) (executions|tasks)/);
     }
+    // The latest-version check probes the flows' primary key (a registry of a handful of rows here, but every start batch runs it).
+    const flows = await genericPlan(newerFlowsSql("$1"), [JSON.stringify([{ flow_id: "f", version: 1 }])]);
+    expect(flows).toMatch(/Index (Only )?Scan (Backward )?(using \w+ on|on) flows/);
   });
 });
