@@ -1,7 +1,7 @@
 /**
  * The mesh's engine for the benchmark, a child process: the real createEngine() on its own NATS
  * connection and PostgreSQL pool. Env: NATS_URL, BENCH_PREFIX, DATABASE_URL, optional
- * BENCH_ENGINE_MAX_BATCH, BENCH_DB_POOL_SIZE, BENCH_HEARTBEAT_TIMEOUT_MS (default 60000), BENCH_LOG_LEVEL (default warn; logs go to stderr),
+ * BENCH_ENGINE_MAX_BATCH, BENCH_BATCH_CONCURRENCY, BENCH_DB_POOL_SIZE, BENCH_HEARTBEAT_TIMEOUT_MS (default 60000), BENCH_LOG_LEVEL (default warn; logs go to stderr),
  * BENCH_RETENTION (e.g. "60s": the engine's FM_RETENTION, swept every 5 s).
  */
 import { createEngine } from "@flowmonkey/engine";
@@ -17,6 +17,7 @@ const nc = await connectNats({ url: env("NATS_URL"), name: "bench-engine", log }
 const maxBatch = optionalInt("BENCH_ENGINE_MAX_BATCH");
 const dbPoolSize = optionalInt("BENCH_DB_POOL_SIZE");
 const deadlineSweepIntervalMs = optionalInt("BENCH_DEADLINE_SWEEP_MS");
+const batchConcurrency = optionalInt("BENCH_BATCH_CONCURRENCY");
 const engine = createEngine({
   nc,
   log,
@@ -27,6 +28,7 @@ const engine = createEngine({
   ...(maxBatch ? { maxBatch } : {}),
   ...(dbPoolSize ? { dbPoolSize } : {}),
   ...(deadlineSweepIntervalMs ? { deadlineSweepIntervalMs } : {}),
+  ...(batchConcurrency ? { batchConcurrency } : {}),
   // The soak bench runs with a short retention, so the sweep works while the load runs.
   ...(process.env["BENCH_RETENTION"] ? { retention: process.env["BENCH_RETENTION"] as RetentionPeriod, retentionSweepIntervalMs: 5000 } : {}),
 });

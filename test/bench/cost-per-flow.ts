@@ -1,0 +1,80 @@
+/**
+ * `npm run bench:cost`: what one three-step flow costs each process of the mesh at a paced rate —
+ * CPU milliseconds (from /proc, all threads, kernel time included) and context switches per flow
+ * for the engine, the worker, nats-server and the database's PostgreSQL backends. One engine and
+ * one worker as in `npm run bench`; each rate of BENCH_COST_RATES (flows/s, "25,250") runs
+ * max(500, 4 s worth) flows after a 100-flow warm-up. Where `npm run bench` says how fast, this
+ * says where the CPU goes as the load changes (on a small VM a process woken from idle costs far
+ * more per message than one kept busy: compare the rates).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { startNatsServer } from "@flowmonkey/shared/dev";
+import { adminDatabaseUrl, createTestDatabase } from "../support/postgres.js";
+import { cpuPercent, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js";
+import { startMesh } from "./mesh.js";
+import { runPhase } from "./driver.js";
+
+const rates = (process.env["BENCH_COST_RATES"] ?? "25,250").split(",").map(Number);
+if (rates.some((r) => !Number.isInteger(r) || r < 1)) throw new Error(`BENCH_COST_RATES=${process.env["BENCH_COST_RATES"]}: expected comma-separated integers ≥ 1`);
+
+/** Voluntary and involuntary context switches of every thread of these processes. */
+function switches(pids: number[]): { voluntary: number; involuntary: number } {
+  let voluntary = 0;
+  let involuntary = 0;
+  for (const pid of pids) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // gone (a PostgreSQL backend that ended)
+    }
+    for (const task of tasks) {
+      try {
+        const status = readFileSync(`/proc/${pid}/task/${task}/status`, "utf8");
+        voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+        involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      } catch {
+        // A thread that ended meanwhile.
+      }
+    }
+  }
+  return { voluntary, involuntary };
+}
+
+const nats = await startNatsServer();
+const db = await createTestDatabase();
+const admin = new pg.Client({ connectionString: adminDatabaseUrl(), connectionTimeoutMillis: 5_000 });
+await admin.connect();
+const nc = await connect({ servers: nats.url, name: "bench-cost" });
+const mesh = await startMesh(nc, nats.url, db.url, { prefix: "fm", concurrency: 256, templates: false });
+try {
+  const phase = { publishInflight: 256, timeoutMs: 120_000, stepsPerFlow: 3 };
+  await runPhase(mesh, { ...phase, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 10 } });
+  const groups = async (): Promise<CpuGroups> => ({ engine: [mesh.engine.pid], worker: [mesh.worker.pid], nats: [nats.pid], postgres: await postgresPids(admin, db.name) });
+  for (const rate of rates) {
+    const count = Math.max(500, rate * 4);
+    const start = await groups();
+    const before = { cpu: snapshotCpu(start), switches: Object.fromEntries(Object.entries(start).map(([k, pids]) => [k, switches(pids)])) };
+    const result = await runPhase(mesh, { ...phase, label: `paced@${rate}`, idPrefix: `p${rate}`, count, mode: { kind: "rate", perSecond: rate, maxInflight: 50_000 } });
+    const end = await groups();
+    const cpu = cpuPercent(before.cpu, snapshotCpu(end));
+    console.log(`${count} flows at ${rate}/s: flow p50 ${result.flowLatencyMs?.p50} ms, p99 ${result.flowLatencyMs?.p99} ms`);
+    for (const name of Object.keys(start)) {
+      const now = switches(end[name]!);
+      const was = before.switches[name]!;
+      const ms = ((cpu[name] ?? 0) / 100) * result.wallMs / count;
+      console.log(
+        `  ${name.padEnd(9)} ${String(cpu[name] ?? 0).padStart(3)} % of a core = ${ms.toFixed(2)} ms CPU/flow; ` +
+          `context switches/flow ${((now.voluntary - was.voluntary) / count).toFixed(1)} voluntary, ${((now.involuntary - was.involuntary) / count).toFixed(1)} involuntary`,
+      );
+    }
+  }
+} finally {
+  await mesh.close();
+  await nc.close();
+  await admin.end();
+  await db.drop();
+  await nats.stop();
+}
