@@ -43,6 +43,29 @@ function switches(pids: number[]): { voluntary: number; involuntary: number } {
   return { voluntary, involuntary };
 }
 
+/** CPU ticks of each thread of a process, by thread name (V8 and libuv threads are named), user and kernel apart. */
+function threadTicks(pid: number): Map<string, number> {
+  const ticks = new Map<string, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return ticks;
+  }
+  for (const task of tasks) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks.set(`${name}:user`, (ticks.get(`${name}:user`) ?? 0) + Number(rest[11]));
+      ticks.set(`${name}:kernel`, (ticks.get(`${name}:kernel`) ?? 0) + Number(rest[12]));
+    } catch {
+      // A thread that ended meanwhile.
+    }
+  }
+  return ticks;
+}
+
 const nats = await startNatsServer();
 const db = await createTestDatabase();
 const admin = new pg.Client({ connectionString: adminDatabaseUrl(), connectionTimeoutMillis: 5_000 });
@@ -57,8 +80,10 @@ try {
     const count = Math.max(500, rate * 4);
     const start = await groups();
     const before = { cpu: snapshotCpu(start), switches: Object.fromEntries(Object.entries(start).map(([k, pids]) => [k, switches(pids)])) };
+    const threadsBefore = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
     const result = await runPhase(mesh, { ...phase, label: `paced@${rate}`, idPrefix: `p${rate}`, count, mode: { kind: "rate", perSecond: rate, maxInflight: 50_000 } });
     const end = await groups();
+    const threadsAfter = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
     const cpu = cpuPercent(before.cpu, snapshotCpu(end));
     console.log(`${count} flows at ${rate}/s: flow p50 ${result.flowLatencyMs?.p50} ms, p99 ${result.flowLatencyMs?.p99} ms`);
     for (const name of Object.keys(start)) {
@@ -69,6 +94,11 @@ try {
         `  ${name.padEnd(9)} ${String(cpu[name] ?? 0).padStart(3)} % of a core = ${ms.toFixed(2)} ms CPU/flow; ` +
           `context switches/flow ${((now.voluntary - was.voluntary) / count).toFixed(1)} voluntary, ${((now.involuntary - was.involuntary) / count).toFixed(1)} involuntary`,
       );
+      const threads = name === "engine" || name === "worker" ? { after: threadsAfter[name], before: threadsBefore[name] } : undefined;
+      if (!threads) continue;
+      // Clock ticks are 10 ms: per flow that is ±(10 ms / count) per thread.
+      const perFlow = [...threads.after].map(([thread, t]) => [thread, ((t - (threads.before.get(thread) ?? 0)) * 10) / count] as const).filter(([, ms]) => ms > 0);
+      console.log(`            by thread: ${perFlow.sort((a, b) => b[1] - a[1]).map(([thread, ms]) => `${thread} ${ms.toFixed(2)}`).join(", ")} ms/flow`);
     }
   }
 } finally {

@@ -19,18 +19,24 @@ import type { ExecutionState } from "../scheduler/state.js";
 export interface ExecutionCache {
   /** Removes and answers the cached states of `ids` (a state is in one batch's hands at a time). */
   take(ids: Iterable<string>): { states: Map<string, ExecutionState>; versions: Map<string, string> };
-  /** Keeps a state as committed at `version`; an ended execution is dropped instead. */
-  put(state: ExecutionState, version: string): void;
+  /** Keeps a state as committed at `version` (`size`: its row's JSON length); an ended or too large execution is dropped instead. */
+  put(state: ExecutionState, version: string, size: number): void;
   /** Forgets these executions (written elsewhere, or their decision failed). */
   evict(ids: Iterable<string>): void;
   /** Reports how the hits of a batch fared: `stale` when the write found another version. */
   settle(hits: number, stale: boolean): void;
   readonly size: number;
+  /** The kept rows' JSON length in all. */
+  readonly totalSize: number;
 }
 
 export interface ExecutionCacheOptions {
   /** Executions kept at most (least recently committed dropped first). @default 10_000 */
   maxEntries?: number;
+  /** Their rows' JSON, in characters, kept at most in all (a large context is held in full). @default 64 Mi */
+  maxTotalSize?: number;
+  /** A state whose row is larger than this is not kept (its next result reads it). @default 256 Ki */
+  maxEntrySize?: number;
   /** Hits judged per window before deciding whether to stand aside. @default 200 */
   window?: number;
   /** Stale share of a window's hits at which the cache stands aside. @default 0.25 */
@@ -43,11 +49,21 @@ const ENDED = new Set(["completed", "failed", "cancelled"]);
 
 export function createExecutionCache(options: ExecutionCacheOptions = {}): ExecutionCache {
   const maxEntries = options.maxEntries ?? 10_000;
+  const maxTotalSize = options.maxTotalSize ?? 64 * 1024 * 1024;
+  const maxEntrySize = options.maxEntrySize ?? 256 * 1024;
+  let totalSize = 0;
   const window = options.window ?? 200;
   const maxStaleShare = options.maxStaleShare ?? 0.25;
   const standAside = options.standAside ?? 5_000;
   // Map order is insertion order: re-inserting on put makes the first key the least recently committed.
-  const entries = new Map<string, { state: ExecutionState; version: string }>();
+  const entries = new Map<string, { state: ExecutionState; version: string; size: number }>();
+  const remove = (id: string) => {
+    const entry = entries.get(id);
+    if (!entry) return undefined;
+    entries.delete(id);
+    totalSize -= entry.size;
+    return entry;
+  };
   let hits = 0;
   let stale = 0;
   let asideFor = 0;
@@ -61,22 +77,22 @@ export function createExecutionCache(options: ExecutionCacheOptions = {}): Execu
         return { states, versions };
       }
       for (const id of ids) {
-        const entry = entries.get(id);
+        const entry = remove(id);
         if (!entry) continue;
-        entries.delete(id);
         states.set(id, entry.state);
         versions.set(id, entry.version);
       }
       return { states, versions };
     },
-    put(state, version) {
-      entries.delete(state.id);
-      if (ENDED.has(state.status)) return;
-      entries.set(state.id, { state, version });
-      if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+    put(state, version, size) {
+      remove(state.id);
+      if (ENDED.has(state.status) || size > maxEntrySize) return;
+      entries.set(state.id, { state, version, size });
+      totalSize += size;
+      while (entries.size > maxEntries || totalSize > maxTotalSize) remove(entries.keys().next().value as string);
     },
     evict(ids) {
-      for (const id of ids) entries.delete(id);
+      for (const id of ids) remove(id);
     },
     settle(batchHits, wasStale) {
       if (batchHits === 0) return;
@@ -86,12 +102,16 @@ export function createExecutionCache(options: ExecutionCacheOptions = {}): Execu
       if (stale / hits >= maxStaleShare) {
         asideFor = standAside;
         entries.clear();
+        totalSize = 0;
       }
       hits = 0;
       stale = 0;
     },
     get size() {
       return entries.size;
+    },
+    get totalSize() {
+      return totalSize;
     },
   };
 }

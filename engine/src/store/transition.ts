@@ -111,7 +111,7 @@ export async function transitionOptimistically<T>(
       // The states this batch changed go back at their new versions; the rest are read again when next needed.
       if (cache) for (const [id, state] of out.updated) {
         const version = written.versions.get(id);
-        if (version) cache.put(state, version);
+        if (version) cache.put(state, version, written.sizes.get(id) ?? Infinity);
       }
       return committedOf(value, out, new Set<string>(), written.outbox);
     };
@@ -162,7 +162,7 @@ export async function commitStartsOptimistically(db: TransitionDb, out: Changes,
   }
   for (const { state } of out.created) {
     const version = written.versions.get(state.id);
-    if (version) db.executionCache?.put(state, version);
+    if (version) db.executionCache?.put(state, version, written.sizes.get(state.id) ?? Infinity);
   }
   return committedOf(undefined, out, new Set(out.created.map((c) => c.state.id)), written.outbox);
 }

@@ -46,8 +46,9 @@ export async function writeChanges(
   const delayed = out.delayedMessages().map((d) => ({ messages: d.messages, not_before: d.notBefore.toISOString() }));
   const updates = executionUpdateRows([...out.updated.values()], versions);
   const map = mapItemWrites(out.mapRuns(), out.mapItems(), out.mapRunsEnded());
+  const sizes = new Map<string, number>();
   const params = [
-    JSON.stringify(updates),
+    jsonRows(updates, sizes),
     JSON.stringify(out.taskAttempts()),
     JSON.stringify(out.taskOutcomes.filter((o) => o.status !== "ignored")),
     JSON.stringify(out.rejections.map(storableRejection)),
@@ -60,7 +61,7 @@ export async function writeChanges(
     JSON.stringify(out.taskPauses()),
     JSON.stringify(out.contextBlobs),
     versions ? updates.length : -1,
-    JSON.stringify(newExecutionRows(inserts ?? [])),
+    jsonRows(newExecutionRows(inserts ?? []), sizes),
     JSON.stringify(map.runs),
     JSON.stringify(map.moves),
     JSON.stringify(map.ended),
@@ -101,13 +102,25 @@ export async function writeChanges(
   );
   const id = rows[0]?.id;
   const written = new Map(Object.entries(rows[0]?.versions ?? {}));
-  return id === null || id === undefined ? { versions: written } : { outbox: { id, messages }, versions: written };
+  return id === null || id === undefined ? { versions: written, sizes } : { outbox: { id, messages }, versions: written, sizes };
+}
+
+/** A JSON array of execution rows, noting each row's length as it goes (what caching its state would hold, roughly). */
+function jsonRows(rows: Array<{ id: string }>, sizes: Map<string, number>): string {
+  const parts = rows.map((row) => {
+    const json = JSON.stringify(row);
+    sizes.set(row.id, json.length);
+    return json;
+  });
+  return `[${parts.join(",")}]`;
 }
 
 /** What a write answers: the immediate outbox row (the committing process publishes it) and each written execution's new row version. */
 export interface Written {
   outbox?: { id: number; messages: OutboxMessage[] };
   versions: ReadonlyMap<string, string>;
+  /** Each written execution's row as JSON, in characters: the execution cache's measure of a state. */
+  sizes: ReadonlyMap<string, number>;
 }
 
 // The write's checks of what a decision assumed instead of reading (migration 0016). Each is a

@@ -7,7 +7,7 @@ const state = (id: string, status: ExecutionState["status"] = "running") => ({ i
 describe("execution cache", () => {
   it("hands a state to one taker at a time, with its version", () => {
     const cache = createExecutionCache();
-    cache.put(state("e1"), "100");
+    cache.put(state("e1"), "100", 10);
     const first = cache.take(["e1", "e2"]);
     expect([...first.states.keys()]).toEqual(["e1"]);
     expect(first.versions.get("e1")).toBe("100");
@@ -16,28 +16,40 @@ describe("execution cache", () => {
 
   it("keeps no ended execution, and forgets evicted ones", () => {
     const cache = createExecutionCache();
-    cache.put(state("done", "completed"), "1");
-    cache.put(state("e1"), "2");
+    cache.put(state("done", "completed"), "1", 10);
+    cache.put(state("e1"), "2", 10);
     cache.evict(["e1"]);
     expect(cache.size).toBe(0);
   });
 
   it("drops the least recently committed past its size", () => {
     const cache = createExecutionCache({ maxEntries: 2 });
-    cache.put(state("a"), "1");
-    cache.put(state("b"), "1");
-    cache.put(state("a"), "2");
-    cache.put(state("c"), "1");
+    cache.put(state("a"), "1", 10);
+    cache.put(state("b"), "1", 10);
+    cache.put(state("a"), "2", 10);
+    cache.put(state("c"), "1", 10);
     expect([...cache.take(["a", "b", "c"]).states.keys()].sort()).toEqual(["a", "c"]);
+  });
+
+  it("keeps no state whose row is too large, and no more than its total size", () => {
+    const cache = createExecutionCache({ maxEntrySize: 100, maxTotalSize: 250 });
+    cache.put(state("huge"), "1", 101);
+    expect(cache.size).toBe(0);
+    cache.put(state("a"), "1", 100);
+    cache.put(state("b"), "1", 100);
+    cache.put(state("c"), "1", 100);
+    expect(cache.totalSize).toBe(200);
+    expect([...cache.take(["a", "b", "c"]).states.keys()].sort()).toEqual(["b", "c"]);
+    expect(cache.totalSize).toBe(0);
   });
 
   it("stands aside while most of its hits are stale, then tries again", () => {
     const cache = createExecutionCache({ window: 10, maxStaleShare: 0.5, standAside: 3 });
-    cache.put(state("a"), "1");
+    cache.put(state("a"), "1", 10);
     cache.settle(4, false);
     cache.settle(6, true);
     expect(cache.size).toBe(0);
-    cache.put(state("a"), "2");
+    cache.put(state("a"), "2", 10);
     for (let i = 0; i < 3; i++) expect(cache.take(["a"]).states.size).toBe(0);
     expect(cache.take(["a"]).states.size).toBe(1);
   });
@@ -46,7 +58,7 @@ describe("execution cache", () => {
     const cache = createExecutionCache({ window: 10, maxStaleShare: 0.5 });
     cache.settle(8, false);
     cache.settle(2, true);
-    cache.put(state("a"), "1");
+    cache.put(state("a"), "1", 10);
     expect(cache.take(["a"]).states.size).toBe(1);
   });
 });
