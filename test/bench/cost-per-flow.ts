@@ -1,7 +1,8 @@
 /**
  * `npm run bench:cost`: what one three-step flow costs each process of the mesh at a paced rate —
  * CPU milliseconds (from /proc, all threads, kernel time included) and context switches per flow
- * for the engine, the worker, nats-server and the database's PostgreSQL backends. One engine and
+ * for the engine, the worker, nats-server and the database's PostgreSQL backends, PostgreSQL's
+ * WAL bytes per flow, and the share of HOT updates (no index entries written) of executions and tasks. One engine and
  * one worker as in `npm run bench`; each rate of BENCH_COST_RATES (flows/s, "25,250") runs
  * max(500, 4 s worth) flows after a 100-flow warm-up. Where `npm run bench` says how fast, this
  * says where the CPU goes as the load changes (on a small VM a process woken from idle costs far
@@ -81,11 +82,14 @@ try {
     const start = await groups();
     const before = { cpu: snapshotCpu(start), switches: Object.fromEntries(Object.entries(start).map(([k, pids]) => [k, switches(pids)])) };
     const threadsBefore = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
+    const walBefore = (await admin.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
     const result = await runPhase(mesh, { ...phase, label: `paced@${rate}`, idPrefix: `p${rate}`, count, mode: { kind: "rate", perSecond: rate, maxInflight: 50_000 } });
     const end = await groups();
     const threadsAfter = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
     const cpu = cpuPercent(before.cpu, snapshotCpu(end));
-    console.log(`${count} flows at ${rate}/s: flow p50 ${result.flowLatencyMs?.p50} ms, p99 ${result.flowLatencyMs?.p99} ms`);
+    // The whole server's WAL: the benchmark's database is the only busy one on a quiet machine.
+    const wal = (await admin.query<{ bytes: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) AS bytes", [walBefore])).rows[0]!.bytes;
+    console.log(`${count} flows at ${rate}/s: flow p50 ${result.flowLatencyMs?.p50} ms, p99 ${result.flowLatencyMs?.p99} ms; PostgreSQL WAL ${Math.round(Number(wal) / count)} bytes/flow`);
     for (const name of Object.keys(start)) {
       const now = switches(end[name]!);
       const was = before.switches[name]!;
@@ -101,6 +105,16 @@ try {
       console.log(`            by thread: ${perFlow.sort((a, b) => b[1] - a[1]).map(([thread, ms]) => `${thread} ${ms.toFixed(2)}`).join(", ")} ms/flow`);
     }
   }
+  // HOT updates rewrite no index entry; an update that changes an indexed column (or finds no room on its page) writes one per index.
+  const stats = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
+  await stats.connect();
+  // Backends report their counts at most once a second: the last second's updates may be missing (a ratio, not a tally).
+  const { rows: hot } = await stats
+    .query<{ relname: string; upd: string; hot: string }>(
+      `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('executions', 'tasks') ORDER BY relname`,
+    )
+    .finally(() => stats.end());
+  console.log(`HOT updates since the start: ${hot.map((r) => `${r.relname} ${r.hot}/${r.upd} (${Math.round((100 * Number(r.hot)) / Math.max(1, Number(r.upd)))} %)`).join(", ")}`);
 } finally {
   await mesh.close();
   await nc.close();
