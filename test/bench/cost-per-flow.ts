@@ -9,13 +9,9 @@
  * more per message than one kept busy: compare the rates).
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { connect } from "@nats-io/transport-node";
-import pg from "pg";
-import { startNatsServer } from "@flowmonkey/shared/dev";
-import { adminDatabaseUrl, createTestDatabase } from "../support/postgres.js";
 import { cpuPercent, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js";
-import { startMesh } from "./mesh.js";
 import { runPhase } from "./driver.js";
+import { startMeshRig } from "./rig.js";
 
 const rates = (process.env["BENCH_COST_RATES"] ?? "25,250").split(",").map(Number);
 if (rates.some((r) => !Number.isInteger(r) || r < 1)) throw new Error(`BENCH_COST_RATES=${process.env["BENCH_COST_RATES"]}: expected comma-separated integers ≥ 1`);
@@ -67,28 +63,24 @@ function threadTicks(pid: number): Map<string, number> {
   return ticks;
 }
 
-const nats = await startNatsServer();
-const db = await createTestDatabase();
-const admin = new pg.Client({ connectionString: adminDatabaseUrl(), connectionTimeoutMillis: 5_000 });
-await admin.connect();
-const nc = await connect({ servers: nats.url, name: "bench-cost" });
-const mesh = await startMesh(nc, nats.url, db.url, { prefix: "fm", concurrency: 256, templates: false });
+const rig = await startMeshRig("bench-cost");
+const { nats, db, sql, mesh } = rig;
 try {
   const phase = { publishInflight: 256, timeoutMs: 120_000, stepsPerFlow: 3 };
   await runPhase(mesh, { ...phase, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 10 } });
-  const groups = async (): Promise<CpuGroups> => ({ engine: [mesh.engine.pid], worker: [mesh.worker.pid], nats: [nats.pid], postgres: await postgresPids(admin, db.name) });
+  const groups = async (): Promise<CpuGroups> => ({ engine: [mesh.engine.pid], worker: [mesh.worker.pid], nats: [nats.pid], postgres: await postgresPids(sql, db.name) });
   for (const rate of rates) {
     const count = Math.max(500, rate * 4);
     const start = await groups();
     const before = { cpu: snapshotCpu(start), switches: Object.fromEntries(Object.entries(start).map(([k, pids]) => [k, switches(pids)])) };
     const threadsBefore = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
-    const walBefore = (await admin.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
+    const walBefore = (await sql.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
     const result = await runPhase(mesh, { ...phase, label: `paced@${rate}`, idPrefix: `p${rate}`, count, mode: { kind: "rate", perSecond: rate, maxInflight: 50_000 } });
     const end = await groups();
     const threadsAfter = { engine: threadTicks(mesh.engine.pid), worker: threadTicks(mesh.worker.pid) };
     const cpu = cpuPercent(before.cpu, snapshotCpu(end));
     // The whole server's WAL: the benchmark's database is the only busy one on a quiet machine.
-    const wal = (await admin.query<{ bytes: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) AS bytes", [walBefore])).rows[0]!.bytes;
+    const wal = (await sql.query<{ bytes: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) AS bytes", [walBefore])).rows[0]!.bytes;
     console.log(`${count} flows at ${rate}/s: flow p50 ${result.flowLatencyMs?.p50} ms, p99 ${result.flowLatencyMs?.p99} ms; PostgreSQL WAL ${Math.round(Number(wal) / count)} bytes/flow`);
     for (const name of Object.keys(start)) {
       const now = switches(end[name]!);
@@ -106,19 +98,11 @@ try {
     }
   }
   // HOT updates rewrite no index entry; an update that changes an indexed column (or finds no room on its page) writes one per index.
-  const stats = new pg.Client({ connectionString: db.url, connectionTimeoutMillis: 5_000 });
-  await stats.connect();
   // Backends report their counts at most once a second: the last second's updates may be missing (a ratio, not a tally).
-  const { rows: hot } = await stats
-    .query<{ relname: string; upd: string; hot: string }>(
-      `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('executions', 'tasks') ORDER BY relname`,
-    )
-    .finally(() => stats.end());
+  const { rows: hot } = await sql.query<{ relname: string; upd: string; hot: string }>(
+    `SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname IN ('executions', 'tasks') ORDER BY relname`,
+  );
   console.log(`HOT updates since the start: ${hot.map((r) => `${r.relname} ${r.hot}/${r.upd} (${Math.round((100 * Number(r.hot)) / Math.max(1, Number(r.upd)))} %)`).join(", ")}`);
 } finally {
-  await mesh.close();
-  await nc.close();
-  await admin.end();
-  await db.drop();
-  await nats.stop();
+  await rig.close();
 }

@@ -13,25 +13,17 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect } from "@nats-io/transport-node";
-import pg from "pg";
 import { createApiClient } from "@flowmonkey/shared";
-import { startNatsServer } from "@flowmonkey/shared/dev";
-import { createTestDatabase } from "../support/postgres.js";
 import { runPhase } from "./driver.js";
-import { startMesh } from "./mesh.js";
+import { startMeshRig } from "./rig.js";
 import { envInt, round } from "./stats.js";
 
 const ITEMS = envInt("BENCH_MAP_ITEMS", 10_000, 3);
 const CONCURRENCY = envInt("BENCH_MAP_CONCURRENCY", 256, 1);
 const log = (msg: string) => process.stderr.write(`[map] ${msg}\n`);
 
-const nats = await startNatsServer();
-const db = await createTestDatabase();
-const admin = new pg.Client({ connectionString: db.url });
-await admin.connect();
-const nc = await connect({ servers: nats.url, name: "map-driver" });
-const mesh = await startMesh(nc, nats.url, db.url, { prefix: "fm", concurrency: 256, templates: false });
+const rig = await startMeshRig("map-driver");
+const { nats, db, sql: admin, nc, mesh } = rig;
 const api = createApiClient(nc, { prefix: "fm" });
 
 const walLsn = async () => (await admin.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
@@ -103,9 +95,5 @@ try {
   await mkdir(dir, { recursive: true });
   await writeFile(new URL(`map-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir), `${JSON.stringify(report, null, 2)}\n`);
 } finally {
-  await mesh.close();
-  await nc.close();
-  await admin.end();
-  await db.drop();
-  await nats.stop();
+  await rig.close();
 }

@@ -7,12 +7,8 @@
  * last chunk's throughput over the first's (the issue's bar: ≥ 0.9), and the sizes of the
  * executions, tasks and outbox tables with their indexes at the start and the end.
  */
-import { connect } from "@nats-io/transport-node";
-import pg from "pg";
-import { startNatsServer } from "@flowmonkey/shared/dev";
-import { createTestDatabase } from "../support/postgres.js";
 import { runPhase } from "./driver.js";
-import { startMesh } from "./mesh.js";
+import { startMeshRig } from "./rig.js";
 import { envInt } from "./stats.js";
 
 const TOTAL = envInt("BENCH_SOAK_EXECUTIONS", 1_000_000, 1);
@@ -21,13 +17,9 @@ const WINDOW = envInt("BENCH_SOAK_WINDOW", 500, 1);
 const RETENTION = process.env["BENCH_SOAK_RETENTION"] ?? "60s";
 const log = (msg: string) => process.stderr.write(`[soak] ${msg}\n`);
 
-const nats = await startNatsServer();
-const db = await createTestDatabase();
-const admin = new pg.Client({ connectionString: db.url });
-await admin.connect();
-const nc = await connect({ servers: nats.url, name: "soak-driver" });
 process.env["BENCH_RETENTION"] = RETENTION;
-const mesh = await startMesh(nc, nats.url, db.url, { prefix: "fm", concurrency: 256, templates: false });
+const rig = await startMeshRig("soak-driver");
+const { nats, db, sql: admin, nc, mesh } = rig;
 
 const sizes = async () => {
   const { rows } = await admin.query<{ relname: string; table_mb: string; indexes_mb: string; rows: string }>(
@@ -61,9 +53,5 @@ try {
   console.log(`  sizes at the start: ${before}`);
   console.log(`  sizes at the end:   ${after}`);
 } finally {
-  await mesh.close();
-  await nc.close();
-  await admin.end();
-  await db.drop();
-  await nats.stop();
+  await rig.close();
 }
