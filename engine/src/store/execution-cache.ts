@@ -17,9 +17,18 @@ import type { ExecutionState } from "../scheduler/state.js";
  * misses) and tries again later.
  */
 export interface ExecutionCache {
-  /** Removes and answers the cached states of `ids` (a state is in one batch's hands at a time). */
-  take(ids: Iterable<string>): { states: Map<string, ExecutionState>; versions: Map<string, string> };
-  /** Keeps a state as committed at `version` (`size`: its row's JSON length); an ended or too large execution is dropped instead. */
+  /**
+   * Removes and answers the cached states of `ids` (a state is in one batch's hands at a time);
+   * `contended` when another batch of this engine holds some of them now (a conflict between
+   * the two is then no sign of a stale cache). The caller releases `ids` when its batch is over.
+   */
+  take(ids: readonly string[]): { states: Map<string, ExecutionState>; versions: Map<string, string>; contended: boolean };
+  /** The batch that took these ids is over (committed or not). */
+  release(ids: readonly string[]): void;
+  /**
+   * Keeps a state as committed at `version` (`size`: the written row's JSON length, to which its
+   * input and labels — not rewritten by updates — are added); an ended or too large execution is dropped instead.
+   */
   put(state: ExecutionState, version: string, size: number): void;
   /** Forgets these executions (written elsewhere, or their decision failed). */
   evict(ids: Iterable<string>): void;
@@ -47,6 +56,18 @@ export interface ExecutionCacheOptions {
 
 const ENDED = new Set(["completed", "failed", "cancelled"]);
 
+/** JSON lengths of inputs and labels, measured once per object (an execution keeps its objects from transition to transition). */
+const measured = new WeakMap<object, number>();
+function jsonLength(value: unknown): number {
+  if (typeof value !== "object" || value === null) return value === undefined ? 0 : String(value).length + 2;
+  let length = measured.get(value);
+  if (length === undefined) {
+    length = JSON.stringify(value).length;
+    measured.set(value, length);
+  }
+  return length;
+}
+
 export function createExecutionCache(options: ExecutionCacheOptions = {}): ExecutionCache {
   const maxEntries = options.maxEntries ?? 10_000;
   const maxTotalSize = options.maxTotalSize ?? 64 * 1024 * 1024;
@@ -67,14 +88,21 @@ export function createExecutionCache(options: ExecutionCacheOptions = {}): Execu
   let hits = 0;
   let stale = 0;
   let asideFor = 0;
+  /** Ids some batch took and has not released yet. */
+  const held = new Map<string, number>();
 
   return {
     take(ids) {
       const states = new Map<string, ExecutionState>();
       const versions = new Map<string, string>();
+      let contended = false;
+      for (const id of ids) {
+        if (held.has(id)) contended = true;
+        held.set(id, (held.get(id) ?? 0) + 1);
+      }
       if (asideFor > 0) {
         asideFor--;
-        return { states, versions };
+        return { states, versions, contended };
       }
       for (const id of ids) {
         const entry = remove(id);
@@ -82,13 +110,21 @@ export function createExecutionCache(options: ExecutionCacheOptions = {}): Execu
         states.set(id, entry.state);
         versions.set(id, entry.version);
       }
-      return { states, versions };
+      return { states, versions, contended };
+    },
+    release(ids) {
+      for (const id of ids) {
+        const n = (held.get(id) ?? 1) - 1;
+        if (n > 0) held.set(id, n);
+        else held.delete(id);
+      }
     },
     put(state, version, size) {
       remove(state.id);
-      if (ENDED.has(state.status) || size > maxEntrySize) return;
-      entries.set(state.id, { state, version, size });
-      totalSize += size;
+      const total = size + jsonLength(state.input) + jsonLength(state.labels);
+      if (ENDED.has(state.status) || total > maxEntrySize) return;
+      entries.set(state.id, { state, version, size: total });
+      totalSize += total;
       while (entries.size > maxEntries || totalSize > maxTotalSize) remove(entries.keys().next().value as string);
     },
     evict(ids) {

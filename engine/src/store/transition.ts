@@ -96,7 +96,7 @@ export async function transitionOptimistically<T>(
 ): Promise<Committed<T>> {
   const cache = db.executionCache;
   const ids = [...new Set(executionIds)];
-  const { states, versions } = cache ? cache.take(ids) : { states: new Map<string, ExecutionState>(), versions: new Map<string, string>() };
+  const { states, versions, contended } = cache ? cache.take(ids) : { states: new Map<string, ExecutionState>(), versions: new Map<string, string>(), contended: false };
   const hits = states.size;
   const cached = new Map(versions);
   let stale = false;
@@ -107,33 +107,37 @@ export async function transitionOptimistically<T>(
       for (const [id, version] of read.versions) versions.set(id, version);
     }
     const value = await decide(states, out, db);
-    const done = (written: Written) => {
-      // The states this batch changed go back at their new versions; the rest are read again when next needed.
-      if (cache) for (const [id, state] of out.updated) {
-        const version = written.versions.get(id);
-        if (version) cache.put(state, version, written.sizes.get(id) ?? Infinity);
-      }
-      return committedOf(value, out, new Set<string>(), written.outbox);
-    };
     // Cached states the decision left unchanged are checked too: an ignore or a rejection decided on a stale one must be decided again.
     const unchanged = new Map([...cached].filter(([id]) => !out.updated.has(id)));
+    let written: Written;
     if (out.created.length === 0 && !needsSealing(out) && !needsAdmission(out)) {
       await db.contextOffload?.offloadTasks(out);
       await db.payloadGuard?.fit(out);
-      return done(await writeChanges(db, out, OUTBOX_CLAIM_MS, versions, undefined, unchanged));
+      written = await writeChanges(db, out, OUTBOX_CLAIM_MS, versions, undefined, unchanged);
+    } else {
+      written = await db.tx(async (q) => {
+        const checked = [...new Set([...out.updated.keys(), ...unchanged.keys()])];
+        const now = await lockExecutionVersions(q, checked);
+        // A row that is gone (retention forgot an execution another engine ended) is as stale as one that changed.
+        for (const id of checked) if (versions.get(id) !== now.get(id)) throw new ExecutionConflictError(`execution ${id} changed while its transition was decided`);
+        return persist(q, out, vault, db.contextOffload, db.payloadGuard);
+      });
     }
-    return await db.tx(async (q) => {
-      const now = await lockExecutionVersions(q, [...new Set([...out.updated.keys(), ...unchanged.keys()])]);
-      for (const [id, version] of now) if (versions.get(id) !== version) throw new ExecutionConflictError(`execution ${id} changed while its transition was decided`);
-      return done(await persist(q, out, vault, db.contextOffload, db.payloadGuard));
-    });
+    // Committed: the states this batch changed go back at their new versions; the rest are read again when next needed.
+    if (cache) for (const [id, state] of out.updated) {
+      const version = written.versions.get(id);
+      if (version) cache.put(state, version, written.sizes.get(id) ?? Infinity);
+    }
+    return committedOf(value, out, new Set<string>(), written.outbox);
   } catch (err) {
     // Taken entries are not put back: a state decide() changed but that was not committed must not be reused.
     stale = err instanceof ExecutionConflictError || isSerializationFailure(err);
     if (isSerializationFailure(err)) throw new ExecutionConflictError(`an execution changed while its transition was decided: ${(err as Error).message}`);
     throw err;
   } finally {
-    cache?.settle(hits, stale);
+    // A conflict with this engine's other batch (it held some of these executions) says nothing about the cache.
+    cache?.settle(hits, stale && !contended);
+    cache?.release(ids);
   }
 }
 
@@ -162,6 +166,8 @@ export async function commitStartsOptimistically(db: TransitionDb, out: Changes,
   }
   for (const { state } of out.created) {
     const version = written.versions.get(state.id);
+    // Stored as null when absent (newExecutionRows): cached as a read would answer it, so later steps' {% input %} is the same either way.
+    if (state.input === undefined) state.input = null;
     if (version) db.executionCache?.put(state, version, written.sizes.get(state.id) ?? Infinity);
   }
   return committedOf(undefined, out, new Set(out.created.map((c) => c.state.id)), written.outbox);

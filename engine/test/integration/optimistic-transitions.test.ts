@@ -175,6 +175,21 @@ describe("the execution cache", () => {
     expect(await count("SELECT count(*) AS n FROM executions WHERE id = $1 AND status = 'completed'", [id])).toBe(1);
   });
 
+  it("decides again when a cached execution it left unchanged is gone, on the locked path too", async () => {
+    const { on } = cachedDb();
+    const id = await startOne(on);
+    // Another engine ended it and retention forgot it; this cache still holds it running.
+    await db.query("DELETE FROM executions WHERE id = $1", [id]);
+    const out = new Changes();
+    const attempt = transitionOptimistically(on, [id], async () => {
+      out.of(id).messages.push({ subject: "fm.test.ignored", body: {} });
+      // The locked path is taken when the changes need more than the write (a tenant lane to look at).
+      out.touchedLanes.push({ tenantId: "t", lane: "us-east-1/echo/normal" });
+      return undefined;
+    }, out);
+    await expect(attempt).rejects.toBeInstanceOf(ExecutionConflictError);
+  });
+
   it("rejects a result from another region than its attempt's, though regions are not read first", async () => {
     const { on } = cachedDb();
     const id = await startOne(on);

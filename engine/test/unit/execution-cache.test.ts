@@ -43,6 +43,28 @@ describe("execution cache", () => {
     expect(cache.totalSize).toBe(0);
   });
 
+  it("counts an execution's input and labels, which updates do not rewrite", () => {
+    const cache = createExecutionCache({ maxEntrySize: 100 });
+    const big = { ...state("big"), input: { text: "x".repeat(200) } } as ExecutionState;
+    cache.put(big, "1", 10);
+    expect(cache.size).toBe(0);
+    cache.put({ ...state("small"), input: { n: 1 }, labels: { a: "b" } } as ExecutionState, "1", 10);
+    expect(cache.totalSize).toBe(10 + JSON.stringify({ n: 1 }).length + JSON.stringify({ a: "b" }).length);
+  });
+
+  it("says when another batch holds an execution it is asked for, until that batch releases it", () => {
+    const cache = createExecutionCache();
+    cache.put(state("a"), "1", 10);
+    const first = cache.take(["a"]);
+    expect(first.contended).toBe(false);
+    const second = cache.take(["a", "b"]);
+    expect(second.contended).toBe(true);
+    expect(second.states.size).toBe(0);
+    cache.release(["a"]);
+    cache.release(["a", "b"]);
+    expect(cache.take(["a"]).contended).toBe(false);
+  });
+
   it("stands aside while most of its hits are stale, then tries again", () => {
     const cache = createExecutionCache({ window: 10, maxStaleShare: 0.5, standAside: 3 });
     cache.put(state("a"), "1", 10);
