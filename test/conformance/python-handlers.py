@@ -20,6 +20,8 @@ def refuse(ctx):
 
 
 async def slow(ctx):
+    # Says it runs: a test then knows the handler, not just a pulled message, is in flight.
+    await ctx.progress(1, "sleeping")
     await asyncio.sleep(ctx.input["seconds"])
     return {"slept": ctx.input["seconds"]}
 

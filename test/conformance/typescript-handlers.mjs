@@ -28,6 +28,8 @@ export const refuse = defineHandler({
 export const slow = defineHandler({
   type: "conf-slow",
   async execute(ctx) {
+    // Says it runs: a test then knows the handler, not just a pulled message, is in flight.
+    await ctx.progress.update(1, "sleeping");
     await new Promise((resolve) => setTimeout(resolve, ctx.input.seconds * 1000));
     return { slept: ctx.input.seconds };
   },

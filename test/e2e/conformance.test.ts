@@ -234,11 +234,18 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {
-    const { executionId } = await mesh.api.start("c-slow", { input: { seconds: 1 } });
-    const jsm = await jetstreamManager(mesh.nc);
-    const pool = mesh.names.consumers.taskPool("us-east-1", "conf-slow", "normal");
-    await waitFor(async () => (await jsm.consumers.info(mesh.names.streams.tasks, pool)).num_ack_pending === 1 || undefined, { message: "the worker holding the task" });
-    expect(await stopped(workers[0]!, "SIGTERM")).toBe(0);
-    expect((await mesh.waitForStatus(executionId, "completed", 10_000)).output).toEqual({ slept: 1 });
+    // The handler's own progress, not the server's ack-pending count: a task pulled but not yet
+    // started when SIGTERM lands is handed back for another worker (and there is none here).
+    const seen: Progress[] = [];
+    const sub = mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_err, m) => void seen.push(decode(m.data, Progress)) });
+    try {
+      await mesh.nc.flush();
+      const { executionId } = await mesh.api.start("c-slow", { input: { seconds: 1 } });
+      await waitFor(() => seen.some((p) => p.executionId === executionId && p.message === "sleeping") || undefined, { message: "the handler running" });
+      expect(await stopped(workers[0]!, "SIGTERM")).toBe(0);
+      expect((await mesh.waitForStatus(executionId, "completed", 10_000)).output).toEqual({ slept: 1 });
+    } finally {
+      sub.unsubscribe();
+    }
   });
 });

@@ -77,6 +77,10 @@ func main() {
 				Seconds float64 `json:"seconds"`
 			}
 			_ = ctx.Input(&in)
+			// Says it runs: a test then knows the handler, not just a pulled message, is in flight.
+			if err := ctx.Progress(1, "sleeping"); err != nil {
+				return nil, err
+			}
 			select {
 			case <-time.After(time.Duration(in.Seconds * float64(time.Second))):
 				return map[string]any{"slept": in.Seconds}, nil
