@@ -7,7 +7,7 @@ import { initialSteps } from "../scheduler/decide.js";
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
-import type { Db } from "../store/db.js";
+import { hasSqlState, type Db } from "../store/db.js";
 import { idsByStartKey } from "../store/executions.js";
 import { recordRejections, type Rejection } from "../store/rejections.js";
 import { commitStartsOptimistically, DuplicateStartError, transition, type Committed } from "../store/transition.js";
@@ -65,7 +65,7 @@ export async function startExecutions(
 }
 
 /** fm_check_latest_flows (migration 0016): a start was decided on a flow version no longer the latest. */
-const isNewerFlow = (err: unknown) => (err as { code?: unknown } | null)?.code === "FMF01";
+const isNewerFlow = (err: unknown) => hasSqlState(err, "FMF01");
 
 async function startExecutionsOnce(
   env: StartEnv,

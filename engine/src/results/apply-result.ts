@@ -10,7 +10,6 @@ import { parkStep } from "../execution/waits.js";
 import { childExecutionId } from "../execution/subflows.js";
 import { applyItemOutcome, itemOfTaskId, itemTask, MapItemReader, type ItemOutcome } from "../execution/map-step.js";
 import type { MapItemRow } from "../store/map-items.js";
-import type { Queryable } from "../store/db.js";
 import { tokensInUse } from "../store/wait-tokens.js";
 import { attemptRegionsOf } from "../store/tasks.js";
 import { taskIdOf } from "./read-result.js";
@@ -19,7 +18,7 @@ import { isMisrouted, nextRetryDelayMs, NO_RETRY, reroutesAgain } from "../sched
 import type { CircuitBreakers } from "../scheduler/circuit-breakers.js";
 import type { RateLimits } from "../scheduler/rate-limits.js";
 import type { ExecutionState } from "../scheduler/state.js";
-import type { Db } from "../store/db.js";
+import { hasSqlState, type Db, type Queryable } from "../store/db.js";
 import type { Rejection } from "../store/rejections.js";
 import { ExecutionConflictError, transition, transitionOptimistically, type Committed } from "../store/transition.js";
 import type { Vault } from "../vault/vault.js";
@@ -106,7 +105,7 @@ export async function applyResults(
 }
 
 /** fm_check_attempt_regions (migration 0016): an assumed region was not the attempt's. */
-const isRegionMismatch = (err: unknown) => (err as { code?: unknown } | null)?.code === "FMR01";
+const isRegionMismatch = (err: unknown) => hasSqlState(err, "FMR01");
 
 /** Whether a current attempt's result came from the region its task was sent to: why not, or undefined. */
 type RegionCheck = (result: ResultToApply) => string | undefined;

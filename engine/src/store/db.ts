@@ -28,6 +28,11 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/** Whether `err` is a PostgreSQL error with this SQLSTATE (40001, 23505, or one of the engine's own checks'). */
+export function hasSqlState(err: unknown, code: string): boolean {
+  return (err as { code?: unknown } | null)?.code === code;
+}
+
 export interface OpenDbOptions {
   databaseUrl?: string | undefined;
   /** Where PGlite keeps its files when no databaseUrl is given. */

@@ -4,7 +4,7 @@ import type { Changes } from "../execution/changes.js";
 import type { ExecutionState } from "../scheduler/state.js";
 import { needsSealing, sealTaskSecrets } from "../vault/seal-pass.js";
 import type { Vault } from "../vault/vault.js";
-import type { Db, Queryable } from "./db.js";
+import { hasSqlState, type Db, type Queryable } from "./db.js";
 import type { ExecutionCache } from "./execution-cache.js";
 import { insertExecutions, lockExecutions, lockExecutionVersions, readExecutions } from "./executions.js";
 import type { OutboxMessage } from "./outbox.js";
@@ -75,7 +75,7 @@ export class ExecutionConflictError extends Error {
 }
 
 /** PostgreSQL's serialization_failure, raised by fm_check_versions (migration 0011). */
-const isSerializationFailure = (err: unknown) => (err as { code?: unknown } | null)?.code === "40001";
+const isSerializationFailure = (err: unknown) => hasSqlState(err, "40001");
 
 /**
  * The same state change, optimistically (the hot path: task results). The executions are read
@@ -161,7 +161,7 @@ export async function commitStartsOptimistically(db: TransitionDb, out: Changes,
   try {
     written = await writeChanges(db, out, OUTBOX_CLAIM_MS, undefined, out.created);
   } catch (err) {
-    if ((err as { code?: unknown } | null)?.code === "23505") throw new DuplicateStartError((err as Error).message);
+    if (hasSqlState(err, "23505")) throw new DuplicateStartError((err as Error).message);
     throw err;
   }
   for (const { state } of out.created) {
