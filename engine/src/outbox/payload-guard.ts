@@ -4,7 +4,7 @@ import type { Changes } from "../execution/changes.js";
 import { isInternal, type OutboxMessage } from "../store/outbox.js";
 import { conclusionOf, taskIdentityOf } from "./conclusions.js";
 import { PUBLISH_HEADROOM_BYTES } from "./publish-failure.js";
-import { encodedBody, forgetEncoded } from "./encoded-body.js";
+import { encodedBody } from "./encoded-body.js";
 
 export interface PayloadGuardOptions {
   /** The NATS server's max_payload, read from its INFO when asked (a reconnect may change it). */
@@ -57,8 +57,6 @@ export function createPayloadGuard(options: PayloadGuardOptions): PayloadGuard {
     if (bytes <= limit) return m;
     const task = taskIdentityOf(m);
     if (task) {
-      // The offload rewrites the body in place: its measured bytes are no longer its bytes.
-      forgetEncoded(m.body);
       if (await offload?.offloadTask(executionId, m, out)) {
         stats.offloaded++;
         bytes = publishedBytes(m);
