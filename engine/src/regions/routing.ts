@@ -40,6 +40,7 @@ export interface Routing {
 export async function startRouting(nc: NatsConnection, db: Db, names: Names, log: Logger, o: RoutingOptions): Promise<Routing> {
   const multiRegion = o.topology !== undefined && o.topology.leafRegions.length > 0;
   const directory = await watchWorkerDirectory(await new Kvm(nc).open(names.buckets.workers), log);
+  log.info({ expiredBy: directory.markers ? "server delete markers" : "entry age" }, "watching the worker registry");
   const balances = multiRegion || Object.keys(o.residency).length > 0;
   const load = balances ? watchRegionLoad(nc, names, o.topology, log, o.loadIntervalMs ?? 2000) : undefined;
   const router = new RegionRouter({ residency: o.residency, topology: o.topology, load, directory, busyMargin: o.busyMargin ?? 50, ...(o.lanePaused ? { lanePaused: o.lanePaused } : {}) });

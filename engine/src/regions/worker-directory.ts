@@ -1,9 +1,6 @@
 import type { KV } from "@nats-io/kv";
-import { decode, toError, WorkerEntry, type Logger } from "@flowmonkey/shared";
+import { decode, toError, WORKER_ENTRY_TTL_MS, WORKER_MARKER_TTL_MS, WorkerEntry, type Logger } from "@flowmonkey/shared";
 import type { LiveWorker } from "./pool-choice.js";
-
-/** The workers bucket's TTL: an entry not refreshed for this long belongs to a dead worker. */
-export const WORKER_ENTRY_TTL_MS = 30_000;
 
 export interface WorkerDirectory {
   /** True when a live worker in `region` serves `handler` (capability pools: see `workers`). */
@@ -12,18 +9,27 @@ export interface WorkerDirectory {
   regionsServing(handler: string): string[];
   /** The live workers in `region` that serve `handler`, with their capabilities (pool choice). */
   workers(region: string, handler: string): LiveWorker[];
+  /** Whether the server tells of expired entries (delete markers, nats-server 2.11+) rather than the engine's clock. */
+  readonly markers: boolean;
   /** Whether the directory has heard of any worker yet (before that, it cannot rule regions out). */
   readonly known: boolean;
   stop(): Promise<void>;
 }
 
 /**
- * The engine's view of KV `fm_workers`, kept by watching the bucket. An entry that expires by
- * TTL leaves no delete marker for a watcher to see, so liveness is judged here by when the entry
- * was last written, against the same TTL.
+ * The engine's view of KV `fm_workers`, kept by watching the bucket.
+ *
+ * On nats-server 2.11+ the bucket leaves a delete marker when an entry expires (provision.ts,
+ * ensureWorkersBucket): the server says when a worker is gone, the watch removes it, and the
+ * engine's clock plays no part — a clock ahead of the server's by more than the entry TTL used to
+ * make every worker look dead. Only an entry older than a marker's whole life counts as dead by
+ * age (its marker was missed). On 2.9 and 2.10 an expired entry leaves nothing to see, so liveness
+ * is judged by when the entry was last written, against the TTL, and dead entries are dropped.
  */
 export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => number = Date.now): Promise<WorkerDirectory> {
   const entries = new Map<string, { entry: WorkerEntry; writtenAt: number }>();
+  const markers = (await kv.status()).markerTTL > 0;
+  const maxAgeMs = markers ? WORKER_MARKER_TTL_MS + WORKER_ENTRY_TTL_MS : WORKER_ENTRY_TTL_MS;
   const watch = await kv.watch({ key: ">" });
   const done = (async () => {
     for await (const e of watch) {
@@ -38,25 +44,30 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
       }
     }
   })().catch((err: unknown) => log.warn({ err: toError(err) }, "worker registry watch ended"));
-  const live = function* (region: string, handler: string): Generator<WorkerEntry> {
-    const liveSince = now() - WORKER_ENTRY_TTL_MS;
-    for (const { entry, writtenAt } of entries.values()) {
-      if (writtenAt >= liveSince && entry.region === region && entry.handlers.includes(handler)) yield entry;
+  /** The live entries; dead ones leave the map (without markers nothing else would remove them). */
+  const liveEntries = function* (): Generator<WorkerEntry> {
+    const liveSince = now() - maxAgeMs;
+    for (const [key, { entry, writtenAt }] of entries) {
+      if (writtenAt >= liveSince) yield entry;
+      else entries.delete(key);
     }
+  };
+  const live = function* (region: string, handler: string): Generator<WorkerEntry> {
+    for (const entry of liveEntries()) if (entry.region === region && entry.handlers.includes(handler)) yield entry;
   };
   return {
     serves(region, handler) {
       return !live(region, handler).next().done;
     },
     regionsServing(handler) {
-      const liveSince = now() - WORKER_ENTRY_TTL_MS;
       const regions = new Set<string>();
-      for (const { entry, writtenAt } of entries.values()) if (writtenAt >= liveSince && entry.handlers.includes(handler)) regions.add(entry.region);
+      for (const entry of liveEntries()) if (entry.handlers.includes(handler)) regions.add(entry.region);
       return [...regions].sort();
     },
     workers(region, handler) {
       return [...live(region, handler)].map((e) => ({ workerId: e.workerId, capabilities: e.capabilities, inFlight: e.inFlight, capabilityPools: e.capabilityPools }));
     },
+    markers,
     get known() {
       return entries.size > 0;
     },

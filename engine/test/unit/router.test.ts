@@ -18,6 +18,7 @@ const loads = (table: Record<string, number>): RegionLoad => ({
 /** region → [handler, capabilities, inFlight?][] of live workers. */
 const workers = (table: Record<string, Array<[string, string[], number?]>>): WorkerDirectory => ({
   known: true,
+  markers: true,
   serves: (region, handler, require = []) => (table[region] ?? []).some(([h, caps]) => h === handler && require.every((c) => caps.includes(c))),
   regionsServing: (handler) => Object.keys(table).filter((region) => (table[region] ?? []).some(([h]) => h === handler)),
   workers: (region, handler) =>

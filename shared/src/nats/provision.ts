@@ -134,7 +134,7 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   });
 
   const kvm = new Kvm(nc);
-  await ensureKv(kvm, names.buckets.workers, { history: 1, ttl: 30 * SECOND, replicas });
+  await ensureWorkersBucket(jsm, kvm, names.buckets.workers, { ttlMs: WORKER_ENTRY_TTL_MS, replicas });
   await ensureKv(kvm, names.buckets.progress, { history: 1, ttl: 7 * DAY, replicas });
   await ensureKv(kvm, names.buckets.context, { history: 1, replicas });
   await ensureKv(kvm, names.buckets.checkpoints, { history: 1, ttl: options.checkpointTtlMs ?? DEFAULT_CHECKPOINT_TTL_MS, replicas });
@@ -315,6 +315,37 @@ export async function ensureConsumer(
 
 async function ensureKv(kvm: Kvm, name: string, options: { history: number; ttl?: number; replicas: number }): Promise<void> {
   await kvm.create(name, { history: options.history, replicas: options.replicas, ...(options.ttl ? { ttl: options.ttl } : {}) });
+}
+
+/** A worker's registry entry not refreshed for this long belongs to a dead worker (the workers bucket's TTL). */
+export const WORKER_ENTRY_TTL_MS = 30 * SECOND;
+/**
+ * How long the delete marker of an expired worker entry stays: watchers that were away (a cut
+ * link, a restart) still see it when they catch up. One small message per dead worker.
+ */
+export const WORKER_MARKER_TTL_MS = 3600 * SECOND;
+
+/**
+ * The workers bucket (KV fm_workers). Entries expire by the bucket's TTL; on JetStream API level 1
+ * (nats-server 2.11) and later the bucket also leaves a delete marker when an entry expires
+ * (`subject_delete_marker_ttl`), so a watcher sees a dead worker go when the server expires its
+ * entry instead of judging entries by age against its own clock. 2.9 and 2.10 expire entries
+ * silently. An existing bucket gets markers on a server that has them (the setting cannot be
+ * taken back). Answers whether the bucket leaves markers.
+ */
+export async function ensureWorkersBucket(jsm: JetStreamManager, kvm: Kvm, bucket: string, o: { ttlMs: number; replicas: number }): Promise<boolean> {
+  const markers = await jetStreamApiLevel(jsm) >= 1;
+  await kvm.create(bucket, { history: 1, ttl: o.ttlMs, replicas: o.replicas, ...(markers ? { markerTTL: WORKER_MARKER_TTL_MS } : {}) });
+  const stream = `KV_${bucket}`;
+  const info = await jsm.streams.info(stream);
+  if (!markers || info.config.subject_delete_marker_ttl === nanos(WORKER_MARKER_TTL_MS)) return markers && info.config.allow_msg_ttl === true;
+  const updated = await jsm.streams.update(stream, { ...info.config, allow_msg_ttl: true, subject_delete_marker_ttl: nanos(WORKER_MARKER_TTL_MS) });
+  return updated.config.allow_msg_ttl === true;
+}
+
+/** The JetStream API level the server reports (ADR-44): 1 is nats-server 2.11; 2.9 and 2.10 report none (0). */
+async function jetStreamApiLevel(jsm: JetStreamManager): Promise<number> {
+  return (await jsm.getAccountInfo()).api.level ?? 0;
 }
 
 /** kvm.create() leaves an existing bucket's TTL as it is; the bucket's stream says what it is and takes a new one. */
