@@ -55,6 +55,7 @@ export default defineConfig({
             "gateway/test/integration/**/*.test.ts",
             "test/e2e/**/*.test.ts",
             "test/regions/**/*.test.ts",
+            "test/security/**/*.test.ts",
           ],
           globalSetup: ["test/global-setup.ts"],
           testTimeout: 60_000,

@@ -4,8 +4,10 @@
  * a binary of the project (an npm bin whose source exists and that the image links onto PATH),
  * and the NATS services start the real nats-config files.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
 import { z } from "zod";
@@ -108,6 +110,29 @@ describe("compose/docker-compose.yml", () => {
       const onHub = server?.split(",").every((u) => /^nats:\/\/hub-\d:4222$/.test(u)) ?? false;
       expect(onHub ? region : server, `${name}: ${server}`).toBe(onHub ? "us-east-1" : `nats://leaf-${region}:4222`);
       if (!onHub) expect(s.environment?.["FM_HUB_DOMAIN"]).toBe("hub");
+    }
+  });
+
+  it("mounts the TLS files every config names (as scripts/certs makes them) and gives every NATS client its certificate", () => {
+    const certs = mkdtempSync(join(tmpdir(), "fm-compose-certs-"));
+    try {
+      execFileSync("bash", [join(ROOT, "scripts/certs"), "--days", "1", certs], { stdio: "ignore" });
+      for (const [name, s] of services.filter(([, s]) => s.image?.startsWith("nats:"))) {
+        expect(s.volumes ?? [], `${name} mounts the certificates`).toContain("./certs:/etc/nats/certs:ro");
+        const conf = readFileSync(join(ROOT, "nats-config", basename(s.command!.at(-1)!)), "utf8");
+        const files = [...conf.matchAll(/_TLS_(?:CA|CERT|KEY): "\/etc\/nats\/certs\/([^"]+)"/g)].map((m) => m[1]!);
+        expect(files, `${name}: the config's TLS files`).toHaveLength(3);
+        for (const file of files) expect(existsSync(join(certs, file)), `${name}: scripts/certs makes ${file}`).toBe(true);
+      }
+      for (const [name, s] of services.filter(([, s]) => s.build !== undefined)) {
+        expect(s.volumes ?? [], `${name} mounts the certificates`).toContain("./certs:/etc/nats/certs:ro");
+        for (const [env, file] of [["NATS_TLS_CA", "ca.pem"], ["NATS_TLS_CERT", "client.pem"], ["NATS_TLS_KEY", "client-key.pem"]] as const) {
+          expect(s.environment?.[env], `${name}: ${env}`).toBe(`/etc/nats/certs/${file}`);
+          expect(existsSync(join(certs, file))).toBe(true);
+        }
+      }
+    } finally {
+      rmSync(certs, { recursive: true, force: true });
     }
   });
 

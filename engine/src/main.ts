@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, regionTopology, runService, startTracing } from "@flowmonkey/shared";
+import { connectNats, natsConnectOptions, createLogger, loadConfig, loadConfigOrExit, regionTopology, runService, startTracing } from "@flowmonkey/shared";
 import { engineConfigFields } from "./config.js";
 import { createEngine } from "./engine.js";
 
@@ -7,7 +7,7 @@ const config = loadConfigOrExit(() => loadConfig(engineConfigFields, { argv: pro
 const log = createLogger({ name: "engine", level: config.logLevel, pretty: config.logPretty, bindings: { region: config.region } });
 await runService(
   async () => {
-    const nc = await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: "flowmonkey-engine", log });
+    const nc = await connectNats({ ...natsConnectOptions(config), name: "flowmonkey-engine", log });
     const circuit = { coolDownMs: config.circuitCoolDownMs, minResults: config.circuitMinResults, failureRatio: config.circuitFailureRatio };
     const metrics = config.metricsPort === undefined ? undefined : { port: config.metricsPort, host: config.metricsHost, processMetrics: true };
     const topology = config.regionDomains ? regionTopology({ hubDomain: config.hubDomain, regionDomains: config.regionDomains }) : undefined;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
-import { connectNats, createLogger, loadConfig, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
+import { connectNats, natsConnectOptions, createLogger, loadConfig, loadConfigOrExit, runService, startTracing } from "@flowmonkey/shared";
 import { gatewayConfig } from "./config.js";
 import { createGateway } from "./gateway.js";
 
@@ -22,7 +22,7 @@ const readPem = (path: string, what: string): Buffer => {
 const tls = cfg.tlsCert && cfg.tlsKey ? { cert: readPem(cfg.tlsCert, "FM_HTTP_TLS_CERT"), key: readPem(cfg.tlsKey, "FM_HTTP_TLS_KEY") } : undefined;
 await runService(
   async () => {
-    const nc = await connectNats({ url: cfg.natsUrl, creds: cfg.natsCreds, user: cfg.natsUser, password: cfg.natsPassword, name: "flowmonkey-gateway", log });
+    const nc = await connectNats({ ...natsConnectOptions(cfg), name: "flowmonkey-gateway", log });
     return createGateway({
       nc,
       log,

@@ -23,7 +23,7 @@ func envOr(name, fallback string) string {
 
 // Run is a worker binary's main: flags and environment as flowmonkey-worker's (--region /
 // FM_REGION, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
-// NATS_PASSWORD or NATS_CREDS), the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
+// NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY), the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
 // clean drain, 1 when it cannot start, 2 on bad flags.
 func Run(handlers ...Handler) {
 	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
@@ -58,6 +58,11 @@ func run(region string, concurrency int, prefix, natsURL string, grace time.Dura
 	if user := os.Getenv("NATS_USER"); user != "" {
 		opts = append(opts, nats.UserInfo(user, os.Getenv("NATS_PASSWORD")))
 	}
+	tlsOpts, err := tlsOptionsFromEnv()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, tlsOpts...)
 	nc, err := nats.Connect(natsURL, opts...)
 	if err != nil {
 		return err
@@ -75,4 +80,21 @@ func run(region string, concurrency int, prefix, natsURL string, grace time.Dura
 	<-stop
 	w.Stop(grace)
 	return nc.Flush()
+}
+
+// tlsOptionsFromEnv: NATS_TLS_CA verifies the servers, NATS_TLS_CERT and NATS_TLS_KEY are the
+// client certificate that servers requiring mutual TLS (the shipped configs) ask for.
+func tlsOptionsFromEnv() ([]nats.Option, error) {
+	ca, cert, key := os.Getenv("NATS_TLS_CA"), os.Getenv("NATS_TLS_CERT"), os.Getenv("NATS_TLS_KEY")
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("NATS_TLS_CERT and NATS_TLS_KEY go together: a client certificate needs its key")
+	}
+	var opts []nats.Option
+	if ca != "" {
+		opts = append(opts, nats.RootCAs(ca))
+	}
+	if cert != "" {
+		opts = append(opts, nats.ClientCert(cert, key))
+	}
+	return opts, nil
 }

@@ -8,6 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { isNatsReachable, startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
 import { uniquePrefix, useNatsServer } from "../support/nats.js";
+import { testCerts, tlsVars } from "../support/tls.js";
 import { collect, nextMessage, waitFor, waitForReconnect, WaitTimeoutError } from "../support/wait.js";
 
 function isAlive(pid: number): boolean {
@@ -124,12 +125,12 @@ describe("startNatsServer", () => {
     try {
       const server = await startNatsServer({
         configFile: hubConf,
-        vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_STORE_DIR: storeDir },
+        vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_STORE_DIR: storeDir, ...tlsVars("HUB", "hub") },
       });
       servers.push(server);
       expect(server.port).not.toBe(4222);
       // The users come from hub-accounts.inc, included by the copy from the original's directory.
-      const nc = await connect({ servers: server.url, user: "engine", pass: "engine-dev" });
+      const nc = await connect({ servers: server.url, user: "engine", pass: "engine-dev", tls: testCerts().clientTls });
       connections.push(nc);
       expect((await (await jetstreamManager(nc)).getAccountInfo()).domain).toBe("hub");
       expect(existsSync(join(storeDir, "jetstream"))).toBe(true);

@@ -12,6 +12,7 @@ import { useTestDatabase } from "../support/postgres.js";
 import { scrape, valueOf } from "../support/prometheus.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
 import { DEV_USERS, HUB_DOMAIN, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
+import { testCerts } from "../support/tls.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -32,7 +33,7 @@ afterAll(async () => {
 });
 
 const cli = (...args: string[]) =>
-  runCli({ natsUrl: topology.hub.url, prefix: mesh.names.prefix, env: { NATS_USER: DEV_USERS.gateway.user, NATS_PASSWORD: DEV_USERS.gateway.pass } }, ...args);
+  runCli({ natsUrl: topology.hub.url, prefix: mesh.names.prefix, env: { NATS_USER: DEV_USERS.gateway.user, NATS_PASSWORD: DEV_USERS.gateway.pass, ...testCerts().clientEnv } }, ...args);
 
 describe("queues across domains", () => {
   it("shows the pools of the hub's and the eu domain's task streams, and every region of the topology", async () => {

@@ -16,6 +16,7 @@ import { createWorker } from "@flowmonkey/worker";
 import { createApiClient, createLogger, createNames, encode, type ApiClient } from "@flowmonkey/shared";
 import { startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
 import { DEV_USERS } from "./topology.js";
+import { testCerts, tlsVars } from "./tls.js";
 import { waitFor } from "./wait.js";
 
 const CONFIG_DIR = resolve(import.meta.dirname, "../../nats-config");
@@ -70,13 +71,14 @@ export async function startHubCluster(databaseUrl: string): Promise<HubCluster> 
             HUB_LEAF_ADVERTISE: "127.0.0.1:1",
             HUB_ROUTES: routes,
             HUB_STORE_DIR: join(store, `node-${n}`),
+            ...tlsVars("HUB", `hub-${n}`),
           },
         }),
       ),
     );
     for (const n of nodes) cleanups.push(() => n.stop());
     const connectAs = async (who: { user: string; pass: string }) => {
-      const nc = await connect({ servers: nodes.map((n) => n.url), noRandomize: true, user: who.user, pass: who.pass, maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
+      const nc = await connect({ servers: nodes.map((n) => n.url), noRandomize: true, user: who.user, pass: who.pass, tls: testCerts().clientTls, maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
       cleanups.push(() => nc.close());
       return nc;
     };

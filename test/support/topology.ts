@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
+import { testCerts, tlsVars } from "./tls.js";
 import { waitFor } from "./wait.js";
 
 const CONFIG_DIR = resolve(import.meta.dirname, "../../nats-config");
@@ -55,7 +56,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
     const hub = await startNatsServer({
       configFile: join(CONFIG_DIR, "hub.conf"),
       // Port 1 refuses: a leaf must reach the hub through its own proxy only, or cutting it would not cut it.
-      vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_LEAF_ADVERTISE: "127.0.0.1:1", HUB_STORE_DIR: join(storeRoot, "hub") },
+      vars: { HUB_CLIENT_PORT: -1, HUB_LEAF_PORT: -1, HUB_HTTP: "127.0.0.1:-1", HUB_LEAF_ADVERTISE: "127.0.0.1:1", HUB_STORE_DIR: join(storeRoot, "hub"), ...tlsVars("HUB", "hub") },
     });
     stops.push(() => hub.stop());
     const leafPort = leafnodePortOf(hub);
@@ -71,6 +72,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
             LEAF_HTTP: "127.0.0.1:-1",
             LEAF_STORE_DIR: join(storeRoot, region),
             HUB_LEAF_URL: `nats-leaf://leaf-${region}:leaf-${region}-dev@127.0.0.1:${link.port}`,
+            ...tlsVars("LEAF", `leaf-${region}`),
           },
         });
         stops.push(() => server.stop());
@@ -82,7 +84,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
       await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
     });
     const connectAs = async (server: NatsServerHandle, who: { user: string; pass: string }) => {
-      const nc = await connect({ servers: server.url, user: who.user, pass: who.pass, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+      const nc = await connect({ servers: server.url, user: who.user, pass: who.pass, tls: testCerts().clientTls, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
       connections.push(nc);
       return nc;
     };

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { connectNats, createLogger, loadConfigOrExit, loadConfigOrExitAsync, runService, startTracing } from "@flowmonkey/shared";
+import { connectNats, natsConnectOptions, createLogger, loadConfigOrExit, loadConfigOrExitAsync, runService, startTracing } from "@flowmonkey/shared";
 import { loadWorkerConfig } from "./config.js";
 import { loadHandlerModules, selectHandlers } from "./handler-modules.js";
 import { createWorker } from "./worker.js";
@@ -28,7 +28,7 @@ await runService(
           }
         : {}),
       expressions: { timeoutMs: config.expressionTimeoutMs, memoryMb: config.expressionMemoryMb, processes: config.expressionProcesses },
-      nc: await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: `worker ${config.region}`, log }),
+      nc: await connectNats({ ...natsConnectOptions(config), name: `worker ${config.region}`, log }),
       log,
       ownsConnection: true,
     }),

@@ -7,14 +7,14 @@
  * code (the package boundary); logs go to stderr so stdout stays machine-readable.
  */
 import { buffer } from "node:stream/consumers";
-import { connectNats, createLogger, decode, fields, loadConfigOrExit, loadConfig, Task, toFmError } from "@flowmonkey/shared";
+import { connectNats, natsConnectOptions, createLogger, decode, fields, loadConfigOrExit, loadConfig, Task, toFmError } from "@flowmonkey/shared";
 import { z } from "zod";
 import { builtInHandlers } from "./handlers/index.js";
 import { runTaskLocally } from "./runner/run-locally.js";
 
 const config = loadConfigOrExit(() =>
   loadConfig(
-    { natsUrl: fields.natsUrl, natsCreds: fields.natsCreds, natsUser: fields.natsUser, natsPassword: fields.natsPassword, prefix: fields.prefix, logLevel: fields.logLevel },
+    { natsUrl: fields.natsUrl, natsCreds: fields.natsCreds, natsUser: fields.natsUser, natsPassword: fields.natsPassword, natsTlsCa: fields.natsTlsCa, natsTlsCert: fields.natsTlsCert, natsTlsKey: fields.natsTlsKey, prefix: fields.prefix, logLevel: fields.logLevel },
     { argv: process.argv.slice(2), program: "flowmonkey-worker-replay" },
   ),
 );
@@ -28,7 +28,7 @@ async function replay(): Promise<number> {
     line({ error: { code: "HANDLER_NOT_FOUND", message: `handler "${task.handler.type}" is not a built-in; only built-in handlers can be replayed locally` } });
     return 1;
   }
-  const nc = await connectNats({ url: config.natsUrl, creds: config.natsCreds, user: config.natsUser, password: config.natsPassword, name: "flowmonkey-replay", log, timeoutMs: 3000 });
+  const nc = await connectNats({ ...natsConnectOptions(config), name: "flowmonkey-replay", log, timeoutMs: 3000 });
   try {
     const outcome = await runTaskLocally(task, handler, { nc, prefix: config.prefix, log, onEffect: (effect) => line({ effect }) });
     if (outcome.kind === "abandoned") throw outcome.reason;

@@ -32,6 +32,9 @@ export const cliConfig = {
   natsCreds: fields.natsCreds,
   natsUser: fields.natsUser,
   natsPassword: fields.natsPassword,
+  natsTlsCa: fields.natsTlsCa,
+  natsTlsCert: fields.natsTlsCert,
+  natsTlsKey: fields.natsTlsKey,
   prefix: fields.prefix,
 };
 export type CliConfig = ConfigOf<typeof cliConfig>;

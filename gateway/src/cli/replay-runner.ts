@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { Failure, TaskResult, parseWith, type Task } from "@flowmonkey/shared";
+import { Failure, natsEnv, TaskResult, parseWith, type Task } from "@flowmonkey/shared";
 import { z } from "zod";
 import type { CliConfig } from "./args.js";
 import { devPaths } from "./dev/paths.js";
@@ -20,10 +20,7 @@ export type RunnerEnd = { result: TaskResult } | { error: { code: string; messag
  * step's checkpoint. Effects are passed on as they arrive; resolves with the run's last line.
  */
 export function runReplay(task: Task, config: CliConfig, onEffect: (effect: RunnerEffect) => void): Promise<RunnerEnd> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NATS_URL: config.natsUrl, FM_PREFIX: config.prefix };
-  for (const [name, value] of [["NATS_CREDS", config.natsCreds], ["NATS_USER", config.natsUser], ["NATS_PASSWORD", config.natsPassword]] as const) {
-    if (value !== undefined) env[name] = value;
-  }
+  const env: NodeJS.ProcessEnv = { ...process.env, ...natsEnv(config), FM_PREFIX: config.prefix };
   const child = spawn(process.execPath, [devPaths.replayRunner], { env, stdio: ["pipe", "pipe", "inherit"] });
   child.stdin.end(JSON.stringify({ task }));
   let end: RunnerEnd | undefined;

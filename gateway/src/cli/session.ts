@@ -1,4 +1,4 @@
-import { connectNats, createApiClient, createSubjects, silentLogger, type ApiClient, type Subjects } from "@flowmonkey/shared";
+import { connectNats, natsConnectOptions, createApiClient, createSubjects, silentLogger, type ApiClient, type Subjects } from "@flowmonkey/shared";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { CliConfig } from "./args.js";
 
@@ -14,10 +14,7 @@ export interface Session {
  */
 export async function withSession<T>(config: CliConfig, fn: (session: Session) => Promise<T>): Promise<T> {
   const nc = await connectNats({
-    url: config.natsUrl,
-    creds: config.natsCreds,
-    user: config.natsUser,
-    password: config.natsPassword,
+    ...natsConnectOptions(config),
     name: "flowmonkey-cli",
     log: silentLogger(),
     timeoutMs: 3000,

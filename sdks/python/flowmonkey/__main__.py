@@ -1,7 +1,7 @@
 """`python -m flowmonkey --region us-east-1 --module my_handlers [--handlers a,b] [--concurrency 8]`:
 a worker process, with the flags and environment of `flowmonkey-worker` (NATS_URL, FM_PREFIX,
-FM_REGION, NATS_USER/NATS_PASSWORD, NATS_CREDS). The module (importable name or .py path)
-exposes HANDLERS, a list of define_handler(...) results."""
+FM_REGION, NATS_USER/NATS_PASSWORD, NATS_CREDS, NATS_TLS_CA/NATS_TLS_CERT/NATS_TLS_KEY). The
+module (importable name or .py path) exposes HANDLERS, a list of define_handler(...) results."""
 
 from __future__ import annotations
 

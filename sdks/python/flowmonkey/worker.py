@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import ssl
 import socket
 import time
 import uuid
@@ -293,11 +294,20 @@ class Worker:
 
 
 def connect_options_from_env(env: dict[str, str] = dict(os.environ)) -> dict[str, Any]:
-    """NATS_USER / NATS_PASSWORD or NATS_CREDS, as the TypeScript binaries read them."""
+    """NATS_USER / NATS_PASSWORD or NATS_CREDS, and NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY
+    (mutual TLS, as the shipped configs require), as the TypeScript binaries read them."""
     options: dict[str, Any] = {}
     if env.get("NATS_CREDS"):
         options["user_credentials"] = env["NATS_CREDS"]
     if env.get("NATS_USER"):
         options["user"] = env["NATS_USER"]
         options["password"] = env.get("NATS_PASSWORD", "")
+    ca, cert, key = env.get("NATS_TLS_CA"), env.get("NATS_TLS_CERT"), env.get("NATS_TLS_KEY")
+    if bool(cert) != bool(key):
+        raise ValueError("NATS_TLS_CERT and NATS_TLS_KEY go together: a client certificate needs its key")
+    if ca or cert:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
+        if cert:
+            context.load_cert_chain(cert, key)
+        options["tls"] = context
     return options

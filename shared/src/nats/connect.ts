@@ -11,6 +11,11 @@ export interface ConnectOptions {
   /** User and password (the nats-config files' per-role users); creds win when both are given. */
   user?: string | undefined;
   password?: string | undefined;
+  /**
+   * TLS files (PEM paths). A CA (or a `tls://` URL) turns TLS on and verifies the server; a
+   * certificate and key are shown to servers that verify clients. Absent: plain TCP.
+   */
+  tls?: NatsTlsFiles | undefined;
   /** Connection name, shown by the server's monitoring (`engine`, `worker eu-west-1`). */
   name: string;
   log: Logger;
@@ -18,12 +23,52 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+export interface NatsTlsFiles {
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+/** The NATS settings every binary reads (fields.natsUrl … fields.natsTlsKey). */
+export interface NatsSettings {
+  natsUrl: string;
+  natsCreds?: string | undefined;
+  natsUser?: string | undefined;
+  natsPassword?: string | undefined;
+  natsTlsCa?: string | undefined;
+  natsTlsCert?: string | undefined;
+  natsTlsKey?: string | undefined;
+}
+
+/** A binary's NATS settings as connectNats takes them. */
+export function natsConnectOptions(s: NatsSettings): Pick<ConnectOptions, "url" | "creds" | "user" | "password" | "tls"> {
+  const tls = s.natsTlsCa || s.natsTlsCert || s.natsTlsKey ? { ca: s.natsTlsCa, cert: s.natsTlsCert, key: s.natsTlsKey } : undefined;
+  return { url: s.natsUrl, creds: s.natsCreds, user: s.natsUser, password: s.natsPassword, tls };
+}
+
+/** The same settings as environment variables, for a child process (the CLI's replay runner). */
+export function natsEnv(s: NatsSettings): Record<string, string> {
+  const pairs: Array<[string, string | undefined]> = [
+    ["NATS_URL", s.natsUrl],
+    ["NATS_CREDS", s.natsCreds],
+    ["NATS_USER", s.natsUser],
+    ["NATS_PASSWORD", s.natsPassword],
+    ["NATS_TLS_CA", s.natsTlsCa],
+    ["NATS_TLS_CERT", s.natsTlsCert],
+    ["NATS_TLS_KEY", s.natsTlsKey],
+  ];
+  return Object.fromEntries(pairs.filter((p): p is [string, string] => p[1] !== undefined));
+}
+
 /**
  * Connects with a reconnect-forever policy (a mesh outlives broker restarts) and logs the
  * connection's status changes. The first connect fails fast with UNAVAILABLE and the URL.
  */
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
-  const { url, creds, user, password, name, log } = options;
+  const { url, creds, user, password, tls, name, log } = options;
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new FmError("INVALID_INPUT", "NATS_TLS_CERT and NATS_TLS_KEY go together: a client certificate needs its key");
+  }
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -35,6 +80,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       // Capturing a stack trace per request costs more than a publish itself on the hot path.
       noAsyncTraces: true,
       ...(creds ? { authenticator: credsAuthenticator(readFileSync(creds)) } : user ? { user, pass: password ?? "" } : {}),
+      ...(tls ? { tls: { ...(tls.ca ? { caFile: tls.ca } : {}), ...(tls.cert ? { certFile: tls.cert, keyFile: tls.key } : {}) } } : {}),
     });
   } catch (cause) {
     throw new FmError("UNAVAILABLE", `cannot connect to NATS at ${url}: ${toError(cause).message}`, { cause });
