@@ -100,12 +100,12 @@ describe("compose/docker-compose.yml", () => {
     }
   });
 
-  it("connects each region's workers to their own region's server as that region's worker user", () => {
+  it("connects each region's workers to their own region's server with that region's worker certificate", () => {
     for (const [name, s] of services.filter(([n]) => n.startsWith("worker-"))) {
       const region = name.slice("worker-".length);
       const command = s.command ?? [];
       expect(command.slice(command.indexOf("--region"), command.indexOf("--region") + 2)).toEqual(["--region", region]);
-      expect(s.environment?.["NATS_USER"]).toBe(`worker-${region}`);
+      expect(s.environment?.["NATS_TLS_CERT"]).toBe(`/etc/nats/certs/worker-${region}.pem`);
       const server = s.environment?.["NATS_URL"];
       const onHub = server?.split(",").every((u) => /^nats:\/\/hub-\d:4222$/.test(u)) ?? false;
       expect(onHub ? region : server, `${name}: ${server}`).toBe(onHub ? "us-east-1" : `nats://leaf-${region}:4222`);
@@ -113,7 +113,7 @@ describe("compose/docker-compose.yml", () => {
     }
   });
 
-  it("mounts the TLS files every config names (as scripts/certs makes them) and gives every NATS client its certificate", () => {
+  it("mounts the TLS files every config names (as scripts/certs makes them) and gives every NATS client its role's certificate", () => {
     const certs = mkdtempSync(join(tmpdir(), "fm-compose-certs-"));
     try {
       execFileSync("bash", [join(ROOT, "scripts/certs"), "--days", "1", certs], { stdio: "ignore" });
@@ -126,9 +126,12 @@ describe("compose/docker-compose.yml", () => {
       }
       for (const [name, s] of services.filter(([, s]) => s.build !== undefined)) {
         expect(s.volumes ?? [], `${name} mounts the certificates`).toContain("./certs:/etc/nats/certs:ro");
-        for (const [env, file] of [["NATS_TLS_CA", "ca.pem"], ["NATS_TLS_CERT", "client.pem"], ["NATS_TLS_KEY", "client-key.pem"]] as const) {
+        // A service logs in as the role its certificate names: no passwords anywhere.
+        const role = name.startsWith("worker-") ? name : s.build!.target;
+        expect(s.environment?.["NATS_PASSWORD"], `${name}: no password`).toBeUndefined();
+        for (const [env, file] of [["NATS_TLS_CA", "ca.pem"], ["NATS_TLS_CERT", `${role}.pem`], ["NATS_TLS_KEY", `${role}-key.pem`]] as const) {
           expect(s.environment?.[env], `${name}: ${env}`).toBe(`/etc/nats/certs/${file}`);
-          expect(existsSync(join(certs, file))).toBe(true);
+          expect(existsSync(join(certs, file)), `scripts/certs makes ${file}`).toBe(true);
         }
       }
     } finally {

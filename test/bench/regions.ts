@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createTestDatabase } from "../support/postgres.js";
 import { startRegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, startTopology } from "../support/topology.js";
+import { ROLES, startTopology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const SAMPLES = Number(process.env["BENCH_REGION_SAMPLES"] ?? 200);
@@ -53,7 +53,7 @@ try {
   const cross = summary(await latency("cross-region"));
 
   // Link outage: OUTAGE tasks stored in eu, link cut, all run there, link restored.
-  const euLocal = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine);
+  const euLocal = await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine);
   const seq = async (stream: string) => (await (await jetstreamManager(euLocal)).streams.info(stream)).state.last_seq;
   const resultsBefore = await seq(mesh.names.regionStreams.results(EU));
   const tasksBefore = await seq(mesh.names.streams.tasks);

@@ -129,8 +129,8 @@ describe("startNatsServer", () => {
       });
       servers.push(server);
       expect(server.port).not.toBe(4222);
-      // The users come from hub-accounts.inc, included by the copy from the original's directory.
-      const nc = await connect({ servers: server.url, user: "engine", pass: "engine-dev", tls: testCerts().clientTls });
+      // The users (roles, by certificate) come from hub-accounts.inc, included by the copy from the original's directory.
+      const nc = await connect({ servers: server.url, tls: testCerts().clientTls("engine") });
       connections.push(nc);
       expect((await (await jetstreamManager(nc)).getAccountInfo()).domain).toBe("hub");
       expect(existsSync(join(storeDir, "jetstream"))).toBe(true);

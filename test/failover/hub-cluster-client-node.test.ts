@@ -19,7 +19,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHubCluster, stepTally, type HubCluster } from "../support/hub-cluster.js";
 import { useTestDatabase } from "../support/postgres.js";
-import { DEV_USERS } from "../support/topology.js";
+import { ROLES } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const FLOWS = 200;
@@ -50,7 +50,7 @@ describe("clustered hub, losing the clients' node", () => {
     // On a timeout, say where the flows stood (statuses, task states, errors): a bare timeout says nothing.
     const standing = async () => {
       const q = async (sql: string) => JSON.stringify((await hub.engine.db.query(sql)).rows);
-      const jsm = await jetstreamManager(await hub.connectAs(DEV_USERS.engine));
+      const jsm = await jetstreamManager(await hub.connectAs(ROLES.engine));
       const streams: string[] = [];
       for (const name of ["FM_TASKS", "FM_RESULTS", "FM_FLOWS"]) {
         const info = await jsm.streams.info(name).catch(() => undefined);

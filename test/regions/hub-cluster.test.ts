@@ -10,7 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHubCluster, stepTally, type HubCluster } from "../support/hub-cluster.js";
 import { useTestDatabase } from "../support/postgres.js";
-import { DEV_USERS } from "../support/topology.js";
+import { ROLES } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const FLOWS = 200;
@@ -24,7 +24,7 @@ afterAll(() => hub?.close());
 
 describe("clustered hub", () => {
   it("creates the streams with 3 replicas", async () => {
-    const nc = await hub.connectAs(DEV_USERS.engine);
+    const nc = await hub.connectAs(ROLES.engine);
     const info = await (await jetstreamManager(nc)).streams.info("FM_TASKS");
     expect(info.config.num_replicas).toBe(3);
     expect(info.cluster?.replicas?.length).toBe(2);

@@ -21,7 +21,7 @@ import { DeadTask, decode, ensureTaskPool } from "@flowmonkey/shared";
 import type { NatsServerHandle } from "@flowmonkey/shared/dev";
 import { useTestDatabase } from "../support/postgres.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -37,7 +37,7 @@ let hubPool: Consumer;
 
 /** The echo pool of `region`, with short deliveries, as a worker of that region opens it on its own server. */
 async function dyingPool(server: NatsServerHandle, region: string): Promise<Consumer> {
-  const nc: NatsConnection = await topology.connectAs(server, DEV_USERS.worker(region));
+  const nc: NatsConnection = await topology.connectAs(server, ROLES.worker(region));
   await ensureTaskPool(await jetstreamManager(nc), mesh.names, region, "echo", "normal", { ackWaitMs: 1000, maxDeliver: MAX_DELIVER });
   return jetstream(nc).consumers.get(mesh.names.streams.tasks, mesh.names.consumers.taskPool(region, "echo", "normal"));
 }
@@ -84,8 +84,8 @@ async function rowsOf(executionId: string) {
 beforeAll(async () => {
   topology = await startTopology([EU]);
   mesh = await startRegionMesh(topology, { databaseUrl: pg.url });
-  hubJsm = await jetstreamManager(await topology.connectAs(topology.hub, DEV_USERS.engine));
-  euJsm = await jetstreamManager(await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine));
+  hubJsm = await jetstreamManager(await topology.connectAs(topology.hub, ROLES.engine));
+  euJsm = await jetstreamManager(await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine));
   euPool = await dyingPool(topology.leaves[EU]!.server, EU);
   hubPool = await dyingPool(topology.hub, HUB_REGION);
   await mesh.api.putFlow({ id: "eu-echo", steps: [{ id: "s", handler: "echo", region: EU, input: { n: "{% input.n %}" } }] });

@@ -11,7 +11,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNames, maxDeliveriesAdvisorySubject, provisionMesh, provisionRegion, regionTopology, serverAtLeast, serverVersionOf, SOURCE_POSITIONS_PERSISTED } from "@flowmonkey/shared";
-import { DEV_USERS, HUB_DOMAIN, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, HUB_DOMAIN, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -22,7 +22,7 @@ let hubJsm: JetStreamManager;
 
 beforeAll(async () => {
   topology = await startTopology([EU]);
-  hub = await topology.connectAs(topology.hub, DEV_USERS.engine);
+  hub = await topology.connectAs(topology.hub, ROLES.engine);
   hubJsm = await jetstreamManager(hub);
 }, 60_000);
 afterAll(async () => {
@@ -56,7 +56,7 @@ describe("a leaf stream the hub could not source at first", () => {
     await provisionRegion(hub, names, EU, EU, { heartbeatTimeoutMs: 10_000 });
 
     // A message in each leaf stream, then a later one of the hub's own in each hub stream, taken and acked.
-    const eu = jetstream(await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine));
+    const eu = jetstream(await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine));
     const hubJs = jetstream(hub);
     const advisory = (consumer: string, domain: string) => JSON.stringify({ type: "io.nats.jetstream.advisory.v1.max_deliver", stream: "FM_TASKS", consumer, stream_seq: 1, deliveries: 5, domain });
     await eu.publish(maxDeliveriesAdvisorySubject(names.streams.tasks, "pool_eu-west-1_echo_normal"), advisory("pool_eu-west-1_echo_normal", EU));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTaskPool } from "@flowmonkey/shared";
 import { useTestDatabase } from "../support/postgres.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, startTopology, type Topology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -31,7 +31,7 @@ afterAll(async () => {
 describe("an eu attempt whose result never comes", () => {
   it("is timed out by the engine (TASK_TIMEOUT) once its deadline passes", async () => {
     // The eu pool, opened as an eu worker opens it; redelivery a minute away, so only the engine's clock can end the attempt.
-    const nc = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.worker(EU));
+    const nc = await topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU));
     await ensureTaskPool(await jetstreamManager(nc), mesh.names, EU, "echo", "normal", { ackWaitMs: 60_000 });
     const pool = await jetstream(nc).consumers.get(mesh.names.streams.tasks, mesh.names.consumers.taskPool(EU, "echo", "normal"));
     await mesh.api.putFlow({ id: "eu-silent", steps: [{ id: "s", handler: "echo", region: EU, timeoutMs: 1000, input: {} }] });

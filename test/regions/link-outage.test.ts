@@ -12,7 +12,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../support/postgres.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, startTopology, type Topology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -27,7 +27,7 @@ beforeAll(async () => {
   mesh = await startRegionMesh(topology, { databaseUrl: pg.url });
   await mesh.startWorker("us-east-1", { handlers: ["echo"] });
   await mesh.startWorker(EU, { handlers: ["delay"], concurrency: 2 });
-  euLocal = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine);
+  euLocal = await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine);
   await mesh.api.putFlow({
     id: "eu-pinned",
     steps: [
@@ -50,7 +50,7 @@ async function streamSeq(nc: NatsConnection, stream: string): Promise<number> {
 
 describe("region-local queues", () => {
   it("stores an eu-pinned step's task in the eu domain and runs it on an eu worker", async () => {
-    const hubTasksBefore = await streamSeq(await topology.connectAs(topology.hub, DEV_USERS.engine), mesh.names.streams.tasks);
+    const hubTasksBefore = await streamSeq(await topology.connectAs(topology.hub, ROLES.engine), mesh.names.streams.tasks);
     const euTasksBefore = await streamSeq(euLocal, mesh.names.streams.tasks);
     const { executionId } = await mesh.api.start("eu-pinned", { input: { n: 1, ms: 10 } });
     const view = await mesh.waitForStatus(executionId, "completed");
@@ -61,7 +61,7 @@ describe("region-local queues", () => {
     ]);
     // One task (process) stored at the leaf; two (intake, report) at the hub.
     expect(await streamSeq(euLocal, mesh.names.streams.tasks)).toBe(euTasksBefore + 1);
-    expect(await streamSeq(await topology.connectAs(topology.hub, DEV_USERS.engine), mesh.names.streams.tasks)).toBe(hubTasksBefore + 2);
+    expect(await streamSeq(await topology.connectAs(topology.hub, ROLES.engine), mesh.names.streams.tasks)).toBe(hubTasksBefore + 2);
   });
 
   it("keeps running a region's held tasks while its link is cut; results arrive when it returns, each once", async () => {

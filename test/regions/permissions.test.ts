@@ -10,7 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNames } from "@flowmonkey/shared";
-import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, startTopology, type Topology } from "../support/topology.js";
 
 const EU = "eu-west-1";
 const AP = "ap-south-1";
@@ -20,7 +20,7 @@ let euWorker: NatsConnection;
 
 beforeAll(async () => {
   topology = await startTopology([EU, AP]);
-  euWorker = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.worker(EU));
+  euWorker = await topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU));
 }, 30_000);
 afterAll(async () => {
   await topology?.stop();
@@ -80,7 +80,7 @@ describe("an eu-west-1 worker's credentials", () => {
 describe("what a worker needs, it can do under the shipped permissions", () => {
   // The checkpoint and progress buckets, made by the engine as it provisions the hub.
   beforeAll(async () => {
-    const engine = await topology.connectAs(topology.hub, DEV_USERS.engine);
+    const engine = await topology.connectAs(topology.hub, ROLES.engine);
     const kvm = new Kvm(engine);
     for (const bucket of [names.buckets.checkpoints, names.buckets.progress]) await kvm.create(bucket);
   });
@@ -88,8 +88,8 @@ describe("what a worker needs, it can do under the shipped permissions", () => {
   // Before: the grants said "KV_fm_*", and a NATS wildcard is a whole token, so no bucket matched
   // and a worker was denied every checkpoint and progress read.
   it.each([
-    ["a hub (us-east-1) worker", () => topology.connectAs(topology.hub, DEV_USERS.worker("us-east-1")), undefined],
-    ["an eu-west-1 worker on its leaf, through the hub's domain", () => topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.worker(EU)), "hub"],
+    ["a hub (us-east-1) worker", () => topology.connectAs(topology.hub, ROLES.worker("us-east-1")), undefined],
+    ["an eu-west-1 worker on its leaf, through the hub's domain", () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU)), "hub"],
   ] as const)("%s writes and reads back a checkpoint and a progress entry", async (_who, connectWorker, domain) => {
     const nc = await connectWorker();
     const kvm = new Kvm(domain ? jetstream(nc, { domain }) : nc);
@@ -105,7 +105,7 @@ describe("what a worker needs, it can do under the shipped permissions", () => {
 describe("the gateway's shipped credentials", () => {
   // POST /v1/events/:name publishes fm.events.<name>; the role lacked it and the route answered 500.
   it("may publish an event, as POST /v1/events does", async () => {
-    const gateway = await topology.connectAs(topology.hub, DEV_USERS.gateway);
+    const gateway = await topology.connectAs(topology.hub, ROLES.gateway);
     const outcome = await jetstream(gateway)
       .publish(names.subjects.event("order.paid"), JSON.stringify({ data: { orderId: "o-1" } }))
       .then(

@@ -11,7 +11,7 @@ import { runCli } from "../../gateway/test/integration/run-cli.js";
 import { useTestDatabase } from "../support/postgres.js";
 import { scrape, valueOf } from "../support/prometheus.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, HUB_DOMAIN, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, HUB_DOMAIN, HUB_REGION, startTopology, type Topology } from "../support/topology.js";
 import { testCerts } from "../support/tls.js";
 import { waitFor } from "../support/wait.js";
 
@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 const cli = (...args: string[]) =>
-  runCli({ natsUrl: topology.hub.url, prefix: mesh.names.prefix, env: { NATS_USER: DEV_USERS.gateway.user, NATS_PASSWORD: DEV_USERS.gateway.pass, ...testCerts().clientEnv } }, ...args);
+  runCli({ natsUrl: topology.hub.url, prefix: mesh.names.prefix, env: testCerts().clientEnv(ROLES.gateway) }, ...args);
 
 describe("queues across domains", () => {
   it("shows the pools of the hub's and the eu domain's task streams, and every region of the topology", async () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecutionView } from "@flowmonkey/shared";
 import { useTestDatabase } from "../support/postgres.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
-import { DEV_USERS, startTopology, type Topology } from "../support/topology.js";
+import { ROLES, startTopology, type Topology } from "../support/topology.js";
 import { waitFor } from "../support/wait.js";
 
 const EU = "eu-west-1";
@@ -30,9 +30,9 @@ beforeAll(async () => {
   await mesh.startWorker("us-east-1", { handlers: ["echo"] });
   await mesh.startWorker(EU, { handlers: ["echo", "delay"], concurrency: 2 });
   await mesh.startWorker(AP, { handlers: ["echo", "delay"], concurrency: 2 });
-  local["us-east-1"] = await topology.connectAs(topology.hub, DEV_USERS.engine);
-  local[EU] = await topology.connectAs(topology.leaves[EU]!.server, DEV_USERS.engine);
-  local[AP] = await topology.connectAs(topology.leaves[AP]!.server, DEV_USERS.engine);
+  local["us-east-1"] = await topology.connectAs(topology.hub, ROLES.engine);
+  local[EU] = await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine);
+  local[AP] = await topology.connectAs(topology.leaves[AP]!.server, ROLES.engine);
   await mesh.api.putFlow({ id: "gdpr", steps: [{ id: "personal", handler: "echo", residency: "gdpr", input: { who: "{% input.who %}" } }] });
   await mesh.api.putFlow({ id: "pinned-ap", steps: [{ id: "work", handler: "echo", region: AP, input: { n: 1 } }] });
   await mesh.api.putFlow({ id: "slow-eu", steps: [{ id: "slow", handler: "delay", region: EU, input: { ms: "{% input.ms %}" } }] });

@@ -1,9 +1,12 @@
 /**
  * TLS on every NATS link of the shipped configs (nats-config/hub.conf, leaf-<region>.conf,
  * hub-cluster-{1,2,3}.conf), with certificates from scripts/certs: client ports, leaf links and
- * cluster routes are mutual TLS. Each link is tried with the right credentials (allowed) and with
- * each way of being wrong (refused): no TLS, no client certificate, a certificate from another
- * CA, not trusting the server's CA, a wrong password. The file prints what it tried as a table.
+ * cluster routes are mutual TLS, and on client ports and leaf links the certificate is the login
+ * (the role it names is the user; there are no passwords). Each link is tried with the right
+ * certificate (allowed) and with each way of being wrong (refused): no TLS, no client
+ * certificate, a certificate from another CA, not trusting the server's CA, a certificate of the
+ * mesh's CA that names no role, a password instead of a certificate. The file prints what it
+ * tried as a table.
  */
 import { connect } from "@nats-io/transport-node";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
-import { DEV_USERS } from "../support/topology.js";
+import { ROLES } from "../support/topology.js";
 import { testCerts, tlsVars } from "../support/tls.js";
 import { waitFor } from "../support/wait.js";
 
@@ -28,8 +31,15 @@ const rogue = (() => {
   return {
     server: (name: string) => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) }),
     ca: join(dir, "ca.pem"),
-    client: { caFile: testCerts().ca, certFile: join(dir, "client.pem"), keyFile: join(dir, "client-key.pem") },
+    /** The same role's certificate, from the other CA. */
+    client: (role: string) => ({ caFile: testCerts().ca, certFile: join(dir, `${role}.pem`), keyFile: join(dir, `${role}-key.pem`) }),
   };
+})();
+
+/** A certificate the mesh's CA signed for a name that is no role (a stolen CA key would allow any name; a signed stranger does not). */
+const stranger = (() => {
+  execFileSync("bash", [resolve(import.meta.dirname, "../../scripts/certs"), "--days", "1", "--roles", "stranger", testCerts().dir, "hub"], { stdio: "ignore" });
+  return testCerts().clientTls("stranger");
 })();
 
 afterAll(async () => {
@@ -60,7 +70,7 @@ const leafVars = (region: string, hubLeafPort: number, tls: Record<string, strin
   LEAF_CLIENT_PORT: -1,
   LEAF_HTTP: "127.0.0.1:-1",
   LEAF_STORE_DIR: join(store, `${region}-${hubLeafPort}`),
-  HUB_LEAF_URL: `nats-leaf://leaf-${region}:leaf-${region}-dev@127.0.0.1:${hubLeafPort}`,
+  HUB_LEAF_URL: `nats-leaf://127.0.0.1:${hubLeafPort}`,
   ...tls,
 });
 
@@ -103,20 +113,21 @@ async function waitForTlsRefusal(what: string, link: "leafnode" | "route", ...am
 }
 
 describe("TLS on the client ports", () => {
-  it("lets in a client with a certificate from the mesh's CA and its password; refuses every other", async () => {
+  it("lets in a client by its role's certificate from the mesh's CA; refuses every other", async () => {
     const hub = await start("hub.conf", hubVars("hub", tlsVars("HUB", "hub")));
     const leaf = await start("leaf-eu-west-1.conf", leafVars("eu-west-1", leafPortOf(hub), tlsVars("LEAF", "leaf-eu-west-1")));
-    const good = testCerts().clientTls;
-    for (const [link, server, who] of [
-      ["hub client port", hub, DEV_USERS.engine],
-      ["leaf eu-west-1 client port", leaf, DEV_USERS.worker("eu-west-1")],
+    for (const [link, server, role] of [
+      ["hub client port", hub, ROLES.engine],
+      ["leaf eu-west-1 client port", leaf, ROLES.worker("eu-west-1")],
     ] as const) {
-      await tryClient(link, server, "mesh CA client certificate + password", "allowed", { user: who.user, pass: who.pass, tls: good });
-      await tryClient(link, server, "plain TCP (no TLS)", "refused", { user: who.user, pass: who.pass, tls: null });
-      await tryClient(link, server, "TLS without a client certificate", "refused", { user: who.user, pass: who.pass, tls: { caFile: good.caFile } });
-      await tryClient(link, server, "client certificate from another CA", "refused", { user: who.user, pass: who.pass, tls: rogue.client });
-      await tryClient(link, server, "not trusting the server's CA", "refused", { user: who.user, pass: who.pass, tls: { ...good, caFile: rogue.ca } });
-      await tryClient(link, server, "right certificate, wrong password", "refused", { user: who.user, pass: "not-the-password", tls: good });
+      const good = testCerts().clientTls(role);
+      await tryClient(link, server, `${role}'s certificate (mesh CA)`, "allowed", { tls: good });
+      await tryClient(link, server, "plain TCP (no TLS)", "refused", { tls: null });
+      await tryClient(link, server, "TLS without a client certificate", "refused", { tls: { caFile: good.caFile } });
+      await tryClient(link, server, "user + old dev password, no certificate", "refused", { user: role, pass: `${role}-dev`, tls: { caFile: good.caFile } });
+      await tryClient(link, server, `${role}'s certificate from another CA`, "refused", { tls: rogue.client(role) });
+      await tryClient(link, server, "not trusting the server's CA", "refused", { tls: { ...good, caFile: rogue.ca } });
+      await tryClient(link, server, "mesh CA certificate naming no role", "refused", { tls: stranger });
     }
   });
 });
@@ -138,6 +149,19 @@ describe("TLS on the leaf links", () => {
     expect((await monitor<{ leafnodes: number }>(hub, "/leafz")).leafnodes).toBe(0);
     tried.push({ link: "leaf link to the hub", credentials: "hub certificate from another CA", expected: "refused", seen: "refused" });
     await leaf.stop();
+  });
+
+  it("refuses a leaf whose certificate (the mesh CA's) names no leaf user", async () => {
+    const hub = await start("hub.conf", hubVars("hub-5", tlsVars("HUB", "hub")));
+    // hub-1's certificate is genuine but names hub-1 / hub: no user of that name may link.
+    await start("leaf-eu-west-1.conf", leafVars("eu-west-1", leafPortOf(hub), { ...tlsVars("LEAF", "leaf-eu-west-1"), LEAF_TLS_CERT: testCerts().server("hub-1").cert, LEAF_TLS_KEY: testCerts().server("hub-1").key }));
+    const refusal = await waitFor(() => hub.logs().split("\n").find((l) => /lid:.*authentication error|Authorization Violation/i.test(l) && /\[ERR\]/.test(l)), {
+      timeoutMs: 15_000,
+      message: "the hub refusing a leaf that is no leaf user",
+    });
+    expect(refusal).toMatch(/authentication error|Authorization Violation/i);
+    expect((await monitor<{ leafnodes: number }>(hub, "/leafz")).leafnodes).toBe(0);
+    tried.push({ link: "leaf link to the hub", credentials: "mesh CA certificate naming no leaf", expected: "refused", seen: "refused" });
   });
 
   it("links a leaf and a hub that both show the mesh CA's certificates", async () => {

@@ -15,7 +15,7 @@ import { createEngine, type Engine } from "@flowmonkey/engine";
 import { createWorker } from "@flowmonkey/worker";
 import { createApiClient, createLogger, createNames, encode, type ApiClient } from "@flowmonkey/shared";
 import { startNatsServer, type NatsServerHandle } from "@flowmonkey/shared/dev";
-import { DEV_USERS } from "./topology.js";
+import { ROLES } from "./topology.js";
 import { testCerts, tlsVars } from "./tls.js";
 import { waitFor } from "./wait.js";
 
@@ -26,7 +26,7 @@ export interface HubCluster {
   nodes: NatsServerHandle[];
   engine: Engine;
   api: ApiClient;
-  connectAs(who: { user: string; pass: string }): Promise<NatsConnection>;
+  connectAs(role: string): Promise<NatsConnection>;
   /** Stores a start of the two-step flow in FM_FLOWS, retried across a node's death the way a client would. */
   publishStart(i: number): Promise<unknown>;
   /** Executions in `status`, counted in the engine's database. */
@@ -77,19 +77,19 @@ export async function startHubCluster(databaseUrl: string): Promise<HubCluster> 
       ),
     );
     for (const n of nodes) cleanups.push(() => n.stop());
-    const connectAs = async (who: { user: string; pass: string }) => {
-      const nc = await connect({ servers: nodes.map((n) => n.url), noRandomize: true, user: who.user, pass: who.pass, tls: testCerts().clientTls, maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
+    const connectAs = async (role: string) => {
+      const nc = await connect({ servers: nodes.map((n) => n.url), noRandomize: true, tls: testCerts().clientTls(role), maxReconnectAttempts: -1, reconnectTimeWait: 100, noAsyncTraces: true });
       cleanups.push(() => nc.close());
       return nc;
     };
-    const nc = await connectAs(DEV_USERS.engine);
+    const nc = await connectAs(ROLES.engine);
     // JetStream answers once the cluster has elected its meta leader.
     await waitFor(async () => (await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo()).domain === "hub", { timeoutMs: 20_000, message: "the cluster's JetStream" });
     const engine = createEngine({ nc, log, prefix: "fm", databaseUrl, heartbeatTimeoutMs: 5000, replicas: 3 });
     await engine.start();
     cleanups.push(() => engine.close());
     for (let i = 0; i < 2; i++) {
-      const worker = createWorker({ nc: await connectAs(DEV_USERS.worker("us-east-1")), log, prefix: "fm", region: "us-east-1", handlers: ["echo"], concurrency: 32, heartbeatTimeoutMs: 5000, fetchExpiresMs: 1000 });
+      const worker = createWorker({ nc: await connectAs(ROLES.worker("us-east-1")), log, prefix: "fm", region: "us-east-1", handlers: ["echo"], concurrency: 32, heartbeatTimeoutMs: 5000, fetchExpiresMs: 1000 });
       await worker.start();
       cleanups.push(() => worker.close());
     }

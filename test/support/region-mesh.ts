@@ -6,7 +6,7 @@
 import { createEngine, type Engine, type EngineOptions } from "@flowmonkey/engine";
 import { createWorker, type Worker, type WorkerOptions } from "@flowmonkey/worker";
 import { createApiClient, createLogger, createNames, regionTopology, Releasers, type ApiClient, type ExecutionView, type Names } from "@flowmonkey/shared";
-import { DEV_USERS, HUB_DOMAIN, HUB_REGION, type Topology } from "./topology.js";
+import { ROLES, HUB_DOMAIN, HUB_REGION, type Topology } from "./topology.js";
 import { waitFor } from "./wait.js";
 
 /** The nats-config files grant the `fm` prefix only. */
@@ -25,7 +25,7 @@ export async function startRegionMesh(topology: Topology, options: { databaseUrl
   const log = createLogger({ name: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const releasers = new Releasers();
   const prefix = REGION_MESH_PREFIX;
-  const nc = await topology.connectAs(topology.hub, DEV_USERS.engine);
+  const nc = await topology.connectAs(topology.hub, ROLES.engine);
   const engine = createEngine({
     nc,
     log: log.child({ component: "engine", region: HUB_REGION }),
@@ -46,7 +46,7 @@ export async function startRegionMesh(topology: Topology, options: { databaseUrl
     async startWorker(region, more = {}) {
       const leaf = topology.leaves[region];
       const server = leaf ? leaf.server : topology.hub;
-      const wnc = await topology.connectAs(server, DEV_USERS.worker(region));
+      const wnc = await topology.connectAs(server, ROLES.worker(region));
       const worker = createWorker({
         nc: wnc,
         log: log.child({ component: "worker", region }),

@@ -1,8 +1,9 @@
 /**
  * The mesh's TLS material for tests: scripts/certs (the project's own command) makes a CA, a
- * certificate per shipped server and a client certificate once per test process, into a temp
- * dir removed when the process exits. The shipped hub, hub-cluster and leaf configs require
- * mutual TLS, so every test that starts them connects with `clientTls`.
+ * certificate per shipped server and one per role (engine, gateway, worker-<region>, sys) once
+ * per test process, into a temp dir removed when the process exits. The shipped hub,
+ * hub-cluster and leaf configs require mutual TLS and take the role a client certificate names
+ * as its user, so every test that starts them connects with `clientTls(role)`.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -16,10 +17,10 @@ export interface TestCerts {
   ca: string;
   /** A server's certificate and key (hub, hub-1..3, leaf-<region>). */
   server(name: string): { cert: string; key: string };
-  /** The client certificate, as @nats-io/transport-node's `tls` option takes it. */
-  clientTls: { caFile: string; certFile: string; keyFile: string };
+  /** A role's client certificate (its login), as @nats-io/transport-node's `tls` option takes it. */
+  clientTls(role: string): { caFile: string; certFile: string; keyFile: string };
   /** The same as the NATS_TLS_* environment of a binary or the CLI. */
-  clientEnv: Record<string, string>;
+  clientEnv(role: string): Record<string, string>;
 }
 
 let made: TestCerts | undefined;
@@ -30,13 +31,16 @@ export function testCerts(): TestCerts {
   process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   execFileSync("bash", [SCRIPT, "--days", "2", dir], { stdio: ["ignore", "ignore", "inherit"] });
   const ca = join(dir, "ca.pem");
-  const clientTls = { caFile: ca, certFile: join(dir, "client.pem"), keyFile: join(dir, "client-key.pem") };
+  const clientTls = (role: string) => ({ caFile: ca, certFile: join(dir, `${role}.pem`), keyFile: join(dir, `${role}-key.pem`) });
   made = {
     dir,
     ca,
     server: (name) => ({ cert: join(dir, `${name}.pem`), key: join(dir, `${name}-key.pem`) }),
     clientTls,
-    clientEnv: { NATS_TLS_CA: clientTls.caFile, NATS_TLS_CERT: clientTls.certFile, NATS_TLS_KEY: clientTls.keyFile },
+    clientEnv: (role) => {
+      const files = clientTls(role);
+      return { NATS_TLS_CA: files.caFile, NATS_TLS_CERT: files.certFile, NATS_TLS_KEY: files.keyFile };
+    },
   };
   return made;
 }

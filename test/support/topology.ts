@@ -16,11 +16,11 @@ import { waitFor } from "./wait.js";
 
 const CONFIG_DIR = resolve(import.meta.dirname, "../../nats-config");
 
-/** The development passwords in nats-config (the files' defaults). */
-export const DEV_USERS = {
-  engine: { user: "engine", pass: "engine-dev" },
-  gateway: { user: "gateway", pass: "gateway-dev" },
-  worker: (region: string) => ({ user: `worker-${region}`, pass: `worker-${region}-dev` }),
+/** The roles of nats-config's users; a connection logs in as one by its certificate (test/support/tls.ts). */
+export const ROLES = {
+  engine: "engine",
+  gateway: "gateway",
+  worker: (region: string) => `worker-${region}`,
 } as const;
 
 export const HUB_DOMAIN = "hub";
@@ -38,8 +38,8 @@ export interface Topology {
   leaves: Record<string, LeafRegion>;
   /** region → domain, as the engine's FM_REGION_DOMAINS. */
   regionDomains: Record<string, string>;
-  /** A connection as one of the config's users (closed with the topology). */
-  connectAs(server: NatsServerHandle, who: { user: string; pass: string }): Promise<NatsConnection>;
+  /** A connection as one of the config's roles (closed with the topology). */
+  connectAs(server: NatsServerHandle, role: string): Promise<NatsConnection>;
   /** Resolves once the hub reaches the region's JetStream domain over its link. */
   waitForLink(region: string, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -71,7 +71,7 @@ export async function startTopology(regions: string[]): Promise<Topology> {
             LEAF_CLIENT_PORT: -1,
             LEAF_HTTP: "127.0.0.1:-1",
             LEAF_STORE_DIR: join(storeRoot, region),
-            HUB_LEAF_URL: `nats-leaf://leaf-${region}:leaf-${region}-dev@127.0.0.1:${link.port}`,
+            HUB_LEAF_URL: `nats-leaf://127.0.0.1:${link.port}`,
             ...tlsVars("LEAF", `leaf-${region}`),
           },
         });
@@ -83,12 +83,12 @@ export async function startTopology(regions: string[]): Promise<Topology> {
     stops.push(async () => {
       await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
     });
-    const connectAs = async (server: NatsServerHandle, who: { user: string; pass: string }) => {
-      const nc = await connect({ servers: server.url, user: who.user, pass: who.pass, tls: testCerts().clientTls, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const connectAs = async (server: NatsServerHandle, role: string) => {
+      const nc = await connect({ servers: server.url, tls: testCerts().clientTls(role), noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
       connections.push(nc);
       return nc;
     };
-    const probe = await connectAs(hub, DEV_USERS.engine);
+    const probe = await connectAs(hub, ROLES.engine);
     const waitForLink = async (region: string, timeoutMs = 10_000) => {
       await waitFor(
         async () => {

@@ -24,10 +24,10 @@ export const fields = {
     doc: "NATS server URL(s), comma-separated",
   }),
   natsCreds: field({ schema: z.string().min(1).optional(), env: "NATS_CREDS", flag: "nats-creds", doc: "path to a NATS .creds file" }),
-  natsUser: field({ schema: z.string().min(1).optional(), env: "NATS_USER", flag: "nats-user", doc: "NATS user (nats-config's per-role users: engine, gateway, worker-<region>)" }),
+  natsUser: field({ schema: z.string().min(1).optional(), env: "NATS_USER", flag: "nats-user", doc: "NATS user, for a server with passwords (the shipped multi-region configs have none: a process logs in with its role's certificate, NATS_TLS_CERT)" }),
   natsPassword: field({ schema: z.string().min(1).optional(), env: "NATS_PASSWORD", doc: "password of NATS_USER" }),
   natsTlsCa: field({ schema: z.string().min(1).optional(), env: "NATS_TLS_CA", flag: "nats-tls-ca", doc: "PEM file of the CA that signed the NATS servers' certificates (turns TLS on; scripts/certs makes one)" }),
-  natsTlsCert: field({ schema: z.string().min(1).optional(), env: "NATS_TLS_CERT", flag: "nats-tls-cert", doc: "PEM client certificate for servers that verify clients (the shipped hub and leaf configs do); with NATS_TLS_KEY" }),
+  natsTlsCert: field({ schema: z.string().min(1).optional(), env: "NATS_TLS_CERT", flag: "nats-tls-cert", doc: "PEM client certificate, with NATS_TLS_KEY: under the shipped hub and leaf configs, the login (the role it names is the user: engine, gateway, worker-<region>)" }),
   natsTlsKey: field({ schema: z.string().min(1).optional(), env: "NATS_TLS_KEY", flag: "nats-tls-key", doc: "PEM private key of NATS_TLS_CERT" }),
   prefix: field({
     schema: Prefix.default("fm"),
