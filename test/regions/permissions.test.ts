@@ -114,4 +114,28 @@ describe("the gateway's shipped credentials", () => {
       );
     expect(outcome).not.toBe("denied");
   });
+
+  it("cannot create, change, purge or delete a stream, nor publish tasks or results", async () => {
+    const gateway = await topology.connectAs(topology.hub, ROLES.gateway);
+    const config = JSON.stringify({ name: "GATEWAY_MADE", subjects: ["gw.>"] });
+    expect(await denied(gateway.request("$JS.API.STREAM.CREATE.GATEWAY_MADE", config, { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(`$JS.API.STREAM.UPDATE.${names.streams.tasks}`, "{}", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(`$JS.API.STREAM.PURGE.${names.streams.results}`, "{}", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(`$JS.API.STREAM.DELETE.${names.streams.flows}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(`$JS.API.CONSUMER.DELETE.${names.streams.results}.${names.consumers.results}`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(names.subjects.task("us-east-1", "echo", "normal"), "{}", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(names.subjects.results("us-east-1"), "{}", { timeout: 2000 }))).toBe(true);
+  });
+
+  it("cannot read or write checkpoints, and may read the worker registry", async () => {
+    const gateway = await topology.connectAs(topology.hub, ROLES.gateway);
+    const checkpoints = `KV_${names.buckets.checkpoints}`;
+    expect(await denied(gateway.request(`$JS.API.DIRECT.GET.${checkpoints}.$KV.${names.buckets.checkpoints}.exec-1.step-hub`, "", { timeout: 2000 }))).toBe(true);
+    expect(await denied(gateway.request(`$KV.${names.buckets.checkpoints}.exec-1.step-hub`, "{}", { timeout: 2000 }))).toBe(true);
+    const registry = await gateway.request(`$JS.API.STREAM.INFO.KV_${names.buckets.workers}`, "", { timeout: 2000 }).then(
+      () => "answered",
+      (err: unknown) => (isPermissionViolation(err) ? "denied" : "answered"),
+    );
+    expect(registry).toBe("answered");
+  });
 });
