@@ -36,8 +36,10 @@ func (f *Failure) Error() string { return f.Code + ": " + f.Message }
 // Context is what one run of a handler sees.
 type Context struct {
 	context.Context
-	Task        *Task
-	Log         *slog.Logger
+	Task *Task
+	Log  *slog.Logger
+	// Exec is the execution's context: Get (an offloaded one is read lazily), Set, Merge, Delete.
+	Exec        *ExecutionContext
 	nc          *nats.Conn
 	kv          jetstream.KeyValue
 	checkpoints jetstream.KeyValue

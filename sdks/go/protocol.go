@@ -60,6 +60,9 @@ type Task struct {
 		Type string `json:"type"`
 	} `json:"handler"`
 	Input json.RawMessage `json:"input"`
+	// Context is the execution's context, inline; {} when ContextRef names an offloaded one.
+	Context    json.RawMessage `json:"context,omitempty"`
+	ContextRef json.RawMessage `json:"contextRef,omitempty"`
 	// Item is set on a map step's item: which element, in which run (its checkpoint is its own).
 	Item *struct {
 		Index int `json:"index"`
@@ -129,7 +132,9 @@ type Result struct {
 	Output      any          `json:"output,omitempty"`
 	Failure     *Failure     `json:"failure,omitempty"`
 	Wait        *WaitRequest `json:"wait,omitempty"`
-	Metrics     struct {
+	// ContextUpdates go with a success or a wait (ctx.Exec's recorded changes).
+	ContextUpdates []ContextUpdate `json:"contextUpdates,omitempty"`
+	Metrics        struct {
 		StartedAt   string  `json:"startedAt"`
 		CompletedAt string  `json:"completedAt"`
 		DurationMs  float64 `json:"durationMs"`

@@ -50,6 +50,8 @@ type Worker struct {
 	workers     jetstream.KeyValue
 	progress    jetstream.KeyValue
 	checkpoints jetstream.KeyValue
+	blobsMu     sync.Mutex
+	blobs       jetstream.ObjectStore
 	gate        *slotGate
 	stop        chan struct{}
 	pulls       sync.WaitGroup
@@ -298,7 +300,8 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 				done <- r
 			}
 		}()
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names})
+		exec := newExecutionContext(task, w.fetchBlob)
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		switch {
@@ -312,6 +315,8 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 			} else {
 				r.Output = output
 			}
+			// Context changes go with a success or a wait, never with a failure.
+			r.ContextUpdates = exec.Updates()
 		}
 		done <- r
 	}()
@@ -323,6 +328,27 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 		r.Failure = newFailure("TASK_TIMEOUT", fmt.Sprintf("handler did not finish within %d ms", task.Config.TimeoutMs), true, nil)
 		return r
 	}
+}
+
+// fetchBlob reads one blob of fm_blobs as stored (gzip'd); nil when there is none. The bucket
+// opens on first use (few tasks need it); a failed open is tried again by the next read.
+func (w *Worker) fetchBlob(ctx context.Context, name string) ([]byte, error) {
+	w.blobsMu.Lock()
+	if w.blobs == nil {
+		store, err := w.js.ObjectStore(ctx, w.names.Bucket("blobs"))
+		if err != nil {
+			w.blobsMu.Unlock()
+			return nil, err
+		}
+		w.blobs = store
+	}
+	store := w.blobs
+	w.blobsMu.Unlock()
+	data, err := store.GetBytes(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, nil
+	}
+	return data, err
 }
 
 // heartbeat sends in-progress acks while the handler runs: the task is not redelivered elsewhere.

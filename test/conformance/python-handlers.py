@@ -47,7 +47,28 @@ async def emit(ctx):
     return {"emitted": ctx.input["id"]}
 
 
+def fill(ctx):
+    # Grows the context by one key of `size` characters (an offloaded context is made of such keys).
+    ctx.context.set(ctx.input["key"], "x" * ctx.input["size"])
+    return {"filled": ctx.input["key"]}
+
+
+async def read(ctx):
+    # Reads a context the engine offloaded (key by key), and writes one key.
+    before = await ctx.context.get("read")
+    out = {
+        "marker": await ctx.context.get("marker"),
+        "big1": len(await ctx.context.get("big1")),
+        "big2": len(await ctx.context.get("big2")),
+        "readBefore": before is True,
+    }
+    ctx.context.set("read", True)
+    return out
+
+
 HANDLERS = [
+    define_handler("conf-fill", fill),
+    define_handler("conf-read", read),
     define_handler("conf-approve", approve),
     define_handler("conf-emit", emit),
     define_handler("conf-count", count),

@@ -67,3 +67,23 @@ export const emit = defineHandler({
     return { emitted: ctx.input.id };
   },
 });
+
+// Grows the context by one key of `size` characters (an offloaded context is made of such keys).
+export const fill = defineHandler({
+  type: "conf-fill",
+  execute(ctx) {
+    ctx.context.set(ctx.input.key, "x".repeat(ctx.input.size));
+    return { filled: ctx.input.key };
+  },
+});
+
+// Reads a context the engine offloaded (key by key), and writes one key.
+export const read = defineHandler({
+  type: "conf-read",
+  async execute(ctx) {
+    const before = await ctx.context.get("read");
+    const out = { marker: await ctx.context.get("marker"), big1: (await ctx.context.get("big1")).length, big2: (await ctx.context.get("big2")).length, readBefore: before === true };
+    ctx.context.set("read", true);
+    return out;
+  },
+});

@@ -99,6 +99,17 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "c-emit", steps: [{ id: "e", handler: "conf-emit", input: { id: "{% input.id %}" } }] });
   await mesh.putFlow({ id: "c-count", steps: [{ id: "c", handler: "conf-count", input: { to: 10, pauseMs: 150 } }] });
   await mesh.putFlow({ id: "c-slow", steps: [{ id: "s", handler: "conf-slow", input: { seconds: "{% input.seconds %}" } }] });
+  // Two keys of 600,000 characters: a 1.2 MB context, over the engine's 256 KiB inline limit.
+  await mesh.putFlow({
+    id: "c-context",
+    steps: [
+      { id: "fill1", handler: "conf-fill", input: { key: "big1", size: 600_000 } },
+      { id: "fill2", handler: "conf-fill", dependsOn: ["fill1"], input: { key: "big2", size: 600_000 } },
+      { id: "read", handler: "conf-read", dependsOn: ["fill2"] },
+      { id: "again", handler: "conf-read", dependsOn: ["read"] },
+    ],
+    output: { first: "{% steps.read %}", second: "{% steps.again %}" },
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -231,6 +242,17 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     expect(output.resumedFrom).toBeGreaterThanOrEqual(3);
     const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE execution_id = $1", [executionId]);
     expect(rows[0]!.n).toBe(1);
+  });
+
+  scenario("reads a 1.2 MB context offloaded to fm_blobs key by key; its writes are applied", async () => {
+    const { executionId } = await mesh.api.start("c-context", { input: {}, context: { marker: "m-1" } });
+    const done = await mesh.waitForStatus(executionId, "completed", 30_000);
+    const read = { marker: "m-1", big1: 600_000, big2: 600_000 };
+    // The first read wrote `read`; the second run sees it, in the offloaded context it was given.
+    expect(done.output).toEqual({ first: { ...read, readBefore: false }, second: { ...read, readBefore: true } });
+    // The reads had no context in their task, only its reference: the engine stored it as blobs.
+    const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM context_blobs WHERE execution_id = $1", [executionId]);
+    expect(rows[0]!.n).toBeGreaterThanOrEqual(3);
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {

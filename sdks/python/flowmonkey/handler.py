@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
+from .context import ContextError, ExecutionContext, context_of
 from .protocol import Names, iso
 
 
@@ -67,11 +68,15 @@ class Context:
     _checkpoint_kv: Any = None
     _heartbeat: Any = None
     _js: Any = None
+    # Fetches a blob of fm_blobs (an offloaded context's manifest and keys), given by the worker.
+    _fetch_blob: Any = None
     log: logging.LoggerAdapter = field(init=False)
+    context: ExecutionContext = field(init=False)
 
     def __post_init__(self) -> None:
         ids = {k: self.task[k] for k in ("executionId", "taskId", "stepId", "attempt")}
         self.log = logging.LoggerAdapter(logging.getLogger("flowmonkey.handler"), ids)
+        self.context = context_of(self.task, self._fetch_blob or _no_blobs)
 
     @property
     def input(self) -> Any:
@@ -162,6 +167,10 @@ class Context:
         if "state" in envelope:
             return envelope["state"]
         raise NonRetryableFailure("UNSUPPORTED", f"checkpoint {self._checkpoint_key} is in the blob store; this SDK does not read those yet")
+
+
+async def _no_blobs(name: str) -> None:
+    raise ContextError(f"no blob bucket on this worker to read {name} from")
 
 
 # The checkpoint envelope's inline limit, as the TypeScript worker's (worker/src/plumbing/checkpoints.ts).

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ObjectDeletedError, ObjectNotFoundError
 
 from . import protocol
 from .handler import Context, Handler, RetryableFailure, Wait, call_handler
@@ -111,6 +111,7 @@ class Worker:
         self._workers_kv: Any = None
         self._progress_kv: Any = None
         self._checkpoints_kv: Any = None
+        self._blobs: Any = None
 
     async def start(self) -> None:
         self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
@@ -232,11 +233,14 @@ class Worker:
             await msg.term()
             return
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js)
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         try:
             output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
             body = self._result(task, "wait", started, output=output.request) if isinstance(output, Wait) else self._result(task, "success", started, output=output)
+            # Context changes go with a success or a wait, never with a failure (the engine applies them together).
+            if ctx.context.updates:
+                body["contextUpdates"] = ctx.context.updates
         except asyncio.TimeoutError:
             fail = protocol.failure("TASK_TIMEOUT", f"handler did not finish within {task['config']['timeoutMs']} ms", True)
             body = self._result(task, "failure", started, fail=fail)
@@ -257,6 +261,15 @@ class Worker:
             await msg.ack_sync()
         except Exception:  # noqa: BLE001 - not confirmed: the task comes back after ack_wait and its result is a duplicate
             log.debug("ack not confirmed", exc_info=True)
+
+    async def _fetch_blob(self, name: str) -> Optional[bytes]:
+        """One blob of fm_blobs as stored (gzip'd), or None; the bucket opens on first use (few tasks need it)."""
+        if self._blobs is None:
+            self._blobs = await self.js.object_store(self.names.bucket("blobs"))
+        try:
+            return (await self._blobs.get(name)).data
+        except (ObjectNotFoundError, ObjectDeletedError):
+            return None
 
     def _result(self, task: dict[str, Any], outcome: str, started: float, **kw: Any) -> dict[str, Any]:
         return protocol.result(task, outcome, worker_id=self.worker_id, region=self.region, started=started, completed=time.time(), **kw)

@@ -19,11 +19,11 @@ class ConnectOptionsTest(unittest.TestCase):
 
     def test_mutual_tls_from_the_files_scripts_certs_makes(self) -> None:
         with tempfile.TemporaryDirectory() as certs:
-            subprocess.run(["bash", os.path.join(SCRIPTS, "certs"), "--days", "1", certs, "hub"], check=True, capture_output=True)
+            subprocess.run(["bash", os.path.join(SCRIPTS, "certs"), "--days", "1", "--roles", "worker-us-east-1", certs, "hub"], check=True, capture_output=True)
             env = {
                 "NATS_TLS_CA": os.path.join(certs, "ca.pem"),
-                "NATS_TLS_CERT": os.path.join(certs, "client.pem"),
-                "NATS_TLS_KEY": os.path.join(certs, "client-key.pem"),
+                "NATS_TLS_CERT": os.path.join(certs, "worker-us-east-1.pem"),
+                "NATS_TLS_KEY": os.path.join(certs, "worker-us-east-1-key.pem"),
             }
             context = connect_options_from_env(env)["tls"]
             self.assertIsInstance(context, ssl.SSLContext)

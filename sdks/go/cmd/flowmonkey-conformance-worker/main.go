@@ -88,5 +88,26 @@ func main() {
 				return nil, ctx.Err()
 			}
 		}),
+		// Grows the context by one key of `size` characters (an offloaded context is made of such keys).
+		flowmonkey.Define("conf-fill", func(ctx *flowmonkey.Context) (any, error) {
+			var in struct {
+				Key  string `json:"key"`
+				Size int    `json:"size"`
+			}
+			_ = ctx.Input(&in)
+			return map[string]string{"filled": in.Key}, ctx.Exec.Set(in.Key, strings.Repeat("x", in.Size))
+		}),
+		// Reads a context the engine offloaded (key by key), and writes one key.
+		flowmonkey.Define("conf-read", func(ctx *flowmonkey.Context) (any, error) {
+			var before bool
+			var marker, big1, big2 string
+			for path, into := range map[string]any{"read": &before, "marker": &marker, "big1": &big1, "big2": &big2} {
+				if _, err := ctx.Exec.Get(ctx, path, into); err != nil {
+					return nil, err
+				}
+			}
+			out := map[string]any{"marker": marker, "big1": len(big1), "big2": len(big2), "readBefore": before}
+			return out, ctx.Exec.Set("read", true)
+		}),
 	)
 }
