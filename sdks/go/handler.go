@@ -1,6 +1,8 @@
 package flowmonkey
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,6 +48,8 @@ type Context struct {
 	js          jetstream.JetStream
 	working     func()
 	names       Names
+	fetchBlob   BlobFetch
+	putBlob     func(ctx context.Context, name string, gzipped []byte) error
 }
 
 // Wait is what a handler returns to park its step without holding a worker: it is resumed by
@@ -73,7 +77,7 @@ func (c *Context) Emit(name string, data any) error {
 }
 
 // InlineCheckpointMaxBytes is the checkpoint envelope's inline limit, as the TypeScript
-// worker's; it moves larger checkpoints to the blob store, this SDK refuses them.
+// worker's: a larger checkpoint goes gzip'd to the blob store, and its KV entry says where.
 const InlineCheckpointMaxBytes = 1024 * 1024
 
 func (c *Context) checkpointKey() string {
@@ -96,7 +100,20 @@ func (c *Context) SaveCheckpoint(state any) error {
 		return NonRetryable("UNSUPPORTED_JSON", "the checkpoint is not JSON: "+err.Error())
 	}
 	if len(data) > InlineCheckpointMaxBytes {
-		return NonRetryable("PAYLOAD_TOO_LARGE", fmt.Sprintf("checkpoint of %d bytes; this SDK keeps at most %d (no blob store yet)", len(data), InlineCheckpointMaxBytes))
+		if c.putBlob == nil {
+			return NonRetryable("PAYLOAD_TOO_LARGE", fmt.Sprintf("checkpoint of %d bytes and no blob store on this worker", len(data)))
+		}
+		blob := "checkpoints/" + c.checkpointKey()
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		_, _ = zw.Write(data)
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		if err := c.putBlob(c, blob, gz.Bytes()); err != nil {
+			return err
+		}
+		data, _ = json.Marshal(map[string]any{"blob": blob, "bytes": len(data)})
 	}
 	if _, err := c.checkpoints.Put(c, c.checkpointKey(), data); err != nil {
 		return err
@@ -122,12 +139,17 @@ func (c *Context) LoadCheckpoint(v any) (bool, error) {
 	var envelope struct {
 		State json.RawMessage `json:"state"`
 		Blob  string          `json:"blob"`
+		Bytes int64           `json:"bytes"`
 	}
 	if err := json.Unmarshal(entry.Value(), &envelope); err != nil {
 		return false, err
 	}
 	if envelope.Blob != "" {
-		return false, NonRetryable("UNSUPPORTED", "checkpoint "+c.checkpointKey()+" is in the blob store; this SDK does not read those yet")
+		// The state is in the blob store: read it back within the size the entry announces.
+		src := offloadedSource{fetch: c.fetchBlob}
+		if err := src.blobJSON(c, envelope.Blob, envelope.Bytes, "checkpoint "+c.checkpointKey(), &envelope); err != nil {
+			return false, err
+		}
 	}
 	return true, json.Unmarshal(envelope.State, v)
 }

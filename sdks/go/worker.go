@@ -301,7 +301,7 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 			}
 		}()
 		exec := newExecutionContext(task, w.fetchBlob)
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names})
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		switch {
@@ -333,22 +333,38 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 // fetchBlob reads one blob of fm_blobs as stored (gzip'd); nil when there is none. The bucket
 // opens on first use (few tasks need it); a failed open is tried again by the next read.
 func (w *Worker) fetchBlob(ctx context.Context, name string) ([]byte, error) {
-	w.blobsMu.Lock()
-	if w.blobs == nil {
-		store, err := w.js.ObjectStore(ctx, w.names.Bucket("blobs"))
-		if err != nil {
-			w.blobsMu.Unlock()
-			return nil, err
-		}
-		w.blobs = store
+	store, err := w.blobStore(ctx)
+	if err != nil {
+		return nil, err
 	}
-	store := w.blobs
-	w.blobsMu.Unlock()
 	data, err := store.GetBytes(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, nil
 	}
 	return data, err
+}
+
+// putBlob stores gzip'd bytes under name in fm_blobs (a checkpoint over the KV limit).
+func (w *Worker) putBlob(ctx context.Context, name string, gzipped []byte) error {
+	store, err := w.blobStore(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = store.PutBytes(ctx, name, gzipped)
+	return err
+}
+
+func (w *Worker) blobStore(ctx context.Context) (jetstream.ObjectStore, error) {
+	w.blobsMu.Lock()
+	defer w.blobsMu.Unlock()
+	if w.blobs == nil {
+		store, err := w.js.ObjectStore(ctx, w.names.Bucket("blobs"))
+		if err != nil {
+			return nil, err
+		}
+		w.blobs = store
+	}
+	return w.blobs, nil
 }
 
 // heartbeat sends in-progress acks while the handler runs: the task is not redelivered elsewhere.

@@ -66,7 +66,17 @@ async def read(ctx):
     return out
 
 
+async def big_checkpoint(ctx):
+    # Saves a 1.5 MB checkpoint (over the 1 MiB KV limit: the blob store) and fails; the retry loads it.
+    saved = await ctx.load_checkpoint()
+    if saved:
+        return {"loaded": len(saved["rows"]), "attempt": ctx.attempt}
+    await ctx.save_checkpoint({"rows": "r" * 1_500_000})
+    raise RetryableFailure("AGAIN", "saved a large checkpoint; the next attempt loads it")
+
+
 HANDLERS = [
+    define_handler("conf-big-checkpoint", big_checkpoint),
     define_handler("conf-fill", fill),
     define_handler("conf-read", read),
     define_handler("conf-approve", approve),

@@ -87,3 +87,14 @@ export const read = defineHandler({
     return out;
   },
 });
+
+// Saves a 1.5 MB checkpoint (over the 1 MiB KV limit: the blob store) and fails; the retry loads it.
+export const bigCheckpoint = defineHandler({
+  type: "conf-big-checkpoint",
+  async execute(ctx) {
+    const saved = await ctx.checkpoint.load();
+    if (saved) return { loaded: saved.rows.length, attempt: ctx.task.attempt };
+    await ctx.checkpoint.save({ rows: "r".repeat(1_500_000) });
+    throw new RetryableFailure("AGAIN", "saved a large checkpoint; the next attempt loads it");
+  },
+});

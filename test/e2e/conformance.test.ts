@@ -99,6 +99,7 @@ beforeAll(async () => {
   await mesh.putFlow({ id: "c-emit", steps: [{ id: "e", handler: "conf-emit", input: { id: "{% input.id %}" } }] });
   await mesh.putFlow({ id: "c-count", steps: [{ id: "c", handler: "conf-count", input: { to: 10, pauseMs: 150 } }] });
   await mesh.putFlow({ id: "c-slow", steps: [{ id: "s", handler: "conf-slow", input: { seconds: "{% input.seconds %}" } }] });
+  await mesh.putFlow({ id: "c-big-checkpoint", steps: [{ id: "b", handler: "conf-big-checkpoint", retry: { maxAttempts: 2, initialDelayMs: 10, jitter: false } }] });
   // Two keys of 600,000 characters: a 1.2 MB context, over the engine's 256 KiB inline limit.
   await mesh.putFlow({
     id: "c-context",
@@ -253,6 +254,15 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     // The reads had no context in their task, only its reference: the engine stored it as blobs.
     const { rows } = await mesh.engine.db.query<{ n: number }>("SELECT count(*)::int AS n FROM context_blobs WHERE execution_id = $1", [executionId]);
     expect(rows[0]!.n).toBeGreaterThanOrEqual(3);
+  });
+
+  scenario("a 1.5 MB checkpoint goes to the blob store and the retry loads it", async () => {
+    const { executionId } = await mesh.api.start("c-big-checkpoint", { input: {} });
+    const done = await mesh.waitForStatus(executionId, "completed", 30_000);
+    expect(done.output).toEqual({ loaded: 1_500_000, attempt: 2 });
+    const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.checkpoints);
+    const envelope = (await kv.get(`${executionId}.b`))?.json<{ blob?: string; bytes?: number }>();
+    expect(envelope).toEqual({ blob: `checkpoints/${executionId}.b`, bytes: expect.any(Number) });
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {

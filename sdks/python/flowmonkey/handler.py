@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import inspect
 import json
 import logging
@@ -9,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
-from .context import ContextError, ExecutionContext, context_of
+from .context import ContextError, ExecutionContext, context_of, gunzip_json
 from .protocol import Names, iso
 
 
@@ -68,8 +69,9 @@ class Context:
     _checkpoint_kv: Any = None
     _heartbeat: Any = None
     _js: Any = None
-    # Fetches a blob of fm_blobs (an offloaded context's manifest and keys), given by the worker.
+    # Read and write blobs of fm_blobs (an offloaded context, a large checkpoint), given by the worker.
     _fetch_blob: Any = None
+    _put_blob: Any = None
     log: logging.LoggerAdapter = field(init=False)
     context: ExecutionContext = field(init=False)
 
@@ -141,15 +143,21 @@ class Context:
     async def save_checkpoint(self, state: Any) -> None:
         """
         Saves the step's checkpoint (KV fm_checkpoints, envelope {"state": ...}): a later attempt
-        or a redelivery after a crash loads it. Counts as a heartbeat. Up to 1 MiB here; the
-        TypeScript worker moves larger ones to the blob store, this SDK refuses them.
+        or a redelivery after a crash loads it. Counts as a heartbeat. Over 1 MiB, as the
+        TypeScript worker does, the state goes gzip'd to the blob store (`checkpoints/<key>`) and
+        the KV entry says where ({"blob", "bytes"}).
         """
         if self._checkpoint_kv is None:
             raise RetryableFailure("UNAVAILABLE", "the checkpoint bucket is not open on this worker")
         data = json.dumps({"state": state}).encode()
-        if len(data) > INLINE_CHECKPOINT_MAX_BYTES:
-            raise NonRetryableFailure("PAYLOAD_TOO_LARGE", f"checkpoint of {len(data)} bytes; this SDK keeps at most {INLINE_CHECKPOINT_MAX_BYTES} (no blob store yet)")
-        await self._checkpoint_kv.put(self._checkpoint_key, data)
+        if len(data) <= INLINE_CHECKPOINT_MAX_BYTES:
+            await self._checkpoint_kv.put(self._checkpoint_key, data)
+        else:
+            if self._put_blob is None:
+                raise NonRetryableFailure("PAYLOAD_TOO_LARGE", f"checkpoint of {len(data)} bytes and no blob store on this worker")
+            blob = f"checkpoints/{self._checkpoint_key}"
+            await self._put_blob(blob, gzip.compress(data))
+            await self._checkpoint_kv.put(self._checkpoint_key, json.dumps({"blob": blob, "bytes": len(data)}).encode())
         if self._heartbeat is not None:
             await self._heartbeat()
 
@@ -166,7 +174,10 @@ class Context:
         envelope = json.loads(entry.value)
         if "state" in envelope:
             return envelope["state"]
-        raise NonRetryableFailure("UNSUPPORTED", f"checkpoint {self._checkpoint_key} is in the blob store; this SDK does not read those yet")
+        data = await (self._fetch_blob or _no_blobs)(envelope["blob"])
+        if data is None:
+            raise NonRetryableFailure("INTERNAL", f"checkpoint {self._checkpoint_key} points at blob {envelope['blob']}, which is gone")
+        return gunzip_json(data, int(envelope["bytes"]), f"checkpoint {self._checkpoint_key}")["state"]
 
 
 async def _no_blobs(name: str) -> None:

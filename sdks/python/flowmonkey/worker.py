@@ -233,7 +233,7 @@ class Worker:
             await msg.term()
             return
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob)
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         try:
             output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
@@ -262,14 +262,22 @@ class Worker:
         except Exception:  # noqa: BLE001 - not confirmed: the task comes back after ack_wait and its result is a duplicate
             log.debug("ack not confirmed", exc_info=True)
 
-    async def _fetch_blob(self, name: str) -> Optional[bytes]:
-        """One blob of fm_blobs as stored (gzip'd), or None; the bucket opens on first use (few tasks need it)."""
+    async def _blob_store(self) -> Any:
+        # Opened on first use: few tasks need it (an offloaded context, a large checkpoint).
         if self._blobs is None:
             self._blobs = await self.js.object_store(self.names.bucket("blobs"))
+        return self._blobs
+
+    async def _fetch_blob(self, name: str) -> Optional[bytes]:
+        """One blob of fm_blobs as stored (gzip'd), or None."""
         try:
-            return (await self._blobs.get(name)).data
+            return (await (await self._blob_store()).get(name)).data
         except (ObjectNotFoundError, ObjectDeletedError):
             return None
+
+    async def _put_blob(self, name: str, data: bytes) -> None:
+        """Stores `data` (already gzip'd) under `name`, replacing what was there."""
+        await (await self._blob_store()).put(name, data)
 
     def _result(self, task: dict[str, Any], outcome: str, started: float, **kw: Any) -> dict[str, Any]:
         return protocol.result(task, outcome, worker_id=self.worker_id, region=self.region, started=started, completed=time.time(), **kw)

@@ -109,5 +109,22 @@ func main() {
 			out := map[string]any{"marker": marker, "big1": len(big1), "big2": len(big2), "readBefore": before}
 			return out, ctx.Exec.Set("read", true)
 		}),
+		// Saves a 1.5 MB checkpoint (over the 1 MiB KV limit: the blob store) and fails; the retry loads it.
+		flowmonkey.Define("conf-big-checkpoint", func(ctx *flowmonkey.Context) (any, error) {
+			var saved struct {
+				Rows string `json:"rows"`
+			}
+			found, err := ctx.LoadCheckpoint(&saved)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				return map[string]any{"loaded": len(saved.Rows), "attempt": ctx.Task.Attempt}, nil
+			}
+			if err := ctx.SaveCheckpoint(map[string]string{"rows": strings.Repeat("r", 1_500_000)}); err != nil {
+				return nil, err
+			}
+			return nil, flowmonkey.Retryable("AGAIN", "saved a large checkpoint; the next attempt loads it")
+		}),
 	)
 }

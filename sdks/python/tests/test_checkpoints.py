@@ -1,0 +1,52 @@
+"""Checkpoints: inline in KV up to 1 MiB, gzip'd in the blob store above, as the TypeScript worker."""
+
+import asyncio
+import json
+import unittest
+from types import SimpleNamespace
+
+from flowmonkey.handler import Context
+from flowmonkey.protocol import Names
+
+
+class FakeKv:
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.values[key] = value
+
+    async def get(self, key: str):
+        return SimpleNamespace(value=self.values[key]) if key in self.values else None
+
+
+class CheckpointTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.kv = FakeKv()
+        self.blobs: dict[str, bytes] = {}
+
+        async def put_blob(name: str, data: bytes) -> None:
+            self.blobs[name] = data
+
+        async def fetch_blob(name: str):
+            return self.blobs.get(name)
+
+        task = {"executionId": "e1", "taskId": "e1/s", "stepId": "s", "attempt": 1, "context": {}}
+        self.ctx = Context(task=task, _nc=None, _progress_kv=None, _names=Names("fm"), _checkpoint_kv=self.kv, _put_blob=put_blob, _fetch_blob=fetch_blob)
+
+    def test_a_small_checkpoint_stays_in_kv(self) -> None:
+        asyncio.run(self.ctx.save_checkpoint({"next": 3}))
+        self.assertEqual(json.loads(self.kv.values["e1.s"]), {"state": {"next": 3}})
+        self.assertEqual(asyncio.run(self.ctx.load_checkpoint()), {"next": 3})
+
+    def test_a_large_checkpoint_goes_to_the_blob_store_and_comes_back(self) -> None:
+        state = {"rows": "r" * 1_500_000}
+        asyncio.run(self.ctx.save_checkpoint(state))
+        envelope = json.loads(self.kv.values["e1.s"])
+        self.assertEqual(envelope["blob"], "checkpoints/e1.s")
+        self.assertLess(len(self.blobs["checkpoints/e1.s"]), 100_000)  # gzip'd
+        self.assertEqual(asyncio.run(self.ctx.load_checkpoint()), state)
+
+
+if __name__ == "__main__":
+    unittest.main()
