@@ -40,6 +40,8 @@ type Context struct {
 	context.Context
 	Task *Task
 	Log  *slog.Logger
+	// Secrets are the vault secrets the step asked for, opened for this task only.
+	Secrets *Secrets
 	// Exec is the execution's context: Get (an offloaded one is read lazily), Set, Merge, Delete.
 	Exec        *ExecutionContext
 	nc          *nats.Conn

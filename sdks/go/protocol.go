@@ -60,6 +60,12 @@ type Task struct {
 		Type string `json:"type"`
 	} `json:"handler"`
 	Input json.RawMessage `json:"input"`
+	// Vault maps each secret the step asked for to its value sealed for the worker's pool.
+	Vault map[string]string `json:"vault,omitempty"`
+	// Metadata.Region is the region the task was sent to (the vault's pool is <region>/<handler>).
+	Metadata struct {
+		Region string `json:"region"`
+	} `json:"metadata"`
 	// Context is the execution's context, inline; {} when ContextRef names an offloaded one.
 	Context    json.RawMessage `json:"context,omitempty"`
 	ContextRef json.RawMessage `json:"contextRef,omitempty"`

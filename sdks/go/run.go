@@ -23,7 +23,8 @@ func envOr(name, fallback string) string {
 
 // Run is a worker binary's main: flags and environment as flowmonkey-worker's (--region /
 // FM_REGION, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
-// NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY), the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
+// NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY, FM_VAULT_PRIVATE_KEY(S)),
+// the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
 // clean drain, 1 when it cannot start, 2 on bad flags.
 func Run(handlers ...Handler) {
 	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
@@ -47,7 +48,11 @@ func Run(handlers ...Handler) {
 }
 
 func run(region string, concurrency int, prefix, natsURL string, grace time.Duration, log *slog.Logger, handlers []Handler) error {
-	w, err := NewWorker(Options{Region: region, Concurrency: concurrency, Prefix: prefix, Log: log}, handlers...)
+	vault, err := VaultKeysFromEnv()
+	if err != nil {
+		return err
+	}
+	w, err := NewWorker(Options{Region: region, Concurrency: concurrency, Prefix: prefix, Log: log, Vault: vault}, handlers...)
 	if err != nil {
 		return err
 	}

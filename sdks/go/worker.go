@@ -36,6 +36,8 @@ type Options struct {
 	// AckWait of pool consumers this worker creates (an existing consumer keeps its own).
 	AckWait time.Duration
 	Log     *slog.Logger
+	// Vault keys open tasks' sealed secrets (Run reads them from FM_VAULT_PRIVATE_KEY(S)).
+	Vault VaultKeys
 }
 
 // Worker runs handlers for the tasks of one region.
@@ -291,6 +293,16 @@ func (w *Worker) run(msg jetstream.Msg, handlerType string, beat time.Duration) 
 
 // settle runs the handler under the task's timeout and turns what happened into a result.
 func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *slog.Logger, started time.Time, working func()) (result Result) {
+	// Secrets open before the handler runs, all or none: a task that cannot have them fails.
+	secrets, err := openTaskSecrets(task, w.opts.Vault)
+	if err != nil {
+		var failure *Failure
+		_ = errors.As(err, &failure)
+		r := newResult(task, "failure", w.id, w.opts.Region, started, time.Now())
+		r.Failure = newFailure(failure.Code, failure.Message, false, nil)
+		return r
+	}
+	defer secrets.clear()
 	done := make(chan Result, 1)
 	go func() {
 		defer func() {
@@ -301,7 +313,7 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 			}
 		}()
 		exec := newExecutionContext(task, w.fetchBlob)
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob})
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, Secrets: secrets, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		switch {

@@ -1,5 +1,6 @@
 # The conformance handlers for the Python worker (python -m flowmonkey --module this file).
 import asyncio
+import hashlib
 
 from flowmonkey import NonRetryableFailure, RetryableFailure, define_handler
 
@@ -75,7 +76,14 @@ async def big_checkpoint(ctx):
     raise RetryableFailure("AGAIN", "saved a large checkpoint; the next attempt loads it")
 
 
+def secret(ctx):
+    # Opens the step's sealed secret; answers only its length and a digest, never the value.
+    value = ctx.secrets.get("conf-token") or ""
+    return {"length": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest()[:16]}
+
+
 HANDLERS = [
+    define_handler("conf-secret", secret),
     define_handler("conf-big-checkpoint", big_checkpoint),
     define_handler("conf-fill", fill),
     define_handler("conf-read", read),

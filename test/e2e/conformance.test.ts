@@ -8,6 +8,7 @@
  * from `bash .ci/run system`, Go at /usr/local/go/bin) is skipped with that message.
  */
 import { execFile, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,6 +18,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decode, listWorkers, Progress, silentLogger, type ExecutionView } from "@flowmonkey/shared";
+import { generatePoolKeyPair, toBase64 } from "@flowmonkey/shared/vault";
 import { startMesh, type TestMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
@@ -26,6 +28,9 @@ import { startProcessUntilReady } from "../support/ready-process.js";
 const ROOT = resolve(import.meta.dirname, "../..");
 const PYTHON = process.env["FM_PYTHON"] ?? join(ROOT, ".cache/py-venv/bin/python");
 const GO = process.env["FM_GO"] ?? ["/usr/local/go/bin/go", "/usr/bin/go"].find((p) => existsSync(p));
+/** The us-east-1 pool's vault key pair: the engine seals for its public key, every worker holds the private one. */
+const POOL = generatePoolKeyPair();
+const SECRET = "conformance-s3cret-value";
 /** Every pool consumer gets this ack_wait (the TypeScript worker, started first, creates them). */
 const ACK_WAIT_MS = 2000;
 
@@ -46,7 +51,7 @@ const results = new Map<string, Map<Language, "pass" | "FAIL">>();
 
 /** Starts one worker process of `lang` with 4 slots. */
 function startWorker(lang: Language): Promise<ChildProcess> {
-  const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix };
+  const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, FM_VAULT_PRIVATE_KEY: toBase64(POOL.privateKey) };
   switch (lang) {
     case "typescript":
       return startProcessUntilReady(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
@@ -81,7 +86,9 @@ beforeAll(async () => {
     goBinary = join(dir, "conformance-worker");
     await promisify(execFile)(GO, ["build", "-o", goBinary, "./cmd/flowmonkey-conformance-worker"], { cwd: join(ROOT, "sdks/go"), timeout: 240_000 });
   }
-  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [] });
+  mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { vaultKey: randomBytes(32), vaultPoolKeys: { "us-east-1": POOL.publicKey } } });
+  await mesh.api.putSecret({ key: "conf-token", value: SECRET });
+  await mesh.putFlow({ id: "c-secret", steps: [{ id: "s", handler: "conf-secret", vault: ["conf-token"] }] });
   await mesh.putFlow({ id: "c-shout", steps: [{ id: "s", handler: "conf-shout", input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({
     id: "c-dag",
@@ -263,6 +270,19 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.checkpoints);
     const envelope = (await kv.get(`${executionId}.b`))?.json<{ blob?: string; bytes?: number }>();
     expect(envelope).toEqual({ blob: `checkpoints/${executionId}.b`, bytes: expect.any(Number) });
+  });
+
+  scenario("opens a secret sealed for its pool (and the task on the wire carries it sealed)", async () => {
+    const tasks: string[] = [];
+    const sub = mesh.nc.subscribe(mesh.names.subjects.tasksAll, { callback: (_err, msg) => void tasks.push(msg.string()) });
+    await mesh.nc.flush();
+    const { executionId } = await mesh.api.start("c-secret", { input: {} });
+    const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+    sub.unsubscribe();
+    expect(done.output).toEqual({ length: SECRET.length, sha256: createHash("sha256").update(SECRET).digest("hex").slice(0, 16) });
+    const ours = tasks.filter((t) => t.includes(executionId));
+    expect(ours.length).toBeGreaterThan(0);
+    for (const task of ours) expect(task.includes(SECRET)).toBe(false);
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {

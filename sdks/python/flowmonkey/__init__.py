@@ -2,6 +2,7 @@
 
 from .context import ContextError, ExecutionContext
 from .handler import Context, Handler, NonRetryableFailure, RetryableFailure, Wait, define_handler
+from .secrets import Secrets, VaultError, VaultKeys
 from .worker import Worker
 
-__all__ = ["Context", "ContextError", "ExecutionContext", "Handler", "NonRetryableFailure", "RetryableFailure", "Wait", "Worker", "define_handler"]
+__all__ = ["Context", "ContextError", "ExecutionContext", "Handler", "NonRetryableFailure", "RetryableFailure", "Secrets", "VaultError", "VaultKeys", "Wait", "Worker", "define_handler"]

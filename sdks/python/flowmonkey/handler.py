@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from .context import ContextError, ExecutionContext, context_of, gunzip_json
 from .protocol import Names, iso
+from .secrets import Secrets
 
 
 class RetryableFailure(Exception):
@@ -72,6 +73,8 @@ class Context:
     # Read and write blobs of fm_blobs (an offloaded context, a large checkpoint), given by the worker.
     _fetch_blob: Any = None
     _put_blob: Any = None
+    # The task's vault secrets, opened by the worker before the handler runs.
+    secrets: Secrets = field(default_factory=Secrets)
     log: logging.LoggerAdapter = field(init=False)
     context: ExecutionContext = field(init=False)
 

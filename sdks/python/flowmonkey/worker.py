@@ -19,6 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError, ObjectDeletedError, ObjectNotFoundError
 
 from . import protocol
+from .secrets import VaultError, VaultKeys, open_task_secrets
 from .handler import Context, Handler, RetryableFailure, Wait, call_handler
 from .protocol import PRIORITIES, Names
 
@@ -83,7 +84,10 @@ class Worker:
         nats_url: str = "nats://127.0.0.1:4222",
         ack_wait_s: float = 60.0,
         connect_options: Optional[dict[str, Any]] = None,
+        vault_keys: Optional[VaultKeys] = None,
     ):
+        """`vault_keys`: the pool private keys that open tasks' sealed secrets (default: from
+        FM_VAULT_PRIVATE_KEYS / FM_VAULT_PRIVATE_KEY)."""
         self.handlers = {h.type: h for h in handlers}
         if not self.handlers:
             raise ValueError("a worker needs at least one handler")
@@ -112,6 +116,7 @@ class Worker:
         self._progress_kv: Any = None
         self._checkpoints_kv: Any = None
         self._blobs: Any = None
+        self.vault_keys = VaultKeys.from_env() if vault_keys is None else vault_keys
 
     async def start(self) -> None:
         self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
@@ -233,7 +238,13 @@ class Worker:
             await msg.term()
             return
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob)
+        try:
+            secrets = open_task_secrets(task, self.vault_keys)
+        except VaultError as err:
+            # Before the handler runs, all or nothing: the step fails with the reason (never a value).
+            await self._publish_and_ack(msg, task, self._result(task, "failure", started, fail=protocol.failure(err.code, err.message, False)), started)
+            return
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob, secrets=secrets)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         try:
             output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
@@ -250,6 +261,10 @@ class Worker:
             body = self._result(task, "failure", started, fail=protocol.failure("HANDLER_FAILED", f"{type(err).__name__}: {err}", True))
         finally:
             heartbeat.cancel()
+            secrets.clear()
+        await self._publish_and_ack(msg, task, body, started)
+
+    async def _publish_and_ack(self, msg: Any, task: dict[str, Any], body: dict[str, Any], started: float) -> None:
         try:
             data = json.dumps(body).encode()
         except (TypeError, ValueError) as err:

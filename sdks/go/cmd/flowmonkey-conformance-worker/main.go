@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -125,6 +127,12 @@ func main() {
 				return nil, err
 			}
 			return nil, flowmonkey.Retryable("AGAIN", "saved a large checkpoint; the next attempt loads it")
+		}),
+		// Opens the step's sealed secret; answers only its length and a digest, never the value.
+		flowmonkey.Define("conf-secret", func(ctx *flowmonkey.Context) (any, error) {
+			value, _ := ctx.Secrets.Get("conf-token")
+			sum := sha256.Sum256([]byte(value))
+			return map[string]any{"length": len(value), "sha256": hex.EncodeToString(sum[:])[:16]}, nil
 		}),
 	)
 }
