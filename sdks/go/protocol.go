@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 )
@@ -35,8 +36,11 @@ func (n Names) TasksStream() string {
 func (n Names) Bucket(name string) string {
 	return strings.ReplaceAll(strings.ToLower(n.Prefix), "-", "_") + "_" + name
 }
-func (n Names) TaskSubject(region, handler, priority string) string {
-	return fmt.Sprintf("%s.tasks.%s.%s.%s", n.Prefix, region, handler, priority)
+
+// TaskSubject is a pool's task subject: the handler's plain pool, or with capabilities the pool
+// of the workers that offer exactly that set (<handler>~<cap>~<cap>).
+func (n Names) TaskSubject(region, handler, priority string, capabilities ...string) string {
+	return fmt.Sprintf("%s.tasks.%s.%s.%s", n.Prefix, region, PoolToken(handler, capabilities...), priority)
 }
 func (n Names) ResultsSubject(region string) string { return n.Prefix + ".results." + region }
 func (n Names) EventSubject(name string) string     { return n.Prefix + ".events." + name }
@@ -44,9 +48,28 @@ func (n Names) ProgressSubject(executionID, stepID string) string {
 	return fmt.Sprintf("%s.progress.%s.%s", n.Prefix, executionID, stepID)
 }
 
-// PoolConsumer is the durable consumer every worker of a (region, handler, priority) pool shares.
-func PoolConsumer(region, handler, priority string) string {
-	return fmt.Sprintf("pool_%s_%s_%s", region, handler, priority)
+// PoolConsumer is the durable consumer every worker of a (region, handler[, capabilities], priority) pool shares.
+func PoolConsumer(region, handler, priority string, capabilities ...string) string {
+	return fmt.Sprintf("pool_%s_%s_%s", region, PoolToken(handler, capabilities...), priority)
+}
+
+// CanonicalCapabilities sorts capabilities and drops duplicates, as the TypeScript side writes them.
+func CanonicalCapabilities(capabilities []string) []string {
+	set := map[string]bool{}
+	out := []string{}
+	for _, c := range capabilities {
+		if !set[c] {
+			set[c] = true
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PoolToken is `handler`, or `handler~cap1~cap2` for the pool of exactly those capabilities.
+func PoolToken(handler string, capabilities ...string) string {
+	return strings.Join(append([]string{handler}, CanonicalCapabilities(capabilities)...), "~")
 }
 
 // Task is what a worker reads of a task message (the fields it relies on).
@@ -64,7 +87,8 @@ type Task struct {
 	Vault map[string]string `json:"vault,omitempty"`
 	// Metadata.Region is the region the task was sent to (the vault's pool is <region>/<handler>).
 	Metadata struct {
-		Region string `json:"region"`
+		Region       string    `json:"region"`
+		DispatchedAt time.Time `json:"dispatchedAt"`
 	} `json:"metadata"`
 	// Context is the execution's context, inline; {} when ContextRef names an offloaded one.
 	Context    json.RawMessage `json:"context,omitempty"`

@@ -11,12 +11,14 @@ import (
 func TestNamesMatchTheTypeScriptOnes(t *testing.T) {
 	n := Names{Prefix: "fm"}
 	for got, want := range map[string]string{
-		n.TasksStream():                             "FM_TASKS",
-		n.Bucket("workers"):                         "fm_workers",
-		n.TaskSubject("us-east-1", "echo", "high"):  "fm.tasks.us-east-1.echo.high",
-		n.ResultsSubject("eu-west-1"):               "fm.results.eu-west-1",
-		PoolConsumer("us-east-1", "echo", "normal"): "pool_us-east-1_echo_normal",
-		Names{Prefix: "t-x"}.TasksStream():          "T_X_TASKS",
+		n.TasksStream():                                                   "FM_TASKS",
+		n.Bucket("workers"):                                               "fm_workers",
+		n.TaskSubject("us-east-1", "echo", "high"):                        "fm.tasks.us-east-1.echo.high",
+		n.ResultsSubject("eu-west-1"):                                     "fm.results.eu-west-1",
+		PoolConsumer("us-east-1", "echo", "normal"):                       "pool_us-east-1_echo_normal",
+		n.TaskSubject("us-east-1", "render", "high", "gpu", "avx", "gpu"): "fm.tasks.us-east-1.render~avx~gpu.high",
+		PoolConsumer("us-east-1", "render", "low", "gpu"):                 "pool_us-east-1_render~gpu_low",
+		Names{Prefix: "t-x"}.TasksStream():                                "T_X_TASKS",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

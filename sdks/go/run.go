@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ func Run(handlers ...Handler) {
 	concurrency := fs.Int("concurrency", concurrencyDefault, "tasks run at once")
 	prefix := fs.String("prefix", envOr("FM_PREFIX", "fm"), "the mesh's subject prefix")
 	natsURL := fs.String("nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
+	capabilities := fs.String("capabilities", envOr("FM_CAPABILITIES", ""), "what this worker offers, comma-separated (gpu,…): steps that `require` them come to it")
 	grace := fs.Duration("drain-grace", 30*time.Second, "how long running handlers may finish on SIGTERM")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
@@ -41,34 +43,41 @@ func Run(handlers ...Handler) {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(*region, *concurrency, *prefix, *natsURL, *grace, log, handlers); err != nil {
+	var caps []string
+	for _, c := range strings.Split(*capabilities, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			caps = append(caps, c)
+		}
+	}
+	if err := run(Options{Region: *region, Concurrency: *concurrency, Prefix: *prefix, Log: log, Capabilities: caps}, *natsURL, *grace, handlers); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(region string, concurrency int, prefix, natsURL string, grace time.Duration, log *slog.Logger, handlers []Handler) error {
+func run(opts Options, natsURL string, grace time.Duration, handlers []Handler) error {
 	vault, err := VaultKeysFromEnv()
 	if err != nil {
 		return err
 	}
-	w, err := NewWorker(Options{Region: region, Concurrency: concurrency, Prefix: prefix, Log: log, Vault: vault}, handlers...)
+	opts.Vault = vault
+	w, err := NewWorker(opts, handlers...)
 	if err != nil {
 		return err
 	}
-	opts := []nats.Option{nats.Name("flowmonkey-worker-go " + w.ID()), nats.MaxReconnects(-1)}
+	conn := []nats.Option{nats.Name("flowmonkey-worker-go " + w.ID()), nats.MaxReconnects(-1)}
 	if creds := os.Getenv("NATS_CREDS"); creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
+		conn = append(conn, nats.UserCredentials(creds))
 	}
 	if user := os.Getenv("NATS_USER"); user != "" {
-		opts = append(opts, nats.UserInfo(user, os.Getenv("NATS_PASSWORD")))
+		conn = append(conn, nats.UserInfo(user, os.Getenv("NATS_PASSWORD")))
 	}
 	tlsOpts, err := tlsOptionsFromEnv()
 	if err != nil {
 		return err
 	}
-	opts = append(opts, tlsOpts...)
-	nc, err := nats.Connect(natsURL, opts...)
+	conn = append(conn, tlsOpts...)
+	nc, err := nats.Connect(natsURL, conn...)
 	if err != nil {
 		return err
 	}

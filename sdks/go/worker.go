@@ -38,6 +38,9 @@ type Options struct {
 	Log     *slog.Logger
 	// Vault keys open tasks' sealed secrets (Run reads them from FM_VAULT_PRIVATE_KEY(S)).
 	Vault VaultKeys
+	// Capabilities this worker offers (gpu, …): it also pulls, per handler, the pool of exactly
+	// that set, where the engine sends the steps that `require` them.
+	Capabilities []string
 }
 
 // Worker runs handlers for the tasks of one region.
@@ -52,6 +55,7 @@ type Worker struct {
 	workers     jetstream.KeyValue
 	progress    jetstream.KeyValue
 	checkpoints jetstream.KeyValue
+	stops       runStops
 	blobsMu     sync.Mutex
 	blobs       jetstream.ObjectStore
 	gate        *slotGate
@@ -79,6 +83,12 @@ func NewWorker(opts Options, handlers ...Handler) (*Worker, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	opts.Capabilities = CanonicalCapabilities(opts.Capabilities)
+	for _, c := range opts.Capabilities {
+		if !tokenPattern.MatchString(c) {
+			return nil, fmt.Errorf("invalid capability %q: letters, digits, - and _ only", c)
+		}
 	}
 	byType := map[string]Handler{}
 	for _, h := range handlers {
@@ -117,13 +127,19 @@ func (w *Worker) Start(ctx context.Context, nc *nats.Conn) error {
 		beat              time.Duration
 	}
 	var lanes []lane
+	pools := [][]string{nil}
+	if len(w.opts.Capabilities) > 0 {
+		pools = append(pools, w.opts.Capabilities)
+	}
 	for _, handler := range w.handlerTypes() {
-		for _, priority := range Priorities {
-			cons, beat, err := w.openLane(ctx, handler, priority)
-			if err != nil {
-				return err
+		for _, caps := range pools {
+			for _, priority := range Priorities {
+				cons, beat, err := w.openLane(ctx, handler, priority, caps)
+				if err != nil {
+					return err
+				}
+				lanes = append(lanes, lane{handler, priority, cons, beat})
 			}
-			lanes = append(lanes, lane{handler, priority, cons, beat})
 		}
 	}
 	// Presence and progress buckets are informational: a worker runs without them.
@@ -131,6 +147,9 @@ func (w *Worker) Start(ctx context.Context, nc *nats.Conn) error {
 	w.progress, _ = js.KeyValue(ctx, w.names.Bucket("progress"))
 	w.checkpoints, _ = js.KeyValue(ctx, w.names.Bucket("checkpoints"))
 	w.register(ctx)
+	if err := w.subscribeExecutionEnds(); err != nil {
+		return err
+	}
 	go w.refreshRegistry()
 	for _, l := range lanes {
 		w.pulls.Add(1)
@@ -153,13 +172,13 @@ func (w *Worker) handlerTypes() []string {
 }
 
 // openLane binds the pool's shared durable consumer, creating it as the TypeScript worker does when absent.
-func (w *Worker) openLane(ctx context.Context, handler, priority string) (jetstream.Consumer, time.Duration, error) {
-	stream, durable := w.names.TasksStream(), PoolConsumer(w.opts.Region, handler, priority)
+func (w *Worker) openLane(ctx context.Context, handler, priority string, capabilities []string) (jetstream.Consumer, time.Duration, error) {
+	stream, durable := w.names.TasksStream(), PoolConsumer(w.opts.Region, handler, priority, capabilities...)
 	cons, err := w.js.Consumer(ctx, stream, durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cons, err = w.js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
 			Durable:       durable,
-			FilterSubject: w.names.TaskSubject(w.opts.Region, handler, priority),
+			FilterSubject: w.names.TaskSubject(w.opts.Region, handler, priority, capabilities...),
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckWait:       w.opts.AckWait,
@@ -184,7 +203,7 @@ func (w *Worker) entry() []byte {
 		"workerId":        w.id,
 		"region":          w.opts.Region,
 		"handlers":        w.handlerTypes(),
-		"capabilities":    []string{},
+		"capabilities":    CanonicalCapabilities(w.opts.Capabilities),
 		"capabilityPools": true,
 		"concurrency":     w.opts.Concurrency,
 		"inFlight":        w.gate.running(),
@@ -303,6 +322,10 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 		return r
 	}
 	defer secrets.clear()
+	stop, untrack := w.stops.track(task)
+	defer untrack()
+	ctx, stopHandler := context.WithCancel(ctx)
+	defer stopHandler()
 	done := make(chan Result, 1)
 	go func() {
 		defer func() {
@@ -334,6 +357,11 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 	}()
 	select {
 	case r := <-done:
+		return r
+	case reason := <-stop:
+		stopHandler() // the handler's context says so; its slot is free now
+		r := newResult(task, "failure", w.id, w.opts.Region, started, time.Now())
+		r.Failure = newFailure("EXECUTION_ENDED", reason, false, nil)
 		return r
 	case <-ctx.Done():
 		r := newResult(task, "failure", w.id, w.opts.Region, started, time.Now())

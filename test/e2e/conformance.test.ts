@@ -49,9 +49,9 @@ let dir: string;
 let goBinary: string;
 const results = new Map<string, Map<Language, "pass" | "FAIL">>();
 
-/** Starts one worker process of `lang` with 4 slots. */
-function startWorker(lang: Language): Promise<ChildProcess> {
-  const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, FM_VAULT_PRIVATE_KEY: toBase64(POOL.privateKey) };
+/** Starts one worker process of `lang` with 4 slots (`more`: extra environment, e.g. FM_CAPABILITIES). */
+function startWorker(lang: Language, more: Record<string, string> = {}): Promise<ChildProcess> {
+  const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, FM_VAULT_PRIVATE_KEY: toBase64(POOL.privateKey), ...more };
   switch (lang) {
     case "typescript":
       return startProcessUntilReady(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
@@ -88,6 +88,7 @@ beforeAll(async () => {
   }
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { vaultKey: randomBytes(32), vaultPoolKeys: { "us-east-1": POOL.publicKey } } });
   await mesh.api.putSecret({ key: "conf-token", value: SECRET });
+  await mesh.putFlow({ id: "c-gpu", steps: [{ id: "s", handler: "conf-shout", require: ["gpu"], input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({ id: "c-secret", steps: [{ id: "s", handler: "conf-secret", vault: ["conf-token"] }] });
   await mesh.putFlow({ id: "c-shout", steps: [{ id: "s", handler: "conf-shout", input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({
@@ -283,6 +284,45 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     const ours = tasks.filter((t) => t.includes(executionId));
     expect(ours.length).toBeGreaterThan(0);
     for (const task of ours) expect(task.includes(SECRET)).toBe(false);
+  });
+
+  scenario("a step that requires a capability runs on the worker that offers it", async () => {
+    const gpu = await startWorker(lang, { FM_CAPABILITIES: "gpu" });
+    try {
+      const entry = await waitFor(async () => (await listWorkers(mesh.nc, mesh.names, silentLogger())).workers.find((w) => w.capabilities.includes("gpu") && !earlier.has(w.workerId)), {
+        message: "the gpu worker's registry entry",
+      });
+      expect(entry.capabilityPools).toBe(true);
+      for (let i = 0; i < 3; i++) {
+        const { executionId } = await mesh.api.start("c-gpu", { input: { text: `gpu ${i}` } });
+        const done = await mesh.waitForStatus(executionId, "completed", 20_000);
+        expect(done.output).toEqual({ text: `GPU ${i}`, lang });
+        expect(workerOf(done, "s")).toBe(entry.workerId);
+      }
+    } finally {
+      expect(await stopped(gpu, "SIGTERM")).toBe(0);
+    }
+  });
+
+  scenario("stops a running handler when its execution is cancelled: EXECUTION_ENDED at once", async () => {
+    const seen: Progress[] = [];
+    const results: Array<{ executionId: string; outcome: string; failure?: { code: string } }> = [];
+    const subs = [
+      mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_err, m) => void seen.push(decode(m.data, Progress)) }),
+      mesh.nc.subscribe(mesh.names.subjects.resultsAll, { callback: (_err, m) => void results.push(m.json()) }),
+    ];
+    try {
+      await mesh.nc.flush();
+      // 30 s of sleep: the result can only come back in time if the worker stops the handler.
+      const { executionId } = await mesh.api.start("c-slow", { input: { seconds: 30 } });
+      await waitFor(() => seen.some((p) => p.executionId === executionId && p.message === "sleeping") || undefined, { message: "the handler running" });
+      await mesh.api.cancel(executionId);
+      const result = await waitFor(() => results.find((r) => r.executionId === executionId), { timeoutMs: 10_000, message: "the stopped handler's result" });
+      expect(result).toMatchObject({ outcome: "failure", failure: { code: "EXECUTION_ENDED" } });
+      expect((await mesh.api.get(executionId)).status).toBe("cancelled");
+    } finally {
+      for (const sub of subs) sub.unsubscribe();
+    }
   });
 
   scenario("drains on SIGTERM: the running handler finishes, its result is applied, exit 0", async () => {

@@ -41,6 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("FM_CONCURRENCY", "8")))
     p.add_argument("--prefix", default=os.environ.get("FM_PREFIX", "fm"))
     p.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--capabilities", default=os.environ.get("FM_CAPABILITIES", ""),
+                   help="what this worker offers, comma-separated (gpu,...): steps that `require` them come to it")
     p.add_argument("--drain-grace-s", type=float, default=30.0)
     return p.parse_args(argv)
 
@@ -54,7 +56,8 @@ async def run(args: argparse.Namespace) -> None:
             raise SystemExit(f"{args.module} defines no handler {', '.join(sorted(missing))}")
         handlers = [h for h in handlers if h.type in wanted]
     worker = Worker(handlers, region=args.region, concurrency=args.concurrency, prefix=args.prefix,
-                    nats_url=args.nats_url, connect_options=connect_options_from_env())
+                    nats_url=args.nats_url, connect_options=connect_options_from_env(),
+                    capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])
     await worker.start()
     # The line a supervisor (and the tests) wait for.
     print(f"worker started {worker.worker_id}", flush=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 PRIORITIES = ("high", "normal", "low")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -30,11 +30,16 @@ class Names:
     def bucket(self, name: str) -> str:
         return f"{self.prefix.lower().replace('-', '_')}_{name}"
 
-    def task_subject(self, region: str, handler: str, priority: str) -> str:
-        return f"{self.prefix}.tasks.{region}.{handler}.{priority}"
+    def task_subject(self, region: str, handler: str, priority: str, capabilities: tuple[str, ...] = ()) -> str:
+        """A pool's task subject: the handler's plain pool, or the pool of exactly `capabilities`."""
+        return f"{self.prefix}.tasks.{region}.{pool_token(handler, capabilities)}.{priority}"
 
     def results_subject(self, region: str) -> str:
         return f"{self.prefix}.results.{region}"
+
+    def execution_ended_subject(self, how: str) -> str:
+        """Every execution's `cancelled` or `failed` event: <prefix>.exec.<flowId>.<executionId>.<how>."""
+        return f"{self.prefix}.exec.*.*.{how}"
 
     def event_subject(self, name: str) -> str:
         return f"{self.prefix}.events.{name}"
@@ -43,9 +48,23 @@ class Names:
         return f"{self.prefix}.progress.{execution_id}.{step_id}"
 
     @staticmethod
-    def pool_consumer(region: str, handler: str, priority: str) -> str:
-        """The durable consumer every worker of a (region, handler, priority) pool shares."""
-        return f"pool_{region}_{handler}_{priority}"
+    def pool_consumer(region: str, handler: str, priority: str, capabilities: tuple[str, ...] = ()) -> str:
+        """The durable consumer every worker of a (region, handler[, capabilities], priority) pool shares."""
+        return f"pool_{region}_{pool_token(handler, capabilities)}_{priority}"
+
+
+def canonical_capabilities(capabilities: "Iterable[str]") -> tuple[str, ...]:
+    """Sorted and without duplicates, as the TypeScript side writes them; each must be a token."""
+    caps = tuple(sorted(set(capabilities)))
+    for cap in caps:
+        if not TOKEN.match(cap):
+            raise ValueError(f"invalid capability {cap!r}: letters, digits, - and _ only")
+    return caps
+
+
+def pool_token(handler: str, capabilities: "Iterable[str]" = ()) -> str:
+    """`handler`, or `handler~cap1~cap2` for the pool of the workers with exactly those capabilities."""
+    return "~".join((handler, *canonical_capabilities(capabilities)))
 
 
 class TaskError(ValueError):
@@ -69,6 +88,13 @@ def read_task(body: Any) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("timeoutMs"), int) or config["timeoutMs"] <= 0:
         raise TaskError("task.config.timeoutMs must be a positive integer")
     return body
+
+
+def parse_iso(value: Any) -> float:
+    """Epoch seconds of an ISO-8601 timestamp such as the mesh writes ("…Z"); ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("not a timestamp")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def iso(ts: float) -> str:

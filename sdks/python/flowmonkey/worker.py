@@ -85,9 +85,12 @@ class Worker:
         ack_wait_s: float = 60.0,
         connect_options: Optional[dict[str, Any]] = None,
         vault_keys: Optional[VaultKeys] = None,
+        capabilities: Iterable[str] = (),
     ):
         """`vault_keys`: the pool private keys that open tasks' sealed secrets (default: from
-        FM_VAULT_PRIVATE_KEYS / FM_VAULT_PRIVATE_KEY)."""
+        FM_VAULT_PRIVATE_KEYS / FM_VAULT_PRIVATE_KEY). `capabilities` (gpu, ...): what this worker
+        offers; it then also pulls, per handler, the pool of exactly that set, where the engine
+        sends the steps that `require` them."""
         self.handlers = {h.type: h for h in handlers}
         if not self.handlers:
             raise ValueError("a worker needs at least one handler")
@@ -101,6 +104,7 @@ class Worker:
         self.nats_url = nats_url
         self.ack_wait_s = ack_wait_s
         self.connect_options = connect_options or {}
+        self.capabilities = protocol.canonical_capabilities(capabilities)
         self.worker_id = f"py-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.started_at = protocol.iso(time.time())
         self.nc: Any = None
@@ -116,25 +120,33 @@ class Worker:
         self._progress_kv: Any = None
         self._checkpoints_kv: Any = None
         self._blobs: Any = None
+        # Handlers running here, by attempt: (executionId, dispatched at, the future that stops them).
+        self._stops: dict[str, tuple[str, float, asyncio.Future[str]]] = {}
         self.vault_keys = VaultKeys.from_env() if vault_keys is None else vault_keys
 
     async def start(self) -> None:
         self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
         self.js = self.nc.jetstream()
+        pools = [()] + ([self.capabilities] if self.capabilities else [])
         for handler in self.handlers:
-            for priority in PRIORITIES:
-                self._lanes.append(await self._open_lane(handler, priority))
+            for caps in pools:
+                for priority in PRIORITIES:
+                    self._lanes.append(await self._open_lane(handler, priority, caps))
         self._workers_kv = await self._bucket("workers")
         self._progress_kv = await self._bucket("progress")
         self._checkpoints_kv = await self._bucket("checkpoints")
         await self._register()
+        # An execution that ends while its steps run here (cancelled, or failed by another step):
+        # its handlers are stopped and their slots freed, not left to run to an ignored result.
+        for how in ("cancelled", "failed"):
+            await self.nc.subscribe(self.names.execution_ended_subject(how), cb=self._on_execution_ended)
         self._registry_task = asyncio.create_task(self._refresh_registry())
         self._loop_task = asyncio.create_task(self._pull_loop())
         log.info("worker started", extra={"workerId": self.worker_id, "region": self.region, "handlers": list(self.handlers)})
 
-    async def _open_lane(self, handler: str, priority: str) -> tuple[str, str, Any, float]:
+    async def _open_lane(self, handler: str, priority: str, capabilities: tuple[str, ...] = ()) -> tuple[str, str, Any, float]:
         """Binds the pool's shared durable consumer, creating it as the TypeScript worker does when absent."""
-        stream, durable = self.names.tasks_stream, Names.pool_consumer(self.region, handler, priority)
+        stream, durable = self.names.tasks_stream, Names.pool_consumer(self.region, handler, priority, capabilities)
         try:
             info = await self.js.consumer_info(stream, durable)
         except NotFoundError:
@@ -142,7 +154,7 @@ class Worker:
                 stream,
                 config=ConsumerConfig(
                     durable_name=durable,
-                    filter_subject=self.names.task_subject(self.region, handler, priority),
+                    filter_subject=self.names.task_subject(self.region, handler, priority, capabilities),
                     ack_policy=AckPolicy.EXPLICIT,
                     deliver_policy=DeliverPolicy.ALL,
                     ack_wait=self.ack_wait_s,
@@ -167,7 +179,7 @@ class Worker:
             "workerId": self.worker_id,
             "region": self.region,
             "handlers": sorted(self.handlers),
-            "capabilities": [],
+            "capabilities": list(self.capabilities),
             "capabilityPools": True,
             "concurrency": self.concurrency,
             "inFlight": len(self._running),
@@ -246,12 +258,17 @@ class Worker:
             return
         ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob, secrets=secrets)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
+        key = f"{task['taskId']}:{task['attempt']}"
+        stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._stops[key] = (task["executionId"], _dispatched_at(task), stop)
         try:
-            output = await asyncio.wait_for(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000)
+            output = await _run_until(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000, stop)
             body = self._result(task, "wait", started, output=output.request) if isinstance(output, Wait) else self._result(task, "success", started, output=output)
             # Context changes go with a success or a wait, never with a failure (the engine applies them together).
             if ctx.context.updates:
                 body["contextUpdates"] = ctx.context.updates
+        except _ExecutionEnded as ended:
+            body = self._result(task, "failure", started, fail=protocol.failure("EXECUTION_ENDED", str(ended), False))
         except asyncio.TimeoutError:
             fail = protocol.failure("TASK_TIMEOUT", f"handler did not finish within {task['config']['timeoutMs']} ms", True)
             body = self._result(task, "failure", started, fail=fail)
@@ -262,7 +279,21 @@ class Worker:
         finally:
             heartbeat.cancel()
             secrets.clear()
+            self._stops.pop(key, None)
         await self._publish_and_ack(msg, task, body, started)
+
+    async def _on_execution_ended(self, msg: Any) -> None:
+        """Stops the handlers of attempts dispatched before the execution ended; a later attempt (a retried step) runs on."""
+        parts = msg.subject.split(".")
+        how, execution_id = parts[-1], parts[-2]
+        try:
+            ended_at = protocol.parse_iso(json.loads(msg.data).get("at"))
+        except (ValueError, AttributeError):
+            log.warning("ignored an execution event that does not parse", extra={"executionId": execution_id})
+            return
+        for running_execution, dispatched_at, stop in list(self._stops.values()):
+            if running_execution == execution_id and dispatched_at <= ended_at and not stop.done():
+                stop.set_result(f"execution {execution_id} was {how} while this step ran")
 
     async def _publish_and_ack(self, msg: Any, task: dict[str, Any], body: dict[str, Any], started: float) -> None:
         try:
@@ -327,6 +358,33 @@ class Worker:
             # in flight. (nats-py's drain() would also wait out its pull subscriptions: 30 s.)
             await self.nc.flush()
             await self.nc.close()
+
+
+def _dispatched_at(task: dict[str, Any]) -> float:
+    try:
+        return protocol.parse_iso(task.get("metadata", {}).get("dispatchedAt"))
+    except ValueError:
+        return 0.0  # no dispatch time: any end of its execution stops it
+
+
+class _ExecutionEnded(Exception):
+    """The run's execution ended elsewhere while its handler ran."""
+
+
+async def _run_until(handler_run: Any, timeout_s: float, stop: "asyncio.Future[str]") -> Any:
+    """The handler's output; raises TimeoutError at its timeout, _ExecutionEnded when `stop` fires first."""
+    run = asyncio.ensure_future(handler_run)
+    done, _ = await asyncio.wait({run, stop}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    if run in done:
+        return run.result()
+    run.cancel()
+    try:
+        await run  # let the handler unwind (its finally blocks) before the slot is reused
+    except BaseException:  # noqa: BLE001 - its CancelledError or whatever it raised while stopping
+        pass
+    if stop in done:
+        raise _ExecutionEnded(stop.result())
+    raise asyncio.TimeoutError
 
 
 def connect_options_from_env(env: dict[str, str] = dict(os.environ)) -> dict[str, Any]:

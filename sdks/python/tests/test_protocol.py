@@ -16,6 +16,13 @@ class NamesTest(unittest.TestCase):
         self.assertEqual(Names.pool_consumer("us-east-1", "echo", "normal"), "pool_us-east-1_echo_normal")
         self.assertEqual(Names("t-x").tasks_stream, "T_X_TASKS")
 
+    def test_capability_pools_are_named_as_the_typescript_side_names_them(self) -> None:
+        n = Names("fm")
+        self.assertEqual(n.task_subject("us-east-1", "render", "high", ("gpu", "avx", "gpu")), "fm.tasks.us-east-1.render~avx~gpu.high")
+        self.assertEqual(Names.pool_consumer("us-east-1", "render", "low", ("gpu",)), "pool_us-east-1_render~gpu_low")
+        with self.assertRaises(ValueError):
+            protocol.pool_token("render", ["g.pu"])
+
 
 class ReadTaskTest(unittest.TestCase):
     def task(self, **over):
