@@ -24,7 +24,8 @@ func envOr(name, fallback string) string {
 
 // Run is a worker binary's main: flags and environment as flowmonkey-worker's (--region /
 // FM_REGION, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
-// NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY, FM_VAULT_PRIVATE_KEY(S)),
+// NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY, FM_VAULT_PRIVATE_KEY(S),
+// --capabilities / FM_CAPABILITIES, --hub-domain / FM_HUB_DOMAIN),
 // the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
 // clean drain, 1 when it cannot start, 2 on bad flags.
 func Run(handlers ...Handler) {
@@ -35,6 +36,7 @@ func Run(handlers ...Handler) {
 	prefix := fs.String("prefix", envOr("FM_PREFIX", "fm"), "the mesh's subject prefix")
 	natsURL := fs.String("nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
 	capabilities := fs.String("capabilities", envOr("FM_CAPABILITIES", ""), "what this worker offers, comma-separated (gpu,…): steps that `require` them come to it")
+	hubDomain := fs.String("hub-domain", envOr("FM_HUB_DOMAIN", ""), "the hub's JetStream domain, for a worker connected to a leaf region (the buckets live at the hub)")
 	grace := fs.Duration("drain-grace", 30*time.Second, "how long running handlers may finish on SIGTERM")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
@@ -49,7 +51,7 @@ func Run(handlers ...Handler) {
 			caps = append(caps, c)
 		}
 	}
-	if err := run(Options{Region: *region, Concurrency: *concurrency, Prefix: *prefix, Log: log, Capabilities: caps}, *natsURL, *grace, handlers); err != nil {
+	if err := run(Options{Region: *region, Concurrency: *concurrency, Prefix: *prefix, Log: log, Capabilities: caps, HubDomain: *hubDomain}, *natsURL, *grace, handlers); err != nil {
 		log.Error("worker failed", "err", err)
 		os.Exit(1)
 	}

@@ -41,6 +41,9 @@ type Options struct {
 	// Capabilities this worker offers (gpu, …): it also pulls, per handler, the pool of exactly
 	// that set, where the engine sends the steps that `require` them.
 	Capabilities []string
+	// HubDomain is the hub's JetStream domain, for a worker on a leaf region's server: its task
+	// pools and results are local, the buckets (registry, progress, checkpoints, blobs) the hub's.
+	HubDomain string
 }
 
 // Worker runs handlers for the tasks of one region.
@@ -52,6 +55,7 @@ type Worker struct {
 	started     time.Time
 	nc          *nats.Conn
 	js          jetstream.JetStream
+	bucketsJS   jetstream.JetStream // the hub's domain on a leaf; js otherwise
 	workers     jetstream.KeyValue
 	progress    jetstream.KeyValue
 	checkpoints jetstream.KeyValue
@@ -142,10 +146,16 @@ func (w *Worker) Start(ctx context.Context, nc *nats.Conn) error {
 			}
 		}
 	}
+	w.bucketsJS = js
+	if w.opts.HubDomain != "" {
+		if w.bucketsJS, err = jetstream.NewWithDomain(nc, w.opts.HubDomain); err != nil {
+			return err
+		}
+	}
 	// Presence and progress buckets are informational: a worker runs without them.
-	w.workers, _ = js.KeyValue(ctx, w.names.Bucket("workers"))
-	w.progress, _ = js.KeyValue(ctx, w.names.Bucket("progress"))
-	w.checkpoints, _ = js.KeyValue(ctx, w.names.Bucket("checkpoints"))
+	w.workers, _ = w.bucketsJS.KeyValue(ctx, w.names.Bucket("workers"))
+	w.progress, _ = w.bucketsJS.KeyValue(ctx, w.names.Bucket("progress"))
+	w.checkpoints, _ = w.bucketsJS.KeyValue(ctx, w.names.Bucket("checkpoints"))
 	w.register(ctx)
 	if err := w.subscribeExecutionEnds(); err != nil {
 		return err
@@ -398,7 +408,7 @@ func (w *Worker) blobStore(ctx context.Context) (jetstream.ObjectStore, error) {
 	w.blobsMu.Lock()
 	defer w.blobsMu.Unlock()
 	if w.blobs == nil {
-		store, err := w.js.ObjectStore(ctx, w.names.Bucket("blobs"))
+		store, err := w.bucketsJS.ObjectStore(ctx, w.names.Bucket("blobs"))
 		if err != nil {
 			return nil, err
 		}

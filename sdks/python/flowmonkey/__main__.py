@@ -1,6 +1,7 @@
 """`python -m flowmonkey --region us-east-1 --module my_handlers [--handlers a,b] [--concurrency 8]`:
 a worker process, with the flags and environment of `flowmonkey-worker` (NATS_URL, FM_PREFIX,
-FM_REGION, NATS_USER/NATS_PASSWORD, NATS_CREDS, NATS_TLS_CA/NATS_TLS_CERT/NATS_TLS_KEY). The
+FM_REGION, FM_HUB_DOMAIN, FM_CAPABILITIES, NATS_USER/NATS_PASSWORD, NATS_CREDS,
+NATS_TLS_CA/NATS_TLS_CERT/NATS_TLS_KEY, FM_VAULT_PRIVATE_KEY(S)). The
 module (importable name or .py path) exposes HANDLERS, a list of define_handler(...) results."""
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
     p.add_argument("--capabilities", default=os.environ.get("FM_CAPABILITIES", ""),
                    help="what this worker offers, comma-separated (gpu,...): steps that `require` them come to it")
+    p.add_argument("--hub-domain", default=os.environ.get("FM_HUB_DOMAIN") or None,
+                   help="the hub's JetStream domain, for a worker connected to a leaf region (the buckets live at the hub)")
     p.add_argument("--drain-grace-s", type=float, default=30.0)
     return p.parse_args(argv)
 
@@ -57,7 +60,7 @@ async def run(args: argparse.Namespace) -> None:
         handlers = [h for h in handlers if h.type in wanted]
     worker = Worker(handlers, region=args.region, concurrency=args.concurrency, prefix=args.prefix,
                     nats_url=args.nats_url, connect_options=connect_options_from_env(),
-                    capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()])
+                    capabilities=[c.strip() for c in args.capabilities.split(",") if c.strip()], hub_domain=args.hub_domain)
     await worker.start()
     # The line a supervisor (and the tests) wait for.
     print(f"worker started {worker.worker_id}", flush=True)

@@ -86,11 +86,13 @@ class Worker:
         connect_options: Optional[dict[str, Any]] = None,
         vault_keys: Optional[VaultKeys] = None,
         capabilities: Iterable[str] = (),
+        hub_domain: Optional[str] = None,
     ):
         """`vault_keys`: the pool private keys that open tasks' sealed secrets (default: from
         FM_VAULT_PRIVATE_KEYS / FM_VAULT_PRIVATE_KEY). `capabilities` (gpu, ...): what this worker
         offers; it then also pulls, per handler, the pool of exactly that set, where the engine
-        sends the steps that `require` them."""
+        sends the steps that `require` them. `hub_domain`: the hub's JetStream domain, for a worker
+        on a leaf region's server (its task pools and results are local; the buckets live at the hub)."""
         self.handlers = {h.type: h for h in handlers}
         if not self.handlers:
             raise ValueError("a worker needs at least one handler")
@@ -105,6 +107,7 @@ class Worker:
         self.ack_wait_s = ack_wait_s
         self.connect_options = connect_options or {}
         self.capabilities = protocol.canonical_capabilities(capabilities)
+        self.hub_domain = hub_domain
         self.worker_id = f"py-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.started_at = protocol.iso(time.time())
         self.nc: Any = None
@@ -127,6 +130,8 @@ class Worker:
     async def start(self) -> None:
         self.nc = await nats.connect(servers=[self.nats_url], name=f"flowmonkey-worker-py {self.worker_id}", **self.connect_options)
         self.js = self.nc.jetstream()
+        # The buckets (registry, progress, checkpoints, blobs) are the hub's; on a leaf, through its domain.
+        self._buckets_js = self.nc.jetstream(domain=self.hub_domain) if self.hub_domain else self.js
         pools = [()] + ([self.capabilities] if self.capabilities else [])
         for handler in self.handlers:
             for caps in pools:
@@ -152,7 +157,10 @@ class Worker:
         except NotFoundError:
             info = await self.js.add_consumer(
                 stream,
+                # `name` as well as `durable_name`: nats-py then asks CONSUMER.CREATE.<stream>.<name>.<filter>,
+                # which the shipped permissions grant per region; DURABLE.CREATE (any filter) they refuse.
                 config=ConsumerConfig(
+                    name=durable,
                     durable_name=durable,
                     filter_subject=self.names.task_subject(self.region, handler, priority, capabilities),
                     ack_policy=AckPolicy.EXPLICIT,
@@ -169,7 +177,7 @@ class Worker:
 
     async def _bucket(self, name: str) -> Any:
         try:
-            return await self.js.key_value(self.names.bucket(name))
+            return _edits_through_domain(await self._buckets_js.key_value(self.names.bucket(name)), self.hub_domain)
         except Exception:  # noqa: BLE001 - presence and progress KV are informational
             log.warning("bucket %s is not open on this worker", self.names.bucket(name))
             return None
@@ -311,7 +319,7 @@ class Worker:
     async def _blob_store(self) -> Any:
         # Opened on first use: few tasks need it (an offloaded context, a large checkpoint).
         if self._blobs is None:
-            self._blobs = await self.js.object_store(self.names.bucket("blobs"))
+            self._blobs = _edits_through_domain(await self._buckets_js.object_store(self.names.bucket("blobs")), self.hub_domain)
         return self._blobs
 
     async def _fetch_blob(self, name: str) -> Optional[bytes]:
@@ -358,6 +366,36 @@ class Worker:
             # in flight. (nats-py's drain() would also wait out its pull subscriptions: 30 s.)
             await self.nc.flush()
             await self.nc.close()
+
+
+class _DomainEdits:
+    """A JetStream context whose writes to KV and Object Store subjects go through the hub's domain.
+
+    From a leaf, a put on `$KV.<bucket>.<key>` reaches no stream (the bucket is the hub's, in
+    another JetStream domain): it must be published as `$JS.<domain>.API.$KV.<bucket>.<key>`, as
+    the TypeScript worker (nats.js) does, and as the shipped leaf permissions grant. nats-py
+    publishes bucket writes without that prefix, so its KV and Object Store handles get this
+    context, which prefixes them and passes everything else through.
+    """
+
+    def __init__(self, js: Any, domain: str):
+        self._js = js
+        self._prefix = f"$JS.{domain}.API."
+
+    async def publish(self, subject: str, *args: Any, **kwargs: Any) -> Any:
+        if subject.startswith(("$KV.", "$O.")):
+            subject = self._prefix + subject
+        return await self._js.publish(subject, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+
+def _edits_through_domain(bucket: Any, domain: Optional[str]) -> Any:
+    """A KV or Object Store handle of nats-py whose writes go through `domain` (none: as it is)."""
+    if domain:
+        bucket._js = _DomainEdits(bucket._js, domain)  # nats-py's handles publish through their `_js`
+    return bucket
 
 
 def _dispatched_at(task: dict[str, Any]) -> float:
