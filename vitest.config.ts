@@ -41,6 +41,7 @@ export default defineConfig({
             "test/monitoring.test.ts",
             "test/config-reference.test.ts",
             "test/json-schemas.test.ts",
+            "test/protocol-vectors.test.ts",
             "test/flow-reference.test.ts",
           ],
         },
