@@ -9,11 +9,11 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Msg } from "@nats-io/nats-core";
 import { startNatsServer } from "@flowmonkey/shared/dev";
 import { generatePoolKeyPair, toBase64 } from "@flowmonkey/shared/vault";
-import * as handlers from "./typescript-handlers.mjs";
-import { startMesh } from "../support/mesh.js";
+import { startMesh, type TestMesh } from "../support/mesh.js";
 import { createTestDatabase } from "../support/postgres.js";
 import { waitFor } from "../support/wait.js";
 
@@ -24,7 +24,7 @@ const SECRET = "vector-s3cret";
 interface Case {
   name: string;
   description: string;
-  flow: Record<string, unknown>;
+  flow: Parameters<TestMesh["putFlow"]>[0];
   input?: unknown;
   /** Which of the execution's attempts to keep (default: the first). */
   attempt?: number;
@@ -82,6 +82,9 @@ const CASES: Case[] = [
   },
 ];
 
+// The conformance handlers, a plain .mjs module (as flowmonkey-worker --handler-modules loads it).
+const HANDLERS = pathToFileURL(resolve(import.meta.dirname, "typescript-handlers.mjs")).href;
+const handlers = (await import(HANDLERS)) as Record<string, Parameters<TestMesh["startWorker"]>[0]["handlers"][number]>;
 const nats = await startNatsServer({});
 const db = await createTestDatabase();
 const mesh = await startMesh({
@@ -102,7 +105,7 @@ try {
   mkdirSync(OUT, { recursive: true });
   for (const c of CASES) {
     await mesh.putFlow(c.flow);
-    const { executionId } = await mesh.api.start(String(c.flow["id"]), { input: c.input ?? {} });
+    const { executionId } = await mesh.api.start(c.flow.id, { input: c.input ?? {} });
     const attempt = c.attempt ?? 1;
     const pick = (kind: "task" | "result") => seen.find((s) => s.kind === kind && s.body.executionId === executionId && s.body.attempt === attempt)?.body;
     const [task, result] = await waitFor(() => (pick("task") && pick("result") ? [pick("task")!, pick("result")!] : undefined), { timeoutMs: 20_000, message: `${c.name}: task and result` });
