@@ -36,3 +36,23 @@ func TestRunStopsStopOnlyAttemptsDispatchedBeforeTheEnd(t *testing.T) {
 	default:
 	}
 }
+
+func TestAttemptsHoldACopyOfARunningAttempt(t *testing.T) {
+	var a attempts
+	first, copy := heldCopy{beating: make(chan struct{})}, heldCopy{beating: make(chan struct{})}
+	if !a.begin("e/s:1", first) {
+		t.Fatal("the first delivery must run")
+	}
+	if a.begin("e/s:1", copy) {
+		t.Fatal("a copy delivered while the attempt runs here must not run twice")
+	}
+	if !a.begin("e/s:2", first) {
+		t.Fatal("another attempt of the step is another task")
+	}
+	if held := a.finish("e/s:1"); len(held) != 1 || held[0].beating != copy.beating {
+		t.Fatalf("held %v, want the one copy", held)
+	}
+	if !a.begin("e/s:1", first) {
+		t.Fatal("once ended, a later delivery runs again")
+	}
+}

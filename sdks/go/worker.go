@@ -60,6 +60,7 @@ type Worker struct {
 	progress    jetstream.KeyValue
 	checkpoints jetstream.KeyValue
 	stops       runStops
+	attempts    attempts
 	blobsMu     sync.Mutex
 	blobs       jetstream.ObjectStore
 	gate        *slotGate
@@ -283,13 +284,35 @@ func (w *Worker) pullLane(handler, priority string, cons jetstream.Consumer, bea
 }
 
 func (w *Worker) run(msg jetstream.Msg, handlerType string, beat time.Duration) {
-	started := time.Now()
 	task, err := ReadTask(msg.Data())
 	if err != nil {
 		w.opts.Log.Error("undecodable task; terminating it", "err", err)
 		_ = msg.Term()
 		return
 	}
+	key := fmt.Sprintf("%s:%d", task.TaskID, task.Attempt)
+	copied := heldCopy{msg, make(chan struct{})}
+	if !w.attempts.begin(key, copied) {
+		// JetStream delivered it again (a late heartbeat) while it runs here: the copy is held,
+		// kept from going to another worker, and settled as the original ends.
+		w.opts.Log.Warn("task delivered again while it runs here; holding the copy instead of running it twice", "taskId", task.TaskID, "attempt", task.Attempt)
+		go heartbeat(msg, beat, copied.beating)
+		return
+	}
+	stored := w.runAttempt(msg, task, handlerType, beat)
+	for _, held := range w.attempts.finish(key) {
+		close(held.beating)
+		if stored {
+			_ = held.msg.Ack()
+		} else {
+			_ = held.msg.Nak()
+		}
+	}
+}
+
+// runAttempt runs one attempt and publishes its result; true when the result was stored.
+func (w *Worker) runAttempt(msg jetstream.Msg, task *Task, handlerType string, beat time.Duration) bool {
+	started := time.Now()
 	handler, ok := w.handlers[task.Handler.Type]
 	if !ok {
 		handler = w.handlers[handlerType]
@@ -313,11 +336,12 @@ func (w *Worker) run(msg jetstream.Msg, handlerType string, beat time.Duration) 
 	defer pubCancel()
 	if _, err := w.js.Publish(pubCtx, w.names.ResultsSubject(w.opts.Region), data, jetstream.WithMsgID(fmt.Sprintf("%s:%d", task.TaskID, task.Attempt))); err != nil {
 		log.Warn("result not published; the task comes back after ack_wait", "err", err)
-		return
+		return false
 	}
 	if err := msg.DoubleAck(pubCtx); err != nil {
 		log.Debug("ack not confirmed; the task may come back and its result is a duplicate", "err", err)
 	}
+	return true
 }
 
 // settle runs the handler under the task's timeout and turns what happened into a result.
@@ -378,6 +402,43 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 		r.Failure = newFailure("TASK_TIMEOUT", fmt.Sprintf("handler did not finish within %d ms", task.Config.TimeoutMs), true, nil)
 		return r
 	}
+}
+
+// heldCopy is a copy of a running attempt that JetStream delivered again, kept in progress.
+type heldCopy struct {
+	msg     jetstream.Msg
+	beating chan struct{}
+}
+
+// attempts are the attempts running here (taskId:attempt), with copies delivered again meanwhile.
+type attempts struct {
+	mu   sync.Mutex
+	held map[string][]heldCopy
+}
+
+// begin says whether to run the attempt; false when it runs here already, and `c` is then held
+// (in the same step, so the original cannot end in between and leave the copy unsettled).
+func (a *attempts) begin(key string, c heldCopy) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.held == nil {
+		a.held = map[string][]heldCopy{}
+	}
+	if copies, running := a.held[key]; running {
+		a.held[key] = append(copies, c)
+		return false
+	}
+	a.held[key] = []heldCopy{}
+	return true
+}
+
+// finish ends the attempt and hands back the copies held while it ran.
+func (a *attempts) finish(key string) []heldCopy {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	copies := a.held[key]
+	delete(a.held, key)
+	return copies
 }
 
 // fetchBlob reads one blob of fm_blobs as stored (gzip'd); nil when there is none. The bucket

@@ -125,6 +125,7 @@ class Worker:
         self._blobs: Any = None
         # Handlers running here, by attempt: (executionId, dispatched at, the future that stops them).
         self._stops: dict[str, tuple[str, float, asyncio.Future[str]]] = {}
+        self._attempts = Attempts()
         self.vault_keys = VaultKeys.from_env() if vault_keys is None else vault_keys
 
     async def start(self) -> None:
@@ -257,6 +258,26 @@ class Worker:
             log.error("undecodable task; terminating it: %s", err)
             await msg.term()
             return
+        key = f"{task['taskId']}:{task['attempt']}"
+        if not self._attempts.begin(key):
+            # JetStream delivered it again (a late heartbeat) while it runs here: hold the copy,
+            # keep it from going to another worker, and settle it as the original ends.
+            log.warning("task delivered again while it runs here; holding the copy instead of running it twice", extra={"taskId": task["taskId"], "attempt": task["attempt"]})
+            self._attempts.hold(key, msg, asyncio.create_task(self._heartbeat(msg, beat_s)))
+            return
+        stored = False
+        try:
+            await self._run_attempt(msg, task, handler_type, beat_s, started)
+            stored = True
+        finally:
+            for copy, beat in self._attempts.finish(key):
+                beat.cancel()
+                try:
+                    await (copy.ack() if stored else copy.nak())
+                except Exception:  # noqa: BLE001 - the server redelivers after ack_wait; its result is a duplicate
+                    log.debug("could not settle a held copy", exc_info=True)
+
+    async def _run_attempt(self, msg: Any, task: dict[str, Any], handler_type: str, beat_s: float, started: float) -> None:
         handler = self.handlers.get(task["handler"]["type"]) or self.handlers[handler_type]
         try:
             secrets = open_task_secrets(task, self.vault_keys)
@@ -366,6 +387,27 @@ class Worker:
             # in flight. (nats-py's drain() would also wait out its pull subscriptions: 30 s.)
             await self.nc.flush()
             await self.nc.close()
+
+
+class Attempts:
+    """The attempts running here (`taskId:attempt`), with copies JetStream delivered again meanwhile."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, list[tuple[Any, Any]]] = {}
+
+    def begin(self, key: str) -> bool:
+        """True: run it. False: it runs here already (hold the copy)."""
+        if key in self._held:
+            return False
+        self._held[key] = []
+        return True
+
+    def hold(self, key: str, msg: Any, heartbeat: Any) -> None:
+        self._held[key].append((msg, heartbeat))
+
+    def finish(self, key: str) -> list[tuple[Any, Any]]:
+        """The copies held while it ran (each with its heartbeat), to settle as the original did."""
+        return self._held.pop(key, [])
 
 
 class _DomainEdits:

@@ -107,3 +107,16 @@ class WaitTest(unittest.TestCase):
         self.assertEqual(body["wait"]["resumeToken"], "tok-1")
         self.assertNotIn("output", body)
         self.assertIsNone(ctx.resume)
+
+
+class AttemptsTest(unittest.TestCase):
+    def test_a_copy_of_a_running_attempt_is_held_and_handed_back_when_it_ends(self) -> None:
+        from flowmonkey.worker import Attempts
+
+        attempts = Attempts()
+        self.assertTrue(attempts.begin("e/s:1"))
+        self.assertFalse(attempts.begin("e/s:1"))  # redelivered while it runs: not run twice
+        attempts.hold("e/s:1", "copy", "beat")
+        self.assertTrue(attempts.begin("e/s:2"))  # another attempt of the step is another task
+        self.assertEqual(attempts.finish("e/s:1"), [("copy", "beat")])
+        self.assertTrue(attempts.begin("e/s:1"))  # once ended, a later delivery runs again
