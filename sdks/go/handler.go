@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // HandlerFunc runs one task: it returns the step's output (anything json.Marshal takes) or an error.
@@ -66,6 +67,45 @@ func (c *Context) Wait(resumeToken, event, filter string) *WaitRequest {
 		}{Event: event, Filter: filter}
 	}
 	return w
+}
+
+// PauseOptions say what resumes a paused step besides its token, and what it keeps meanwhile.
+type PauseOptions struct {
+	// State is saved as the step's checkpoint (nil: none); LoadCheckpoint returns it on the run after.
+	State any
+	// MaxWait resumes the step by itself after this long (0: never).
+	MaxWait time.Duration
+	// Event (with Filter, JSONata) resumes it when such an event is published.
+	Event, Filter string
+	// ResumeToken is the token `flowmonkey resume` takes (default: a generated one).
+	ResumeToken string
+}
+
+// PauseSignal is what Pause returns: hand it back from the handler (`return nil, ctx.Pause(…)`);
+// the run ends with its step waiting.
+type PauseSignal struct{ Wait *WaitRequest }
+
+func (p *PauseSignal) Error() string { return "paused: " + p.Wait.Reason }
+
+// Pause frees this worker slot until the step is resumed (its token, Event, or MaxWait passing),
+// saving State as the checkpoint first. When resumed the handler runs again: LoadCheckpoint
+// returns the state and ctx.Task.Resume says why.
+func (c *Context) Pause(reason string, opts PauseOptions) error {
+	if opts.State != nil {
+		if err := c.SaveCheckpoint(opts.State); err != nil {
+			return err
+		}
+	}
+	token := opts.ResumeToken
+	if token == "" {
+		token = "wt_" + nuid.Next()
+	}
+	w := c.Wait(token, opts.Event, opts.Filter)
+	w.Reason = reason
+	if opts.MaxWait > 0 {
+		w.WaitUntil = iso(time.Now().Add(opts.MaxWait))
+	}
+	return &PauseSignal{Wait: w}
 }
 
 // Emit publishes an event on <prefix>.events.<name> (stream FM_EVENTS): it may resume waiting steps.

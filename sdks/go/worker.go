@@ -373,7 +373,11 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, Secrets: secrets, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
+		var paused *PauseSignal
 		switch {
+		case errors.As(err, &paused):
+			r.Outcome, r.Wait = "wait", paused.Wait
+			r.ContextUpdates = exec.Updates()
 		case errors.As(err, &failure):
 			r.Outcome, r.Failure = "failure", newFailure(failure.Code, failure.Message, failure.Retryable, failure.RetryAfterMs)
 		case err != nil:

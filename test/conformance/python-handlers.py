@@ -82,7 +82,15 @@ def secret(ctx):
     return {"length": len(value), "sha256": hashlib.sha256(value.encode()).hexdigest()[:16]}
 
 
+async def pause(ctx):
+    # Pauses with state (slot freed, checkpoint saved); resumed by its token, it loads the state back.
+    if ctx.resume:
+        return {"state": await ctx.load_checkpoint(), "reason": ctx.resume["reason"]}
+    await ctx.pause("holding", state={"n": 5}, resume_token=f"pause-{ctx.task['executionId']}")
+
+
 HANDLERS = [
+    define_handler("conf-pause", pause),
     define_handler("conf-secret", secret),
     define_handler("conf-big-checkpoint", big_checkpoint),
     define_handler("conf-fill", fill),

@@ -108,3 +108,12 @@ export const secret = defineHandler({
     return { length: value.length, sha256: createHash("sha256").update(value).digest("hex").slice(0, 16) };
   },
 });
+
+// Pauses with state (slot freed, checkpoint saved); resumed by its token, it loads the state back.
+export const pause = defineHandler({
+  type: "conf-pause",
+  async execute(ctx) {
+    if (ctx.resume) return { state: await ctx.checkpoint.load(), reason: ctx.resume.reason };
+    return ctx.pause.wait({ reason: "holding", state: { n: 5 }, resumeToken: `pause-${ctx.task.executionId}` });
+  },
+});

@@ -88,6 +88,7 @@ beforeAll(async () => {
   }
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { vaultKey: randomBytes(32), vaultPoolKeys: { "us-east-1": POOL.publicKey } } });
   await mesh.api.putSecret({ key: "conf-token", value: SECRET });
+  await mesh.putFlow({ id: "c-pause", steps: [{ id: "p", handler: "conf-pause" }] });
   await mesh.putFlow({ id: "c-gpu", steps: [{ id: "s", handler: "conf-shout", require: ["gpu"], input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({ id: "c-secret", steps: [{ id: "s", handler: "conf-secret", vault: ["conf-token"] }] });
   await mesh.putFlow({ id: "c-shout", steps: [{ id: "s", handler: "conf-shout", input: { text: "{% input.text %}" } }] });
@@ -223,6 +224,14 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     expect(waiting.steps[0]!.wait?.resumeToken).toBe(`tok-${executionId}`);
     await mesh.api.resume(`tok-${executionId}`, { ok: true });
     expect((await mesh.waitForStatus(executionId, "completed", 20_000)).output).toEqual({ reason: "token", payload: { ok: true } });
+  });
+
+  scenario("pauses with state, freeing its slot; resumed by its token, it loads the state", async () => {
+    const { executionId } = await mesh.api.start("c-pause", { input: {} });
+    const waiting = await mesh.waitForStatus(executionId, "waiting", 20_000);
+    expect(waiting.steps[0]!.wait).toMatchObject({ resumeToken: `pause-${executionId}`, reason: "holding" });
+    await mesh.api.resume(`pause-${executionId}`, {});
+    expect((await mesh.waitForStatus(executionId, "completed", 20_000)).output).toEqual({ state: { n: 5 }, reason: "token" });
   });
 
   scenario("resumed by an event that another of its handlers emits", async () => {

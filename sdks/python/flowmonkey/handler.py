@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
@@ -45,6 +46,14 @@ class Wait:
     a matching event arrives, or `wait_until` passes; the step then runs again with `ctx.resume`."""
 
     request: dict[str, Any]
+
+
+class PauseSignal(Exception):
+    """Raised by `ctx.pause`: the run ends with its step waiting. Do not catch it in a handler."""
+
+    def __init__(self, wait: "Wait"):
+        super().__init__(f"paused: {wait.request.get('reason', 'waiting')}")
+        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,23 @@ class Context:
         if reason is not None:
             request["reason"] = reason[:512]
         return Wait(request)
+
+    async def pause(self, reason: str, *, state: Any = None, max_wait_ms: Optional[int] = None, event: Optional[str] = None,
+                    filter: Optional[str] = None, resume_token: Optional[str] = None) -> None:
+        """
+        Frees this worker slot until the step is resumed (its token, a matching `event`, or
+        `max_wait_ms` passing): saves `state` as the checkpoint when given, then ends this run by
+        raising PauseSignal (do not catch it). When resumed the handler runs again:
+        `load_checkpoint()` returns the state and `ctx.resume` says why.
+        """
+        if state is not None:
+            await self.save_checkpoint(state)
+        request: dict[str, Any] = {"resumeToken": resume_token or f"wt_{uuid.uuid4()}", "reason": reason[:512]}
+        if max_wait_ms is not None:
+            request["waitUntil"] = iso(time.time() + max_wait_ms / 1000)
+        if event is not None:
+            request["resumeOn"] = {"event": event, **({"filter": filter} if filter is not None else {})}
+        raise PauseSignal(Wait(request))
 
     async def emit(self, name: str, data: Any = None) -> None:
         """Publishes an event on `fm.events.<name>` (stream FM_EVENTS): it may resume waiting steps."""

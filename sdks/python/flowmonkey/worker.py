@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError, ObjectDeletedError, ObjectNotFoundErro
 
 from . import protocol
 from .secrets import VaultError, VaultKeys, open_task_secrets
-from .handler import Context, Handler, RetryableFailure, Wait, call_handler
+from .handler import Context, Handler, PauseSignal, RetryableFailure, Wait, call_handler
 from .protocol import PRIORITIES, Names
 
 log = logging.getLogger("flowmonkey.worker")
@@ -294,6 +294,10 @@ class Worker:
             output = await _run_until(call_handler(handler, ctx), task["config"]["timeoutMs"] / 1000, stop)
             body = self._result(task, "wait", started, output=output.request) if isinstance(output, Wait) else self._result(task, "success", started, output=output)
             # Context changes go with a success or a wait, never with a failure (the engine applies them together).
+            if ctx.context.updates:
+                body["contextUpdates"] = ctx.context.updates
+        except PauseSignal as paused:
+            body = self._result(task, "wait", started, output=paused.wait.request)
             if ctx.context.updates:
                 body["contextUpdates"] = ctx.context.updates
         except _ExecutionEnded as ended:

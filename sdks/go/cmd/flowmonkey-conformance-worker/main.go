@@ -134,5 +134,16 @@ func main() {
 			sum := sha256.Sum256([]byte(value))
 			return map[string]any{"length": len(value), "sha256": hex.EncodeToString(sum[:])[:16]}, nil
 		}),
+		// Pauses with state (slot freed, checkpoint saved); resumed by its token, it loads the state back.
+		flowmonkey.Define("conf-pause", func(ctx *flowmonkey.Context) (any, error) {
+			if ctx.Task.Resume != nil {
+				var state map[string]any
+				if _, err := ctx.LoadCheckpoint(&state); err != nil {
+					return nil, err
+				}
+				return map[string]any{"state": state, "reason": ctx.Task.Resume.Reason}, nil
+			}
+			return nil, ctx.Pause("holding", flowmonkey.PauseOptions{State: map[string]int{"n": 5}, ResumeToken: "pause-" + ctx.Task.ExecutionID})
+		}),
 	)
 }
