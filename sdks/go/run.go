@@ -23,7 +23,7 @@ func envOr(name, fallback string) string {
 }
 
 // Run is a worker binary's main: flags and environment as flowmonkey-worker's (--region /
-// FM_REGION, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
+// FM_REGION, --handlers / FM_HANDLERS, --concurrency, --prefix / FM_PREFIX, --nats-url / NATS_URL, NATS_USER and
 // NATS_PASSWORD or NATS_CREDS, NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY, FM_VAULT_PRIVATE_KEY(S),
 // --capabilities / FM_CAPABILITIES, --hub-domain / FM_HUB_DOMAIN),
 // the given handlers, a drain on SIGTERM or SIGINT. Exit 0 after a
@@ -36,6 +36,7 @@ func Run(handlers ...Handler) {
 	prefix := fs.String("prefix", envOr("FM_PREFIX", "fm"), "the mesh's subject prefix")
 	natsURL := fs.String("nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL")
 	capabilities := fs.String("capabilities", envOr("FM_CAPABILITIES", ""), "what this worker offers, comma-separated (gpu,…): steps that `require` them come to it")
+	only := fs.String("handlers", envOr("FM_HANDLERS", ""), "comma-separated handler types to serve (default: all the binary defines)")
 	hubDomain := fs.String("hub-domain", envOr("FM_HUB_DOMAIN", ""), "the hub's JetStream domain, for a worker connected to a leaf region (the buckets live at the hub)")
 	grace := fs.Duration("drain-grace", 30*time.Second, "how long running handlers may finish on SIGTERM")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -45,6 +46,14 @@ func Run(handlers ...Handler) {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if *only != "" {
+		served, err := selectHandlers(handlers, strings.Split(*only, ","))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		handlers = served
+	}
 	var caps []string
 	for _, c := range strings.Split(*capabilities, ",") {
 		if c = strings.TrimSpace(c); c != "" {
@@ -96,6 +105,31 @@ func run(opts Options, natsURL string, grace time.Duration, handlers []Handler) 
 	<-stop
 	w.Stop(grace)
 	return nc.Flush()
+}
+
+// selectHandlers keeps the handlers named (as flowmonkey-worker --handlers); naming one the
+// binary does not define is an error, not a worker that silently serves less.
+func selectHandlers(handlers []Handler, names []string) ([]Handler, error) {
+	byType := map[string]Handler{}
+	for _, h := range handlers {
+		byType[h.Type] = h
+	}
+	var out []Handler
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		h, ok := byType[name]
+		if !ok {
+			return nil, fmt.Errorf("--handlers: this binary defines no handler %q", name)
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--handlers names no handler")
+	}
+	return out, nil
 }
 
 // tlsOptionsFromEnv: NATS_TLS_CA verifies the servers, NATS_TLS_CERT and NATS_TLS_KEY are the

@@ -20,3 +20,14 @@ func TestTLSOptionsFromEnv(t *testing.T) {
 		t.Fatal("a certificate without its key must be refused")
 	}
 }
+
+func TestSelectHandlers(t *testing.T) {
+	all := []Handler{Define("a", nil), Define("b", nil), Define("c", nil)}
+	got, err := selectHandlers(all, []string{"c", " a"})
+	if err != nil || len(got) != 2 || got[0].Type != "c" || got[1].Type != "a" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := selectHandlers(all, []string{"a", "nosuch"}); err == nil {
+		t.Fatal("a handler the binary does not define must be an error")
+	}
+}

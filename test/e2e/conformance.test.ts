@@ -49,25 +49,25 @@ let dir: string;
 let goBinary: string;
 const results = new Map<string, Map<Language, "pass" | "FAIL">>();
 
-/** Starts one worker process of `lang` with 4 slots (`more`: extra environment, e.g. FM_CAPABILITIES). */
-function startWorker(lang: Language, more: Record<string, string> = {}): Promise<ChildProcess> {
+/** Starts one worker process of `lang` with `slots` slots (`more`: extra environment, e.g. FM_CAPABILITIES, FM_REGION). */
+function startWorker(lang: Language, more: Record<string, string> = {}, slots = 4): Promise<ChildProcess> {
   const env = { NATS_URL: nats.url, FM_PREFIX: mesh.prefix, FM_VAULT_PRIVATE_KEY: toBase64(POOL.privateKey), ...more };
   switch (lang) {
     case "typescript":
-      return startProcessUntilReady(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", "4"], {
+      return startProcessUntilReady(process.execPath, [join(ROOT, "worker/dist/main.js"), "--handler-modules", join(ROOT, "test/conformance/typescript-handlers.mjs"), "--concurrency", String(slots)], {
         ...env,
         FM_HEARTBEAT_TIMEOUT_MS: String(ACK_WAIT_MS),
         LOG_LEVEL: "info",
         FM_LOG_PRETTY: "false",
       });
     case "python":
-      return startProcessUntilReady(PYTHON, ["-m", "flowmonkey", "--module", join(ROOT, "test/conformance/python-handlers.py"), "--concurrency", "4"], {
+      return startProcessUntilReady(PYTHON, ["-m", "flowmonkey", "--module", join(ROOT, "test/conformance/python-handlers.py"), "--concurrency", String(slots)], {
         ...env,
         PYTHONPATH: join(ROOT, "sdks/python"),
         LOG_LEVEL: "WARNING",
       });
     case "go":
-      return startProcessUntilReady(goBinary, ["--concurrency", "4"], env);
+      return startProcessUntilReady(goBinary, ["--concurrency", String(slots)], env);
   }
 }
 
@@ -88,6 +88,9 @@ beforeAll(async () => {
   }
   mesh = await startMesh({ natsUrl: nats.url, databaseUrl: pg.url, workers: [], engine: { vaultKey: randomBytes(32), vaultPoolKeys: { "us-east-1": POOL.publicKey } } });
   await mesh.api.putSecret({ key: "conf-token", value: SECRET });
+  // A region of its own, so that only the one-slot worker of the lanes scenario takes these.
+  await mesh.putFlow({ id: "c-lane-busy", steps: [{ id: "s", handler: "conf-slow", region: "lanes", input: { seconds: 1.5 } }] });
+  await mesh.putFlow({ id: "c-lane", steps: [{ id: "s", handler: "conf-shout", region: "lanes", input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({ id: "c-pause", steps: [{ id: "p", handler: "conf-pause" }] });
   await mesh.putFlow({ id: "c-gpu", steps: [{ id: "s", handler: "conf-shout", require: ["gpu"], input: { text: "{% input.text %}" } }] });
   await mesh.putFlow({ id: "c-secret", steps: [{ id: "s", handler: "conf-secret", vault: ["conf-token"] }] });
@@ -294,6 +297,27 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     const ours = tasks.filter((t) => t.includes(executionId));
     expect(ours.length).toBeGreaterThan(0);
     for (const task of ours) expect(task.includes(SECRET)).toBe(false);
+  });
+
+  scenario("priority lanes: its one slot busy, the worker takes a high task before a low one queued first", async () => {
+    const seen: Progress[] = [];
+    const sub = mesh.nc.subscribe(mesh.names.subjects.progressAll, { callback: (_err, m) => void seen.push(decode(m.data, Progress)) });
+    const lanes = await startWorker(lang, { FM_REGION: "lanes" }, 1);
+    try {
+      await mesh.nc.flush();
+      const busy = await mesh.api.start("c-lane-busy", { input: {} });
+      await waitFor(() => seen.some((p) => p.executionId === busy.executionId && p.message === "sleeping") || undefined, { message: "the one slot busy" });
+      const low = await mesh.api.start("c-lane", { input: { text: "low" }, priority: "low" });
+      const high = await mesh.api.start("c-lane", { input: { text: "high" }, priority: "high" });
+      const [lowDone, highDone] = await Promise.all([mesh.waitForStatus(low.executionId, "completed", 20_000), mesh.waitForStatus(high.executionId, "completed", 20_000)]);
+      // When the worker started the handler (the result's metrics), not when the engine dispatched it.
+      const startedAt = (view: ExecutionView) => Date.parse(view.steps[0]!.history?.at(-1)?.startedAt ?? "");
+      expect(highDone.output).toEqual({ text: "HIGH", lang });
+      expect(startedAt(highDone)).toBeLessThan(startedAt(lowDone));
+    } finally {
+      sub.unsubscribe();
+      expect(await stopped(lanes, "SIGTERM")).toBe(0);
+    }
   });
 
   scenario("a step that requires a capability runs on the worker that offers it", async () => {

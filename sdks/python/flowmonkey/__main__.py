@@ -37,7 +37,7 @@ def load_handlers(module: str) -> list[Handler]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m flowmonkey", description="Run FlowMonkey handlers written in Python.")
     p.add_argument("--module", required=True, help="module name or .py file defining HANDLERS")
-    p.add_argument("--handlers", help="comma-separated handler types to serve (default: all in the module)")
+    p.add_argument("--handlers", default=os.environ.get("FM_HANDLERS") or None, help="comma-separated handler types to serve (default: all in the module)")
     p.add_argument("--region", default=os.environ.get("FM_REGION", "us-east-1"))
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("FM_CONCURRENCY", "8")))
     p.add_argument("--prefix", default=os.environ.get("FM_PREFIX", "fm"))
