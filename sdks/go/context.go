@@ -314,11 +314,14 @@ type offloadedSource struct {
 	manifest map[string]manifestEntry
 }
 
-func (s *offloadedSource) blobJSON(ctx context.Context, name string, maxBytes int64, what string, v any) error {
-	if s.fetch == nil {
+// fetchBlobJSON decodes into v the gzip'd JSON blob `name` of fm_blobs, read with fetch, at most
+// maxBytes once unzipped (the size its reference announced): an offloaded context's manifest and
+// keys, a large checkpoint.
+func fetchBlobJSON(ctx context.Context, fetch BlobFetch, name string, maxBytes int64, what string, v any) error {
+	if fetch == nil {
 		return fmt.Errorf("%w: no blob bucket on this worker to read %s from", ErrContext, name)
 	}
-	data, err := s.fetch(ctx, name)
+	data, err := fetch(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -356,7 +359,7 @@ func (s *offloadedSource) entries(ctx context.Context) (map[string]manifestEntry
 		Version int                      `json:"version"`
 		Keys    map[string]manifestEntry `json:"keys"`
 	}
-	if err := s.blobJSON(ctx, ref.Name, ref.Size, "context manifest", &manifest); err != nil {
+	if err := fetchBlobJSON(ctx, s.fetch, ref.Name, ref.Size, "context manifest", &manifest); err != nil {
 		return nil, err
 	}
 	if manifest.Version != 1 || manifest.Keys == nil {
@@ -388,7 +391,7 @@ func (s *offloadedSource) load(ctx context.Context, key string) (any, bool, erro
 		return entry.Value, true, nil
 	}
 	var v any
-	if err := s.blobJSON(ctx, entry.Name, entry.Bytes, fmt.Sprintf("context key %q", key), &v); err != nil {
+	if err := fetchBlobJSON(ctx, s.fetch, entry.Name, entry.Bytes, fmt.Sprintf("context key %q", key), &v); err != nil {
 		return nil, false, err
 	}
 	return v, true, nil

@@ -188,8 +188,7 @@ func (c *Context) LoadCheckpoint(v any) (bool, error) {
 	}
 	if envelope.Blob != "" {
 		// The state is in the blob store: read it back within the size the entry announces.
-		src := offloadedSource{fetch: c.fetchBlob}
-		if err := src.blobJSON(c, envelope.Blob, envelope.Bytes, "checkpoint "+c.checkpointKey(), &envelope); err != nil {
+		if err := fetchBlobJSON(c, c.fetchBlob, envelope.Blob, envelope.Bytes, "checkpoint "+c.checkpointKey(), &envelope); err != nil {
 			return false, err
 		}
 	}
