@@ -6,11 +6,13 @@
  * one worker as in `npm run bench`; each rate of BENCH_COST_RATES (flows/s, "25,250") runs
  * max(500, 4 s worth) flows after a 100-flow warm-up. Where `npm run bench` says how fast, this
  * says where the CPU goes as the load changes (on a small VM a process woken from idle costs far
- * more per message than one kept busy: compare the rates).
+ * more per message than one kept busy: compare the rates). Last, a census of the messages through
+ * nats-server per flow at the first rate (message-census.ts).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { cpuPercent, postgresPids, snapshotCpu, type CpuGroups } from "./cpu.js";
 import { runPhase } from "./driver.js";
+import { startMessageCensus } from "./message-census.js";
 import { startMeshRig } from "./rig.js";
 
 const rates = (process.env["BENCH_COST_RATES"] ?? "25,250").split(",").map(Number);
@@ -96,6 +98,18 @@ try {
       const perFlow = [...threads.after].map(([thread, t]) => [thread, ((t - (threads.before.get(thread) ?? 0)) * 10) / count] as const).filter(([, ms]) => ms > 0);
       console.log(`            by thread: ${perFlow.sort((a, b) => b[1] - a[1]).map(([thread, ms]) => `${thread} ${ms.toFixed(2)}`).join(", ")} ms/flow`);
     }
+  }
+  // Last, as it loads the server: what passes through nats-server per flow.
+  const censusRate = rates[0]!;
+  const census = await startMessageCensus(nats.url);
+  const censusCount = Math.max(300, censusRate * 2);
+  await runPhase(mesh, { ...phase, label: `census@${censusRate}`, idPrefix: `c${censusRate}`, count: censusCount, mode: { kind: "rate", perSecond: censusRate, maxInflight: 50_000 } });
+  const kinds = [...(await census.stop())].sort((a, b) => b[1].count - a[1].count);
+  const total = kinds.reduce((n, [, k]) => n + k.count, 0);
+  console.log(`messages through nats-server per flow at ${censusRate}/s (as a \`>\` subscriber sees them): ${(total / censusCount).toFixed(1)}`);
+  for (const [kind, { count, bytes }] of kinds) {
+    if (count / censusCount < 0.05) continue;
+    console.log(`  ${kind.padEnd(58)} ${(count / censusCount).toFixed(2).padStart(6)}/flow, ${Math.round(bytes / count)} B each`);
   }
   // HOT updates rewrite no index entry; an update that changes an indexed column (or finds no room on its page) writes one per index.
   // Backends report their counts at most once a second: the last second's updates may be missing (a ratio, not a tally).

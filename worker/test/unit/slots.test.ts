@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { planFetches, type PoolView, Slots } from "../../src/runner/slots.js";
+import { standingSize } from "../../src/runner/puller.js";
 
 const idle = (outstanding = 0): PoolView => ({ outstanding, hungry: false, paused: false });
 const hungry = (outstanding = 0): PoolView => ({ outstanding, hungry: true, paused: false });
@@ -40,6 +41,21 @@ describe("planFetches", () => {
     it("never below half the capacity: hungry lanes keep the slots they may need", () => {
       expect(standing(9, [idle(), idle(), idle()])).toEqual([{ pool: 0, count: 1 }]);
       expect(standing(8, [idle(), idle()])).toEqual([]);
+    });
+
+    it("a worker with many slots per lane keeps more than one standing, so a trickle of tasks needs few pull requests", () => {
+      expect(standingSize(16, 3)).toBe(1);
+      expect(standingSize(8, 3)).toBe(0); // fewer than 4 slots per lane: doorbells only
+      expect(standingSize(256, 3)).toBe(21);
+      expect(standingSize(4096, 3)).toBe(32);
+      expect(standingSize(256, 0)).toBe(0);
+      // Every lane's standing fetch fits: together at most a quarter of the slots.
+      for (const [capacity, lanes] of [[16, 3], [64, 6], [256, 3], [1000, 7]] as const) {
+        const size = standingSize(capacity, lanes);
+        const grants = planFetches({ free: capacity, pools: Array.from({ length: lanes }, () => idle()), start: 0, minBatch: 1, maxOutstanding: 2, standing: size, capacity }).grants;
+        expect(grants).toHaveLength(size > 0 ? lanes : 0);
+        expect(grants.reduce((n, g) => n + g.count, 0)).toBeLessThanOrEqual(capacity / 4);
+      }
     });
 
     it("off (standing 0) leaves idle lanes empty", () => {
