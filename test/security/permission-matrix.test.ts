@@ -1,0 +1,249 @@
+/**
+ * Every permission line of the shipped configs, tried with the role's real certificate: for each
+ * `allow` line of the gateway, the hub region's worker (hub-accounts.inc) and a leaf region's
+ * worker (leaf-<region>.conf), one action the line allows (not refused) and one a holder of that
+ * line might try that no line allows (refused). The matrix must name exactly the lines the files
+ * hold, so a grant added to a config without its two tries fails here. The file prints the table.
+ */
+import { Kvm } from "@nats-io/kv";
+import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNames, provisionMesh, provisionRegion } from "@flowmonkey/shared";
+import { createProgressState } from "../../gateway/src/http/progress-state.js";
+import { HUB_REGION, ROLES, startTopology, type Topology } from "../support/topology.js";
+
+const CONFIG_DIR = resolve(import.meta.dirname, "../../nats-config");
+const EU = "eu-west-1";
+const AP = "ap-south-1";
+const names = createNames("fm");
+
+type Kind = "publish" | "subscribe";
+/** One permission line: something it allows, and something next to it that nothing allows. */
+interface Line {
+  allowed: string;
+  forbidden: string;
+}
+type Matrix = Record<Kind, Record<string, Line>>;
+
+/** The allow lists of one user of a shipped config file, as written. */
+function shippedGrants(file: string, user: string): Record<Kind, string[]> {
+  const text = readFileSync(resolve(CONFIG_DIR, file), "utf8").replace(/#.*$/gm, "");
+  const at = text.indexOf(`user: ${user}\n`);
+  if (at < 0) throw new Error(`${file} has no user ${user}`);
+  const block = text.slice(at, text.indexOf("\n      }\n", at));
+  const list = (kind: Kind) => {
+    const m = new RegExp(`${kind}: \\{ allow: \\[([^\\]]*)\\]`).exec(block);
+    return m ? [...m[1]!.matchAll(/"([^"]+)"/g)].map((q) => q[1]!) : [];
+  };
+  return { publish: list("publish"), subscribe: list("subscribe") };
+}
+
+const GATEWAY: Matrix = {
+  publish: {
+    "fm.api.>": { allowed: "fm.api.executions.list", forbidden: "fm.dlq.us-east-1.echo" },
+    "fm.flows.start.>": { allowed: "fm.flows.start.bench3", forbidden: names.subjects.task(HUB_REGION, "echo", "normal") },
+    "fm.events.>": { allowed: "fm.events.order.paid", forbidden: names.subjects.results(HUB_REGION) },
+    "$JS.API.INFO": { allowed: "$JS.API.INFO", forbidden: "$JS.API.STREAM.CREATE.GATEWAY_MADE" },
+    "$JS.API.STREAM.INFO.>": { allowed: "$JS.API.STREAM.INFO.FM_TASKS", forbidden: "$JS.API.STREAM.PURGE.FM_TASKS" },
+    "$JS.API.CONSUMER.INFO.>": { allowed: "$JS.API.CONSUMER.INFO.FM_RESULTS.engine_results", forbidden: "$JS.API.CONSUMER.DELETE.FM_RESULTS.engine_results" },
+    "$JS.API.CONSUMER.LIST.>": { allowed: "$JS.API.CONSUMER.LIST.FM_TASKS", forbidden: "$JS.API.CONSUMER.MSG.NEXT.FM_RESULTS.engine_results" },
+    "$JS.*.API.STREAM.INFO.>": { allowed: `$JS.${EU}.API.STREAM.INFO.FM_TASKS`, forbidden: `$JS.${EU}.API.STREAM.DELETE.FM_TASKS` },
+    "$JS.*.API.CONSUMER.INFO.>": { allowed: `$JS.${EU}.API.CONSUMER.INFO.FM_TASKS.pool_${EU}_echo_normal`, forbidden: `$JS.${EU}.API.CONSUMER.DELETE.FM_TASKS.pool_${EU}_echo_normal` },
+    "$JS.*.API.CONSUMER.LIST.>": { allowed: `$JS.${EU}.API.CONSUMER.LIST.FM_TASKS`, forbidden: `$JS.${EU}.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${EU}_echo_normal` },
+    "$JS.API.STREAM.MSG.GET.KV_fm_workers": { allowed: "$JS.API.STREAM.MSG.GET.KV_fm_workers", forbidden: "$JS.API.STREAM.MSG.GET.KV_fm_checkpoints" },
+    "$JS.API.DIRECT.GET.KV_fm_workers.>": { allowed: "$JS.API.DIRECT.GET.KV_fm_workers.$KV.fm_workers.w1", forbidden: "$JS.API.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.e1.s1" },
+    "$JS.API.CONSUMER.CREATE.KV_fm_workers.>": { allowed: "$JS.API.CONSUMER.CREATE.KV_fm_workers.w.$KV.fm_workers.>", forbidden: "$JS.API.CONSUMER.CREATE.KV_fm_checkpoints.w.$KV.fm_checkpoints.>" },
+    "$JS.API.CONSUMER.CREATE.KV_fm_workers": { allowed: "$JS.API.CONSUMER.CREATE.KV_fm_workers", forbidden: "$JS.API.CONSUMER.CREATE.FM_RESULTS" },
+    // Stored progress, for a live view that opens after a step reported (progress-state.ts).
+    "$JS.API.STREAM.MSG.GET.KV_fm_progress": { allowed: "$JS.API.STREAM.MSG.GET.KV_fm_progress", forbidden: "$JS.API.STREAM.MSG.DELETE.KV_fm_progress" },
+    "$JS.API.DIRECT.GET.KV_fm_progress.>": { allowed: "$JS.API.DIRECT.GET.KV_fm_progress.$KV.fm_progress.e1.s1", forbidden: "$KV.fm_progress.e1.s1" },
+    "$JS.API.CONSUMER.CREATE.KV_fm_progress.>": { allowed: "$JS.API.CONSUMER.CREATE.KV_fm_progress.k.$KV.fm_progress.e1.*", forbidden: "$JS.API.CONSUMER.DELETE.KV_fm_workers.k" },
+    "$JS.FC.>": { allowed: "$JS.FC.KV_fm_workers.x", forbidden: "$JS.ACK.FM_RESULTS.engine_results.1.1.1.1.1" },
+  },
+  subscribe: {
+    "_INBOX.>": { allowed: "_INBOX.gateway.>", forbidden: ">" },
+    "fm.progress.>": { allowed: "fm.progress.>", forbidden: "fm.tasks.>" },
+    "fm.exec.>": { allowed: "fm.exec.>", forbidden: "fm.results.>" },
+  },
+};
+
+/** A region's worker; `api` is where it reaches the hub's buckets ($JS.API on the hub, $JS.hub.API on a leaf). */
+function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.API"): Matrix {
+  const publish: Record<string, Line> = {
+    [`fm.results.${region}`]: { allowed: `fm.results.${region}`, forbidden: `fm.results.${other}` },
+    "fm.progress.>": { allowed: "fm.progress.e1.s1", forbidden: "fm.exec.bench3.e1.completed" },
+    "fm.events.>": { allowed: "fm.events.order.paid", forbidden: "fm.flows.start.bench3" },
+    "$JS.API.INFO": { allowed: "$JS.API.INFO", forbidden: "$JS.API.STREAM.LIST" },
+    "$JS.API.STREAM.INFO.FM_TASKS": { allowed: "$JS.API.STREAM.INFO.FM_TASKS", forbidden: "$JS.API.STREAM.PURGE.FM_TASKS" },
+    "$JS.API.CONSUMER.INFO.FM_TASKS.*": { allowed: `$JS.API.CONSUMER.INFO.FM_TASKS.pool_${region}_echo_normal`, forbidden: "$JS.API.CONSUMER.INFO.FM_RESULTS.engine_results" },
+    [`$JS.API.CONSUMER.CREATE.FM_TASKS.*.fm.tasks.${region}.>`]: {
+      allowed: `$JS.API.CONSUMER.CREATE.FM_TASKS.pool_x.fm.tasks.${region}.echo.normal`,
+      forbidden: `$JS.API.CONSUMER.CREATE.FM_TASKS.pool_x.fm.tasks.${other}.echo.normal`,
+    },
+    "$JS.API.CONSUMER.DELETE.FM_TASKS.*": { allowed: "$JS.API.CONSUMER.DELETE.FM_TASKS.no_such_pool", forbidden: "$JS.API.CONSUMER.DELETE.FM_FLOWS.engine_intake" },
+    "$JS.API.CONSUMER.MSG.NEXT.FM_TASKS.*": { allowed: `$JS.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${region}_echo_normal`, forbidden: "$JS.API.CONSUMER.MSG.NEXT.FM_FLOWS.engine_intake" },
+    "$JS.ACK.FM_TASKS.>": { allowed: "$JS.ACK.FM_TASKS.pool.1.1.1.1.1", forbidden: "$JS.ACK.FM_FLOWS.engine_intake.1.1.1.1.1" },
+    [`${api}.STREAM.INFO.KV_fm_workers`]: { allowed: `${api}.STREAM.INFO.KV_fm_workers`, forbidden: `${api}.STREAM.DELETE.KV_fm_workers` },
+    [`${api}.STREAM.MSG.GET.KV_fm_workers`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_workers`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_workers` },
+    [`${api}.DIRECT.GET.KV_fm_workers`]: { allowed: `${api}.DIRECT.GET.KV_fm_workers`, forbidden: `${api}.STREAM.UPDATE.KV_fm_workers` },
+    [`${api}.DIRECT.GET.KV_fm_workers.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_workers.$KV.fm_workers.w1`, forbidden: `${api}.DIRECT.GET.OBJ_fm_blobs.$O.fm_blobs.M.x` },
+    [`${api}.STREAM.INFO.KV_fm_progress`]: { allowed: `${api}.STREAM.INFO.KV_fm_progress`, forbidden: `${api}.STREAM.PURGE.KV_fm_progress` },
+    [`${api}.STREAM.MSG.GET.KV_fm_progress`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_progress`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_progress` },
+    [`${api}.DIRECT.GET.KV_fm_progress`]: { allowed: `${api}.DIRECT.GET.KV_fm_progress`, forbidden: `${api}.STREAM.UPDATE.KV_fm_progress` },
+    [`${api}.DIRECT.GET.KV_fm_progress.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_progress.$KV.fm_progress.e1.s1`, forbidden: `${api}.CONSUMER.CREATE.KV_fm_progress.w.$KV.fm_progress.>` },
+    [`${api}.STREAM.INFO.KV_fm_checkpoints`]: { allowed: `${api}.STREAM.INFO.KV_fm_checkpoints`, forbidden: `${api}.STREAM.DELETE.KV_fm_checkpoints` },
+    [`${api}.STREAM.MSG.GET.KV_fm_checkpoints`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_checkpoints`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_checkpoints` },
+    [`${api}.DIRECT.GET.KV_fm_checkpoints`]: { allowed: `${api}.DIRECT.GET.KV_fm_checkpoints`, forbidden: `${api}.STREAM.PURGE.KV_fm_checkpoints` },
+    [`${api}.DIRECT.GET.KV_fm_checkpoints.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.e1.s1`, forbidden: `${api}.CONSUMER.CREATE.KV_fm_checkpoints.w.$KV.fm_checkpoints.>` },
+    "$KV.fm_workers.>": { allowed: "$KV.fm_workers.matrix-test", forbidden: "$KV.fm_context.e1" },
+    "$KV.fm_progress.>": { allowed: "$KV.fm_progress.e1.s1", forbidden: "$KV.fm_schedules.s1" },
+    "$KV.fm_checkpoints.>": { allowed: "$KV.fm_checkpoints.e1.s1", forbidden: "$KV.fm_vault.k1" },
+    [`${api}.STREAM.INFO.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.INFO.OBJ_fm_blobs`, forbidden: `${api}.STREAM.PURGE.OBJ_fm_blobs` },
+    [`${api}.STREAM.MSG.GET.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.MSG.GET.OBJ_fm_blobs`, forbidden: `${api}.STREAM.MSG.DELETE.OBJ_fm_blobs` },
+    [`${api}.CONSUMER.CREATE.OBJ_fm_blobs`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs`, forbidden: `${api}.CONSUMER.CREATE.FM_RESULTS` },
+    [`${api}.CONSUMER.CREATE.OBJ_fm_blobs.>`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs.c1.$O.fm_blobs.C.x`, forbidden: `${api}.CONSUMER.CREATE.FM_FLOWS.c1.fm.flows.>` },
+    [`${api}.CONSUMER.DELETE.OBJ_fm_blobs.>`]: { allowed: `${api}.CONSUMER.DELETE.OBJ_fm_blobs.c1`, forbidden: `${api}.CONSUMER.DELETE.FM_RESULTS.engine_results` },
+    "$O.fm_blobs.>": { allowed: "$O.fm_blobs.C.x", forbidden: "$O.fm_other.C.x" },
+    "$JS.FC.>": { allowed: "$JS.FC.OBJ_fm_blobs.x", forbidden: "$JS.ACK.FM_RESULTS.engine_results.1.1.1.1.1" },
+  };
+  if (api === "$JS.hub.API") {
+    // A leaf's worker reaches the hub's JetStream, and through it the hub's buckets, by domain.
+    Object.assign(publish, {
+      "$JS.hub.API.INFO": { allowed: "$JS.hub.API.INFO", forbidden: `$JS.${other}.API.INFO` },
+      "$JS.hub.API.$KV.fm_workers.>": { allowed: "$JS.hub.API.$KV.fm_workers.matrix-test", forbidden: "$JS.hub.API.$KV.fm_context.e1" },
+      "$JS.hub.API.$KV.fm_progress.>": { allowed: "$JS.hub.API.$KV.fm_progress.e1.s1", forbidden: "$JS.hub.API.STREAM.INFO.FM_RESULTS" },
+      "$JS.hub.API.$KV.fm_checkpoints.>": { allowed: "$JS.hub.API.$KV.fm_checkpoints.e1.s1", forbidden: "$JS.hub.API.CONSUMER.MSG.NEXT.FM_RESULTS.engine_results" },
+      "$JS.hub.API.$O.fm_blobs.>": { allowed: "$JS.hub.API.$O.fm_blobs.C.x", forbidden: `$JS.${other}.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${other}_echo_normal` },
+    });
+  }
+  return {
+    publish,
+    subscribe: {
+      "_INBOX.>": { allowed: "_INBOX.worker.>", forbidden: ">" },
+      [`fm.tasks.${region}.>`]: { allowed: `fm.tasks.${region}.>`, forbidden: `fm.tasks.${other}.>` },
+      "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.FM_TASKS.>": { allowed: "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.FM_TASKS.>", forbidden: "$JS.EVENT.ADVISORY.>" },
+      "fm.exec.*.*.cancelled": { allowed: "fm.exec.*.*.cancelled", forbidden: "fm.exec.>" },
+      "fm.exec.*.*.failed": { allowed: "fm.exec.*.*.failed", forbidden: "fm.exec.*.*.completed" },
+    },
+  };
+}
+
+interface Subject {
+  label: string;
+  file: string;
+  user: string;
+  matrix: Matrix;
+  connect(): Promise<NatsConnection>;
+}
+
+let topology: Topology;
+const tried: Array<{ who: string; kind: Kind; line: string; subject: string; expected: "allowed" | "refused"; seen: "allowed" | "refused" }> = [];
+
+beforeAll(async () => {
+  topology = await startTopology([EU, AP]);
+  // What the engine provisions, so allowed requests meet real streams and buckets.
+  const engine = await topology.connectAs(topology.hub, ROLES.engine);
+  await provisionMesh(engine, names, { heartbeatTimeoutMs: 60_000 });
+  await provisionRegion(engine, names, EU, EU, { heartbeatTimeoutMs: 60_000 });
+}, 60_000);
+
+afterAll(async () => {
+  await topology?.stop();
+  const ok = tried.filter((t) => t.seen === t.expected).length;
+  console.log(
+    `Permission matrix: ${tried.length} tries (${tried.filter((t) => t.expected === "allowed").length} allowed, ${tried.filter((t) => t.expected === "refused").length} refused), ${ok} as expected\n` +
+      tried.map((t) => `  ${t.who.padEnd(18)} ${t.kind.padEnd(9)} ${t.subject.padEnd(78)} ${t.expected.padEnd(8)} ${t.seen}`).join("\n"),
+  );
+});
+
+function isPermissionViolation(err: unknown): boolean {
+  for (let e: unknown = err, i = 0; e instanceof Error && i < 8; e = e.cause, i++) if (e instanceof PermissionViolationError) return true;
+  return false;
+}
+
+/**
+ * Whether the server refuses the action. A publish goes as a request: a refusal comes back as a
+ * permissions violation within a round trip; anything else (a reply, an API error, no
+ * responders, silence) means the server let it through. A subscription the server refuses is
+ * closed with the violation before the PONG of the flush that follows it.
+ */
+async function seen(nc: NatsConnection, kind: Kind, subject: string): Promise<"allowed" | "refused"> {
+  if (kind === "subscribe") {
+    const sub = nc.subscribe(subject);
+    let refusal: unknown;
+    void sub.closed.then((err) => (refusal = err));
+    await nc.flush();
+    await Promise.resolve();
+    const refused = sub.isClosed() && (refusal === undefined || isPermissionViolation(refusal));
+    if (!sub.isClosed()) sub.unsubscribe();
+    return refused ? "refused" : "allowed";
+  }
+  // A pull request that asks for nothing it must wait for; other APIs get an empty config.
+  const body = subject.includes(".MSG.NEXT.") ? JSON.stringify({ batch: 1, no_wait: true }) : "{}";
+  return nc.request(subject, body, { timeout: 1500 }).then(
+    () => "allowed" as const,
+    (err: unknown) => (isPermissionViolation(err) ? ("refused" as const) : ("allowed" as const)),
+  );
+}
+
+const subjects: Subject[] = [
+  { label: "gateway", file: "hub-accounts.inc", user: ROLES.gateway, matrix: GATEWAY, connect: () => topology.connectAs(topology.hub, ROLES.gateway) },
+  {
+    label: `worker ${HUB_REGION}`,
+    file: "hub-accounts.inc",
+    user: ROLES.worker(HUB_REGION),
+    matrix: workerMatrix(HUB_REGION, EU, "$JS.API"),
+    connect: () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION)),
+  },
+  {
+    label: `worker ${EU}`,
+    file: `leaf-${EU}.conf`,
+    user: ROLES.worker(EU),
+    matrix: workerMatrix(EU, AP, "$JS.hub.API"),
+    connect: () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU)),
+  },
+];
+
+describe.each(subjects)("the $label role's permission lines", (s) => {
+  it("the matrix names exactly the lines the shipped config grants", () => {
+    const grants = shippedGrants(s.file, s.user);
+    for (const kind of ["publish", "subscribe"] as const) expect(Object.keys(s.matrix[kind]).sort()).toEqual([...grants[kind]].sort());
+  });
+
+  it.each(["publish", "subscribe"] as const)("each %s line allows its action and refuses its neighbour", async (kind) => {
+    const nc = await s.connect();
+    const wrong: string[] = [];
+    for (const [line, { allowed, forbidden }] of Object.entries(s.matrix[kind])) {
+      for (const [subject, expected] of [
+        [allowed, "allowed"],
+        [forbidden, "refused"],
+      ] as const) {
+        const outcome = await seen(nc, kind, subject);
+        tried.push({ who: s.label, kind, line, subject, expected, seen: outcome });
+        if (outcome !== expected) wrong.push(`${line}: ${subject} was ${outcome}, expected ${expected}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  }, 120_000);
+});
+
+it("the other leaf region's worker has the same lines with its own region", () => {
+  const eu = shippedGrants(`leaf-${EU}.conf`, ROLES.worker(EU));
+  const ap = shippedGrants(`leaf-${AP}.conf`, ROLES.worker(AP));
+  for (const kind of ["publish", "subscribe"] as const) expect(ap[kind].map((l) => l.replaceAll(AP, EU))).toEqual(eu[kind]);
+});
+
+it("the gateway, under its role, catches a live view up with the progress workers stored", async () => {
+  const worker = await topology.connectAs(topology.hub, ROLES.worker(HUB_REGION));
+  const kv = await new Kvm(worker).open(names.buckets.progress);
+  const progress = { executionId: "e-matrix", stepId: "s1", taskId: "t1", attempt: 1, percent: 40, message: "halfway", at: new Date().toISOString() };
+  await kv.put("e-matrix.s1", JSON.stringify(progress));
+  const gateway = await topology.connectAs(topology.hub, ROLES.gateway);
+  const state = createProgressState(gateway, names.buckets.progress, pino({ level: "silent" }));
+  expect(await state.latestOf("e-matrix")).toEqual([progress]);
+  // The gateway reads; it does not write.
+  expect(await seen(gateway, "publish", "$KV.fm_progress.e-matrix.s1")).toBe("refused");
+});
