@@ -54,6 +54,7 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
+import { createCheckpointCarry } from "./context/checkpoint-carry.js";
 import { startRetentionSweep } from "./retention/retention-sweep.js";
 import { listPausedLanes } from "./store/paused-lanes.js";
 import { scheduleApi, startScheduleTicker } from "./schedules/schedules.js";
@@ -263,12 +264,15 @@ export function createEngine(options: EngineOptions): Engine {
     const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
     await pauses.start(1000);
     releasers.add("lane pauses", () => pauses.stop());
+    // Checkpoints are kept per region: a later attempt sent elsewhere gets its step's checkpoint carried over.
+    const carryCheckpoint = createCheckpointCarry({ js: jetstream(nc), names, log });
     const routing = await startRouting(nc, store, names, log, {
       topology: options.topology,
       residency: options.residency ?? {},
       ...(options.routingBusyMargin === undefined ? {} : { busyMargin: options.routingBusyMargin }),
       ...(options.regionLoadIntervalMs === undefined ? {} : { loadIntervalMs: options.regionLoadIntervalMs }),
       lanePaused: (region, handler) => pauses.isPaused(region, handler),
+      carryCheckpoint,
     });
     regionLoad = routing.load;
     releasers.add("region routing", () => routing.stop());
@@ -285,6 +289,7 @@ export function createEngine(options: EngineOptions): Engine {
       conclude: (results) => (conclude ? conclude(results) : starting()),
       startChildren: (children) => (subflows ? subflows.start(children) : starting()),
       cancelChildren: (ids) => (subflows ? subflows.cancel(ids) : starting()),
+      carryCheckpoint,
     });
     relay.start();
     releasers.add("outbox relay", () => relay.close());

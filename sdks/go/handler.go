@@ -53,6 +53,9 @@ type Context struct {
 	names       Names
 	fetchBlob   BlobFetch
 	putBlob     func(ctx context.Context, name string, gzipped []byte) error
+	// region is the worker's: the checkpoint and progress keys start with it (the permissions
+	// grant a region's workers its keys only). Empty: the region the task was sent to.
+	region string
 }
 
 // Wait is what a handler returns to park its step without holding a worker: it is resumed by
@@ -122,13 +125,26 @@ func (c *Context) Emit(name string, data any) error {
 // worker's: a larger checkpoint goes gzip'd to the blob store, and its KV entry says where.
 const InlineCheckpointMaxBytes = 1024 * 1024
 
-func (c *Context) checkpointKey() string {
-	slot := c.Task.StepID
+// checkpointSlot is the step's checkpoint slot: its stepId, or a map item's own.
+func (c *Context) checkpointSlot() string {
 	// A map item keeps its own checkpoint: the step's items run side by side.
 	if c.Task.Item != nil {
-		slot = fmt.Sprintf("%s.item-%d-%d", c.Task.StepID, c.Task.Item.Run, c.Task.Item.Index)
+		return fmt.Sprintf("%s.item-%d-%d", c.Task.StepID, c.Task.Item.Run, c.Task.Item.Index)
 	}
-	return c.Task.ExecutionID + "." + slot
+	return c.Task.StepID
+}
+
+func (c *Context) checkpointKey() string {
+	return c.stepKey(c.checkpointSlot())
+}
+
+// stepKey is `<region>.<executionId>.<slot>`, the key layout of fm_checkpoints and fm_progress.
+func (c *Context) stepKey(slot string) string {
+	region := c.region
+	if region == "" {
+		region = c.Task.Metadata.Region
+	}
+	return region + "." + c.Task.ExecutionID + "." + slot
 }
 
 // SaveCheckpoint saves the step's checkpoint (KV fm_checkpoints, envelope {"state": …}): a later
@@ -145,7 +161,8 @@ func (c *Context) SaveCheckpoint(state any) error {
 		if c.putBlob == nil {
 			return NonRetryable("PAYLOAD_TOO_LARGE", fmt.Sprintf("checkpoint of %d bytes and no blob store on this worker", len(data)))
 		}
-		blob := "checkpoints/" + c.checkpointKey()
+		// Named as the TypeScript worker names it (no region: a blob is found through its entry).
+		blob := "checkpoints/" + c.Task.ExecutionID + "." + c.checkpointSlot()
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
 		_, _ = zw.Write(data)
@@ -220,7 +237,7 @@ func (c *Context) Progress(percent float64, message string) error {
 	}
 	if c.kv != nil {
 		// Informational: live updates already went out.
-		if _, err := c.kv.Put(c, c.Task.ExecutionID+"."+c.Task.StepID, data); err != nil {
+		if _, err := c.kv.Put(c, c.stepKey(c.Task.StepID), data); err != nil {
 			c.Log.Debug("progress bucket write failed", "err", err)
 		}
 	}

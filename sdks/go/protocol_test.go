@@ -94,3 +94,24 @@ func TestWaitResultShape(t *testing.T) {
 		t.Errorf("a wait carries no output: %s", data)
 	}
 }
+
+// The shipped permissions grant a region's workers `$KV.fm_checkpoints.<region>.>` only: the
+// checkpoint and progress keys start with the worker's region.
+func TestStepKeysStartWithTheWorkersRegion(t *testing.T) {
+	task := &Task{TaskID: "e/s", ExecutionID: "e", StepID: "s", Attempt: 2}
+	task.Metadata.Region = "us-east-1"
+	ctx := &Context{Task: task, region: "eu-west-1"}
+	if got := ctx.checkpointKey(); got != "eu-west-1.e.s" {
+		t.Errorf("checkpoint key %q", got)
+	}
+	task.Item = &struct {
+		Index int `json:"index"`
+		Run   int `json:"run"`
+	}{Index: 4, Run: 2}
+	if got := ctx.checkpointKey(); got != "eu-west-1.e.s.item-2-4" {
+		t.Errorf("map item checkpoint key %q", got)
+	}
+	if got := (&Context{Task: task}).stepKey("s"); got != "us-east-1.e.s" {
+		t.Errorf("without a worker region, the task's: %q", got)
+	}
+}

@@ -370,7 +370,7 @@ func (w *Worker) settle(ctx context.Context, handler Handler, task *Task, log *s
 			}
 		}()
 		exec := newExecutionContext(task, w.fetchBlob)
-		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, Secrets: secrets, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob})
+		output, err := handler.Run(&Context{Context: ctx, Task: task, Log: log, Exec: exec, Secrets: secrets, nc: w.nc, kv: w.progress, checkpoints: w.checkpoints, js: w.js, working: working, names: w.names, fetchBlob: w.fetchBlob, putBlob: w.putBlob, region: w.opts.Region})
 		r := newResult(task, "success", w.id, w.opts.Region, started, time.Now())
 		var failure *Failure
 		var paused *PauseSignal

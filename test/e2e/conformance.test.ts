@@ -17,7 +17,7 @@ import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decode, listWorkers, Progress, silentLogger, type ExecutionView } from "@flowmonkey/shared";
+import { decode, listWorkers, Progress, silentLogger, STEP_KEYS, type ExecutionView } from "@flowmonkey/shared";
 import { generatePoolKeyPair, toBase64 } from "@flowmonkey/shared/vault";
 import { startMesh, type TestMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
@@ -249,7 +249,7 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     const { executionId } = await mesh.api.start("c-count", { input: {} });
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.checkpoints);
     const saved = async () => {
-      const entry = await kv.get(`${executionId}.c`);
+      const entry = await kv.get(STEP_KEYS.key("us-east-1", executionId, "c"));
       return entry?.operation === "PUT" ? (entry.json<{ state: { next: number } }>().state.next ?? 0) : 0;
     };
     await waitFor(async () => ((await saved()) >= 3 ? true : undefined), { message: "3 checkpoints saved" });
@@ -282,7 +282,7 @@ describe.each(LANGUAGES)("the $lang worker", ({ lang, missing }) => {
     const done = await mesh.waitForStatus(executionId, "completed", 30_000);
     expect(done.output).toEqual({ loaded: 1_500_000, attempt: 2 });
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.checkpoints);
-    const envelope = (await kv.get(`${executionId}.b`))?.json<{ blob?: string; bytes?: number }>();
+    const envelope = (await kv.get(STEP_KEYS.key("us-east-1", executionId, "b")))?.json<{ blob?: string; bytes?: number }>();
     expect(envelope).toEqual({ blob: `checkpoints/${executionId}.b`, bytes: expect.any(Number) });
   });
 

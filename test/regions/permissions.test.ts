@@ -9,7 +9,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNames } from "@flowmonkey/shared";
+import { createNames, STEP_KEYS } from "@flowmonkey/shared";
 import { ROLES, startTopology, type Topology } from "../support/topology.js";
 
 const EU = "eu-west-1";
@@ -90,15 +90,16 @@ describe("what a worker needs, it can do under the shipped permissions", () => {
   it.each([
     ["a hub (us-east-1) worker", () => topology.connectAs(topology.hub, ROLES.worker("us-east-1")), undefined],
     ["an eu-west-1 worker on its leaf, through the hub's domain", () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU)), "hub"],
-  ] as const)("%s writes and reads back a checkpoint and a progress entry", async (_who, connectWorker, domain) => {
+  ] as const)("%s writes and reads back a checkpoint, and writes a progress entry, under its region's keys", async (_who, connectWorker, domain) => {
     const nc = await connectWorker();
     const kvm = new Kvm(domain ? jetstream(nc, { domain }) : nc);
-    for (const bucket of [names.buckets.checkpoints, names.buckets.progress]) {
-      const kv = await kvm.open(bucket);
-      const key = `exec-1.step-${domain ?? "hub"}`;
-      await kv.put(key, JSON.stringify({ at: 1 }));
-      expect((await kv.get(key))?.json()).toEqual({ at: 1 });
-    }
+    const key = STEP_KEYS.key(domain ? EU : "us-east-1", "exec-1", "step");
+    const checkpoints = await kvm.open(names.buckets.checkpoints, { allow_direct: true });
+    await checkpoints.put(key, JSON.stringify({ at: 1 }));
+    expect((await checkpoints.get(key))?.json()).toEqual({ at: 1 });
+    await (await kvm.open(names.buckets.progress)).put(key, JSON.stringify({ at: 2 }));
+    const engine = await new Kvm(await topology.connectAs(topology.hub, ROLES.engine)).open(names.buckets.progress);
+    expect((await engine.get(key))?.json()).toEqual({ at: 2 });
   });
 });
 

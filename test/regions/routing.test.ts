@@ -6,9 +6,12 @@
  * moves a new task to the other).
  */
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { z } from "zod";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ExecutionView } from "@flowmonkey/shared";
+import { STEP_KEYS, type ExecutionView } from "@flowmonkey/shared";
+import { defineHandler, RetryableFailure } from "@flowmonkey/worker";
 import { useTestDatabase } from "../support/postgres.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
 import { ROLES, startTopology, type Topology } from "../support/topology.js";
@@ -17,6 +20,21 @@ import { waitFor } from "../support/wait.js";
 const EU = "eu-west-1";
 const AP = "ap-south-1";
 const pg = useTestDatabase();
+
+/** Saves a checkpoint and fails on its first run; a later run answers with the checkpoint it finds. */
+const resumable = defineHandler({
+  type: "resumable",
+  version: "1",
+  input: z.object({}).passthrough(),
+  async execute(ctx) {
+    const saved = await ctx.checkpoint.load();
+    if (saved === undefined) {
+      await ctx.checkpoint.save({ rows: 7 });
+      throw new RetryableFailure("UNAVAILABLE", "first run fails after saving");
+    }
+    return { resumedFrom: saved };
+  },
+});
 let topology: Topology;
 let mesh: RegionMesh;
 const local: Record<string, NatsConnection> = {};
@@ -27,14 +45,18 @@ beforeAll(async () => {
     databaseUrl: pg.url,
     engine: { residency: { gdpr: [EU], asia_or_eu: [AP, EU] }, routingBusyMargin: 3, regionLoadIntervalMs: 200 },
   });
-  await mesh.startWorker("us-east-1", { handlers: ["echo"] });
-  await mesh.startWorker(EU, { handlers: ["echo", "delay"], concurrency: 2 });
-  await mesh.startWorker(AP, { handlers: ["echo", "delay"], concurrency: 2 });
+  await mesh.startWorker("us-east-1", { handlers: ["echo", resumable] });
+  await mesh.startWorker(EU, { handlers: ["echo", "delay", resumable], concurrency: 2 });
+  await mesh.startWorker(AP, { handlers: ["echo", "delay", resumable], concurrency: 2 });
   local["us-east-1"] = await topology.connectAs(topology.hub, ROLES.engine);
   local[EU] = await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine);
   local[AP] = await topology.connectAs(topology.leaves[AP]!.server, ROLES.engine);
   await mesh.api.putFlow({ id: "gdpr", steps: [{ id: "personal", handler: "echo", residency: "gdpr", input: { who: "{% input.who %}" } }] });
   await mesh.api.putFlow({ id: "pinned-ap", steps: [{ id: "work", handler: "echo", region: AP, input: { n: 1 } }] });
+  await mesh.api.putFlow({
+    id: "resumable-ap",
+    steps: [{ id: "rows", handler: "resumable", region: AP, input: {}, retry: { maxAttempts: 2, backoff: "fixed", initialDelayMs: 2000, jitter: false } }],
+  });
   await mesh.api.putFlow({ id: "slow-eu", steps: [{ id: "slow", handler: "delay", region: EU, input: { ms: "{% input.ms %}" } }] });
   await mesh.api.putFlow({ id: "needs-gpu", steps: [{ id: "render", handler: "echo", require: ["gpu"], input: { frame: 1 } }] });
   await mesh.api.putFlow({ id: "needs-tpu", steps: [{ id: "train", handler: "echo", require: ["tpu"], input: { epoch: 1 } }] });
@@ -104,6 +126,30 @@ describe("failover", () => {
       const [attempt] = attemptsOf(await mesh.api.get(executionId), "work");
       expect(attempt?.region).not.toBe(AP);
       expect([EU, "us-east-1"]).toContain(attempt?.region);
+    } finally {
+      link.restore();
+    }
+    await topology.waitForLink(AP);
+  });
+
+  it("a retry sent to another region finds the checkpoint its first run saved in ap-south-1 (carried by the engine)", async () => {
+    const { executionId } = await mesh.api.start("resumable-ap", {});
+    // The first run failed in ap-south-1 and its result reached the engine: the retry is waiting out its backoff.
+    await waitFor(async () => ((await mesh.api.get(executionId)).steps[0]?.history ?? []).some((a) => a.status === "failed") || undefined, {
+      message: "the first attempt to fail",
+    });
+    const checkpoints = await new Kvm(local["us-east-1"]!).open(mesh.names.buckets.checkpoints);
+    expect((await checkpoints.get(STEP_KEYS.key(AP, executionId, "rows")))?.json()).toEqual({ state: { rows: 7 } });
+    const link = topology.leaves[AP]!.link;
+    link.cut();
+    try {
+      const view = await mesh.waitForStatus(executionId, "completed");
+      const [first, second] = attemptsOf(view, "rows");
+      expect(first?.region).toBe(AP);
+      expect(second?.region).not.toBe(AP);
+      // Its worker may read only its own region's keys: the engine copied the checkpoint there.
+      expect(view.output).toEqual({ resumedFrom: { rows: 7 } });
+      expect((await checkpoints.get(STEP_KEYS.key(second!.region, executionId, "rows")))?.json()).toEqual({ state: { rows: 7 } });
     } finally {
       link.restore();
     }

@@ -14,7 +14,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listWorkers, silentLogger } from "@flowmonkey/shared";
+import { listWorkers, silentLogger, STEP_KEYS } from "@flowmonkey/shared";
 import { useTestDatabase } from "../support/postgres.js";
 import { startProcessUntilReady } from "../support/ready-process.js";
 import { startRegionMesh, type RegionMesh } from "../support/region-mesh.js";
@@ -84,10 +84,10 @@ describe.each(LANGUAGES)("a $lang worker on the eu-west-1 leaf", ({ lang, missin
       const hub = await topology.connectAs(topology.hub, ROLES.engine);
       const kvm = new Kvm(hub);
       // Written through the hub's domain from the leaf: the checkpoint of the counting step...
-      const checkpoint = await (await kvm.open(mesh.names.buckets.checkpoints)).get(`${executionId}.count`);
+      const checkpoint = await (await kvm.open(mesh.names.buckets.checkpoints)).get(STEP_KEYS.key(EU, executionId, "count"));
       expect(checkpoint?.json()).toEqual({ state: { next: 3 } });
       // ...the shouting step's progress, and the worker's registry entry in its region.
-      const progress = await (await kvm.open(mesh.names.buckets.progress)).get(`${executionId}.shout`);
+      const progress = await (await kvm.open(mesh.names.buckets.progress)).get(STEP_KEYS.key(EU, executionId, "shout"));
       expect(progress?.json()).toMatchObject({ executionId, stepId: "shout", percent: 50 });
       const entries = (await listWorkers(hub, mesh.names, silentLogger())).workers.filter((w) => w.region === EU && w.handlers.includes("conf-count"));
       expect(entries.length).toBeGreaterThan(0);

@@ -5,13 +5,14 @@
  * line might try that no line allows (refused). The matrix must name exactly the lines the files
  * hold, so a grant added to a config without its two tries fails here. The file prints the table.
  */
+import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNames, provisionMesh, provisionRegion } from "@flowmonkey/shared";
+import { createNames, provisionMesh, provisionRegion, STEP_KEYS } from "@flowmonkey/shared";
 import { createProgressState } from "../../gateway/src/http/progress-state.js";
 import { HUB_REGION, ROLES, startTopology, type Topology } from "../support/topology.js";
 
@@ -90,17 +91,16 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
     [`${api}.STREAM.MSG.GET.KV_fm_workers`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_workers`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_workers` },
     [`${api}.DIRECT.GET.KV_fm_workers`]: { allowed: `${api}.DIRECT.GET.KV_fm_workers`, forbidden: `${api}.STREAM.UPDATE.KV_fm_workers` },
     [`${api}.DIRECT.GET.KV_fm_workers.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_workers.$KV.fm_workers.w1`, forbidden: `${api}.DIRECT.GET.OBJ_fm_blobs.$O.fm_blobs.M.x` },
+    // Progress and checkpoints: this region's keys only (STEP_KEYS), and progress is written, never read.
     [`${api}.STREAM.INFO.KV_fm_progress`]: { allowed: `${api}.STREAM.INFO.KV_fm_progress`, forbidden: `${api}.STREAM.PURGE.KV_fm_progress` },
-    [`${api}.STREAM.MSG.GET.KV_fm_progress`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_progress`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_progress` },
-    [`${api}.DIRECT.GET.KV_fm_progress`]: { allowed: `${api}.DIRECT.GET.KV_fm_progress`, forbidden: `${api}.STREAM.UPDATE.KV_fm_progress` },
-    [`${api}.DIRECT.GET.KV_fm_progress.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_progress.$KV.fm_progress.e1.s1`, forbidden: `${api}.CONSUMER.CREATE.KV_fm_progress.w.$KV.fm_progress.>` },
+    [`$KV.fm_progress.${region}.>`]: { allowed: `$KV.fm_progress.${region}.e1.s1`, forbidden: `$KV.fm_progress.${other}.e1.s1` },
     [`${api}.STREAM.INFO.KV_fm_checkpoints`]: { allowed: `${api}.STREAM.INFO.KV_fm_checkpoints`, forbidden: `${api}.STREAM.DELETE.KV_fm_checkpoints` },
-    [`${api}.STREAM.MSG.GET.KV_fm_checkpoints`]: { allowed: `${api}.STREAM.MSG.GET.KV_fm_checkpoints`, forbidden: `${api}.STREAM.MSG.DELETE.KV_fm_checkpoints` },
-    [`${api}.DIRECT.GET.KV_fm_checkpoints`]: { allowed: `${api}.DIRECT.GET.KV_fm_checkpoints`, forbidden: `${api}.STREAM.PURGE.KV_fm_checkpoints` },
-    [`${api}.DIRECT.GET.KV_fm_checkpoints.>`]: { allowed: `${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.e1.s1`, forbidden: `${api}.CONSUMER.CREATE.KV_fm_checkpoints.w.$KV.fm_checkpoints.>` },
+    [`${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${region}.>`]: {
+      allowed: `${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${region}.e1.s1`,
+      forbidden: `${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${other}.e1.s1`,
+    },
+    [`$KV.fm_checkpoints.${region}.>`]: { allowed: `$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$KV.fm_checkpoints.${other}.e1.s1` },
     "$KV.fm_workers.>": { allowed: "$KV.fm_workers.matrix-test", forbidden: "$KV.fm_context.e1" },
-    "$KV.fm_progress.>": { allowed: "$KV.fm_progress.e1.s1", forbidden: "$KV.fm_schedules.s1" },
-    "$KV.fm_checkpoints.>": { allowed: "$KV.fm_checkpoints.e1.s1", forbidden: "$KV.fm_vault.k1" },
     [`${api}.STREAM.INFO.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.INFO.OBJ_fm_blobs`, forbidden: `${api}.STREAM.PURGE.OBJ_fm_blobs` },
     [`${api}.STREAM.MSG.GET.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.MSG.GET.OBJ_fm_blobs`, forbidden: `${api}.STREAM.MSG.DELETE.OBJ_fm_blobs` },
     [`${api}.CONSUMER.CREATE.OBJ_fm_blobs`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs`, forbidden: `${api}.CONSUMER.CREATE.FM_RESULTS` },
@@ -114,8 +114,8 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
     Object.assign(publish, {
       "$JS.hub.API.INFO": { allowed: "$JS.hub.API.INFO", forbidden: `$JS.${other}.API.INFO` },
       "$JS.hub.API.$KV.fm_workers.>": { allowed: "$JS.hub.API.$KV.fm_workers.matrix-test", forbidden: "$JS.hub.API.$KV.fm_context.e1" },
-      "$JS.hub.API.$KV.fm_progress.>": { allowed: "$JS.hub.API.$KV.fm_progress.e1.s1", forbidden: "$JS.hub.API.STREAM.INFO.FM_RESULTS" },
-      "$JS.hub.API.$KV.fm_checkpoints.>": { allowed: "$JS.hub.API.$KV.fm_checkpoints.e1.s1", forbidden: "$JS.hub.API.CONSUMER.MSG.NEXT.FM_RESULTS.engine_results" },
+      [`$JS.hub.API.$KV.fm_progress.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_progress.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_progress.${other}.e1.s1` },
+      [`$JS.hub.API.$KV.fm_checkpoints.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_checkpoints.${other}.e1.s1` },
       "$JS.hub.API.$O.fm_blobs.>": { allowed: "$JS.hub.API.$O.fm_blobs.C.x", forbidden: `$JS.${other}.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${other}_echo_normal` },
     });
   }
@@ -240,10 +240,28 @@ it("the gateway, under its role, catches a live view up with the progress worker
   const worker = await topology.connectAs(topology.hub, ROLES.worker(HUB_REGION));
   const kv = await new Kvm(worker).open(names.buckets.progress);
   const progress = { executionId: "e-matrix", stepId: "s1", taskId: "t1", attempt: 1, percent: 40, message: "halfway", at: new Date().toISOString() };
-  await kv.put("e-matrix.s1", JSON.stringify(progress));
+  await kv.put(STEP_KEYS.key(HUB_REGION, "e-matrix", "s1"), JSON.stringify(progress));
   const gateway = await topology.connectAs(topology.hub, ROLES.gateway);
   const state = createProgressState(gateway, names.buckets.progress, pino({ level: "silent" }));
   expect(await state.latestOf("e-matrix")).toEqual([progress]);
   // The gateway reads; it does not write.
-  expect(await seen(gateway, "publish", "$KV.fm_progress.e-matrix.s1")).toBe("refused");
+  expect(await seen(gateway, "publish", `$KV.fm_progress.${HUB_REGION}.e-matrix.s1`)).toBe("refused");
+});
+
+describe("checkpoints are kept per region", () => {
+  it.each([
+    ["the hub's worker", HUB_REGION, EU, () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION)), undefined],
+    [`an ${EU} worker on its leaf`, EU, HUB_REGION, () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU)), "hub"],
+  ] as const)("%s saves and loads its region's checkpoints and cannot read or overwrite another region's", async (_who, own, other, connectWorker, domain) => {
+    // Another region's worker left a checkpoint (written here as the engine, which may write any key).
+    const engine = await new Kvm(await topology.connectAs(topology.hub, ROLES.engine)).open(names.buckets.checkpoints);
+    await engine.put(STEP_KEYS.key(other, "e-carry", "s1"), JSON.stringify({ state: "theirs" }));
+    const nc = await connectWorker();
+    const kv = await new Kvm(domain ? jetstream(nc, { domain }) : nc).open(names.buckets.checkpoints, { allow_direct: true });
+    await kv.put(STEP_KEYS.key(own, "e-carry", "s1"), JSON.stringify({ state: "mine" }));
+    expect((await kv.get(STEP_KEYS.key(own, "e-carry", "s1")))?.json()).toEqual({ state: "mine" });
+    await expect(kv.get(STEP_KEYS.key(other, "e-carry", "s1"))).rejects.toSatisfy(isPermissionViolation);
+    await expect(kv.put(STEP_KEYS.key(other, "e-carry", "s1"), "{}")).rejects.toSatisfy(isPermissionViolation);
+    expect((await engine.get(STEP_KEYS.key(other, "e-carry", "s1")))?.json()).toEqual({ state: "theirs" });
+  });
 });

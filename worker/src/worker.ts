@@ -193,7 +193,9 @@ export function createWorker(options: WorkerOptions): Worker {
     const [progressKv, workersKv, checkpointsKv] = await Promise.all([
       kvm.open(names.buckets.progress),
       kvm.open(names.buckets.workers),
-      kvm.open(names.buckets.checkpoints),
+      // Direct gets address the key in the subject, where the permissions can scope it to this
+      // region's keys (the body-addressed STREAM.MSG.GET cannot be); nats.js binds without them.
+      kvm.open(names.buckets.checkpoints, { allow_direct: true }),
     ]);
     progressSink.kv = progressKv;
     checkpointSink.kv = checkpointsKv;

@@ -18,6 +18,7 @@ import {
   type OutboxRow,
 } from "../store/outbox.js";
 import type { RoutedMessage } from "../regions/publish-routed.js";
+import { type CarriedTask, type CheckpointCarry, mayFindCheckpoint } from "../context/checkpoint-carry.js";
 import { attemptKey, conclusionResult, taskIdentityOf, unsentTaskResult } from "./conclusions.js";
 import { classifyPublishFailure, MessageTooLargeError, PUBLISH_HEADROOM_BYTES, type PublishFailure } from "./publish-failure.js";
 
@@ -47,6 +48,8 @@ export interface RelayOptions {
   startChildren?: ((children: ChildStart[]) => Promise<void>) | undefined;
   /** Cancels child executions whose step attempt ended (one already over is no error). Absent: such rows wait. */
   cancelChildren?: ((executionIds: string[]) => Promise<void>) | undefined;
+  /** Copies a later attempt's checkpoint into the region it is published to (context/checkpoint-carry.ts). Routed tasks: the routing does. */
+  carryCheckpoint?: CheckpointCarry | undefined;
 }
 
 export type Relay = ReturnType<typeof createRelay>;
@@ -127,6 +130,11 @@ export function createRelay(options: RelayOptions) {
     const bytes = data.byteLength + (m.msgId ? PUBLISH_HEADROOM_BYTES : 0);
     if (bytes > maxPayload()) return Promise.reject(new MessageTooLargeError(bytes, maxPayload()));
     if (m.route && options.routing?.routes(m.route)) return options.routing.publish({ subject: m.subject, body: m.body, msgId: m.msgId, route: m.route });
+    const task = m.route ? (m.body as CarriedTask & { metadata: { region: string } }) : undefined;
+    if (task && options.carryCheckpoint && mayFindCheckpoint(task)) {
+      const carry = options.carryCheckpoint;
+      return carry(task.metadata.region, task).then(() => js.publish(m.subject, data, m.msgId ? { msgID: m.msgId } : undefined));
+    }
     if (m.msgId) return js.publish(m.subject, data, { msgID: m.msgId });
     nc.publish(m.subject, data);
     return Promise.resolve();

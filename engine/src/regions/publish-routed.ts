@@ -4,6 +4,7 @@ import { encode, FmError, isNoResponders, toError, type Logger, type Subjects } 
 import type { Db } from "../store/db.js";
 import { recordAttemptHeld, recordAttemptRegion } from "../store/task-routes.js";
 import type { RegionRouter, TaskRoute } from "./router.js";
+import { type CarriedTask, type CheckpointCarry, mayFindCheckpoint } from "../context/checkpoint-carry.js";
 
 /** The part of a task body routing reads and rewrites (the rest passes through untouched). */
 const RoutedTask = z
@@ -33,7 +34,7 @@ export interface RoutedMessage {
  * pool that the router picks in that region (`<handler>~<cap>…`), which only workers with
  * every required capability pull from.
  */
-export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: RegionRouter; subjects: Subjects; log: Logger }) {
+export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: RegionRouter; subjects: Subjects; log: Logger; carryCheckpoint?: CheckpointCarry }) {
   const { js, db, router, subjects, log } = o;
   /** Attempts whose row shows a hold reason or another region: their row is updated when they go out. */
   const marked = new Set<string>();
@@ -65,6 +66,9 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
       // Recorded before the publish: once published, the result may be applied (and the attempt
       // no longer `dispatched`) before anything written afterwards.
       if (moved || marked.has(key)) await recordAttemptRegion(db, task.taskId, task.attempt, region);
+      // A retry or resumed run finds the checkpoint an earlier run saved in another region.
+      const carried = task as unknown as CarriedTask;
+      if (o.carryCheckpoint && mayFindCheckpoint(carried)) await o.carryCheckpoint(region, carried);
       try {
         await js.publish(subject, encode(body), m.msgId ? { msgID: m.msgId } : undefined);
       } catch (err) {

@@ -3,6 +3,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger, Names, RegionTopology, ResidencyRules } from "@flowmonkey/shared";
 import type { Db } from "../store/db.js";
+import type { CheckpointCarry } from "../context/checkpoint-carry.js";
 import { createRoutedPublisher, type RoutedMessage } from "./publish-routed.js";
 import { watchRegionLoad, type RegionLoad } from "./region-load.js";
 import { RegionRouter } from "./router.js";
@@ -18,6 +19,8 @@ export interface RoutingOptions {
   loadIntervalMs?: number;
   /** Lanes an operator paused (control/lane-pauses.ts): routing moves no task into them. */
   lanePaused?: (region: string, handler: string) => boolean;
+  /** Copies a later attempt's checkpoint into the region the task goes to (context/checkpoint-carry.ts). */
+  carryCheckpoint?: CheckpointCarry;
 }
 
 export interface Routing {
@@ -44,7 +47,7 @@ export async function startRouting(nc: NatsConnection, db: Db, names: Names, log
   const balances = multiRegion || Object.keys(o.residency).length > 0;
   const load = balances ? watchRegionLoad(nc, names, o.topology, log, o.loadIntervalMs ?? 2000) : undefined;
   const router = new RegionRouter({ residency: o.residency, topology: o.topology, load, directory, busyMargin: o.busyMargin ?? 50, ...(o.lanePaused ? { lanePaused: o.lanePaused } : {}) });
-  const publish = createRoutedPublisher({ js: jetstream(nc), db, router, subjects: names.subjects, log });
+  const publish = createRoutedPublisher({ js: jetstream(nc), db, router, subjects: names.subjects, log, ...(o.carryCheckpoint ? { carryCheckpoint: o.carryCheckpoint } : {}) });
   return {
     routes: (route) => needsRouting(route, multiRegion),
     publish,

@@ -1,4 +1,4 @@
-import { decode, Progress, toError, type Logger } from "@flowmonkey/shared";
+import { decode, Progress, STEP_KEYS, toError, type Logger } from "@flowmonkey/shared";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 
@@ -21,7 +21,7 @@ export function createProgressState(nc: NatsConnection, bucket: string, log: Log
       try {
         const store = await open();
         const out: Progress[] = [];
-        for await (const key of await store.keys(`${executionId}.*`)) {
+        for await (const key of await store.keys(STEP_KEYS.ofExecution(executionId))) {
           const entry = await store.get(key);
           if (!entry || entry.operation !== "PUT" || entry.value.byteLength === 0) continue;
           try {

@@ -4,7 +4,7 @@
  * as application/problem+json with the code table's status.
  */
 import { Kvm } from "@nats-io/kv";
-import { createLogger, encode, type ExecutionView } from "@flowmonkey/shared";
+import { createLogger, encode, STEP_KEYS, type ExecutionView } from "@flowmonkey/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createGateway, type Gateway } from "@flowmonkey/gateway";
 import { startMesh, type TestMesh } from "../../../test/support/mesh.js";
@@ -159,7 +159,7 @@ describe("streams that catch up", () => {
     await waitForView(executionId, "running");
     // The latest progress as a worker leaves it in KV fm_progress (the 60 s nap reports only every 6 s).
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.progress);
-    await kv.put(`${executionId}.nap`, encode({ executionId, stepId: "nap", percent: 42, message: "half-way", at: new Date().toISOString() }));
+    await kv.put(STEP_KEYS.key("us-east-1", executionId, "nap"), encode({ executionId, stepId: "nap", percent: 42, message: "half-way", at: new Date().toISOString() }));
 
     const controller = new AbortController();
     const res = await fetch(`${gateway.url}/v1/executions/${executionId}/events`, { signal: controller.signal, headers: { "last-event-id": "earlier-7" } });

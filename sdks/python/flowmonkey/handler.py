@@ -84,6 +84,9 @@ class Context:
     _put_blob: Any = None
     # The task's vault secrets, opened by the worker before the handler runs.
     secrets: Secrets = field(default_factory=Secrets)
+    # The worker's region: the checkpoint and progress keys start with it (the permissions
+    # grant a region's workers its keys only). Empty: the region the task was sent to.
+    _region: str = ""
     log: logging.LoggerAdapter = field(init=False)
     context: ExecutionContext = field(init=False)
 
@@ -157,17 +160,25 @@ class Context:
         await self._nc.publish(self._names.progress_subject(self.task["executionId"], self.task["stepId"]), data)
         if self._progress_kv is not None:
             try:
-                await self._progress_kv.put(f"{self.task['executionId']}.{self.task['stepId']}", data)
+                await self._progress_kv.put(self._step_key(self.task["stepId"]), data)
             except Exception:  # noqa: BLE001 - progress is informational: live updates still flowed
                 logging.getLogger("flowmonkey.worker").debug("progress bucket write failed", exc_info=True)
 
 
+    def _step_key(self, slot: str) -> str:
+        """`<region>.<executionId>.<slot>`, the key layout of fm_checkpoints and fm_progress."""
+        region = self._region or self.task["metadata"]["region"]
+        return f"{region}.{self.task['executionId']}.{slot}"
+
     @property
-    def _checkpoint_key(self) -> str:
+    def _checkpoint_slot(self) -> str:
         # A map item keeps its own checkpoint: the step's items run side by side.
         item = self.task.get("item")
-        slot = f"{self.task['stepId']}.item-{item['run']}-{item['index']}" if isinstance(item, dict) else self.task["stepId"]
-        return f"{self.task['executionId']}.{slot}"
+        return f"{self.task['stepId']}.item-{item['run']}-{item['index']}" if isinstance(item, dict) else self.task["stepId"]
+
+    @property
+    def _checkpoint_key(self) -> str:
+        return self._step_key(self._checkpoint_slot)
 
     async def save_checkpoint(self, state: Any) -> None:
         """
@@ -184,7 +195,8 @@ class Context:
         else:
             if self._put_blob is None:
                 raise NonRetryableFailure("PAYLOAD_TOO_LARGE", f"checkpoint of {len(data)} bytes and no blob store on this worker")
-            blob = f"checkpoints/{self._checkpoint_key}"
+            # Named as the TypeScript worker names it (no region: a blob is found through its entry).
+            blob = f"checkpoints/{self.task['executionId']}.{self._checkpoint_slot}"
             await self._put_blob(blob, gzip.compress(data))
             await self._checkpoint_kv.put(self._checkpoint_key, json.dumps({"blob": blob, "bytes": len(data)}).encode())
         if self._heartbeat is not None:

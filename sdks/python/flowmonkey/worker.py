@@ -285,7 +285,7 @@ class Worker:
             # Before the handler runs, all or nothing: the step fails with the reason (never a value).
             await self._publish_and_ack(msg, task, self._result(task, "failure", started, fail=protocol.failure(err.code, err.message, False)), started)
             return
-        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob, secrets=secrets)
+        ctx = Context(task=task, _nc=self.nc, _progress_kv=self._progress_kv, _names=self.names, _checkpoint_kv=self._checkpoints_kv, _heartbeat=msg.in_progress, _js=self.js, _fetch_blob=self._fetch_blob, _put_blob=self._put_blob, secrets=secrets, _region=self.region)
         heartbeat = asyncio.create_task(self._heartbeat(msg, beat_s))
         key = f"{task['taskId']}:{task['attempt']}"
         stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()

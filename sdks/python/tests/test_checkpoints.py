@@ -32,17 +32,22 @@ class CheckpointTest(unittest.TestCase):
             return self.blobs.get(name)
 
         task = {"executionId": "e1", "taskId": "e1/s", "stepId": "s", "attempt": 1, "context": {}}
-        self.ctx = Context(task=task, _nc=None, _progress_kv=None, _names=Names("fm"), _checkpoint_kv=self.kv, _put_blob=put_blob, _fetch_blob=fetch_blob)
+        self.ctx = Context(task=task, _nc=None, _progress_kv=None, _names=Names("fm"), _checkpoint_kv=self.kv, _put_blob=put_blob, _fetch_blob=fetch_blob, _region="eu-west-1")
 
     def test_a_small_checkpoint_stays_in_kv(self) -> None:
         asyncio.run(self.ctx.save_checkpoint({"next": 3}))
-        self.assertEqual(json.loads(self.kv.values["e1.s"]), {"state": {"next": 3}})
+        self.assertEqual(json.loads(self.kv.values["eu-west-1.e1.s"]), {"state": {"next": 3}})
         self.assertEqual(asyncio.run(self.ctx.load_checkpoint()), {"next": 3})
+
+    def test_keys_start_with_the_workers_region(self) -> None:
+        # The shipped permissions grant a region's workers `$KV.fm_checkpoints.<region>.>` only.
+        asyncio.run(self.ctx.save_checkpoint(1))
+        self.assertEqual(list(self.kv.values), ["eu-west-1.e1.s"])
 
     def test_a_large_checkpoint_goes_to_the_blob_store_and_comes_back(self) -> None:
         state = {"rows": "r" * 1_500_000}
         asyncio.run(self.ctx.save_checkpoint(state))
-        envelope = json.loads(self.kv.values["e1.s"])
+        envelope = json.loads(self.kv.values["eu-west-1.e1.s"])
         self.assertEqual(envelope["blob"], "checkpoints/e1.s")
         self.assertLess(len(self.blobs["checkpoints/e1.s"]), 100_000)  # gzip'd
         self.assertEqual(asyncio.run(self.ctx.load_checkpoint()), state)

@@ -33,6 +33,22 @@ export const BLOB_NAMES = {
   context: (executionId: string, sha256Hex: string) => `context/${executionId}/${sha256Hex}`,
 } as const;
 
+/**
+ * Keys of the per-step KV buckets (`fm_checkpoints`, `fm_progress`): `<region>.<executionId>.<slot>`,
+ * where region is the region of the worker that ran the step there and slot is the stepId (a map
+ * item's checkpoint: `<stepId>.item-<run>-<index>`). The region comes first so that a region's
+ * workers can be granted `$KV.fm_checkpoints.<region>.>` and nothing else: a worker never reads
+ * or writes another region's steps. A step's later attempt that runs elsewhere gets its
+ * checkpoint from the engine, which carries it over when it publishes the attempt.
+ */
+export const STEP_KEYS = {
+  key: (region: string, executionId: string, slot: string) => `${region}.${executionId}.${slot}`,
+  /** A key filter for one step's entries in every region. */
+  anyRegion: (executionId: string, slot: string) => `*.${executionId}.${slot}`,
+  /** A key filter for every step of one execution, in every region. */
+  ofExecution: (executionId: string) => `*.${executionId}.*`,
+} as const;
+
 export type Names = ReturnType<typeof createNames>;
 
 /** A task pool consumer's parts: `capabilities` is [] for a handler's plain pool. */

@@ -1,4 +1,4 @@
-import { BLOB_NAMES, CheckpointEnvelope, decode, encode, FmError, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
+import { BLOB_NAMES, CheckpointEnvelope, STEP_KEYS, decode, encode, FmError, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
 import type { CheckpointApi } from "../sdk/handler-context.js";
@@ -21,12 +21,14 @@ const Envelope = CheckpointEnvelope;
 
 /**
  * A step's checkpoint, shared by all its attempts and deliveries: a redelivered or retried task
- * loads what the previous run saved. Keyed `<executionId>.<stepId>` (a map item's stepId carries
- * its run and index: `<stepId>.item-<run>-<index>`); the buckets' TTL (7 days)
- * keeps it for a while after the task ends. A save counts as a heartbeat.
+ * loads what the previous run saved. Keyed `<region>.<executionId>.<stepId>` (STEP_KEYS; the
+ * region of the worker, whose permissions cover only its region's keys; a map item's stepId
+ * carries its run and index: `<stepId>.item-<run>-<index>`). An attempt sent to another region
+ * finds the checkpoint there: the engine carries it over as it publishes the attempt. The
+ * bucket's TTL (7 days) keeps it for a while after the task ends. A save counts as a heartbeat.
  */
-export function createCheckpointApi(sink: CheckpointSink, ids: { executionId: string; stepId: string }, working: () => void, log: () => Logger): CheckpointApi {
-  const key = `${ids.executionId}.${ids.stepId}`;
+export function createCheckpointApi(sink: CheckpointSink, ids: { region: string; executionId: string; stepId: string }, working: () => void, log: () => Logger): CheckpointApi {
+  const key = STEP_KEYS.key(ids.region, ids.executionId, ids.stepId);
   const blobName = BLOB_NAMES.checkpoint(ids.executionId, ids.stepId);
   const kv = () => {
     if (!sink.kv) throw new FmError("UNAVAILABLE", "the checkpoint bucket is not open on this worker");

@@ -1,4 +1,4 @@
-import { encode, type Logger, type Progress, type Subjects, toError } from "@flowmonkey/shared";
+import { encode, type Logger, type Progress, STEP_KEYS, type Subjects, toError } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { ProgressApi } from "../sdk/handler-context.js";
@@ -29,9 +29,10 @@ export interface ProgressIds {
   attempt: number;
 }
 
-export function createTaskProgress(sink: ProgressSink, ids: ProgressIds, working: () => void, log: () => Logger): TaskProgress {
+/** `region`: the worker's; the bucket key starts with it (STEP_KEYS), the live subject does not. */
+export function createTaskProgress(sink: ProgressSink, region: string, ids: ProgressIds, working: () => void, log: () => Logger): TaskProgress {
   const subject = sink.subjects.progress(ids.executionId, ids.stepId);
-  const key = `${ids.executionId}.${ids.stepId}`;
+  const key = STEP_KEYS.key(region, ids.executionId, ids.stepId);
   let lastSentAt = 0;
   let held: Progress | undefined;
   let timer: NodeJS.Timeout | undefined;

@@ -170,14 +170,14 @@ class TaskContext implements HandlerContext {
   get progress(): TaskProgress {
     const { executionId, stepId, taskId, attempt } = this.#task;
     const ids = { executionId, stepId, taskId, attempt };
-    return (this.#progress ??= createTaskProgress(this.#runtime.progress, ids, () => this.#delivery.working(), () => this.log));
+    return (this.#progress ??= createTaskProgress(this.#runtime.progress, this.#runtime.region, ids, () => this.#delivery.working(), () => this.log));
   }
 
   get checkpoint(): CheckpointApi {
     const { executionId, stepId, item } = this.#task;
     // A map item keeps its own checkpoint: the step's items run side by side.
     const slot = item ? `${stepId}.item-${item.run}-${item.index}` : stepId;
-    return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { executionId, stepId: slot }, () => this.#delivery.working(), () => this.log));
+    return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { region: this.#runtime.region, executionId, stepId: slot }, () => this.#delivery.working(), () => this.log));
   }
 
   get events(): EventsApi {

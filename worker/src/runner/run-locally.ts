@@ -28,7 +28,7 @@ export async function runTaskLocally(task: Task, handler: AnyHandler, options: L
   const names = createNames(options.prefix);
   const js = jetstream(options.nc);
   const realBlobs = openBlobStoreLazily(js, names.buckets.blobs);
-  const checkpointsKv = await new Kvm(js).open(names.buckets.checkpoints).catch(() => undefined);
+  const checkpointsKv = await new Kvm(js).open(names.buckets.checkpoints, { allow_direct: true }).catch(() => undefined);
   const blobs = copyOnWriteBlobs(realBlobs);
   const running = executeTask(
     task,

@@ -1,4 +1,4 @@
-import { decode, Progress, silentLogger } from "@flowmonkey/shared";
+import { decode, Progress, silentLogger, STEP_KEYS } from "@flowmonkey/shared";
 import { Kvm } from "@nats-io/kv";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
@@ -178,7 +178,7 @@ describe("worker plumbing", () => {
     expect(decode(first.data, Progress)).toMatchObject({ executionId: task.executionId, taskId: task.taskId, attempt: 1 });
     await waitForResults(mesh, 1);
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.progress);
-    const latest = await waitFor(async () => (await kv.get(`${task.executionId}.${task.stepId}`)) ?? undefined, { message: "progress in KV" });
+    const latest = await waitFor(async () => (await kv.get(STEP_KEYS.key(task.metadata.region, task.executionId, task.stepId))) ?? undefined, { message: "progress in KV" });
     expect(decode(latest.value, Progress).percent).toBe(100);
   });
 
