@@ -87,7 +87,7 @@ export function createWorker(options: WorkerOptions): Worker {
   let metricsUrl: string | undefined;
   const pipeline = new TaskPipeline({
     observer: metrics,
-    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys },
+    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys, announceRuns: true },
     handlers: o.handlers,
     capabilities: o.capabilities,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },

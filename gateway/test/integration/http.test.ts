@@ -156,8 +156,13 @@ describe("streams that catch up", () => {
   it("a reconnecting execution stream gets the execution and each step's latest progress, every event with an id", async () => {
     const { body } = await http("POST", "/v1/flows/slow/executions", "{}");
     const executionId: string = body.executionId;
-    await waitForView(executionId, "running");
-    // The latest progress as a worker leaves it in KV fm_progress (the 60 s nap reports only every 6 s).
+    // The step shows running once the engine has its worker's started announcement: nothing more
+    // is published for it before the stream opens (the 60 s nap reports progress only every 6 s).
+    await waitFor(
+      async () => ((await http("GET", `/v1/executions/${executionId}`)).body as ExecutionView).steps.find((s) => s.stepId === "nap")?.status === "running" || undefined,
+      { timeoutMs: 20_000, message: "the nap step to show running" },
+    );
+    // The latest progress as a worker leaves it in KV fm_progress.
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.progress);
     await kv.put(STEP_KEYS.key("us-east-1", executionId, "nap"), encode({ executionId, stepId: "nap", percent: 42, message: "half-way", at: new Date().toISOString() }));
 

@@ -100,11 +100,12 @@ export function createTaskProgress(sink: ProgressSink, region: string, ids: Prog
 
 /**
  * Announces on the step's progress subject that this worker has started the attempt (percent
- * 0, "started"): views then show the step `running` instead of `dispatched`, and live
- * dashboards see it start. One core publish, no bucket write: it is on every task's path.
+ * 0, "started", `at` when it started): views then show the step `running` instead of
+ * `dispatched`, and live dashboards see it start. One core publish, no bucket write; only for
+ * runs that last (execute-task.ts, STARTED_ANNOUNCEMENT_DELAY_MS).
  */
-export function announceStarted(sink: ProgressSink, ids: ProgressIds, log: Logger): void {
-  const started: Progress = { ...ids, percent: 0, message: "started", at: new Date().toISOString() };
+export function announceStarted(sink: ProgressSink, ids: ProgressIds, log: Logger, startedAt = Date.now()): void {
+  const started: Progress = { ...ids, percent: 0, message: "started", at: new Date(startedAt).toISOString() };
   try {
     sink.nc.publish(sink.subjects.progress(ids.executionId, ids.stepId), encode(started));
   } catch (thrown) {

@@ -4,7 +4,7 @@ import { inlineContextSource, offloadedContextSource } from "../plumbing/context
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
 import { createEventsApi, type EventPublisher } from "../plumbing/events.js";
 import { openTaskSecrets, type OpenedSecrets } from "../plumbing/secrets.js";
-import { createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
+import { announceStarted, createTaskProgress, type ProgressSink, type TaskProgress } from "../plumbing/progress.js";
 import type { AnyHandler } from "../sdk/define-handler.js";
 import { PauseSignal, Wait, type WaitOptions } from "../sdk/wait.js";
 import type { CheckpointApi, ContextApi, EventsApi, HandlerContext, PauseApi, SecretsApi, TaskInfo } from "../sdk/handler-context.js";
@@ -26,7 +26,17 @@ export interface TaskRuntime {
   tier: "small" | "medium" | "large";
   /** Per handler type: the key pair that opens its tasks' sealed secrets (none: such tasks fail). */
   vaultKeys?: ReadonlyMap<string, VaultKeyPair>;
+  /** Announce a run that lasts on its progress subject (announceStarted). A local replay does not. */
+  announceRuns?: boolean;
 }
+
+/**
+ * A run still going after this long is announced as started (views show the step `running`). A
+ * run over sooner, or one that reports progress first, is not: its result or its progress says
+ * more, and the announcement would be one more message through the server, and one more wake-up
+ * of every engine, per task (most steps take a few milliseconds).
+ */
+export const STARTED_ANNOUNCEMENT_DELAY_MS = 20;
 
 /** The JetStream side of one delivery, as much of it as a handler run needs. */
 export interface Delivery {
@@ -76,6 +86,7 @@ export function executeTask(task: Task, handler: AnyHandler, runtime: TaskRuntim
   let settle!: (s: Settlement) => void;
   const settled = new Promise<Settlement>((resolve) => (settle = resolve));
 
+  if (runtime.announceRuns) ctx.announceLater(startedAt);
   const timeoutMs = task.config.timeoutMs;
   const timer =
     timeoutMs <= MAX_TIMER_MS
@@ -135,6 +146,7 @@ class TaskContext implements HandlerContext {
   #events: EventsApi | undefined;
   #info: TaskInfo | undefined;
   #secrets: OpenedSecrets | undefined;
+  #announcement: NodeJS.Timeout | undefined;
 
   constructor(task: Task, runtime: TaskRuntime, delivery: Delivery, signal: AbortSignal) {
     this.#task = task;
@@ -167,7 +179,18 @@ class TaskContext implements HandlerContext {
     return this.#context.api;
   }
 
+  /** Announces the run as started unless it ends, or reports progress, within STARTED_ANNOUNCEMENT_DELAY_MS. */
+  announceLater(startedAt: number): void {
+    const { executionId, stepId, taskId, attempt } = this.#task;
+    this.#announcement = setTimeout(() => {
+      this.#announcement = undefined;
+      announceStarted(this.#runtime.progress, { executionId, stepId, taskId, attempt }, this.#runtime.log, startedAt);
+    }, STARTED_ANNOUNCEMENT_DELAY_MS);
+  }
+
   get progress(): TaskProgress {
+    // The handler reports its own progress: that marks the run started.
+    clearTimeout(this.#announcement);
     const { executionId, stepId, taskId, attempt } = this.#task;
     const ids = { executionId, stepId, taskId, attempt };
     return (this.#progress ??= createTaskProgress(this.#runtime.progress, this.#runtime.region, ids, () => this.#delivery.working(), () => this.log));
@@ -233,6 +256,7 @@ class TaskContext implements HandlerContext {
   }
 
   finish(): void {
+    clearTimeout(this.#announcement);
     this.#progress?.finish();
     this.#secrets?.clear();
   }

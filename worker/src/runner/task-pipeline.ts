@@ -7,7 +7,6 @@ import type { Heartbeat } from "./heartbeat.js";
 import { errorResult, type TaskIds } from "./outcome.js";
 import { nakQuietly, publishResult, type PublishRetry, type ResultTarget } from "./publish-result.js";
 import { Redeliveries } from "./redeliveries.js";
-import { announceStarted } from "../plumbing/progress.js";
 import { NonRetryableFailure } from "../sdk/failures.js";
 
 export interface PipelineDeps {
@@ -134,7 +133,6 @@ export class TaskPipeline {
   async #runAndPublish(task: Task, handler: AnyHandler, msg: JsMsg, heartbeat: Heartbeat): Promise<boolean> {
     const { runtime, results } = this.#deps;
     this.#deps.observer?.started(task, msg.info.deliveryCount);
-    announceStarted(runtime.progress, { executionId: task.executionId, stepId: task.stepId, taskId: task.taskId, attempt: task.attempt }, runtime.log);
     const running = executeTask(task, handler, runtime, { working: () => msg.working(), deliveryCount: msg.info.deliveryCount });
     this.#running.add(running);
     heartbeat.track(msg);
