@@ -8,6 +8,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import pino from "pino";
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNames, provisionMesh, provisionRegion, STEP_KEYS } from "@flowmonkey/shared";
 import { createProgressState } from "../../gateway/src/http/progress-state.js";
 import { HUB_REGION, ROLES, startTopology, type Topology } from "../support/topology.js";
+import { testCerts } from "../support/tls.js";
 
 const CONFIG_DIR = resolve(import.meta.dirname, "../../nats-config");
 const EU = "eu-west-1";
@@ -263,5 +265,59 @@ describe("checkpoints are kept per region", () => {
     await expect(kv.get(STEP_KEYS.key(other, "e-carry", "s1"))).rejects.toSatisfy(isPermissionViolation);
     await expect(kv.put(STEP_KEYS.key(other, "e-carry", "s1"), "{}")).rejects.toSatisfy(isPermissionViolation);
     expect((await engine.get(STEP_KEYS.key(other, "e-carry", "s1")))?.json()).toEqual({ state: "theirs" });
+  });
+});
+
+describe("a leaf's link and certificate", () => {
+  const leafClient = () => {
+    const { cert, key } = testCerts().server(`leaf-${EU}`);
+    return connect({ servers: topology.hub.url, tls: { caFile: testCerts().ca, certFile: cert, keyFile: key }, noAsyncTraces: true });
+  };
+
+  it("used as a plain client at the hub, the leaf's certificate cannot forge, read or change what the engine owns", async () => {
+    const nc = await leafClient();
+    try {
+      const refused: Array<[Kind, string]> = [
+        ["publish", names.subjects.results(HUB_REGION)],
+        ["publish", names.subjects.task(HUB_REGION, "echo", "normal")],
+        ["publish", "fm.exec.bench3.e1.cancelled"],
+        ["publish", "$JS.API.STREAM.DELETE.FM_RESULTS"],
+        ["publish", "$JS.API.STREAM.PURGE.FM_FLOWS"],
+        ["publish", "$JS.API.CONSUMER.MSG.NEXT.FM_RESULTS.engine_results"],
+        ["publish", "$JS.API.CONSUMER.CREATE.FM_FLOWS.x.fm.flows.>"],
+        ["publish", "$JS.API.STREAM.MSG.GET.FM_TASKS"],
+        ["publish", `$KV.fm_checkpoints.${HUB_REGION}.e1.s1`],
+        ["publish", `$JS.API.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${AP}.e1.s1`],
+        ["subscribe", "fm.api.>"],
+        ["subscribe", "fm.flows.>"],
+        ["subscribe", "fm.results.>"],
+        ["subscribe", `fm.tasks.${HUB_REGION}.>`],
+        ["subscribe", "$JS.API.>"],
+        ["subscribe", "$KV.>"],
+      ];
+      for (const [kind, subject] of refused) {
+        const outcome = await seen(nc, kind, subject);
+        tried.push({ who: `leaf-${EU} cert`, kind, line: "(deny)", subject, expected: "refused", seen: outcome });
+        expect(outcome, `${kind} ${subject}`).toBe("refused");
+      }
+      // What its region's traffic needs is not refused.
+      for (const [kind, subject] of [["publish", "fm.events.order.paid"], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
+        const outcome = await seen(nc, kind, subject);
+        tried.push({ who: `leaf-${EU} cert`, kind, line: "(needed)", subject, expected: "allowed", seen: outcome });
+        expect(outcome, `${kind} ${subject}`).toBe("allowed");
+      }
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("does not carry another region's results or tasks from the leaf into the hub's streams, even for the leaf's engine role", async () => {
+    // The leaf's own `engine` user may do anything on the leaf; the link is what stops it here.
+    const local = jetstream(await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine));
+    for (const subject of [names.subjects.results(HUB_REGION), names.subjects.task(HUB_REGION, "echo", "normal")]) {
+      // Without the deny, the hub's stream stores it and answers with a PubAck; with it, no
+      // stream hears it (nats.js says "no responders" as "jetstream is not enabled").
+      await expect(local.publish(subject, "{}", { timeout: 2000 }), subject).rejects.toThrow(/no responders|503|jetstream is not enabled/i);
+    }
   });
 });
