@@ -45,7 +45,7 @@ import { createRelay } from "./outbox/relay.js";
 import { createResultProcessor } from "./results/result-consumer.js";
 import { openDb, type Db } from "./store/db.js";
 import { listDeadTasks } from "./store/dead-tasks.js";
-import { attemptsOf } from "./store/tasks.js";
+import { attemptsOf, regionsRunIn } from "./store/tasks.js";
 import { usageOf } from "./store/usage.js";
 import { getExecution, listExecutions } from "./store/executions.js";
 import { migrate } from "./store/migrate.js";
@@ -265,7 +265,7 @@ export function createEngine(options: EngineOptions): Engine {
     await pauses.start(1000);
     releasers.add("lane pauses", () => pauses.stop());
     // Checkpoints are kept per region: a later attempt sent elsewhere gets its step's checkpoint carried over.
-    const carryCheckpoint = createCheckpointCarry({ js: jetstream(nc), names, log });
+    const carryCheckpoint = createCheckpointCarry({ js: jetstream(nc), names, log, regionsRunIn: (taskId, attempt) => regionsRunIn(store, taskId, attempt) });
     const routing = await startRouting(nc, store, names, log, {
       topology: options.topology,
       residency: options.residency ?? {},

@@ -4,6 +4,7 @@ import { type Logger, type Names, STEP_KEYS, toError } from "@flowmonkey/shared"
 
 /** What of a task says whose checkpoint it may load. */
 export interface CarriedTask {
+  taskId: string;
   executionId: string;
   stepId: string;
   attempt: number;
@@ -31,9 +32,17 @@ const LOOK_TIMEOUT_MS = 2000;
  * state is copied, a newer clear is copied as a delete. A first attempt has nothing to carry and
  * costs nothing; a later one costs a look at the bucket (one ordered consumer, last entry per
  * key). A look or copy that fails is logged and the attempt goes out anyway: it then starts from
- * the checkpoint its region has (as a run whose checkpoint expired would).
+ * the checkpoint its region has (as a run whose checkpoint expired would). Only the regions the
+ * step's attempts were sent to (`regionsRunIn`, the engine's task rows) are copied from: a
+ * worker may write any key of its own region, and a key it made up for a step that never ran
+ * there must not become another region's checkpoint.
  */
-export function createCheckpointCarry(o: { js: JetStreamClient; names: Names; log: Logger }): CheckpointCarry {
+export function createCheckpointCarry(o: {
+  js: JetStreamClient;
+  names: Names;
+  log: Logger;
+  regionsRunIn: (taskId: string, attempt: number) => Promise<string[]>;
+}): CheckpointCarry {
   const bucket = o.names.buckets.checkpoints;
   const stream = `KV_${bucket}`;
   const prefix = `$KV.${bucket}.`;
@@ -49,7 +58,9 @@ export function createCheckpointCarry(o: { js: JetStreamClient; names: Names; lo
     const slot = task.item ? `${task.stepId}.item-${task.item.run}-${task.item.index}` : task.stepId;
     const ids = { executionId: task.executionId, stepId: task.stepId, attempt: task.attempt, region };
     try {
-      const entries = await latestPerKey(o.js, stream, `${prefix}${STEP_KEYS.anyRegion(task.executionId, slot)}`);
+      const ran = new Set(await o.regionsRunIn(task.taskId, task.attempt));
+      const regionOf = (subject: string) => subject.slice(prefix.length).split(".")[0]!;
+      const entries = (await latestPerKey(o.js, stream, `${prefix}${STEP_KEYS.anyRegion(task.executionId, slot)}`)).filter((e) => ran.has(regionOf(e.subject)));
       // Saved before keys carried a region (`<executionId>.<slot>`): a step paused or retrying across the upgrade.
       const legacy = await (await open()).get(`${task.executionId}.${slot}`);
       if (legacy) entries.push({ subject: `${prefix}${legacy.key}`, seq: legacy.revision, data: legacy.value, deleted: legacy.operation !== "PUT" });
@@ -64,7 +75,7 @@ export function createCheckpointCarry(o: { js: JetStreamClient; names: Names; lo
         return;
       }
       await (await open()).put(key, newest.data);
-      o.log.info({ ...ids, from: newest.subject.slice(prefix.length).split(".")[0] }, "carried the step's checkpoint to the region of its next attempt");
+      o.log.info({ ...ids, from: regionOf(newest.subject) }, "carried the step's checkpoint to the region of its next attempt");
     } catch (err) {
       o.log.warn({ ...ids, err: toError(err) }, "could not carry the step's checkpoint to the region of its next attempt; it starts from what that region holds");
     }

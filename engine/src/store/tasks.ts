@@ -122,3 +122,9 @@ export async function attemptRegionsOf(q: Queryable, attempts: Array<{ taskId: s
   );
   return new Map(rows.map((r) => [`${r.task_id}:${r.attempt}`, r.region]));
 }
+
+/** The regions a step's attempts up to `attempt` were sent to: where its runs could have saved a checkpoint. */
+export async function regionsRunIn(q: Queryable, taskId: string, attempt: number): Promise<string[]> {
+  const { rows } = await q.query<{ region: string }>(`SELECT DISTINCT region FROM tasks WHERE task_id = $1 AND attempt <= $2`, [taskId, attempt], "fm_regions_run_in");
+  return rows.map((r) => r.region);
+}

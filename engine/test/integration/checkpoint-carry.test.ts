@@ -24,7 +24,9 @@ beforeAll(async () => {
   const names = createNames(uniquePrefix());
   await provisionMesh(nc, names, { heartbeatTimeoutMs: 60_000 });
   kv = await new Kvm(nc).open(names.buckets.checkpoints, { allow_direct: true });
-  carry = createCheckpointCarry({ js: jetstream(nc), names, log: createLogger({ name: "carry-test", level: "silent" }) });
+  // The regions a step's attempts were sent to come from the engine's task rows; here, every region of these tests but "rogue-1".
+  const regionsRunIn = async () => ["us-east-1", "eu-west-1", "ap-south-1"];
+  carry = createCheckpointCarry({ js: jetstream(nc), names, log: createLogger({ name: "carry-test", level: "silent" }), regionsRunIn });
 });
 afterAll(async () => {
   await nc?.close();
@@ -39,7 +41,7 @@ describe("carrying a checkpoint to the next attempt's region", () => {
   it("copies the step's checkpoint from the region that saved it into the retry's region", async () => {
     const exec = `e${++n}`;
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "s"), JSON.stringify({ state: { rows: 7 } }));
-    await carry("eu-west-1", { executionId: exec, stepId: "s", attempt: 2 });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 2 });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toEqual({ state: { rows: 7 } });
   });
 
@@ -47,10 +49,10 @@ describe("carrying a checkpoint to the next attempt's region", () => {
     const exec = `e${++n}`;
     await kv.put(STEP_KEYS.key("eu-west-1", exec, "s"), JSON.stringify({ state: 1 }));
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "s"), JSON.stringify({ state: 2 }));
-    await carry("us-east-1", { executionId: exec, stepId: "s", attempt: 3 });
+    await carry("us-east-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 3 });
     expect(await value(STEP_KEYS.key("us-east-1", exec, "s"))).toEqual({ state: 2 });
     const revision = (await kv.get(STEP_KEYS.key("us-east-1", exec, "s")))!.revision;
-    await carry("us-east-1", { executionId: exec, stepId: "s", attempt: 4 });
+    await carry("us-east-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 4 });
     expect((await kv.get(STEP_KEYS.key("us-east-1", exec, "s")))!.revision).toBe(revision);
   });
 
@@ -59,7 +61,7 @@ describe("carrying a checkpoint to the next attempt's region", () => {
     await kv.put(STEP_KEYS.key("us-east-1", exec, "s"), JSON.stringify({ state: "old" }));
     await kv.put(STEP_KEYS.key("eu-west-1", exec, "s"), JSON.stringify({ state: "newer" }));
     await kv.delete(STEP_KEYS.key("eu-west-1", exec, "s"));
-    await carry("us-east-1", { executionId: exec, stepId: "s", attempt: 3 });
+    await carry("us-east-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 3 });
     expect(await value(STEP_KEYS.key("us-east-1", exec, "s"))).toBe("DEL");
   });
 
@@ -67,25 +69,32 @@ describe("carrying a checkpoint to the next attempt's region", () => {
     const exec = `e${++n}`;
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "m.item-1-4"), JSON.stringify({ state: "item 4" }));
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "p"), JSON.stringify({ state: "paused" }));
-    await carry("eu-west-1", { executionId: exec, stepId: "m", attempt: 2, item: { run: 1, index: 4 } });
-    await carry("eu-west-1", { executionId: exec, stepId: "p", attempt: 1, resume: { reason: "token" } });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "m", attempt: 2, item: { run: 1, index: 4 } });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "p", attempt: 1, resume: { reason: "token" } });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "m.item-1-4"))).toEqual({ state: "item 4" });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "p"))).toEqual({ state: "paused" });
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "f"), JSON.stringify({ state: "x" }));
-    await carry("eu-west-1", { executionId: exec, stepId: "f", attempt: 1 });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "f", attempt: 1 });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "f"))).toBeUndefined();
   });
 
   it("carries a checkpoint saved before keys carried a region (a step paused across the upgrade)", async () => {
     const exec = `e${++n}`;
     await kv.put(`${exec}.s`, JSON.stringify({ state: "from before" }));
-    await carry("eu-west-1", { executionId: exec, stepId: "s", attempt: 1, resume: { reason: "token" } });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 1, resume: { reason: "token" } });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toEqual({ state: "from before" });
+  });
+
+  it("copies nothing from a region the step never ran in (a worker may write any key of its own region)", async () => {
+    const exec = `e${++n}`;
+    await kv.put(STEP_KEYS.key("rogue-1", exec, "s"), JSON.stringify({ state: "made up" }));
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 2 });
+    expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toBeUndefined();
   });
 
   it("with nothing saved anywhere, writes nothing", async () => {
     const exec = `e${++n}`;
-    await carry("eu-west-1", { executionId: exec, stepId: "s", attempt: 2 });
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 2 });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toBeUndefined();
   });
 });
