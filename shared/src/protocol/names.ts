@@ -43,8 +43,6 @@ export const BLOB_NAMES = {
  */
 export const STEP_KEYS = {
   key: (region: string, executionId: string, slot: string) => `${region}.${executionId}.${slot}`,
-  /** A key filter for one step's entries in every region. */
-  anyRegion: (executionId: string, slot: string) => `*.${executionId}.${slot}`,
   /** A key filter for every step of one execution, in every region. */
   ofExecution: (executionId: string) => `*.${executionId}.*`,
 } as const;
