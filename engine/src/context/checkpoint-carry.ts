@@ -51,7 +51,7 @@ export function createCheckpointCarry(o: {
 
   return async (region, task) => {
     if (!mayFindCheckpoint(task)) return;
-    const slot = task.item ? `${task.stepId}.item-${task.item.run}-${task.item.index}` : task.stepId;
+    const slot = STEP_KEYS.checkpointSlot(task.stepId, task.item);
     const ids = { executionId: task.executionId, stepId: task.stepId, attempt: task.attempt, region };
     try {
       const store = await open();

@@ -43,6 +43,8 @@ export const BLOB_NAMES = {
  */
 export const STEP_KEYS = {
   key: (region: string, executionId: string, slot: string) => `${region}.${executionId}.${slot}`,
+  /** A step's checkpoint slot: its stepId, or a map item's own (the step's items run side by side). */
+  checkpointSlot: (stepId: string, item?: { run: number; index: number }) => (item ? `${stepId}.item-${item.run}-${item.index}` : stepId),
   /** A key filter for every step of one execution, in every region. */
   ofExecution: (executionId: string) => `*.${executionId}.*`,
 } as const;

@@ -1,4 +1,4 @@
-import { endSpan, FmError, type BlobStore, type Logger, parseWith, startSpanFrom, type Task, traceparentOf } from "@flowmonkey/shared";
+import { endSpan, FmError, type BlobStore, type Logger, parseWith, startSpanFrom, STEP_KEYS, type Task, traceparentOf } from "@flowmonkey/shared";
 import { createContextRecorder, type ContextRecorder } from "../plumbing/context-api.js";
 import { inlineContextSource, offloadedContextSource } from "../plumbing/context-source.js";
 import { createCheckpointApi, type CheckpointSink } from "../plumbing/checkpoints.js";
@@ -198,8 +198,7 @@ class TaskContext implements HandlerContext {
 
   get checkpoint(): CheckpointApi {
     const { executionId, stepId, item } = this.#task;
-    // A map item keeps its own checkpoint: the step's items run side by side.
-    const slot = item ? `${stepId}.item-${item.run}-${item.index}` : stepId;
+    const slot = STEP_KEYS.checkpointSlot(stepId, item);
     return (this.#checkpoint ??= createCheckpointApi(this.#runtime.checkpoints, { region: this.#runtime.region, executionId, stepId: slot }, () => this.#delivery.working(), () => this.log));
   }
 
