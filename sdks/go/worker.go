@@ -229,7 +229,8 @@ func (w *Worker) register(ctx context.Context) {
 	if w.workers == nil {
 		return
 	}
-	if _, err := w.workers.Put(ctx, w.id, w.entry()); err != nil {
+	// `<region>.<workerId>`: the permissions let a region's workers write their region's keys only.
+	if _, err := w.workers.Put(ctx, w.opts.Region+"."+w.id, w.entry()); err != nil {
 		w.opts.Log.Warn("could not write the worker registry entry", "err", err)
 	}
 }
@@ -518,6 +519,6 @@ func (w *Worker) Stop(grace time.Duration) {
 		w.opts.Log.Warn("drain grace over; handlers still running are abandoned (their tasks come back)")
 	}
 	if w.workers != nil {
-		_ = w.workers.Delete(context.Background(), w.id)
+		_ = w.workers.Delete(context.Background(), w.opts.Region+"."+w.id)
 	}
 }

@@ -9,7 +9,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { describe, expect, it } from "vitest";
-import { DeadTask, decode, encode, ensureTaskPool, type WorkerEntry } from "@flowmonkey/shared";
+import { DeadTask, decode, encode, ensureTaskPool, WORKER_KEYS, type WorkerEntry } from "@flowmonkey/shared";
 import { useMesh } from "../support/mesh.js";
 import { useNatsServer } from "../support/nats.js";
 import { useTestDatabase } from "../support/postgres.js";
@@ -110,7 +110,7 @@ describe("capability-qualified pools", () => {
       host: "test",
       startedAt: new Date().toISOString(),
     };
-    await workers.put(phantom.workerId, encode(phantom));
+    await workers.put(WORKER_KEYS.key(phantom.region, phantom.workerId), encode(phantom));
     try {
       const jsm = await jetstreamManager(mesh.nc);
       await ensureTaskPool(jsm, mesh.names, REGION, "echo", "normal", { ackWaitMs: 1000, maxDeliver: 2 }, ["tpu"]);
@@ -140,7 +140,7 @@ describe("capability-qualified pools", () => {
       });
       expect(decode(stored.data, DeadTask).task).toMatchObject({ executionId, require: ["tpu"] });
     } finally {
-      await workers.delete(phantom.workerId);
+      await workers.delete(WORKER_KEYS.key(phantom.region, phantom.workerId));
     }
   });
 });

@@ -102,7 +102,7 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
       forbidden: `${api}.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${other}.e1.s1`,
     },
     [`$KV.fm_checkpoints.${region}.>`]: { allowed: `$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$KV.fm_checkpoints.${other}.e1.s1` },
-    "$KV.fm_workers.>": { allowed: "$KV.fm_workers.matrix-test", forbidden: "$KV.fm_context.e1" },
+    [`$KV.fm_workers.${region}.>`]: { allowed: `$KV.fm_workers.${region}.matrix-test`, forbidden: `$KV.fm_workers.${other}.matrix-test` },
     [`${api}.STREAM.INFO.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.INFO.OBJ_fm_blobs`, forbidden: `${api}.STREAM.PURGE.OBJ_fm_blobs` },
     [`${api}.STREAM.MSG.GET.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.MSG.GET.OBJ_fm_blobs`, forbidden: `${api}.STREAM.MSG.DELETE.OBJ_fm_blobs` },
     [`${api}.CONSUMER.CREATE.OBJ_fm_blobs`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs`, forbidden: `${api}.CONSUMER.CREATE.FM_RESULTS` },
@@ -115,7 +115,7 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
     // A leaf's worker reaches the hub's JetStream, and through it the hub's buckets, by domain.
     Object.assign(publish, {
       "$JS.hub.API.INFO": { allowed: "$JS.hub.API.INFO", forbidden: `$JS.${other}.API.INFO` },
-      "$JS.hub.API.$KV.fm_workers.>": { allowed: "$JS.hub.API.$KV.fm_workers.matrix-test", forbidden: "$JS.hub.API.$KV.fm_context.e1" },
+      [`$JS.hub.API.$KV.fm_workers.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_workers.${region}.matrix-test`, forbidden: `$JS.hub.API.$KV.fm_workers.${other}.matrix-test` },
       [`$JS.hub.API.$KV.fm_progress.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_progress.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_progress.${other}.e1.s1` },
       [`$JS.hub.API.$KV.fm_checkpoints.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_checkpoints.${other}.e1.s1` },
       "$JS.hub.API.$O.fm_blobs.>": { allowed: "$JS.hub.API.$O.fm_blobs.C.x", forbidden: `$JS.${other}.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${other}_echo_normal` },

@@ -1,5 +1,5 @@
 import type { KV } from "@nats-io/kv";
-import { decode, toError, WORKER_ENTRY_TTL_MS, WORKER_MARKER_TTL_MS, WorkerEntry, type Logger } from "@flowmonkey/shared";
+import { decode, toError, WORKER_ENTRY_TTL_MS, WORKER_KEYS, WORKER_MARKER_TTL_MS, WorkerEntry, type Logger } from "@flowmonkey/shared";
 import type { LiveWorker } from "./pool-choice.js";
 
 export interface WorkerDirectory {
@@ -37,11 +37,20 @@ export async function watchWorkerDirectory(kv: KV, log: Logger, now: () => numbe
         entries.delete(e.key);
         continue;
       }
+      let entry: WorkerEntry;
       try {
-        entries.set(e.key, { entry: decode(e.value, WorkerEntry), writtenAt: e.created.getTime() });
+        entry = decode(e.value, WorkerEntry);
       } catch (err) {
         log.warn({ err: toError(err), key: e.key }, "ignoring a malformed worker registry entry");
+        continue;
       }
+      // An entry counts only under its own region's key: the one key space its writer may use.
+      if (!WORKER_KEYS.holds(e.key, entry)) {
+        entries.delete(e.key);
+        log.warn({ key: e.key, workerId: entry.workerId, region: entry.region }, "ignoring a worker registry entry not under <region>.<workerId> (written by an older worker, or one claiming another region)");
+        continue;
+      }
+      entries.set(e.key, { entry, writtenAt: e.created.getTime() });
     }
   })().catch((err: unknown) => log.warn({ err: toError(err) }, "worker registry watch ended"));
   /** The live entries; dead ones leave the map (without markers nothing else would remove them). */

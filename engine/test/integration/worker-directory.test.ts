@@ -8,7 +8,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { createLogger, encode, ensureWorkersBucket, serverAtLeast, serverVersionOf, WORKER_ENTRY_TTL_MS, WORKER_MARKER_TTL_MS, type WorkerEntry } from "@flowmonkey/shared";
+import { createLogger, createNames, encode, ensureWorkersBucket, listWorkers, serverAtLeast, serverVersionOf, WORKER_ENTRY_TTL_MS, WORKER_KEYS, WORKER_MARKER_TTL_MS, type WorkerEntry } from "@flowmonkey/shared";
 import { watchWorkerDirectory } from "../../src/regions/worker-directory.js";
 import { uniquePrefix, useNatsServer } from "../../../test/support/nats.js";
 import { waitFor } from "../../../test/support/wait.js";
@@ -35,9 +35,10 @@ async function workersBucket(ttlMs: number) {
   const nc = await connect({ servers: nats.url });
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
-  const bucket = `${uniquePrefix()}_workers`;
+  const names = createNames(uniquePrefix());
+  const bucket = names.buckets.workers;
   const markers = await ensureWorkersBucket(jsm, kvm, bucket, { ttlMs, replicas: 1 });
-  return { nc, kv: await kvm.open(bucket), markers, current: serverAtLeast(serverVersionOf(nc), [2, 11, 0]) };
+  return { nc, names, kv: await kvm.open(bucket), markers, current: serverAtLeast(serverVersionOf(nc), [2, 11, 0]) };
 }
 
 describe("worker directory", () => {
@@ -49,7 +50,7 @@ describe("worker directory", () => {
       let clock = Date.now();
       const directory = await watchWorkerDirectory(kv, log, () => clock);
       expect(directory.markers).toBe(markers);
-      await kv.put("w1", encode(entry("w1")));
+      await kv.put(WORKER_KEYS.key("r1", "w1"), encode(entry("w1")));
       await waitFor(() => directory.serves("r1", "echo"), { message: "the worker's entry seen" });
       if (markers) {
         await waitFor(() => !directory.serves("r1", "echo"), { timeoutMs: 20_000, message: "the expired entry's delete marker seen" });
@@ -70,12 +71,31 @@ describe("worker directory", () => {
       if (!current) ctx.skip("nats-server before 2.11 has no delete markers: the directory must use its clock");
       expect(markers).toBe(true);
       const directory = await watchWorkerDirectory(kv, log, () => Date.now() + 10 * MINUTE);
-      await kv.put("w2", encode(entry("w2")));
+      await kv.put(WORKER_KEYS.key("r1", "w2"), encode(entry("w2")));
       await waitFor(() => directory.serves("r1", "echo"), { message: "a fresh entry live despite the skewed clock" });
       expect(directory.workers("r1", "echo").map((w) => w.workerId)).toEqual(["w2"]);
       // A worker that stops deletes its entry: gone at once, markers or not.
-      await kv.delete("w2");
+      await kv.delete(WORKER_KEYS.key("r1", "w2"));
       await waitFor(() => !directory.serves("r1", "echo"), { message: "the deleted entry gone" });
+      await directory.stop();
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("counts an entry only under its own region's key: a worker cannot announce one for another region", async () => {
+    const { nc, names, kv } = await workersBucket(WORKER_ENTRY_TTL_MS);
+    try {
+      const directory = await watchWorkerDirectory(kv, log);
+      // Written by a worker of r2 (its permissions allow r2.* keys only) claiming to serve in r1; and a pre-region key.
+      await kv.put(WORKER_KEYS.key("r2", "forged"), encode(entry("forged")));
+      await kv.put("legacy", encode(entry("legacy")));
+      await kv.put(WORKER_KEYS.key("r1", "w3"), encode(entry("w3")));
+      await waitFor(() => directory.serves("r1", "echo"), { message: "the worker under its own key seen" });
+      expect(directory.workers("r1", "echo").map((w) => w.workerId)).toEqual(["w3"]);
+      expect(directory.regionsServing("echo")).toEqual(["r1"]);
+      const listed = await listWorkers(nc, names, log);
+      expect(listed.workers.map((w) => w.workerId)).toEqual(["w3"]);
       await directory.stop();
     } finally {
       await nc.close();

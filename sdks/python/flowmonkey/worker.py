@@ -201,7 +201,8 @@ class Worker:
         if self._workers_kv is None:
             return
         try:
-            await self._workers_kv.put(self.worker_id, self._entry())
+            # `<region>.<workerId>`: the permissions let a region's workers write their region's keys only.
+            await self._workers_kv.put(f"{self.region}.{self.worker_id}", self._entry())
         except Exception:  # noqa: BLE001
             log.warning("could not write the worker registry entry", exc_info=True)
 
@@ -383,7 +384,7 @@ class Worker:
             await self._registry_task
         if self._workers_kv is not None:
             try:
-                await self._workers_kv.delete(self.worker_id)
+                await self._workers_kv.delete(f"{self.region}.{self.worker_id}")
             except Exception:  # noqa: BLE001 - the bucket's TTL removes it
                 pass
         if self.nc is not None:

@@ -2,7 +2,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { FmError } from "../errors/fm-error.js";
 import { WorkerEntry, type WorkersReply } from "../protocol/api.js";
-import type { Names } from "../protocol/names.js";
+import { type Names, WORKER_KEYS } from "../protocol/names.js";
 import type { Logger } from "../runtime/log.js";
 
 /**
@@ -31,6 +31,10 @@ export async function listWorkers(nc: NatsConnection, names: Names, log: Logger)
     const parsed = WorkerEntry.safeParse(json);
     if (!parsed.success) {
       log.warn({ key }, "skipping an unreadable worker registry entry");
+      continue;
+    }
+    if (!WORKER_KEYS.holds(key, parsed.data)) {
+      log.warn({ key, workerId: parsed.data.workerId, region: parsed.data.region }, "skipping a worker registry entry not under <region>.<workerId>");
       continue;
     }
     workers.push({ ...parsed.data, updatedAt: entry.created.toISOString() });

@@ -49,6 +49,17 @@ export const STEP_KEYS = {
   ofExecution: (executionId: string) => `*.${executionId}.*`,
 } as const;
 
+/**
+ * Keys of the worker registry (`fm_workers`): `<region>.<workerId>`. The region comes first so
+ * that a region's workers can be granted `$KV.fm_workers.<region>.>` only, and an entry counts
+ * only under the key of the region it names (`holds`): a worker cannot announce workers in, nor
+ * remove workers of, another region (which would steer routing).
+ */
+export const WORKER_KEYS = {
+  key: (region: string, workerId: string) => `${region}.${workerId}`,
+  holds: (key: string, entry: { region: string; workerId: string }) => key === `${entry.region}.${entry.workerId}`,
+} as const;
+
 export type Names = ReturnType<typeof createNames>;
 
 /** A task pool consumer's parts: `capabilities` is [] for a handler's plain pool. */

@@ -1,4 +1,4 @@
-import { encode, type Logger, toError, type WorkerEntry } from "@flowmonkey/shared";
+import { encode, type Logger, toError, WORKER_KEYS, type WorkerEntry } from "@flowmonkey/shared";
 import type { KV } from "@nats-io/kv";
 
 /** The entry's shape is public (`flowmonkey workers` and /v1/workers read it): its schema is in shared. */
@@ -17,7 +17,8 @@ export interface Presence {
  * died without stopping. Presence is informational: a failed write is logged, never fatal.
  */
 export async function startPresence(kv: KV, entry: () => WorkerEntry, log: Logger, refreshMs = REGISTRY_REFRESH_MS): Promise<Presence> {
-  const key = entry().workerId;
+  const { region, workerId } = entry();
+  const key = WORKER_KEYS.key(region, workerId);
   const put = async () => {
     try {
       await kv.put(key, encode(entry()));

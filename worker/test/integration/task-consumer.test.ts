@@ -1,4 +1,4 @@
-import { decode, Progress, silentLogger, STEP_KEYS } from "@flowmonkey/shared";
+import { decode, Progress, silentLogger, STEP_KEYS, WORKER_KEYS } from "@flowmonkey/shared";
 import { Kvm } from "@nats-io/kv";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
@@ -161,10 +161,10 @@ describe("worker plumbing", () => {
     const mesh = await setup();
     const worker = await startWorker(mesh, { handlers: ["echo", "delay"], concurrency: 3, workerId: "w-presence" });
     const kv = await new Kvm(mesh.nc).open(mesh.names.buckets.workers);
-    const entry = await kv.get("w-presence");
+    const entry = await kv.get(WORKER_KEYS.key(REGION, "w-presence"));
     expect(entry?.json()).toMatchObject({ workerId: "w-presence", region: REGION, handlers: ["echo", "delay"], concurrency: 3, inFlight: 0 });
     await worker.close();
-    expect((await kv.get("w-presence"))?.operation).toBe("DEL");
+    expect((await kv.get(WORKER_KEYS.key(REGION, "w-presence")))?.operation).toBe("DEL");
   });
 
   it("publishes progress live and keeps the latest in the progress bucket", async () => {
