@@ -30,6 +30,7 @@ export * from "./runtime/run-service.js";
 export * from "./runtime/log.js";
 export * from "./runtime/backoff.js";
 export * from "./runtime/batcher.js";
+export * from "./runtime/once-until-failure.js";
 export * from "./nats/blobs.js";
 export * from "./context/split-context.js";
 export * from "./tracing/tracing.js";

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
-import { type Logger, type Names, STEP_KEYS, toError } from "@flowmonkey/shared";
+import { type KvEntry, Kvm } from "@nats-io/kv";
+import { type Logger, type Names, onceUntilFailure, STEP_KEYS, toError } from "@flowmonkey/shared";
 
 /** What of a task says whose checkpoint it may load. */
 export interface CarriedTask {
@@ -41,13 +41,8 @@ export function createCheckpointCarry(o: {
   regionsRunIn: (taskId: string, attempt: number) => Promise<string[]>;
 }): CheckpointCarry {
   const bucket = o.names.buckets.checkpoints;
-  let kv: Promise<KV> | undefined;
   // Direct gets: every read names its key in the subject.
-  const open = () =>
-    (kv ??= new Kvm(o.js).open(bucket, { allow_direct: true }).catch((err: unknown) => {
-      kv = undefined;
-      throw err;
-    }));
+  const open = onceUntilFailure(() => new Kvm(o.js).open(bucket, { allow_direct: true }));
 
   return async (region, task) => {
     if (!mayFindCheckpoint(task)) return;

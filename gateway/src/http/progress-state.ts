@@ -1,5 +1,5 @@
-import { decode, Progress, STEP_KEYS, toError, type Logger } from "@flowmonkey/shared";
-import { Kvm, type KV } from "@nats-io/kv";
+import { decode, onceUntilFailure, Progress, STEP_KEYS, toError, type Logger } from "@flowmonkey/shared";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 
 /**
@@ -9,12 +9,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
  * nothing rather than failing the stream.
  */
 export function createProgressState(nc: NatsConnection, bucket: string, log: Logger) {
-  let kv: Promise<KV> | undefined;
-  const open = () =>
-    (kv ??= new Kvm(nc).open(bucket).catch((err: unknown) => {
-      kv = undefined;
-      throw err;
-    }));
+  const open = onceUntilFailure(() => new Kvm(nc).open(bucket));
 
   return {
     async latestOf(executionId: string): Promise<Progress[]> {

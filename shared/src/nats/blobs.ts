@@ -4,6 +4,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { FmError } from "../errors/fm-error.js";
+import { onceUntilFailure } from "../runtime/once-until-failure.js";
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
@@ -36,13 +37,7 @@ export const DEFAULT_MAX_BLOB_BYTES = 512 * 1024 * 1024;
  */
 /** `nc`, or a JetStream client bound to another domain (a leaf worker reads the hub's bucket). */
 export function openBlobStoreLazily(nc: NatsConnection | JetStreamClient, bucket: string): BlobStore {
-  let opening: Promise<ObjectStore> | undefined;
-  const store = () =>
-    (opening ??= new Objm(nc).open(bucket).catch((err: unknown) => {
-      opening = undefined;
-      throw err;
-    }));
-  return blobStoreOver(bucket, store);
+  return blobStoreOver(bucket, onceUntilFailure(() => new Objm(nc).open(bucket)));
 }
 
 /** A BlobStore over an ObjectStore handle (or a function that opens one). */

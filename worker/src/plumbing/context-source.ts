@@ -1,4 +1,4 @@
-import { ContextManifest, decode, FmError, JsonObject, type BlobRef, type BlobStore } from "@flowmonkey/shared";
+import { ContextManifest, decode, FmError, JsonObject, onceUntilFailure, type BlobRef, type BlobStore } from "@flowmonkey/shared";
 import { z } from "zod";
 
 /**
@@ -29,12 +29,7 @@ export function inlineContextSource(context: JsonObject): ContextSource {
  * failed fetch is not remembered, so a later read tries again.
  */
 export function offloadedContextSource(blobs: BlobStore, ref: BlobRef): ContextSource {
-  let manifest: Promise<ContextManifest> | undefined;
-  const readManifest = () =>
-    (manifest ??= fetchJson(blobs, ref.name, ContextManifest, ref.size, "context manifest").catch((err: unknown) => {
-      manifest = undefined;
-      throw err;
-    }));
+  const readManifest = onceUntilFailure(() => fetchJson(blobs, ref.name, ContextManifest, ref.size, "context manifest"));
   return {
     async keys() {
       return Object.keys((await readManifest()).keys);
