@@ -111,13 +111,14 @@ func (c *Context) Pause(reason string, opts PauseOptions) error {
 	return &PauseSignal{Wait: w}
 }
 
-// Emit publishes an event on <prefix>.events.<name> (stream FM_EVENTS): it may resume waiting steps.
+// Emit publishes an event on <prefix>.events.~<region>.<name> (stream FM_EVENTS): it may resume
+// steps waiting for it that parked in this worker's region.
 func (c *Context) Emit(name string, data any) error {
 	body, err := json.Marshal(map[string]any{"data": data, "executionId": c.Task.ExecutionID, "stepId": c.Task.StepID, "at": iso(time.Now())})
 	if err != nil {
 		return err
 	}
-	_, err = c.js.Publish(c, c.names.EventSubject(name), body)
+	_, err = c.js.Publish(c, c.names.EventSubject(c.workerRegion(), name), body)
 	return err
 }
 
@@ -138,13 +139,17 @@ func (c *Context) checkpointKey() string {
 	return c.stepKey(c.checkpointSlot())
 }
 
+// workerRegion is the worker's region, or the region the task was sent to.
+func (c *Context) workerRegion() string {
+	if c.region != "" {
+		return c.region
+	}
+	return c.Task.Metadata.Region
+}
+
 // stepKey is `<region>.<executionId>.<slot>`, the key layout of fm_checkpoints and fm_progress.
 func (c *Context) stepKey(slot string) string {
-	region := c.region
-	if region == "" {
-		region = c.Task.Metadata.Region
-	}
-	return region + "." + c.Task.ExecutionID + "." + slot
+	return c.workerRegion() + "." + c.Task.ExecutionID + "." + slot
 }
 
 // SaveCheckpoint saves the step's checkpoint (KV fm_checkpoints, envelope {"state": …}): a later

@@ -43,7 +43,12 @@ func (n Names) TaskSubject(region, handler, priority string, capabilities ...str
 	return fmt.Sprintf("%s.tasks.%s.%s.%s", n.Prefix, region, PoolToken(handler, capabilities...), priority)
 }
 func (n Names) ResultsSubject(region string) string { return n.Prefix + ".results." + region }
-func (n Names) EventSubject(name string) string     { return n.Prefix + ".events." + name }
+
+// EventSubject is a region's worker's event, <prefix>.events.~<region>.<name>: it may resume
+// only steps that parked in that region.
+func (n Names) EventSubject(region, name string) string {
+	return n.Prefix + ".events.~" + region + "." + name
+}
 func (n Names) ProgressSubject(executionID, stepID string) string {
 	return fmt.Sprintf("%s.progress.%s.%s", n.Prefix, executionID, stepID)
 }

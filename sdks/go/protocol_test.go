@@ -115,3 +115,16 @@ func TestStepKeysStartWithTheWorkersRegion(t *testing.T) {
 		t.Errorf("without a worker region, the task's: %q", got)
 	}
 }
+
+func TestEventsGoOutUnderTheWorkersRegion(t *testing.T) {
+	// The shipped permissions let a region's workers publish <prefix>.events.~<region>.> only.
+	task := &Task{TaskID: "e/s", ExecutionID: "e", StepID: "s", Attempt: 1}
+	task.Metadata.Region = "us-east-1"
+	names := Names{Prefix: "fm"}
+	if got := names.EventSubject((&Context{Task: task, region: "eu-west-1"}).workerRegion(), "order.paid"); got != "fm.events.~eu-west-1.order.paid" {
+		t.Errorf("event subject %q", got)
+	}
+	if got := (&Context{Task: task}).workerRegion(); got != "us-east-1" {
+		t.Errorf("without a worker region, the task's: %q", got)
+	}
+}

@@ -109,6 +109,23 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
     expect(s.eventsAll).toBe(`${p}.events.>`);
   });
 
+  it.each(["order", "order.paid", "a.b.c.d.e.f.g.h"])("a region's event %j: build and parse round-trip", (name) => {
+    const subject = s.regionEvent("eu-west-1", name);
+    expect(subject).toBe(`${p}.events.~eu-west-1.${name}`);
+    expect(s.parseEvent(subject)).toEqual({ name, region: "eu-west-1" });
+  });
+
+  it("a region's event needs a valid region and name; '~' never starts a trusted event's name", () => {
+    expect(() => s.regionEvent("EU", "order.paid")).toThrow(/invalid region/);
+    expect(() => s.regionEvent("eu-west-1", "~us-east-1.order")).toThrow(/invalid event name/);
+    expect(() => s.event("~eu-west-1.order.paid")).toThrow(/invalid event name/);
+    expect(s.parseEvent(`${p}.events.~.order`)).toBeUndefined();
+    expect(s.parseEvent(`${p}.events.~EU.order`)).toBeUndefined();
+    expect(s.parseEvent(`${p}.events.~eu-west-1`)).toBeUndefined();
+    expect(s.parseEvent(`${p}.events.~eu-west-1.~us-east-1.order`)).toBeUndefined();
+    expect(s.parseEvent(`${p}.events.~eu-west-1.a.b.c.d.e.f.g.h.i`)).toBeUndefined();
+  });
+
   it("dead letters", () => {
     expect(s.dlq("eu-west-1", "video-encode")).toBe(`${p}.dlq.eu-west-1.video-encode`);
     expect(s.dlqAll).toBe(`${p}.dlq.>`);

@@ -105,7 +105,7 @@ describe("checkpoints and events in process", () => {
 
     const jsm = await jetstreamManager(mesh.nc);
     const names = createNames(mesh.prefix);
-    const stored = await waitFor(async () => (await jsm.streams.getMessage(names.streams.events, { last_by_subj: names.subjects.event("bulky.resumed") })) ?? undefined, {
+    const stored = await waitFor(async () => (await jsm.streams.getMessage(names.streams.events, { last_by_subj: names.subjects.regionEvent("us-east-1", "bulky.resumed") })) ?? undefined, {
       message: "the event in FM_EVENTS",
     });
     expect(decode(stored.data, Event)).toMatchObject({ executionId, stepId: "b", data: { length: BIG, attempt: 2 } });

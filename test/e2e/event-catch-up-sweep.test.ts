@@ -76,7 +76,8 @@ const repliesEarly = defineHandler({
     runs.set(executionId, (runs.get(executionId) ?? 0) + 1);
     if (ctx.resume) return { reason: ctx.resume.reason, payload: ctx.resume.payload ?? null };
     await ctx.events.emit(ctx.input.event, { ref: executionId });
-    await liveConsumerPassed(mesh.names.subjects.event(ctx.input.event));
+    // The worker emits it as its region's (us-east-1, the mesh's default) event.
+    await liveConsumerPassed(mesh.names.subjects.regionEvent("us-east-1", ctx.input.event));
     const ref = ctx.input.waitFor === "self" ? executionId : ctx.input.waitFor;
     return ctx.wait({ resumeOn: { event: ctx.input.event, filter: `data.ref = '${ref}'` }, timeoutMs: WAIT_TIMEOUT_MS });
   },

@@ -78,7 +78,8 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
   const publish: Record<string, Line> = {
     [`fm.results.${region}`]: { allowed: `fm.results.${region}`, forbidden: `fm.results.${other}` },
     "fm.progress.>": { allowed: "fm.progress.e1.s1", forbidden: "fm.exec.bench3.e1.completed" },
-    "fm.events.>": { allowed: "fm.events.order.paid", forbidden: "fm.flows.start.bench3" },
+    // Its region's events only: a trusted event, or another region's, resumes waits it must not.
+    [`fm.events.~${region}.>`]: { allowed: `fm.events.~${region}.order.paid`, forbidden: "fm.events.order.paid" },
     "$JS.API.INFO": { allowed: "$JS.API.INFO", forbidden: "$JS.API.STREAM.LIST" },
     "$JS.API.STREAM.INFO.FM_TASKS": { allowed: "$JS.API.STREAM.INFO.FM_TASKS", forbidden: "$JS.API.STREAM.PURGE.FM_TASKS" },
     "$JS.API.CONSUMER.INFO.FM_TASKS.*": { allowed: `$JS.API.CONSUMER.INFO.FM_TASKS.pool_${region}_echo_normal`, forbidden: "$JS.API.CONSUMER.INFO.FM_RESULTS.engine_results" },
@@ -268,6 +269,27 @@ describe("checkpoints are kept per region", () => {
   });
 });
 
+describe("events are a region's own", () => {
+  it.each([
+    ["the hub's worker", HUB_REGION, EU, () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION))],
+    [`an ${EU} worker on its leaf`, EU, HUB_REGION, () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU))],
+  ] as const)("%s stores its region's events and can publish neither another region's nor a trusted one", async (who, own, other, connectWorker) => {
+    const nc = await connectWorker();
+    try {
+      // Its own region's event reaches the hub's FM_EVENTS (the PubAck says stored).
+      const ack = await jetstream(nc).publish(names.subjects.regionEvent(own, "order.paid"), JSON.stringify({ data: { who } }));
+      expect(ack.stream).toBe(names.streams.events);
+      for (const subject of [names.subjects.regionEvent(other, "order.paid"), names.subjects.event("order.paid")]) {
+        const outcome = await seen(nc, "publish", subject);
+        tried.push({ who, kind: "publish", line: "(events)", subject, expected: "refused", seen: outcome });
+        expect(outcome, subject).toBe("refused");
+      }
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
 describe("a leaf's link and certificate", () => {
   const leafClient = () => {
     const { cert, key } = testCerts().server(`leaf-${EU}`);
@@ -288,6 +310,8 @@ describe("a leaf's link and certificate", () => {
         ["publish", "$JS.API.STREAM.MSG.GET.FM_TASKS"],
         ["publish", `$KV.fm_checkpoints.${HUB_REGION}.e1.s1`],
         ["publish", `$JS.API.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${AP}.e1.s1`],
+        ["publish", `fm.events.~${HUB_REGION}.order.paid`],
+        ["publish", `fm.events.~${AP}.order.paid`],
         ["subscribe", "fm.api.>"],
         ["subscribe", "fm.flows.>"],
         ["subscribe", "fm.results.>"],
@@ -301,7 +325,7 @@ describe("a leaf's link and certificate", () => {
         expect(outcome, `${kind} ${subject}`).toBe("refused");
       }
       // What its region's traffic needs is not refused.
-      for (const [kind, subject] of [["publish", "fm.events.order.paid"], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
+      for (const [kind, subject] of [["publish", `fm.events.~${EU}.order.paid`], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
         const outcome = await seen(nc, kind, subject);
         tried.push({ who: `leaf-${EU} cert`, kind, line: "(needed)", subject, expected: "allowed", seen: outcome });
         expect(outcome, `${kind} ${subject}`).toBe("allowed");

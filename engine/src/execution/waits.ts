@@ -8,8 +8,10 @@ import type { Changes } from "./changes.js";
 /**
  * Parks a step on its wait: no task, no worker slot, nothing in memory. The token row written
  * with this change is what brings it back — a resume request, a matching event, or its timer.
+ * `region`: where the attempt that parked ran (its results subject's): of the events a region's
+ * worker emits, only that region's may resume it.
  */
-export function parkStep(exec: ExecutionState, stepId: string, wait: WaitRequest, out: Changes, env: AdvanceEnv): void {
+export function parkStep(exec: ExecutionState, stepId: string, wait: WaitRequest, region: string, out: Changes, env: AdvanceEnv): void {
   const step = exec.steps[stepId]!;
   const since = env.now.toISOString();
   exec.steps[stepId] = { ...step, status: "waiting", wait: { ...wait, since }, deadlineAt: undefined, retryAt: undefined, lane: undefined, resumed: undefined };
@@ -19,6 +21,7 @@ export function parkStep(exec: ExecutionState, stepId: string, wait: WaitRequest
     stepId,
     attempt: step.attempts,
     ...(exec.tenantId ? { tenantId: exec.tenantId } : {}),
+    region,
     ...(wait.resumeOn ? { eventName: wait.resumeOn.event, ...(wait.resumeOn.filter ? { eventFilter: wait.resumeOn.filter } : {}) } : {}),
     ...(wait.waitUntil ? { waitUntil: wait.waitUntil } : {}),
   });

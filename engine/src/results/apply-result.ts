@@ -240,8 +240,8 @@ function parkedOnEvents(out: Changes): ParkedEventWait[] {
   return out.waitsStarted().flatMap((w) => {
     const step = out.updated.get(w.executionId)?.steps[w.stepId];
     if (!w.eventName || step?.status !== "waiting" || step.wait?.resumeToken !== w.token || step.attempts !== w.attempt) return [];
-    const { token, executionId, stepId, attempt, eventName, eventFilter } = w;
-    return [{ token, executionId, stepId, attempt, eventName, ...(eventFilter ? { eventFilter } : {}), ...(step.lastEventSeq ? { afterSeq: step.lastEventSeq } : {}) }];
+    const { token, executionId, stepId, attempt, region, eventName, eventFilter } = w;
+    return [{ token, executionId, stepId, attempt, region, eventName, ...(eventFilter ? { eventFilter } : {}), ...(step.lastEventSeq ? { afterSeq: step.lastEventSeq } : {}) }];
   });
 }
 
@@ -328,7 +328,7 @@ async function applyOne(env: ApplyEnv, exec: ExecutionState, result: ResultToApp
       }
       waits.taken.add(result.wait.resumeToken);
       out.taskOutcomes.push({ ...taskRow, ...timing, status: "waiting" });
-      parkStep(exec, result.stepId, result.wait, out, envNow);
+      parkStep(exec, result.stepId, result.wait, result.metrics.region, out, envNow);
       break;
     }
   }

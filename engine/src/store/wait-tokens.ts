@@ -7,6 +7,8 @@ export interface WaitTokenRow {
   stepId: string;
   attempt: number;
   tenantId?: string;
+  /** The region the step parked in: only trusted events and that region's may resume it. */
+  region: string;
   eventName?: string;
   eventFilter?: string;
   waitUntil?: string;
@@ -23,11 +25,11 @@ export interface DueWait {
 
 /** A wait for an event starts not caught up (caught_up_at NULL); one without an event needs no catch-up. */
 export const insertWaitTokensSql = (param: string) => `
-  INSERT INTO wait_tokens (token, execution_id, step_id, attempt, tenant_id, event_name, event_filter, wait_until, caught_up_at)
-  SELECT x.token, x."executionId", x."stepId", x.attempt, x."tenantId", x."eventName", x."eventFilter", x."waitUntil",
+  INSERT INTO wait_tokens (token, execution_id, step_id, attempt, tenant_id, region, event_name, event_filter, wait_until, caught_up_at)
+  SELECT x.token, x."executionId", x."stepId", x.attempt, x."tenantId", x.region, x."eventName", x."eventFilter", x."waitUntil",
          CASE WHEN x."eventName" IS NULL THEN now() END
     FROM jsonb_to_recordset(${param}::jsonb) AS x(token text, "executionId" text, "stepId" text, attempt int, "tenantId" text,
-         "eventName" text, "eventFilter" text, "waitUntil" timestamptz)
+         region text, "eventName" text, "eventFilter" text, "waitUntil" timestamptz)
   ON CONFLICT (token) DO NOTHING`;
 
 export const deleteWaitTokensSql = (param: string) => `
@@ -58,11 +60,11 @@ export async function findExpiredWaits(q: Queryable, limit: number): Promise<Due
   return rows;
 }
 
-/** Waits for any of these event names, with their filters. */
-export async function findWaitsForEvents(q: Queryable, names: string[]): Promise<Array<DueWait & { eventName: string; eventFilter: string | null }>> {
+/** Waits for any of these event names, with their filters and regions. */
+export async function findWaitsForEvents(q: Queryable, names: string[]): Promise<Array<DueWait & { eventName: string; eventFilter: string | null; region: string | null }>> {
   if (names.length === 0) return [];
-  const { rows } = await q.query<DueWait & { eventName: string; eventFilter: string | null }>(
-    `SELECT token, execution_id AS "executionId", step_id AS "stepId", attempt, event_name AS "eventName", event_filter AS "eventFilter"
+  const { rows } = await q.query<DueWait & { eventName: string; eventFilter: string | null; region: string | null }>(
+    `SELECT token, execution_id AS "executionId", step_id AS "stepId", attempt, event_name AS "eventName", event_filter AS "eventFilter", region
        FROM wait_tokens WHERE event_name = ANY($1::text[])`,
     [names],
   );
@@ -73,6 +75,7 @@ export async function findWaitsForEvents(q: Queryable, names: string[]): Promise
 export interface StaleCatchUp extends DueWait {
   eventName: string;
   eventFilter: string | null;
+  region: string | null;
   /** FM_EVENTS sequence of the event that last resumed the step (from its execution row). */
   afterSeq: number | null;
   /** Claims of it so far, this one included. */
@@ -100,8 +103,8 @@ export async function claimStaleCatchUps(q: Queryable, opts: { graceMs: number; 
              AND (catch_up_not_before IS NULL OR catch_up_not_before <= now())
            ORDER BY created_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
-       RETURNING w.token, w.execution_id, w.step_id, w.attempt, w.event_name, w.event_filter, w.catch_up_tries, w.created_at)
-     SELECT c.token, c.execution_id AS "executionId", c.step_id AS "stepId", c.attempt, c.event_name AS "eventName",
+       RETURNING w.token, w.execution_id, w.step_id, w.attempt, w.region, w.event_name, w.event_filter, w.catch_up_tries, w.created_at)
+     SELECT c.token, c.execution_id AS "executionId", c.step_id AS "stepId", c.attempt, c.region, c.event_name AS "eventName",
             c.event_filter AS "eventFilter", (e.steps -> c.step_id ->> 'lastEventSeq')::bigint::float8 AS "afterSeq", c.catch_up_tries AS tries
        FROM claimed c JOIN executions e ON e.id = c.execution_id
       ORDER BY c.created_at`,

@@ -79,8 +79,8 @@ export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
     }
   };
 
-  async function scan(name: string, waits: Scoped[]): Promise<Array<WaitToResume & { eventSeq: number }>> {
-    const subject = env.subjects.event(name);
+  /** The first event on one subject that resumes each of these waits (one name; trusted, or one region's). */
+  async function scan(subject: string, waits: Scoped[]): Promise<Array<WaitToResume & { eventSeq: number }>> {
     const fromMs = Math.min(...waits.map((w) => w.fromMs));
     // One cheap look first: usually no event of the name came since (the common case, an event after the wait).
     const last = await env.jsm.streams.getMessage(env.stream, { last_by_subj: subject });
@@ -113,7 +113,7 @@ export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
         due.push(...(await matchEvents(events, waits, env.log, eligible, taken)));
       }
       if (pending > 0 && scanned >= maxEvents && taken.size < waits.length) {
-        env.log.warn({ event: name, scanned, pending, waits: waits.length }, "event catch-up capped: later events of this name were not looked at (the waits stay parked for new ones)");
+        env.log.warn({ event: waits[0]!.eventName, subject, scanned, pending, waits: waits.length }, "event catch-up capped: later events of this name were not looked at (the waits stay parked for new ones)");
       }
     } finally {
       await consumer.delete().catch(() => undefined);
@@ -125,34 +125,33 @@ export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
     if (parked.length === 0) return 0;
     try {
       const dispatched = await dispatchTimesOf(env.db, parked.map((w) => ({ taskId: `${w.executionId}/${w.stepId}`, attempt: w.attempt })));
-      const byName = new Map<string, Scoped[]>();
+      // A wait's events come on two subjects: trusted publishers' and its own region's workers'.
+      const bySubject = new Map<string, Scoped[]>();
       for (const w of parked) {
         const at = dispatched.get(`${w.executionId}/${w.stepId}:${w.attempt}`);
         if (!at) {
           logFailure([w], new Error(`no attempt row for ${w.executionId}/${w.stepId} attempt ${w.attempt}`));
           continue;
         }
-        const list = byName.get(w.eventName) ?? [];
-        list.push({ ...w, fromMs: at.getTime() - skewMs });
-        byName.set(w.eventName, list);
+        const scoped = { ...w, fromMs: at.getTime() - skewMs };
+        const subjects = [env.subjects.event(w.eventName), ...(w.region ? [env.subjects.regionEvent(w.region, w.eventName)] : [])];
+        for (const subject of subjects) bySubject.set(subject, [...(bySubject.get(subject) ?? []), scoped]);
       }
-      // The waits whose scan completed: caught up once what it found is committed.
-      const scanned: ParkedEventWait[] = [];
+      // A wait whose two scans fail is logged once, with the first error.
+      const failed = new Map<string, { wait: ParkedEventWait; err: unknown }>();
       const found = await Promise.all(
-        [...byName].map(([name, waits]) =>
-          scan(name, waits).then(
-            (due) => {
-              scanned.push(...waits);
-              return due;
-            },
-            (err: unknown) => {
-              logFailure(waits, err);
-              return [];
-            },
-          ),
+        [...bySubject].map(([subject, waits]) =>
+          scan(subject, waits).catch((err: unknown) => {
+            for (const wait of waits) if (!failed.has(wait.token)) failed.set(wait.token, { wait, err });
+            return [];
+          }),
         ),
       );
-      const due = found.flat();
+      for (const { wait, err } of failed.values()) logFailure([wait], err);
+      // The waits whose scans all completed: caught up once what they found is committed.
+      const scanned = parked.filter((w) => !failed.has(w.token) && dispatched.has(`${w.executionId}/${w.stepId}:${w.attempt}`));
+      // A wait one of whose scans failed is left for the sweep whole: the other scan's match may not be its first event.
+      const due = earliestPerWait(found.flat()).filter((m) => !failed.has(m.token));
       let resumed = 0;
       if (due.length > 0) {
         const committed = await resumeWaits(env, due);
@@ -174,4 +173,14 @@ export function createEventCatchUp(env: CatchUpEnv): EventCatchUp {
       return 0;
     }
   };
+}
+
+/** Of a wait's matches on its two subjects, the event stored first (the one the live consumer would have taken). */
+function earliestPerWait(matches: Array<WaitToResume & { eventSeq: number }>): Array<WaitToResume & { eventSeq: number }> {
+  const first = new Map<string, WaitToResume & { eventSeq: number }>();
+  for (const m of matches) {
+    const held = first.get(m.token);
+    if (!held || m.eventSeq < held.eventSeq) first.set(m.token, m);
+  }
+  return [...first.values()];
 }

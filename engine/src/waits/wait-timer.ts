@@ -65,11 +65,12 @@ export function startWaitTimer(env: Parameters<typeof resumeWaits>[0] & { relay:
       if (claimed.length === 0) return resumed;
       env.log.info({ waits: claimed.length, tries: Math.max(...claimed.map((w) => w.tries)) }, "catching up event waits their engine did not (it stopped or its catch-up failed)");
       resumed += await sweep.run(
-        claimed.map(({ token, executionId, stepId, attempt, eventName, eventFilter, afterSeq }) => ({
+        claimed.map(({ token, executionId, stepId, attempt, region, eventName, eventFilter, afterSeq }) => ({
           token,
           executionId,
           stepId,
           attempt,
+          region,
           eventName,
           ...(eventFilter ? { eventFilter } : {}),
           ...(afterSeq ? { afterSeq } : {}),

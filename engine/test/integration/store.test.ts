@@ -63,7 +63,7 @@ describe("wait catch-up records (0007)", () => {
       expect(await claimStaleCatchUps(fresh, { graceMs: 0, backoffMs: 1000, maxBackoffMs: 1000, limit: 10 })).toEqual([]);
 
       const waits = [
-        { token: "new-event", executionId: "e1", stepId: "c", attempt: 1, eventName: "go", eventFilter: "data.x = 1" },
+        { token: "new-event", executionId: "e1", stepId: "c", attempt: 1, region: "eu-west-1", eventName: "go", eventFilter: "data.x = 1" },
         { token: "new-token", executionId: "e1", stepId: "d", attempt: 1 },
       ];
       await fresh.query(insertWaitTokensSql("$1"), [JSON.stringify(waits)]);
@@ -77,7 +77,9 @@ describe("wait catch-up records (0007)", () => {
       expect(await claimStaleCatchUps(fresh, { graceMs: 60_000, backoffMs: 1000, maxBackoffMs: 1000, limit: 10 })).toEqual([]);
       // Past it, one claim takes it (the next one is backed off), with what its catch-up needs.
       const claims = await Promise.all([0, 1, 2].map(() => claimStaleCatchUps(fresh, { graceMs: 0, backoffMs: 60_000, maxBackoffMs: 60_000, limit: 10 })));
-      expect(claims.flat()).toEqual([{ token: "new-event", executionId: "e1", stepId: "c", attempt: 1, eventName: "go", eventFilter: "data.x = 1", afterSeq: null, tries: 1 }]);
+      expect(claims.flat()).toEqual([
+        { token: "new-event", executionId: "e1", stepId: "c", attempt: 1, region: "eu-west-1", eventName: "go", eventFilter: "data.x = 1", afterSeq: null, tries: 1 },
+      ]);
       // Marking names the attempt: another attempt's catch-up does not count for it.
       await markCaughtUp(fresh, [{ token: "new-event", attempt: 2 }]);
       expect((await caughtUp())[0]).toEqual({ token: "new-event", done: false });
@@ -85,6 +87,40 @@ describe("wait catch-up records (0007)", () => {
       expect((await caughtUp())[0]).toEqual({ token: "new-event", done: true });
       const { rows } = await fresh.query<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE indexname = 'wait_tokens_catch_up'");
       expect(rows[0]?.indexdef).toMatch(/WHERE \(\(caught_up_at IS NULL\) AND \(event_name IS NOT NULL\)\)/);
+    } finally {
+      await fresh.close();
+      await created.drop();
+    }
+  });
+});
+
+describe("wait regions (0018)", () => {
+  it("gives a wait recorded before the migration the region of the attempt that parked it", async () => {
+    const created = await createTestDatabase();
+    const fresh = await openDb({ databaseUrl: created.url, dataDir: "unused" });
+    try {
+      const all = await loadMigrations();
+      await migrate(fresh, all.filter((m) => m.version < 18));
+      await fresh.query("INSERT INTO flows (flow_id, version, definition, hash) VALUES ('f', 1, '{}', 'h')");
+      await fresh.query(
+        `INSERT INTO executions (id, start_key, flow_id, flow_version, status, steps, region, priority)
+         VALUES ('e1', 'e1', 'f', 1, 'waiting', '{}', 'us-east-1', 'normal')`,
+      );
+      // Step a parked on its second attempt, in eu-west-1 (its first ran in us-east-1); b has no attempt row.
+      await fresh.query(
+        `INSERT INTO tasks (task_id, attempt, execution_id, step_id, handler, region, status, dispatched_at)
+         VALUES ('e1/a', 1, 'e1', 'a', 'h', 'us-east-1', 'failed', now()), ('e1/a', 2, 'e1', 'a', 'h', 'eu-west-1', 'waiting', now())`,
+      );
+      await fresh.query(
+        `INSERT INTO wait_tokens (token, execution_id, step_id, attempt, event_name)
+         VALUES ('t-a', 'e1', 'a', 2, 'go'), ('t-b', 'e1', 'b', 1, 'go')`,
+      );
+      expect((await migrate(fresh)).applied).toEqual(all.filter((m) => m.version >= 18).map((m) => m.name));
+      const { rows } = await fresh.query<{ token: string; region: string | null }>("SELECT token, region FROM wait_tokens ORDER BY token");
+      expect(rows).toEqual([
+        { token: "t-a", region: "eu-west-1" },
+        { token: "t-b", region: null },
+      ]);
     } finally {
       await fresh.close();
       await created.drop();

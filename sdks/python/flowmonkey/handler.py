@@ -140,9 +140,12 @@ class Context:
         raise PauseSignal(Wait(request))
 
     async def emit(self, name: str, data: Any = None) -> None:
-        """Publishes an event on `fm.events.<name>` (stream FM_EVENTS): it may resume waiting steps."""
+        """
+        Publishes an event on `fm.events.~<region>.<name>` (stream FM_EVENTS): it may resume steps
+        waiting for it that parked in this worker's region.
+        """
         body = {"data": data, "executionId": self.task["executionId"], "stepId": self.task["stepId"], "at": iso(time.time())}
-        await self._js.publish(self._names.event_subject(name), json.dumps(body).encode())
+        await self._js.publish(self._names.event_subject(self._worker_region, name), json.dumps(body).encode())
 
     async def progress(self, percent: float, message: Optional[str] = None) -> None:
         """Publishes the step's progress on `fm.progress.<executionId>.<stepId>` and keeps the latest in KV."""
@@ -165,10 +168,13 @@ class Context:
                 logging.getLogger("flowmonkey.worker").debug("progress bucket write failed", exc_info=True)
 
 
+    @property
+    def _worker_region(self) -> str:
+        return self._region or self.task["metadata"]["region"]
+
     def _step_key(self, slot: str) -> str:
         """`<region>.<executionId>.<slot>`, the key layout of fm_checkpoints and fm_progress."""
-        region = self._region or self.task["metadata"]["region"]
-        return f"{region}.{self.task['executionId']}.{slot}"
+        return f"{self._worker_region}.{self.task['executionId']}.{slot}"
 
     @property
     def _checkpoint_slot(self) -> str:

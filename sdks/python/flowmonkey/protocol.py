@@ -41,8 +41,9 @@ class Names:
         """Every execution's `cancelled` or `failed` event: <prefix>.exec.<flowId>.<executionId>.<how>."""
         return f"{self.prefix}.exec.*.*.{how}"
 
-    def event_subject(self, name: str) -> str:
-        return f"{self.prefix}.events.{name}"
+    def event_subject(self, region: str, name: str) -> str:
+        """A region's worker's event: <prefix>.events.~<region>.<name> (it may resume only that region's waits)."""
+        return f"{self.prefix}.events.~{region}.{name}"
 
     def progress_subject(self, execution_id: str, step_id: str) -> str:
         return f"{self.prefix}.progress.{execution_id}.{step_id}"

@@ -53,5 +53,24 @@ class CheckpointTest(unittest.TestCase):
         self.assertEqual(asyncio.run(self.ctx.load_checkpoint()), state)
 
 
+class EmitTest(unittest.TestCase):
+    def test_events_go_out_under_the_workers_region(self) -> None:
+        # The shipped permissions let a region's workers publish `fm.events.~<region>.>` only.
+        published: list[tuple[str, dict]] = []
+
+        class FakeJs:
+            async def publish(self, subject: str, data: bytes) -> None:
+                published.append((subject, json.loads(data)))
+
+        task = {"executionId": "e1", "taskId": "e1/s", "stepId": "s", "attempt": 1, "context": {}, "metadata": {"region": "us-east-1"}}
+        ctx = Context(task=task, _nc=None, _progress_kv=None, _names=Names("fm"), _js=FakeJs(), _region="eu-west-1")
+        asyncio.run(ctx.emit("order.paid", {"id": 7}))
+        self.assertEqual(published[0][0], "fm.events.~eu-west-1.order.paid")
+        self.assertEqual({k: published[0][1][k] for k in ("data", "executionId", "stepId")}, {"data": {"id": 7}, "executionId": "e1", "stepId": "s"})
+        # Without a worker region, the region the task was sent to.
+        asyncio.run(Context(task=task, _nc=None, _progress_kv=None, _names=Names("fm"), _js=FakeJs()).emit("order.paid"))
+        self.assertEqual(published[1][0], "fm.events.~us-east-1.order.paid")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -82,6 +82,11 @@ function token(kind: string, value: string): string {
   return value;
 }
 
+function eventName(name: string): string {
+  if (!EVENT_NAME_PATTERN.test(name)) throw new SubjectError(`invalid event name ${JSON.stringify(name)}: must match ${EVENT_NAME_PATTERN.source}`);
+  return name;
+}
+
 /** The handler token of a task subject: the plain pool's `handler`, or `handler~cap1~cap2`. */
 function poolOf(handler: string, capabilities: readonly string[] | undefined): string {
   const name = poolToken(handler, capabilities);
@@ -177,15 +182,25 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
       return { flowId, executionId, event: event as ExecutionEventType };
     },
 
-    event: (name: string) => {
-      if (!EVENT_NAME_PATTERN.test(name)) throw new SubjectError(`invalid event name ${JSON.stringify(name)}`);
-      return `${p}.events.${name}`;
-    },
+    /** An event from anyone trusted with `<prefix>.events.>` (the gateway, an operator): it may resume any waiting step. */
+    event: (name: string) => `${p}.events.${eventName(name)}`,
+    /**
+     * An event a region's worker emitted: `<prefix>.events.~<region>.<name>`. The region is in
+     * the subject so that permissions can bind it (`worker-<region>` may publish only its own);
+     * the engine lets it resume only steps that parked in that region. `~` is not allowed in an
+     * event name, so the two forms never collide.
+     */
+    regionEvent: (region: string, name: string) => `${p}.events.~${token("region", region)}.${eventName(name)}`,
     eventsAll: `${p}.events.>`,
-    parseEvent(subject: string): { name: string } | undefined {
+    /** `region`: set for a region's event (`~<region>.`), absent for one from a trusted publisher. */
+    parseEvent(subject: string): { name: string; region?: string } | undefined {
       const rest = split(subject, [p, "events"]);
-      const name = rest?.join(".");
-      return name && EVENT_NAME_PATTERN.test(name) ? { name } : undefined;
+      if (!rest) return undefined;
+      const region = rest[0]!.startsWith("~") ? rest[0]!.slice(1) : undefined;
+      if (region !== undefined && !REGION_PATTERN.test(region)) return undefined;
+      const name = (region === undefined ? rest : rest.slice(1)).join(".");
+      if (!EVENT_NAME_PATTERN.test(name)) return undefined;
+      return region === undefined ? { name } : { name, region };
     },
 
     dlq: (region: string, handler: string) => `${p}.dlq.${token("region", region)}.${token("handler", handler)}`,

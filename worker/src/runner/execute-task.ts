@@ -204,7 +204,7 @@ class TaskContext implements HandlerContext {
 
   get events(): EventsApi {
     const { executionId, stepId } = this.#task;
-    return (this.#events ??= createEventsApi(this.#runtime.js, this.#runtime.progress.subjects, { executionId, stepId }));
+    return (this.#events ??= createEventsApi(this.#runtime.js, this.#runtime.progress.subjects, { region: this.#runtime.region, executionId, stepId }));
   }
 
   get resume() {

@@ -33,9 +33,10 @@ describe("a result the engine's database could not store", () => {
 describe("ctx.events.emit", () => {
   it("refuses data the engine could not store, before publishing", async () => {
     const published: string[] = [];
-    const events = createEventsApi({ publish: async (subject) => void published.push(subject) }, createSubjects("fm"), { executionId: "e-1", stepId: "s-1" });
+    const events = createEventsApi({ publish: async (subject) => void published.push(subject) }, createSubjects("fm"), { region: "eu-west-1", executionId: "e-1", stepId: "s-1" });
     await expect(events.emit("order.paid", { note: "\ud800" })).rejects.toMatchObject({ code: "UNSUPPORTED_JSON", message: expect.stringContaining("data of event order.paid: note") });
     await events.emit("order.paid", { note: "fine \u{1F600}" });
-    expect(published).toEqual(["fm.events.order.paid"]);
+    // Under the worker's region, which the shipped permissions bind: it resumes only that region's waits.
+    expect(published).toEqual(["fm.events.~eu-west-1.order.paid"]);
   });
 });

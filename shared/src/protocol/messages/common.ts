@@ -33,8 +33,10 @@ export const ResumeInfo = z.object({
   reason: z.enum(["token", "event", "timeout"]),
   /** The resume request's payload, or the event's data. */
   payload: z.unknown().optional(),
-  /** The event that resumed it (reason "event"). */
-  event: z.object({ name: z.string(), executionId: z.string().optional(), stepId: z.string().optional(), at: Timestamp.optional() }).optional(),
+  /** The event that resumed it (reason "event"); `region`: the region whose worker emitted it (absent: a trusted publisher). */
+  event: z
+    .object({ name: z.string(), region: z.string().optional(), executionId: z.string().optional(), stepId: z.string().optional(), at: Timestamp.optional() })
+    .optional(),
   /** How long the step waited (not billed as compute). */
   waitedMs: z.number().int().nonnegative(),
   /** Why it waited, as the handler said. */
