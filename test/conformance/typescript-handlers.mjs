@@ -18,6 +18,16 @@ export const flaky = defineHandler({
   },
 });
 
+// Not a conformance case (the shipped-binaries test's dead letter): fails, retryably, every
+// attempt up to `failAttempts`, so a step whose retries end there is dead-lettered; a replay runs.
+export const failsUntil = defineHandler({
+  type: "conf-fails-until",
+  execute(ctx) {
+    if (ctx.task.attempt <= Number(ctx.input.failAttempts)) throw new RetryableFailure("NOT_YET", `attempt ${ctx.task.attempt} fails`);
+    return { attempt: ctx.task.attempt };
+  },
+});
+
 export const refuse = defineHandler({
   type: "conf-refuse",
   execute() {

@@ -6,12 +6,15 @@
  * exists), the gateway behind an API token. One flow crosses what the roles' permissions must
  * allow: an offloaded context read from the leaf, checkpoints and progress under each region's
  * keys, a wait resumed by an event POSTed to the gateway, a pause resumed through the gateway,
- * and a live view that catches up with stored progress.
+ * and a live view that catches up with stored progress. Then: an event the hub's worker emits
+ * leaves a step waiting on the leaf alone and the leaf worker's resumes it; a step whose retries
+ * run out on the leaf is dead-lettered, listed and replayed through the gateway.
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiClient, createNames, STEP_KEYS } from "@flowmonkey/shared";
@@ -174,5 +177,60 @@ describe("engine, gateway and workers as binaries, each with its role's certific
     } finally {
       controller.abort();
     }
+  });
+
+  it("a region's worker's event resumes waits parked in its region only", async () => {
+    for (const [id, region] of [["emit-hub", HUB_REGION], ["emit-eu", EU]] as const) {
+      expect((await http("POST", "/v1/flows", { id, steps: [{ id: "emit", handler: "conf-emit", region, input: { id: "{% input.id %}" } }] })).status).toBeLessThan(300);
+    }
+    expect((await http("POST", "/v1/flows", { id: "approve-eu", steps: [{ id: "approve", handler: "conf-approve", region: EU, input: {} }] })).status).toBeLessThan(300);
+    const run = async (flowId: string, input: unknown) => {
+      const { body } = await http("POST", `/v1/flows/${flowId}/executions`, { input });
+      return waitFor(async () => {
+        const v = (await http("GET", `/v1/executions/${body.executionId}`)).body;
+        return ["completed", "failed"].includes(v.status) ? v : undefined;
+      }, { timeoutMs: 30_000, message: `${flowId} to end` });
+    };
+    const waiting = (await http("POST", "/v1/flows/approve-eu/executions", { input: {} })).body.executionId as string;
+    const stepStatus = async () => (await http("GET", `/v1/executions/${waiting}`)).body.steps[0].status as string;
+    await waitFor(async () => (await stepStatus()) === "waiting" || undefined, { timeoutMs: 30_000, message: "the eu-west-1 step to wait" });
+
+    // The hub region's worker emits the event the eu-west-1 step waits for: taken, and ignored.
+    expect((await run("emit-hub", { id: waiting })).status).toBe("completed");
+    const engine = await topology.connectAs(topology.hub, ROLES.engine);
+    const jsm = await jetstreamManager(engine);
+    await waitFor(async () => {
+      const info = await jsm.consumers.info(names.streams.events, names.consumers.events);
+      return (info.num_pending === 0 && info.num_ack_pending === 0) || undefined;
+    }, { message: "the engine to take every event" });
+    expect(await stepStatus()).toBe("waiting");
+
+    // Its own region's worker's event resumes it.
+    expect((await run("emit-eu", { id: waiting })).status).toBe("completed");
+    const done = await waitFor(async () => {
+      const v = (await http("GET", `/v1/executions/${waiting}`)).body;
+      return v.status === "completed" ? v : undefined;
+    }, { timeoutMs: 30_000, message: "the eu-west-1 step to resume" });
+    expect(done.steps[0].output).toEqual({ reason: "event", payload: { id: waiting } });
+  });
+
+  it("dead-letters a step whose retries ran out on the leaf, lists it and replays it through the gateway", async () => {
+    const flow = { id: "dead-eu", steps: [{ id: "f", handler: "conf-fails-until", region: EU, input: { failAttempts: 2 }, retry: { maxAttempts: 2, backoff: "fixed", initialDelayMs: 50, jitter: false } }] };
+    expect((await http("POST", "/v1/flows", flow)).status).toBeLessThan(300);
+    const executionId = (await http("POST", "/v1/flows/dead-eu/executions", { input: {} })).body.executionId as string;
+    const dead = await waitFor(async () => {
+      const { body } = await http("GET", `/v1/dlq?region=${EU}&handler=conf-fails-until`);
+      return (body.deadTasks as Array<{ id: string; executionId: string }>).find((d) => d.executionId === executionId);
+    }, { timeoutMs: 30_000, message: "the dead letter to be listed" });
+    expect(dead).toMatchObject({ stepId: "f", attempt: 2, region: EU, reason: "attempts_exhausted", lastError: { code: "NOT_YET" } });
+    expect((await http("GET", `/v1/executions/${executionId}`)).body.status).toBe("failed");
+
+    const replay = await http("POST", "/v1/dlq/replay", { ids: [dead!.id] });
+    expect(replay.body).toEqual({ replayed: [dead!.id], refused: [] });
+    const done = await waitFor(async () => {
+      const v = (await http("GET", `/v1/executions/${executionId}`)).body;
+      return v.status === "completed" ? v : undefined;
+    }, { timeoutMs: 30_000, message: "the replayed step to complete" });
+    expect(done.steps[0].output).toEqual({ attempt: 3 });
   });
 });
