@@ -54,6 +54,8 @@ import { CircuitBreakers, type CircuitOptions } from "./scheduler/circuit-breake
 import { RateLimits, type RateRule } from "./scheduler/rate-limits.js";
 import { startDeadlineSweep } from "./timeouts/deadline-sweep.js";
 import { startContextBlobCleanup } from "./context/blob-cleanup.js";
+import { createBlobBuckets } from "./context/blob-buckets.js";
+import { createContextCarry } from "./context/context-carry.js";
 import { createCheckpointCarry } from "./context/checkpoint-carry.js";
 import { startRetentionSweep } from "./retention/retention-sweep.js";
 import { listPausedLanes } from "./store/paused-lanes.js";
@@ -264,8 +266,12 @@ export function createEngine(options: EngineOptions): Engine {
     const pauses = new LanePauses({ db: store, subjects: names.subjects, log });
     await pauses.start(1000);
     releasers.add("lane pauses", () => pauses.stop());
-    // Checkpoints are kept per region: a later attempt sent elsewhere gets its step's checkpoint carried over.
-    const carryCheckpoint = createCheckpointCarry({ js: jetstream(nc), names, log, regionsRunIn: (taskId, attempt) => regionsRunIn(store, taskId, attempt) });
+    // Large contexts go to the blob bucket of the task's region as tasks are written (store/transition.ts); a bucket opens with its first one.
+    const blobs = createBlobBuckets(nc, names, options.replicas ?? 1);
+    // Checkpoints and blobs are kept per region: a later attempt sent elsewhere gets its step's
+    // checkpoint carried over, and a task moved elsewhere its offloaded context.
+    const carryCheckpoint = createCheckpointCarry({ js: jetstream(nc), names, log, blobs, regionsRunIn: (taskId, attempt) => regionsRunIn(store, taskId, attempt) });
+    const carryContext = createContextCarry({ db: store, blobs, log });
     const routing = await startRouting(nc, store, names, log, {
       topology: options.topology,
       residency: options.residency ?? {},
@@ -273,6 +279,7 @@ export function createEngine(options: EngineOptions): Engine {
       ...(options.regionLoadIntervalMs === undefined ? {} : { loadIntervalMs: options.regionLoadIntervalMs }),
       lanePaused: (region, handler) => pauses.isPaused(region, handler),
       carryCheckpoint,
+      carryContext,
     });
     regionLoad = routing.load;
     releasers.add("region routing", () => routing.stop());
@@ -297,10 +304,8 @@ export function createEngine(options: EngineOptions): Engine {
     const rates = new RateLimits({ rules: options.rateLimits ?? [], tenantPerSecond: options.tenantRateLimit ?? 0 });
     const vault = createVault({ key: options.vaultKey, previousKeys: options.vaultPreviousKeys, poolKeys: options.vaultPoolKeys });
     if (vault.configured) log.info({ keyId: vault.keyId, pools: vault.pools }, "vault ready");
-    // Large contexts go to the blob bucket as tasks are written (store/transition.ts); the bucket opens with the first one.
-    const blobs = openBlobStoreLazily(nc, names.buckets.blobs);
     const contextOffload = createContextOffload({
-      blobs,
+      blobsOf: blobs.ofRegion,
       subjects: names.subjects,
       log,
       inlineMaxBytes: options.contextInlineMaxBytes ?? DEFAULT_CONTEXT_INLINE_MAX_BYTES,

@@ -37,6 +37,10 @@ func (n Names) Bucket(name string) string {
 	return strings.ReplaceAll(strings.ToLower(n.Prefix), "-", "_") + "_" + name
 }
 
+// BlobsBucket is a region's blob bucket (<prefix>_blobs_<region>): its offloaded contexts and
+// large checkpoints, the only blob bucket its workers may read.
+func (n Names) BlobsBucket(region string) string { return n.Bucket("blobs_" + region) }
+
 // TaskSubject is a pool's task subject: the handler's plain pool, or with capabilities the pool
 // of the workers that offer exactly that set (<handler>~<cap>~<cap>).
 func (n Names) TaskSubject(region, handler, priority string, capabilities ...string) string {

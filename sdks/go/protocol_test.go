@@ -13,6 +13,7 @@ func TestNamesMatchTheTypeScriptOnes(t *testing.T) {
 	for got, want := range map[string]string{
 		n.TasksStream():                                                   "FM_TASKS",
 		n.Bucket("workers"):                                               "fm_workers",
+		n.BlobsBucket("eu-west-1"):                                        "fm_blobs_eu-west-1",
 		n.TaskSubject("us-east-1", "echo", "high"):                        "fm.tasks.us-east-1.echo.high",
 		n.ResultsSubject("eu-west-1"):                                     "fm.results.eu-west-1",
 		PoolConsumer("us-east-1", "echo", "normal"):                       "pool_us-east-1_echo_normal",

@@ -446,7 +446,7 @@ func (a *attempts) finish(key string) []heldCopy {
 	return copies
 }
 
-// fetchBlob reads one blob of fm_blobs as stored (gzip'd); nil when there is none. The bucket
+// fetchBlob reads one blob of the region's bucket as stored (gzip'd); nil when there is none. The bucket
 // opens on first use (few tasks need it); a failed open is tried again by the next read.
 func (w *Worker) fetchBlob(ctx context.Context, name string) ([]byte, error) {
 	store, err := w.blobStore(ctx)
@@ -460,7 +460,7 @@ func (w *Worker) fetchBlob(ctx context.Context, name string) ([]byte, error) {
 	return data, err
 }
 
-// putBlob stores gzip'd bytes under name in fm_blobs (a checkpoint over the KV limit).
+// putBlob stores gzip'd bytes under name in the region's bucket (a checkpoint over the KV limit).
 func (w *Worker) putBlob(ctx context.Context, name string, gzipped []byte) error {
 	store, err := w.blobStore(ctx)
 	if err != nil {
@@ -474,7 +474,12 @@ func (w *Worker) blobStore(ctx context.Context) (jetstream.ObjectStore, error) {
 	w.blobsMu.Lock()
 	defer w.blobsMu.Unlock()
 	if w.blobs == nil {
-		store, err := w.bucketsJS.ObjectStore(ctx, w.names.Bucket("blobs"))
+		name := w.names.BlobsBucket(w.opts.Region)
+		store, err := w.bucketsJS.ObjectStore(ctx, name)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			// Made here only where this worker may (a development server); the engine makes it for the regions it knows.
+			store, err = w.bucketsJS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: name, Storage: jetstream.FileStorage})
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -276,6 +276,12 @@ describe("names", () => {
     expect(n.subjects.prefix).toBe("fm");
   });
 
+  it("region blob buckets", () => {
+    expect(createNames().regionBuckets.blobs("eu-west-1")).toBe("fm_blobs_eu-west-1");
+    expect(createNames("acme_prod").regionBuckets.blobs("ap-south-1")).toBe("acme_prod_blobs_ap-south-1");
+    expect(() => createNames().regionBuckets.blobs("EU_WEST")).toThrow(/invalid region/);
+  });
+
   it("leaf region streams and task pool consumer names round-trip", () => {
     const n = createNames();
     expect(n.regionStreams.results("eu-west-1")).toBe("FM_RESULTS_EU_WEST_1");

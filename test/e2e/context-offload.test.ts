@@ -21,6 +21,8 @@ import { waitFor } from "../support/wait.js";
 const nats = useNatsServer();
 const pg = useTestDatabase();
 const mesh = useMesh(() => ({ natsUrl: nats.url, databaseUrl: pg.url, workers: [] }));
+/** The region of the mesh's workers here: offloaded contexts go to its blob bucket (fm_blobs_<region>). */
+const REGION = "us-east-1";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -75,7 +77,7 @@ const peek = defineHandler({
 
 describe("context offload", () => {
   it("a small context travels inline; one over the threshold leaves as a reference and get(k) fetches only k", async () => {
-    const blobs = countingBlobs(openBlobStoreLazily(mesh.nc, mesh.names.buckets.blobs));
+    const blobs = countingBlobs(openBlobStoreLazily(mesh.nc, mesh.names.regionBuckets.blobs(REGION)));
     await mesh.startWorker({ handlers: [peek], blobs });
     const { tasks, sub } = recordTasks(mesh);
     try {
@@ -94,7 +96,7 @@ describe("context offload", () => {
       expect((await waitForEnd(mesh, large.executionId)).steps.p?.output).toEqual({ value: 1 });
       const largeTask = tasks.find((t) => t.task.executionId === large.executionId)!;
       expect(largeTask.task.context).toEqual({});
-      expect(largeTask.task.contextRef).toMatchObject({ bucket: mesh.names.buckets.blobs, encoding: "gzip" });
+      expect(largeTask.task.contextRef).toMatchObject({ bucket: mesh.names.regionBuckets.blobs(REGION), encoding: "gzip" });
       expect(largeTask.bytes).toBeLessThan(4 * KiB);
       // The manifest, then the one key read: never `other`.
       expect(blobs.reads).toEqual([largeTask.task.contextRef!.name, blobNameOf(large.executionId, wanted)]);
@@ -138,7 +140,7 @@ describe("context offload", () => {
   });
 
   it("getSafe gives the fallback when a blob is gone; get fails the step", async () => {
-    const blobs = openBlobStoreLazily(mesh.nc, mesh.names.buckets.blobs);
+    const blobs = openBlobStoreLazily(mesh.nc, mesh.names.regionBuckets.blobs(REGION));
     const gone = { data: "g".repeat(300 * KiB) };
     const readGone = defineHandler({
       type: "read-gone",
@@ -178,7 +180,7 @@ describe("context offload", () => {
         return { keys: Object.keys(all).length, bytes: Object.values(all).reduce((n, v) => n + v.length, 0) };
       },
     });
-    const blobs = countingBlobs(openBlobStoreLazily(mesh.nc, mesh.names.buckets.blobs));
+    const blobs = countingBlobs(openBlobStoreLazily(mesh.nc, mesh.names.regionBuckets.blobs(REGION)));
     await mesh.startWorker({ handlers: [grow, summarize], blobs });
     const { tasks, sub } = recordTasks(mesh);
     try {
@@ -226,11 +228,11 @@ describe("context blob cleanup", () => {
     await waitForEnd(mesh, executionId);
     const { rows } = await mesh.engine.db.query<{ name: string }>("SELECT name FROM context_blobs WHERE execution_id = $1", [executionId]);
     expect(rows.map((r) => r.name)).toContain(blobNameOf(executionId, big));
-    const blobs = openBlobStoreLazily(mesh.nc, mesh.names.buckets.blobs);
+    const blobs = openBlobStoreLazily(mesh.nc, mesh.names.regionBuckets.blobs(REGION));
     for (const { name } of rows) expect(await blobs.has(name)).toBe(true);
 
     // The engine sweeps every minute for executions ended over an hour ago; here one sweep with no grace, by hand.
-    const cleanup = startContextBlobCleanup({ db: mesh.engine.db, blobs, log: createLogger({ name: "t", level: "silent" }), graceMs: 0, intervalMs: 60_000 });
+    const cleanup = startContextBlobCleanup({ db: mesh.engine.db, blobs: { named: () => blobs }, log: createLogger({ name: "t", level: "silent" }), graceMs: 0, intervalMs: 60_000 });
     try {
       expect(await cleanup.sweepOnce()).toBeGreaterThanOrEqual(rows.length);
     } finally {

@@ -35,6 +35,16 @@ const resumable = defineHandler({
     return { resumedFrom: saved };
   },
 });
+/** Reads one key of its context (offloaded above 2 KiB here) and says how long it is. */
+const peeks = defineHandler({
+  type: "peeks",
+  version: "1",
+  input: z.object({}).passthrough(),
+  async execute(ctx) {
+    const value = await ctx.context.get("big");
+    return { length: typeof value === "string" ? value.length : -1 };
+  },
+});
 let topology: Topology;
 let mesh: RegionMesh;
 const local: Record<string, NatsConnection> = {};
@@ -43,16 +53,18 @@ beforeAll(async () => {
   topology = await startTopology([EU, AP]);
   mesh = await startRegionMesh(topology, {
     databaseUrl: pg.url,
-    engine: { residency: { gdpr: [EU], asia_or_eu: [AP, EU] }, routingBusyMargin: 3, regionLoadIntervalMs: 200 },
+    // A context over 2 KiB is offloaded, to the blob bucket of the region its task goes to.
+    engine: { residency: { gdpr: [EU], asia_or_eu: [AP, EU] }, routingBusyMargin: 3, regionLoadIntervalMs: 200, contextInlineMaxBytes: 2048 },
   });
-  await mesh.startWorker("us-east-1", { handlers: ["echo", resumable] });
-  await mesh.startWorker(EU, { handlers: ["echo", "delay", resumable], concurrency: 2 });
-  await mesh.startWorker(AP, { handlers: ["echo", "delay", resumable], concurrency: 2 });
+  await mesh.startWorker("us-east-1", { handlers: ["echo", resumable, peeks] });
+  await mesh.startWorker(EU, { handlers: ["echo", "delay", resumable, peeks], concurrency: 2 });
+  await mesh.startWorker(AP, { handlers: ["echo", "delay", resumable, peeks], concurrency: 2 });
   local["us-east-1"] = await topology.connectAs(topology.hub, ROLES.engine);
   local[EU] = await topology.connectAs(topology.leaves[EU]!.server, ROLES.engine);
   local[AP] = await topology.connectAs(topology.leaves[AP]!.server, ROLES.engine);
   await mesh.api.putFlow({ id: "gdpr", steps: [{ id: "personal", handler: "echo", residency: "gdpr", input: { who: "{% input.who %}" } }] });
   await mesh.api.putFlow({ id: "pinned-ap", steps: [{ id: "work", handler: "echo", region: AP, input: { n: 1 } }] });
+  await mesh.api.putFlow({ id: "peek-ap", steps: [{ id: "peek", handler: "peeks", region: AP, input: {} }] });
   await mesh.api.putFlow({
     id: "resumable-ap",
     steps: [{ id: "rows", handler: "resumable", region: AP, input: {}, retry: { maxAttempts: 2, backoff: "fixed", initialDelayMs: 2000, jitter: false } }],
@@ -150,6 +162,24 @@ describe("failover", () => {
       // Its worker may read only its own region's keys: the engine copied the checkpoint there.
       expect(view.output).toEqual({ resumedFrom: { rows: 7 } });
       expect((await checkpoints.get(STEP_KEYS.key(second!.region, executionId, "rows")))?.json()).toEqual({ state: { rows: 7 } });
+    } finally {
+      link.restore();
+    }
+    await topology.waitForLink(AP);
+  });
+
+  it("a task sent to another region reads its offloaded context from that region's blob bucket (carried by the engine)", async () => {
+    const link = topology.leaves[AP]!.link;
+    link.cut();
+    try {
+      const { executionId } = await mesh.api.start("peek-ap", { context: { big: "b".repeat(5000) } });
+      const view = await mesh.waitForStatus(executionId, "completed");
+      const [attempt] = attemptsOf(view, "peek");
+      expect(attempt?.region).not.toBe(AP);
+      // Its worker may read only its own region's bucket: the engine copied the context there, and recorded the copies for the cleanup.
+      expect(view.output).toEqual({ length: 5000 });
+      const { rows } = await mesh.engine.db.query<{ bucket: string }>("SELECT DISTINCT bucket FROM context_blobs WHERE execution_id = $1 ORDER BY bucket", [executionId]);
+      expect(rows.map((r) => r.bucket)).toEqual([mesh.names.regionBuckets.blobs(AP), mesh.names.regionBuckets.blobs(attempt!.region)].sort());
     } finally {
       link.restore();
     }

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createNames, provisionMesh, provisionRegion, STEP_KEYS } from "@flowmonkey/shared";
+import { createNames, openBlobStoreLazily, openRegionBlobStore, provisionMesh, provisionRegion, STEP_KEYS } from "@flowmonkey/shared";
 import { createProgressState } from "../../gateway/src/http/progress-state.js";
 import { HUB_REGION, ROLES, startTopology, type Topology } from "../support/topology.js";
 import { testCerts } from "../support/tls.js";
@@ -75,6 +75,8 @@ const GATEWAY: Matrix = {
 
 /** A region's worker; `api` is where it reaches the hub's buckets ($JS.API on the hub, $JS.hub.API on a leaf). */
 function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.API"): Matrix {
+  const blobs = names.regionBuckets.blobs(region);
+  const otherBlobs = names.regionBuckets.blobs(other);
   const publish: Record<string, Line> = {
     [`fm.results.${region}`]: { allowed: `fm.results.${region}`, forbidden: `fm.results.${other}` },
     "fm.progress.>": { allowed: "fm.progress.e1.s1", forbidden: "fm.exec.bench3.e1.completed" },
@@ -104,13 +106,14 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
     },
     [`$KV.fm_checkpoints.${region}.>`]: { allowed: `$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$KV.fm_checkpoints.${other}.e1.s1` },
     [`$KV.fm_workers.${region}.>`]: { allowed: `$KV.fm_workers.${region}.matrix-test`, forbidden: `$KV.fm_workers.${other}.matrix-test` },
-    [`${api}.STREAM.INFO.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.INFO.OBJ_fm_blobs`, forbidden: `${api}.STREAM.PURGE.OBJ_fm_blobs` },
-    [`${api}.STREAM.MSG.GET.OBJ_fm_blobs`]: { allowed: `${api}.STREAM.MSG.GET.OBJ_fm_blobs`, forbidden: `${api}.STREAM.MSG.DELETE.OBJ_fm_blobs` },
-    [`${api}.CONSUMER.CREATE.OBJ_fm_blobs`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs`, forbidden: `${api}.CONSUMER.CREATE.FM_RESULTS` },
-    [`${api}.CONSUMER.CREATE.OBJ_fm_blobs.>`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_fm_blobs.c1.$O.fm_blobs.C.x`, forbidden: `${api}.CONSUMER.CREATE.FM_FLOWS.c1.fm.flows.>` },
-    [`${api}.CONSUMER.DELETE.OBJ_fm_blobs.>`]: { allowed: `${api}.CONSUMER.DELETE.OBJ_fm_blobs.c1`, forbidden: `${api}.CONSUMER.DELETE.FM_RESULTS.engine_results` },
-    "$O.fm_blobs.>": { allowed: "$O.fm_blobs.C.x", forbidden: "$O.fm_other.C.x" },
-    "$JS.FC.>": { allowed: "$JS.FC.OBJ_fm_blobs.x", forbidden: "$JS.ACK.FM_RESULTS.engine_results.1.1.1.1.1" },
+    // Blobs: this region's bucket only (fm_blobs_<region>); not another region's, nor the shared one from before.
+    [`${api}.STREAM.INFO.OBJ_${blobs}`]: { allowed: `${api}.STREAM.INFO.OBJ_${blobs}`, forbidden: `${api}.STREAM.INFO.OBJ_${otherBlobs}` },
+    [`${api}.STREAM.MSG.GET.OBJ_${blobs}`]: { allowed: `${api}.STREAM.MSG.GET.OBJ_${blobs}`, forbidden: `${api}.STREAM.MSG.GET.OBJ_fm_blobs` },
+    [`${api}.CONSUMER.CREATE.OBJ_${blobs}`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_${blobs}`, forbidden: `${api}.CONSUMER.CREATE.OBJ_${otherBlobs}` },
+    [`${api}.CONSUMER.CREATE.OBJ_${blobs}.>`]: { allowed: `${api}.CONSUMER.CREATE.OBJ_${blobs}.c1.$O.${blobs}.C.x`, forbidden: `${api}.CONSUMER.CREATE.OBJ_${otherBlobs}.c1.$O.${otherBlobs}.C.x` },
+    [`${api}.CONSUMER.DELETE.OBJ_${blobs}.>`]: { allowed: `${api}.CONSUMER.DELETE.OBJ_${blobs}.c1`, forbidden: `${api}.CONSUMER.DELETE.FM_RESULTS.engine_results` },
+    [`$O.${blobs}.>`]: { allowed: `$O.${blobs}.C.x`, forbidden: `$O.${otherBlobs}.C.x` },
+    "$JS.FC.>": { allowed: `$JS.FC.OBJ_${blobs}.x`, forbidden: "$JS.ACK.FM_RESULTS.engine_results.1.1.1.1.1" },
   };
   if (api === "$JS.hub.API") {
     // A leaf's worker reaches the hub's JetStream, and through it the hub's buckets, by domain.
@@ -119,7 +122,7 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
       [`$JS.hub.API.$KV.fm_workers.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_workers.${region}.matrix-test`, forbidden: `$JS.hub.API.$KV.fm_workers.${other}.matrix-test` },
       [`$JS.hub.API.$KV.fm_progress.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_progress.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_progress.${other}.e1.s1` },
       [`$JS.hub.API.$KV.fm_checkpoints.${region}.>`]: { allowed: `$JS.hub.API.$KV.fm_checkpoints.${region}.e1.s1`, forbidden: `$JS.hub.API.$KV.fm_checkpoints.${other}.e1.s1` },
-      "$JS.hub.API.$O.fm_blobs.>": { allowed: "$JS.hub.API.$O.fm_blobs.C.x", forbidden: `$JS.${other}.API.CONSUMER.MSG.NEXT.FM_TASKS.pool_${other}_echo_normal` },
+      [`$JS.hub.API.$O.${blobs}.>`]: { allowed: `$JS.hub.API.$O.${blobs}.C.x`, forbidden: `$JS.hub.API.$O.${otherBlobs}.C.x` },
     });
   }
   return {
@@ -269,6 +272,28 @@ describe("checkpoints are kept per region", () => {
   });
 });
 
+describe("blobs are kept per region", () => {
+  it.each([
+    ["the hub's worker", HUB_REGION, EU, () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION)), undefined],
+    [`an ${EU} worker on its leaf`, EU, HUB_REGION, () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU)), "hub"],
+  ] as const)("%s stores and reads its region's blobs and cannot read or write another region's", async (_who, own, other, connectWorker, domain) => {
+    // The engine makes each region's bucket, and left a blob in the other region's.
+    const engine = await topology.connectAs(topology.hub, ROLES.engine);
+    const theirs = openRegionBlobStore(engine, names.regionBuckets.blobs(other), { create: true });
+    await theirs.put("context/e-blob/theirs", new TextEncoder().encode('"theirs"'));
+    await openRegionBlobStore(engine, names.regionBuckets.blobs(own), { create: true }).has("x");
+    const nc = await connectWorker();
+    const js = domain ? jetstream(nc, { domain }) : nc;
+    const mine = openRegionBlobStore(js, names.regionBuckets.blobs(own));
+    await mine.put("checkpoints/e-blob.s1", new TextEncoder().encode('"mine"'));
+    expect(new TextDecoder().decode(await mine.get("checkpoints/e-blob.s1"))).toBe('"mine"');
+    const elsewhere = openBlobStoreLazily(js, names.regionBuckets.blobs(other));
+    await expect(elsewhere.get("context/e-blob/theirs")).rejects.toSatisfy(isPermissionViolation);
+    await expect(elsewhere.put("context/e-blob/forged", new TextEncoder().encode("{}"))).rejects.toSatisfy(isPermissionViolation);
+    expect(new TextDecoder().decode(await theirs.get("context/e-blob/theirs"))).toBe('"theirs"');
+  });
+});
+
 describe("events are a region's own", () => {
   it.each([
     ["the hub's worker", HUB_REGION, EU, () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION))],
@@ -310,6 +335,9 @@ describe("a leaf's link and certificate", () => {
         ["publish", "$JS.API.STREAM.MSG.GET.FM_TASKS"],
         ["publish", `$KV.fm_checkpoints.${HUB_REGION}.e1.s1`],
         ["publish", `$JS.API.DIRECT.GET.KV_fm_checkpoints.$KV.fm_checkpoints.${AP}.e1.s1`],
+        ["publish", `$O.${names.regionBuckets.blobs(HUB_REGION)}.C.x`],
+        ["publish", `$JS.API.CONSUMER.CREATE.OBJ_${names.regionBuckets.blobs(AP)}.c1.$O.${names.regionBuckets.blobs(AP)}.C.x`],
+        ["publish", `$O.${names.buckets.blobs}.C.x`],
         ["publish", `fm.events.~${HUB_REGION}.order.paid`],
         ["publish", `fm.events.~${AP}.order.paid`],
         ["subscribe", "fm.api.>"],
@@ -325,7 +353,7 @@ describe("a leaf's link and certificate", () => {
         expect(outcome, `${kind} ${subject}`).toBe("refused");
       }
       // What its region's traffic needs is not refused.
-      for (const [kind, subject] of [["publish", `fm.events.~${EU}.order.paid`], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
+      for (const [kind, subject] of [["publish", `fm.events.~${EU}.order.paid`], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["publish", `$O.${names.regionBuckets.blobs(EU)}.C.x`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
         const outcome = await seen(nc, kind, subject);
         tried.push({ who: `leaf-${EU} cert`, kind, line: "(needed)", subject, expected: "allowed", seen: outcome });
         expect(outcome, `${kind} ${subject}`).toBe("allowed");

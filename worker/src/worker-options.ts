@@ -47,8 +47,8 @@ export interface WorkerOptions {
   /** Per handler type: the private key of that pool, overriding `vaultPrivateKey`. */
   vaultPrivateKeys?: Record<string, Uint8Array> | undefined;
   /**
-   * The blob bucket: large checkpoints, and contexts the engine offloaded. @default the mesh's
-   * `fm_blobs`, opened on first use (tests pass a wrapper to see which blobs are read).
+   * The blob bucket: large checkpoints, and contexts the engine offloaded. @default the region's
+   * `fm_blobs_<region>`, opened on first use (tests pass a wrapper to see which blobs are read).
    */
   blobs?: BlobStore;
   /**

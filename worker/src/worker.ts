@@ -9,9 +9,11 @@ import {
   nakAdvisorySubject,
   once,
   openBlobStoreLazily,
+  openRegionBlobStore,
   PRIORITIES,
   Releasers,
   serveMetrics,
+  type BlobStore,
   type Service,
   toError,
 } from "@flowmonkey/shared";
@@ -79,15 +81,21 @@ export function createWorker(options: WorkerOptions): Worker {
   let starting: Promise<void> | undefined;
 
   const progressSink: ProgressSink = { nc, subjects: names.subjects, kv: undefined, minIntervalMs: o.progressIntervalMs };
-  // Opened on first use: only large checkpoints and offloaded contexts need it.
-  const blobs = o.blobs ?? openBlobStoreLazily(bucketJs, names.buckets.blobs);
+  // The region's blob bucket, opened on first use: only large checkpoints and offloaded contexts need it.
+  const blobs = o.blobs ?? openRegionBlobStore(bucketJs, names.regionBuckets.blobs(region));
+  const otherBuckets = new Map<string, BlobStore>();
+  const blobsNamed = (bucket: string): BlobStore => {
+    let store = otherBuckets.get(bucket);
+    if (!store) otherBuckets.set(bucket, (store = openBlobStoreLazily(bucketJs, bucket)));
+    return store;
+  };
   const checkpointSink: CheckpointSink = { kv: undefined, blobs };
   // Created up front (cheap, no I/O) so the pipeline reports into it; served only when asked for.
   const metrics: WorkerMetrics | undefined = o.metrics ? createWorkerMetrics({ region, concurrency: o.concurrency, running: (): number => puller.slots.running, processMetrics: o.metrics.processMetrics }) : undefined;
   let metricsUrl: string | undefined;
   const pipeline = new TaskPipeline({
     observer: metrics,
-    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, js, tier: o.tier, vaultKeys: o.vaultKeys, announceRuns: true },
+    runtime: { workerId, region, log, progress: progressSink, checkpoints: checkpointSink, blobs, ...(o.blobs ? {} : { blobsNamed }), js, tier: o.tier, vaultKeys: o.vaultKeys, announceRuns: true },
     handlers: o.handlers,
     capabilities: o.capabilities,
     results: { js, subject: names.subjects.results(region), maxBytes: () => nc.info?.max_payload ?? 1024 * 1024 },

@@ -1,4 +1,5 @@
-import { abortableDelay, toError, type BlobStore, type Logger } from "@flowmonkey/shared";
+import { abortableDelay, toError, type Logger } from "@flowmonkey/shared";
+import type { BlobBuckets } from "./blob-buckets.js";
 import type { Db } from "../store/db.js";
 import { findEndedContextBlobs, forgetContextBlobs } from "../store/context-blobs.js";
 
@@ -9,7 +10,7 @@ const PAGE = 200;
  * late task deliveries and readers are long done). Safe with replicas: deleting a blob twice is
  * harmless, and a row goes only after its blob did.
  */
-export function startContextBlobCleanup(options: { db: Db; blobs: BlobStore; log: Logger; graceMs: number; intervalMs: number }): {
+export function startContextBlobCleanup(options: { db: Db; blobs: Pick<BlobBuckets, "named">; log: Logger; graceMs: number; intervalMs: number }): {
   stop(): Promise<void>;
   sweepOnce(): Promise<number>;
 } {
@@ -24,12 +25,12 @@ export function startContextBlobCleanup(options: { db: Db; blobs: BlobStore; log
       const gone: typeof ended = [];
       for (const blob of ended) {
         try {
-          await blobs.delete(blob.name);
+          await blobs.named(blob.bucket).delete(blob.name);
           gone.push(blob);
         } catch (err) {
           // Already gone (another replica, or never stored: a rolled-back upload) counts as deleted.
           if (/not ?found/i.test(toError(err).message)) gone.push(blob);
-          else log.warn({ err: toError(err), executionId: blob.executionId, blob: blob.name }, "could not delete a context blob; trying again later");
+          else log.warn({ err: toError(err), executionId: blob.executionId, bucket: blob.bucket, blob: blob.name }, "could not delete a context blob; trying again later");
         }
       }
       await forgetContextBlobs(db, gone);

@@ -1,6 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KvEntry, Kvm } from "@nats-io/kv";
-import { type Logger, type Names, onceUntilFailure, STEP_KEYS, toError } from "@flowmonkey/shared";
+import { CheckpointEnvelope, decode, FmError, type Logger, type Names, onceUntilFailure, STEP_KEYS, toError } from "@flowmonkey/shared";
+import type { BlobBuckets } from "./blob-buckets.js";
 
 /** What of a task says whose checkpoint it may load. */
 export interface CarriedTask {
@@ -38,11 +39,24 @@ export function createCheckpointCarry(o: {
   js: JetStreamClient;
   names: Names;
   log: Logger;
+  /** Where a checkpoint too large for KV is (its envelope names the blob): the saving region's bucket, copied too. */
+  blobs: BlobBuckets;
   regionsRunIn: (taskId: string, attempt: number) => Promise<string[]>;
 }): CheckpointCarry {
   const bucket = o.names.buckets.checkpoints;
   // Direct gets: every read names its key in the subject.
   const open = onceUntilFailure(() => new Kvm(o.js).open(bucket, { allow_direct: true }));
+
+  /** A large checkpoint's envelope names a blob in the bucket of the region that saved it ('' before keys had one). */
+  async function copyBlobOf(entry: KvEntry, region: string): Promise<void> {
+    const envelope = decode(entry.value, CheckpointEnvelope, { what: `checkpoint ${entry.key}` });
+    if (!("blob" in envelope)) return;
+    const savedIn = entry.key.split(".").length > 2 ? entry.key.slice(0, entry.key.indexOf(".")) : undefined;
+    const from = savedIn ? o.blobs.ofRegion(savedIn) : o.blobs.named("");
+    const data = await from.get(envelope.blob);
+    if (!data) throw new FmError("INTERNAL", `checkpoint blob ${envelope.blob} is missing from ${from.bucket}`);
+    await o.blobs.ofRegion(region).put(envelope.blob, data);
+  }
 
   return async (region, task) => {
     if (!mayFindCheckpoint(task)) return;
@@ -60,6 +74,7 @@ export function createCheckpointCarry(o: {
         if (own?.operation === "PUT") await store.delete(target);
         return;
       }
+      await copyBlobOf(newest, region);
       await store.put(target, newest.value);
       o.log.info({ ...ids, from: newest.key }, "carried the step's checkpoint to the region of its next attempt");
     } catch (err) {

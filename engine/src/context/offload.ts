@@ -25,8 +25,11 @@ const REMEMBER_FOR_MS = 10 * 60_000;
 const UPLOAD_CONCURRENCY = 8;
 
 export interface ContextOffloadOptions {
-  /** The blob bucket; opened by the first large context. */
-  blobs: BlobStore;
+  /**
+   * The blob bucket of a region (`fm_blobs_<region>`), opened by its first large context: a
+   * task's context goes to the bucket of the region it is sent to, the only one its workers read.
+   */
+  blobsOf: (region: string) => BlobStore;
   subjects: Subjects;
   log: Logger;
   /** A task whose context's JSON is larger than this carries a reference instead. */
@@ -59,44 +62,48 @@ export interface ContextOffload {
 }
 
 export function createContextOffload(options: ContextOffloadOptions): ContextOffload {
-  const { blobs, subjects, log, inlineMaxBytes } = options;
+  const { subjects, log, inlineMaxBytes } = options;
   const stored = new RememberedNames(options.rememberedBlobs ?? DEFAULT_REMEMBERED_BLOBS, REMEMBER_FOR_MS);
   const stats: ContextOffloadStats = { offloadedTasks: 0, storedBlobs: 0, reusedBlobs: 0 };
 
   /** Stores one blob unless it is known (or found) to be stored. Content-addressed: what is there is what we would write. */
-  async function ensureStored(blob: ContextBlob): Promise<void> {
-    if (stored.has(blob.name)) return;
+  async function ensureStored(blobs: BlobStore, blob: ContextBlob): Promise<void> {
+    const key = `${blobs.bucket}/${blob.name}`;
+    if (stored.has(key)) return;
     if (await blobs.has(blob.name)) {
       stats.reusedBlobs++;
     } else {
       await blobs.put(blob.name, blob.json);
       stats.storedBlobs++;
     }
-    stored.add(blob.name);
+    stored.add(key);
   }
 
-  async function offloadContext(executionId: string, context: JsonObject, out: Changes, force = false): Promise<BlobRef | undefined> {
+  async function offloadContext(executionId: string, region: string, context: JsonObject, out: Changes, force = false): Promise<BlobRef | undefined> {
     const encoded = encodeContextKeys(context);
     if (encoded.bytes <= inlineMaxBytes && !force) return undefined;
+    const blobs = options.blobsOf(region);
     const split = splitContext(encoded, { executionId, inlineKeyMaxBytes: INLINE_KEY_MAX_BYTES, inlineTotalMaxBytes: INLINE_KEYS_TOTAL_MAX_BYTES });
     const { manifestBlob } = split;
     // A known manifest means its key blobs were stored before it: nothing to check key by key.
-    if (!stored.has(manifestBlob.name)) {
+    if (!stored.has(`${blobs.bucket}/${manifestBlob.name}`)) {
       for (let i = 0; i < split.keyBlobs.length; i += UPLOAD_CONCURRENCY) {
-        await Promise.all(split.keyBlobs.slice(i, i + UPLOAD_CONCURRENCY).map(ensureStored));
+        await Promise.all(split.keyBlobs.slice(i, i + UPLOAD_CONCURRENCY).map((blob) => ensureStored(blobs, blob)));
       }
-      await ensureStored(manifestBlob);
+      await ensureStored(blobs, manifestBlob);
       // Recorded with the transaction that references them: the cleanup sweep deletes them when the execution has ended.
-      for (const blob of [...split.keyBlobs, manifestBlob]) out.contextBlobs.push({ executionId, name: blob.name });
-      log.debug({ executionId, contextBytes: encoded.bytes, blobs: split.keyBlobs.length, manifest: manifestBlob.name }, "context offloaded");
+      for (const blob of [...split.keyBlobs, manifestBlob]) out.contextBlobs.push({ executionId, bucket: blobs.bucket, name: blob.name });
+      log.debug({ executionId, region, contextBytes: encoded.bytes, blobs: split.keyBlobs.length, manifest: manifestBlob.name }, "context offloaded");
     }
     return { bucket: blobs.bucket, name: manifestBlob.name, size: manifestBlob.json.byteLength, encoding: "gzip", digest: `sha256:${manifestBlob.name.split("/").at(-1)}` };
   }
 
   return {
     async offloadTasks(out) {
-      // One context object is shared by all tasks an execution dispatches in one transaction (a fan-out): measure and store it once.
-      const refs = new Map<JsonObject, Promise<BlobRef | undefined>>();
+      // One context object is shared by all tasks an execution dispatches in one transaction (a
+      // fan-out): measured and stored once per region the tasks go to.
+      const refs = new Map<string, Promise<BlobRef | undefined>>();
+      const ids = new Map<JsonObject, number>();
       for (const [executionId, effects] of out.effects) {
         const messages: OutboxMessage[] = [
           ...effects.messages,
@@ -104,10 +111,13 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
           ...effects.laneDispatches.flatMap((d) => d.messages),
         ];
         for (const message of messages) {
-          if (!subjects.parseTask(message.subject) || !isTask(message.body) || message.body.contextRef) continue;
+          const region = subjects.parseTask(message.subject)?.region;
+          if (!region || !isTask(message.body) || message.body.contextRef) continue;
           const task = message.body;
-          let ref = refs.get(task.context);
-          if (!ref) refs.set(task.context, (ref = offloadContext(executionId, task.context, out)));
+          if (!ids.has(task.context)) ids.set(task.context, ids.size);
+          const key = `${ids.get(task.context)!}@${region}`;
+          let ref = refs.get(key);
+          if (!ref) refs.set(key, (ref = offloadContext(executionId, region, task.context, out)));
           const contextRef = await ref.catch((err: unknown) => {
             // The transaction fails (and its batch is retried): a task must not go out without its context.
             log.warn({ err: toError(err), executionId }, "storing a large context in the blob store failed");
@@ -121,8 +131,9 @@ export function createContextOffload(options: ContextOffloadOptions): ContextOff
     },
     async offloadTask(executionId, message, out) {
       const task = message.body;
-      if (!isTask(task) || task.contextRef || Object.keys(task.context).length === 0) return false;
-      const contextRef = await offloadContext(executionId, task.context, out, true);
+      const region = subjects.parseTask(message.subject)?.region;
+      if (!region || !isTask(task) || task.contextRef || Object.keys(task.context).length === 0) return false;
+      const contextRef = await offloadContext(executionId, region, task.context, out, true);
       if (!contextRef) return false;
       message.body = { ...task, context: {}, contextRef } satisfies Task;
       stats.offloadedTasks++;

@@ -6,6 +6,7 @@ import type { NewExecution } from "../store/executions.js";
 import type { WaitTokenRow } from "../store/wait-tokens.js";
 import type { MapItemsStarted, MapItemUpdate, MapRunEnded } from "../store/map-items.js";
 import type { ExecutionState } from "../scheduler/state.js";
+import type { ContextBlobRow } from "../store/context-blobs.js";
 
 /**
  * A task of a tenant's execution, before admission: it is published (now or when due) if the
@@ -64,7 +65,7 @@ export class Changes {
   readonly rejections: Rejection[] = [];
   readonly deadTasks: DeadTaskRow[] = [];
   /** Blobs of offloaded contexts first referenced in this transaction (deleted when their execution ends). */
-  readonly contextBlobs: Array<{ executionId: string; name: string }> = [];
+  readonly contextBlobs: ContextBlobRow[] = [];
   /** Tenant lanes to look at even though nothing of theirs changed here (the lane sweep). */
   readonly touchedLanes: Array<{ tenantId: string; lane: string }> = [];
   /**

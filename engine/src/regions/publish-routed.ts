@@ -1,16 +1,19 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { z } from "zod";
-import { encode, FmError, isNoResponders, toError, type Logger, type Subjects } from "@flowmonkey/shared";
+import { BlobRef, encode, FmError, isNoResponders, toError, type Logger, type Subjects } from "@flowmonkey/shared";
 import type { Db } from "../store/db.js";
 import { recordAttemptHeld, recordAttemptRegion } from "../store/task-routes.js";
 import type { RegionRouter, TaskRoute } from "./router.js";
 import { type CarriedTask, type CheckpointCarry, mayFindCheckpoint } from "../context/checkpoint-carry.js";
+import type { ContextCarry } from "../context/context-carry.js";
 
 /** The part of a task body routing reads and rewrites (the rest passes through untouched). */
 const RoutedTask = z
   .object({
     taskId: z.string(),
+    executionId: z.string(),
     attempt: z.number().int(),
+    contextRef: BlobRef.optional(),
     vault: z.record(z.string(), z.unknown()).optional(),
     metadata: z.object({ region: z.string() }).passthrough(),
   })
@@ -34,7 +37,16 @@ export interface RoutedMessage {
  * pool that the router picks in that region (`<handler>~<cap>…`), which only workers with
  * every required capability pull from.
  */
-export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: RegionRouter; subjects: Subjects; log: Logger; carryCheckpoint?: CheckpointCarry }) {
+export function createRoutedPublisher(o: {
+  js: JetStreamClient;
+  db: Db;
+  router: RegionRouter;
+  subjects: Subjects;
+  log: Logger;
+  carryCheckpoint?: CheckpointCarry;
+  /** Copies an offloaded context into the bucket of the region a task is moved to (its workers read only theirs). */
+  carryContext?: ContextCarry;
+}) {
   const { js, db, router, subjects, log } = o;
   /** Attempts whose row shows a hold reason or another region: their row is updated when they go out. */
   const marked = new Set<string>();
@@ -62,7 +74,8 @@ export function createRoutedPublisher(o: { js: JetStreamClient; db: Db; router: 
       const pool = plan.pools.get(region) ?? [];
       const moved = region !== target.region;
       const subject = moved || pool.length > 0 ? subjects.task(region, target.handler, target.priority, pool) : m.subject;
-      const body = moved ? { ...task, metadata: { ...task.metadata, region } } : m.body;
+      const contextRef = moved && task.contextRef && o.carryContext ? await o.carryContext(region, task.executionId, task.contextRef) : task.contextRef;
+      const body = moved ? { ...task, ...(contextRef ? { contextRef } : {}), metadata: { ...task.metadata, region } } : m.body;
       // Recorded before the publish: once published, the result may be applied (and the attempt
       // no longer `dispatched`) before anything written afterwards.
       if (moved || marked.has(key)) await recordAttemptRegion(db, task.taskId, task.attempt, region);

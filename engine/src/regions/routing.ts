@@ -9,6 +9,7 @@ import { watchRegionLoad, type RegionLoad } from "./region-load.js";
 import { RegionRouter } from "./router.js";
 import { needsRouting } from "./task-route.js";
 import { watchWorkerDirectory } from "./worker-directory.js";
+import type { ContextCarry } from "../context/context-carry.js";
 
 export interface RoutingOptions {
   topology: RegionTopology | undefined;
@@ -21,6 +22,8 @@ export interface RoutingOptions {
   lanePaused?: (region: string, handler: string) => boolean;
   /** Copies a later attempt's checkpoint into the region the task goes to (context/checkpoint-carry.ts). */
   carryCheckpoint?: CheckpointCarry;
+  /** Copies an offloaded context into the bucket of the region a task is moved to (context/context-carry.ts). */
+  carryContext?: ContextCarry;
 }
 
 export interface Routing {
@@ -47,7 +50,15 @@ export async function startRouting(nc: NatsConnection, db: Db, names: Names, log
   const balances = multiRegion || Object.keys(o.residency).length > 0;
   const load = balances ? watchRegionLoad(nc, names, o.topology, log, o.loadIntervalMs ?? 2000) : undefined;
   const router = new RegionRouter({ residency: o.residency, topology: o.topology, load, directory, busyMargin: o.busyMargin ?? 50, ...(o.lanePaused ? { lanePaused: o.lanePaused } : {}) });
-  const publish = createRoutedPublisher({ js: jetstream(nc), db, router, subjects: names.subjects, log, ...(o.carryCheckpoint ? { carryCheckpoint: o.carryCheckpoint } : {}) });
+  const publish = createRoutedPublisher({
+    js: jetstream(nc),
+    db,
+    router,
+    subjects: names.subjects,
+    log,
+    ...(o.carryCheckpoint ? { carryCheckpoint: o.carryCheckpoint } : {}),
+    ...(o.carryContext ? { carryContext: o.carryContext } : {}),
+  });
   return {
     routes: (route) => needsRouting(route, multiRegion),
     publish,

@@ -11,12 +11,14 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, createNames, provisionMesh, STEP_KEYS } from "@flowmonkey/shared";
 import { createCheckpointCarry, type CheckpointCarry } from "../../src/context/checkpoint-carry.js";
+import { createBlobBuckets, type BlobBuckets } from "../../src/context/blob-buckets.js";
 import { uniquePrefix, useNatsServer } from "../../../test/support/nats.js";
 
 const nats = useNatsServer();
 let nc: NatsConnection;
 let kv: KV;
 let carry: CheckpointCarry;
+let blobs: BlobBuckets;
 let n = 0;
 
 beforeAll(async () => {
@@ -26,7 +28,8 @@ beforeAll(async () => {
   kv = await new Kvm(nc).open(names.buckets.checkpoints, { allow_direct: true });
   // The regions a step's attempts were sent to come from the engine's task rows; here, every region of these tests but "rogue-1".
   const regionsRunIn = async () => ["us-east-1", "eu-west-1", "ap-south-1"];
-  carry = createCheckpointCarry({ js: jetstream(nc), names, log: createLogger({ name: "carry-test", level: "silent" }), regionsRunIn });
+  blobs = createBlobBuckets(nc, names, 1);
+  carry = createCheckpointCarry({ js: jetstream(nc), names, blobs, log: createLogger({ name: "carry-test", level: "silent" }), regionsRunIn });
 });
 afterAll(async () => {
   await nc?.close();
@@ -43,6 +46,16 @@ describe("carrying a checkpoint to the next attempt's region", () => {
     await kv.put(STEP_KEYS.key("ap-south-1", exec, "s"), JSON.stringify({ state: { rows: 7 } }));
     await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 2 });
     expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toEqual({ state: { rows: 7 } });
+  });
+
+  it("copies a large checkpoint's blob from the saving region's bucket into the retry's region's", async () => {
+    const exec = `e${++n}`;
+    const envelope = { blob: `checkpoints/${exec}.s`, bytes: 5 };
+    await blobs.ofRegion("ap-south-1").put(envelope.blob, new TextEncoder().encode('"big"'));
+    await kv.put(STEP_KEYS.key("ap-south-1", exec, "s"), JSON.stringify(envelope));
+    await carry("eu-west-1", { taskId: `${exec}/s`, executionId: exec, stepId: "s", attempt: 2 });
+    expect(await value(STEP_KEYS.key("eu-west-1", exec, "s"))).toEqual(envelope);
+    expect(new TextDecoder().decode(await blobs.ofRegion("eu-west-1").get(envelope.blob))).toBe('"big"');
   });
 
   it("takes the newest of several regions' entries, and leaves a region that already has it alone", async () => {

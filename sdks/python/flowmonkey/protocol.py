@@ -30,6 +30,10 @@ class Names:
     def bucket(self, name: str) -> str:
         return f"{self.prefix.lower().replace('-', '_')}_{name}"
 
+    def blobs_bucket(self, region: str) -> str:
+        """A region's blob bucket (<prefix>_blobs_<region>): its offloaded contexts and large checkpoints."""
+        return self.bucket(f"blobs_{region}")
+
     def task_subject(self, region: str, handler: str, priority: str, capabilities: tuple[str, ...] = ()) -> str:
         """A pool's task subject: the handler's plain pool, or the pool of exactly `capabilities`."""
         return f"{self.prefix}.tasks.{region}.{pool_token(handler, capabilities)}.{priority}"

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError, ObjectDeletedError, ObjectNotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectDeletedError, ObjectNotFoundError
 
 from . import protocol
 from .secrets import VaultError, VaultKeys, open_task_secrets
@@ -343,13 +343,19 @@ class Worker:
             log.debug("ack not confirmed", exc_info=True)
 
     async def _blob_store(self) -> Any:
-        # Opened on first use: few tasks need it (an offloaded context, a large checkpoint).
+        # The region's bucket, opened on first use: few tasks need it (an offloaded context, a large checkpoint).
         if self._blobs is None:
-            self._blobs = _edits_through_domain(await self._buckets_js.object_store(self.names.bucket("blobs")), self.hub_domain)
+            name = self.names.blobs_bucket(self.region)
+            try:
+                store = await self._buckets_js.object_store(name)
+            except (BucketNotFoundError, NotFoundError):
+                # Made here only where this worker may (a development server); the engine makes it for the regions it knows.
+                store = await self._buckets_js.create_object_store(name)
+            self._blobs = _edits_through_domain(store, self.hub_domain)
         return self._blobs
 
     async def _fetch_blob(self, name: str) -> Optional[bytes]:
-        """One blob of fm_blobs as stored (gzip'd), or None."""
+        """One blob of the region's bucket as stored (gzip'd), or None."""
         try:
             return (await (await self._blob_store()).get(name)).data
         except (ObjectNotFoundError, ObjectDeletedError):

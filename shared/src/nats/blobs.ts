@@ -1,6 +1,6 @@
 import { promisify } from "node:util";
 import { gunzip, gzip } from "node:zlib";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import { StorageType, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { FmError } from "../errors/fm-error.js";
@@ -10,8 +10,8 @@ const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
 /**
- * gzip'd values in the Object Store bucket `fm_blobs`: large checkpoints (worker) and large
- * contexts (engine writes, workers read). One interface so that both sides share the lazy
+ * gzip'd values in an Object Store blob bucket (a region's `fm_blobs_<region>`): large
+ * checkpoints (worker) and large contexts (engine writes, workers read). One interface so that both sides share the lazy
  * opening and the compression, and so that tests can wrap it to see what is read.
  */
 export interface BlobStore {
@@ -38,6 +38,29 @@ export const DEFAULT_MAX_BLOB_BYTES = 512 * 1024 * 1024;
 /** `nc`, or a JetStream client bound to another domain (a leaf worker reads the hub's bucket). */
 export function openBlobStoreLazily(nc: NatsConnection | JetStreamClient, bucket: string): BlobStore {
   return blobStoreOver(bucket, onceUntilFailure(() => new Objm(nc).open(bucket)));
+}
+
+/**
+ * A region's blob bucket (Names.regionBuckets.blobs), opened on first use. `create`: the engine, which
+ * makes it when missing. Otherwise a bucket that does not open is made only where the caller may
+ * (a development server without permissions); under the shipped permissions a worker cannot,
+ * and is told that the engine makes it (for the regions of its topology, and for any region it
+ * sends a large context to).
+ */
+export function openRegionBlobStore(nc: NatsConnection | JetStreamClient, bucket: string, options: { create?: boolean; replicas?: number } = {}): BlobStore {
+  const config = { storage: StorageType.File, replicas: options.replicas ?? 1 };
+  const objm = new Objm(nc);
+  const open = async () => {
+    if (options.create) return objm.create(bucket, config);
+    try {
+      return await objm.open(bucket);
+    } catch (missing) {
+      return objm.create(bucket, config).catch((cause: unknown) => {
+        throw new FmError("INTERNAL", `blob bucket ${bucket} cannot be opened (${(missing as Error).message}) nor made here; the engine makes it for the regions it knows`, { cause });
+      });
+    }
+  };
+  return blobStoreOver(bucket, onceUntilFailure(open));
 }
 
 /** A BlobStore over an ObjectStore handle (or a function that opens one). */

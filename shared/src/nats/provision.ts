@@ -141,6 +141,11 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   if (options.checkpointTtlMs !== undefined) await ensureKvTtl(jsm, names.buckets.checkpoints, options.checkpointTtlMs);
   const objm = new Objm(nc);
   await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
+  // Each known region's blob bucket, at the hub, so that its workers can store a large checkpoint
+  // before the engine ever sent the region a large context (a region not in the topology gets its
+  // bucket from the engine when it first does, or from its workers where they may make one).
+  const regions = options.topology ? [...options.topology.hubRegions, ...options.topology.leafRegions.map((l) => l.region)] : [];
+  for (const region of regions) await objm.create(names.regionBuckets.blobs(region), { replicas, storage: StorageType.File });
   await objm.create(names.buckets.handlers, { replicas, storage: StorageType.File });
 }
 

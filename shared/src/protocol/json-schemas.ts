@@ -18,8 +18,8 @@ const CONTRACT: Record<string, { schema: z.ZodType; title: string; description: 
   "event.schema.json": { schema: Event, title: "Event", description: "A custom event on the events subject of its name (emitted by a handler or POST /v1/events); it may resume waiting steps." },
   "execution-event.schema.json": { schema: ExecutionEvent, title: "Execution event", description: "The engine's lifecycle events on the execution's exec subject (flow, execution id, event)." },
   "worker-entry.schema.json": { schema: WorkerEntry, title: "Worker registry entry", description: "A live worker's entry in KV fm_workers (refreshed within the bucket's TTL)." },
-  "context-manifest.schema.json": { schema: ContextManifest, title: "Context manifest", description: "An offloaded context's manifest: which keys are in fm_blobs (gzip'd) and which inline." },
-  "checkpoint-envelope.schema.json": { schema: CheckpointEnvelope, title: "Checkpoint entry", description: "A KV fm_checkpoints entry: the state, or a reference to its gzip'd copy in fm_blobs." },
+  "context-manifest.schema.json": { schema: ContextManifest, title: "Context manifest", description: "An offloaded context's manifest: which keys are in the region's blob bucket, fm_blobs_<region> (gzip'd), and which inline." },
+  "checkpoint-envelope.schema.json": { schema: CheckpointEnvelope, title: "Checkpoint entry", description: "A KV fm_checkpoints entry: the state, or a reference to its gzip'd copy in the region's blob bucket, fm_blobs_<region>." },
   "handler-manifest.schema.json": { schema: HandlerManifest, title: "Sandboxed handler manifest", description: "handler.json of a sandboxed handler package (docs/SANDBOX.md)." },
 };
 

@@ -154,9 +154,23 @@ export function createNames(prefix: string = DEFAULT_PREFIX) {
       progress: `${lower}_progress`,
       context: `${lower}_context`,
       checkpoints: `${lower}_checkpoints`,
+      /** The mesh's shared blob bucket: what the engine offloaded before blobs were kept per region (read only). */
       blobs: `${lower}_blobs`,
       /** Object Store of published sandboxed handler bundles (`<type>@<version>/manifest.json`, `.../handler.js`). */
       handlers: `${lower}_handlers`,
+    },
+    /** Buckets that exist once per region, at the hub. */
+    regionBuckets: {
+      /**
+       * One region's blob bucket (`fm_blobs_<region>`): the contexts the engine offloads for the
+       * region's tasks and its workers' large checkpoints. Per region so that a region's workers
+       * can be granted `$O.fm_blobs_<region>.>` only (an Object Store's chunk subjects do not
+       * name the object, so one bucket's objects cannot be told apart by permissions).
+       */
+      blobs: (region: string) => {
+        if (!REGION_PATTERN.test(region)) throw new Error(`invalid region ${JSON.stringify(region)}`);
+        return `${lower}_blobs_${region}`;
+      },
     },
     /** Name under which the engine's fm.api endpoints appear in `nats micro ls`. */
     serviceName: lower === DEFAULT_PREFIX ? "flowmonkey" : `flowmonkey_${lower}`,

@@ -18,8 +18,13 @@ export interface TaskRuntime {
   log: Logger;
   progress: ProgressSink;
   checkpoints: CheckpointSink;
-  /** The blob bucket, where a task's `contextRef` points. */
+  /** The region's blob bucket: large checkpoints, and where a task's `contextRef` points. */
   blobs: BlobStore;
+  /**
+   * Another bucket a `contextRef` names (a task offloaded to the mesh's shared bucket, before
+   * blobs were kept per region). Absent: every context is read from `blobs`.
+   */
+  blobsNamed?: (bucket: string) => BlobStore;
   /** JetStream, for ctx.events. */
   js: EventPublisher;
   /** The pool's size class, reported with every result (usage). */
@@ -173,7 +178,8 @@ class TaskContext implements HandlerContext {
     if (!this.#context) {
       const { context, contextRef } = this.#task;
       // A large context is not in the task: its keys are loaded from the blob bucket as they are read.
-      const source = contextRef ? offloadedContextSource(this.#runtime.blobs, contextRef) : inlineContextSource(context);
+      const blobs = contextRef && contextRef.bucket !== this.#runtime.blobs.bucket && this.#runtime.blobsNamed ? this.#runtime.blobsNamed(contextRef.bucket) : this.#runtime.blobs;
+      const source = contextRef ? offloadedContextSource(blobs, contextRef) : inlineContextSource(context);
       this.#context = createContextRecorder(source, () => this.log);
     }
     return this.#context.api;

@@ -27,7 +27,8 @@ export interface LocalRunOptions {
 export async function runTaskLocally(task: Task, handler: AnyHandler, options: LocalRunOptions): Promise<Outcome> {
   const names = createNames(options.prefix);
   const js = jetstream(options.nc);
-  const realBlobs = openBlobStoreLazily(js, names.buckets.blobs);
+  // The bucket the task's context was offloaded to (its region's), else its region's.
+  const realBlobs = openBlobStoreLazily(js, task.contextRef?.bucket ?? names.regionBuckets.blobs(task.metadata.region));
   const checkpointsKv = await new Kvm(js).open(names.buckets.checkpoints, { allow_direct: true }).catch(() => undefined);
   const blobs = copyOnWriteBlobs(realBlobs);
   const running = executeTask(
