@@ -237,7 +237,7 @@ func (c *Context) Progress(percent float64, message string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.nc.Publish(c.names.ProgressSubject(c.Task.ExecutionID, c.Task.StepID), data); err != nil {
+	if err := c.nc.Publish(c.names.ProgressSubject(c.workerRegion(), c.Task.ExecutionID, c.Task.StepID), data); err != nil {
 		return err
 	}
 	if c.kv != nil {

@@ -53,8 +53,11 @@ func (n Names) ResultsSubject(region string) string { return n.Prefix + ".result
 func (n Names) EventSubject(region, name string) string {
 	return n.Prefix + ".events.~" + region + "." + name
 }
-func (n Names) ProgressSubject(executionID, stepID string) string {
-	return fmt.Sprintf("%s.progress.%s.%s", n.Prefix, executionID, stepID)
+
+// ProgressSubject is a region's worker's progress, <prefix>.progress.~<region>.<executionId>.<stepId>:
+// a region's workers may publish only their region's.
+func (n Names) ProgressSubject(region, executionID, stepID string) string {
+	return fmt.Sprintf("%s.progress.~%s.%s.%s", n.Prefix, region, executionID, stepID)
 }
 
 // PoolConsumer is the durable consumer every worker of a (region, handler[, capabilities], priority) pool shares.

@@ -14,6 +14,7 @@ func TestNamesMatchTheTypeScriptOnes(t *testing.T) {
 		n.TasksStream():                                                   "FM_TASKS",
 		n.Bucket("workers"):                                               "fm_workers",
 		n.BlobsBucket("eu-west-1"):                                        "fm_blobs_eu-west-1",
+		n.ProgressSubject("eu-west-1", "e", "s"):                          "fm.progress.~eu-west-1.e.s",
 		n.TaskSubject("us-east-1", "echo", "high"):                        "fm.tasks.us-east-1.echo.high",
 		n.ResultsSubject("eu-west-1"):                                     "fm.results.eu-west-1",
 		PoolConsumer("us-east-1", "echo", "normal"):                       "pool_us-east-1_echo_normal",

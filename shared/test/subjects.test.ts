@@ -86,8 +86,18 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
     const subject = s.progress(exec, "charge");
     expect(subject).toBe(`${p}.progress.${exec}.charge`);
     expect(s.parseProgress(subject)).toEqual({ executionId: exec, stepId: "charge" });
-    expect(s.progressOfExecution(exec)).toBe(`${p}.progress.${exec}.*`);
+    expect(s.progressOfExecution(exec)).toEqual([`${p}.progress.${exec}.*`, `${p}.progress.*.${exec}.*`]);
     expect(s.progressAll).toBe(`${p}.progress.>`);
+  });
+
+  it("a region's worker's progress: build and parse round-trip, never mistaken for the engine's", () => {
+    const subject = s.regionProgress("eu-west-1", "exec-1", "charge");
+    expect(subject).toBe(`${p}.progress.~eu-west-1.exec-1.charge`);
+    expect(s.parseProgress(subject)).toEqual({ executionId: "exec-1", stepId: "charge", region: "eu-west-1" });
+    expect(() => s.regionProgress("EU", "exec-1", "charge")).toThrow(/invalid region/);
+    expect(s.parseProgress(`${p}.progress.eu-west-1.exec-1.charge`)).toBeUndefined();
+    expect(s.parseProgress(`${p}.progress.~.exec-1.charge`)).toBeUndefined();
+    expect(s.parseProgress(`${p}.progress.~eu-west-1.charge`)).toBeUndefined();
   });
 
   it.each(EXECUTION_EVENT_TYPES)("execution event %s: build and parse round-trip", (event) => {
@@ -152,7 +162,7 @@ describe.each(PREFIXES)("subjects with prefix %j", (p) => {
         ["results", () => s.results(bad)],
         ["progress(execution)", () => s.progress(bad, "step")],
         ["progress(step)", () => s.progress("exec", bad)],
-        ["progressOfExecution", () => s.progressOfExecution(bad)],
+        ["progressOfExecution", () => s.progressOfExecution(bad)[0]],
         ["exec(flow)", () => s.exec(bad, "exec", "started")],
         ["exec(execution)", () => s.exec("flow", bad, "started")],
         ["execOfExecution", () => s.execOfExecution(bad)],

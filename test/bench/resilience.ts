@@ -238,7 +238,8 @@ async function measureRecovery(ctx: ResilienceContext, p: ResilienceParams, hear
 
     // The victim: SIGKILL the worker running the step once it reports progress.
     const executionId = "victim";
-    const progress = firstMessage(scope, ctx.nc, names.subjects.progress(executionId, "nap"));
+    // A worker reports under its region: fm.progress.~<region>.<executionId>.<step>.
+    const progress = firstMessage(scope, ctx.nc, names.subjects.progressOfExecution(executionId)[1]);
     const done = stepCompleted(executionId);
     const lost = failed(executionId);
     await ctx.nc.flush();

@@ -79,7 +79,8 @@ function workerMatrix(region: string, other: string, api: "$JS.API" | "$JS.hub.A
   const otherBlobs = names.regionBuckets.blobs(other);
   const publish: Record<string, Line> = {
     [`fm.results.${region}`]: { allowed: `fm.results.${region}`, forbidden: `fm.results.${other}` },
-    "fm.progress.>": { allowed: "fm.progress.e1.s1", forbidden: "fm.exec.bench3.e1.completed" },
+    // Live progress under its region only: not another region's, nor the engine's form.
+    [`fm.progress.~${region}.>`]: { allowed: `fm.progress.~${region}.e1.s1`, forbidden: `fm.progress.~${other}.e1.s1` },
     // Its region's events only: a trusted event, or another region's, resumes waits it must not.
     [`fm.events.~${region}.>`]: { allowed: `fm.events.~${region}.order.paid`, forbidden: "fm.events.order.paid" },
     "$JS.API.INFO": { allowed: "$JS.API.INFO", forbidden: "$JS.API.STREAM.LIST" },
@@ -294,17 +295,23 @@ describe("blobs are kept per region", () => {
   });
 });
 
-describe("events are a region's own", () => {
+describe("events and live progress are a region's own", () => {
   it.each([
     ["the hub's worker", HUB_REGION, EU, () => topology.connectAs(topology.hub, ROLES.worker(HUB_REGION))],
     [`an ${EU} worker on its leaf`, EU, HUB_REGION, () => topology.connectAs(topology.leaves[EU]!.server, ROLES.worker(EU))],
-  ] as const)("%s stores its region's events and can publish neither another region's nor a trusted one", async (who, own, other, connectWorker) => {
+  ] as const)("%s stores its region's events and can publish neither another region's events or progress nor the trusted forms", async (who, own, other, connectWorker) => {
     const nc = await connectWorker();
     try {
       // Its own region's event reaches the hub's FM_EVENTS (the PubAck says stored).
       const ack = await jetstream(nc).publish(names.subjects.regionEvent(own, "order.paid"), JSON.stringify({ data: { who } }));
       expect(ack.stream).toBe(names.streams.events);
-      for (const subject of [names.subjects.regionEvent(other, "order.paid"), names.subjects.event("order.paid")]) {
+      const notItsOwn = [
+        names.subjects.regionEvent(other, "order.paid"),
+        names.subjects.event("order.paid"),
+        names.subjects.regionProgress(other, "e1", "s1"),
+        names.subjects.progress("e1", "s1"),
+      ];
+      for (const subject of notItsOwn) {
         const outcome = await seen(nc, "publish", subject);
         tried.push({ who, kind: "publish", line: "(events)", subject, expected: "refused", seen: outcome });
         expect(outcome, subject).toBe("refused");
@@ -339,6 +346,8 @@ describe("a leaf's link and certificate", () => {
         ["publish", `$JS.API.CONSUMER.CREATE.OBJ_${names.regionBuckets.blobs(AP)}.c1.$O.${names.regionBuckets.blobs(AP)}.C.x`],
         ["publish", `$O.${names.buckets.blobs}.C.x`],
         ["publish", `fm.events.~${HUB_REGION}.order.paid`],
+        ["publish", "fm.progress.e1.s1"],
+        ["publish", `fm.progress.~${AP}.e1.s1`],
         ["publish", `fm.events.~${AP}.order.paid`],
         ["subscribe", "fm.api.>"],
         ["subscribe", "fm.flows.>"],
@@ -353,7 +362,7 @@ describe("a leaf's link and certificate", () => {
         expect(outcome, `${kind} ${subject}`).toBe("refused");
       }
       // What its region's traffic needs is not refused.
-      for (const [kind, subject] of [["publish", `fm.events.~${EU}.order.paid`], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["publish", `$O.${names.regionBuckets.blobs(EU)}.C.x`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
+      for (const [kind, subject] of [["publish", `fm.events.~${EU}.order.paid`], ["publish", `$KV.fm_checkpoints.${EU}.e1.s1`], ["publish", `$O.${names.regionBuckets.blobs(EU)}.C.x`], ["publish", `fm.progress.~${EU}.e1.s1`], ["subscribe", `fm.tasks.${EU}.>`]] as const) {
         const outcome = await seen(nc, kind, subject);
         tried.push({ who: `leaf-${EU} cert`, kind, line: "(needed)", subject, expected: "allowed", seen: outcome });
         expect(outcome, `${kind} ${subject}`).toBe("allowed");

@@ -6,7 +6,7 @@ const MAX_STEPS = 50_000;
 
 /**
  * Which dispatched steps a worker has started: the latest message of each step's progress
- * subject (`fm.progress.<executionId>.<stepId>`), where a worker announces a task as it starts
+ * subject (`fm.progress.~<region>.<executionId>.<stepId>`; keyed by its last two tokens), where a worker announces a task as it starts
  * it (percent 0, "started") and reports progress after. Kept in memory, unparsed — nothing is
  * written and nothing decoded per step; a view decodes the one it needs. Every engine replica
  * keeps its own; after a restart a step shows "running" again with its next progress message.

@@ -58,14 +58,16 @@ export async function followExecution(
         nudge();
       },
     }),
-    nc.subscribe(subjects.progressOfExecution(executionId), {
-      callback: (err, msg) => {
-        if (err) return;
-        const progress = safeDecode(() => decode(msg.data, Progress));
-        if (progress) inbox.push(() => applyProgress(progress));
-        nudge();
-      },
-    }),
+    ...subjects.progressOfExecution(executionId).map((subject) =>
+      nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) return;
+          const progress = safeDecode(() => decode(msg.data, Progress));
+          if (progress) inbox.push(() => applyProgress(progress));
+          nudge();
+        },
+      }),
+    ),
   ];
 
   const applyExec = (event: ExecutionEvent) => {

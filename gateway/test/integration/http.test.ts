@@ -152,6 +152,32 @@ describe("executions", () => {
   });
 });
 
+describe("live progress on a stream", () => {
+  it("passes on a worker's progress (its region's subject) and the engine's, only when the body names the step its subject names", async () => {
+    const executionId = `sse-p-${uniquePrefix()}`;
+    const controller = new AbortController();
+    const res = await fetch(`${gateway.url}/v1/executions/${executionId}/events`, { signal: controller.signal });
+    const events = readSse(res);
+    try {
+      expect((await events.next()).event).toBe("ready");
+      const progress = (body: Record<string, unknown>) => encode({ stepId: "s", percent: 10, at: new Date().toISOString(), ...body });
+      const subjects = mesh.names.subjects;
+      // A body naming another execution than its subject is dropped, whoever sent it.
+      mesh.nc.publish(subjects.regionProgress("eu-west-1", executionId, "s"), progress({ executionId: "someone-else", message: "spoofed" }));
+      mesh.nc.publish(subjects.regionProgress("eu-west-1", executionId, "s"), progress({ executionId, message: "worker" }));
+      mesh.nc.publish(subjects.progress(executionId, "s"), progress({ executionId, message: "engine" }));
+      const seen: string[] = [];
+      while (seen.length < 2) {
+        const { event, data } = await events.next();
+        if (event === "progress") seen.push((JSON.parse(data) as { message: string }).message);
+      }
+      expect(seen).toEqual(["worker", "engine"]);
+    } finally {
+      controller.abort();
+    }
+  });
+});
+
 describe("streams that catch up", () => {
   it("a reconnecting execution stream gets the execution and each step's latest progress, every event with an id", async () => {
     const { body } = await http("POST", "/v1/flows/slow/executions", "{}");

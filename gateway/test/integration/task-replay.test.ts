@@ -76,7 +76,7 @@ describe("flowmonkey task replay", () => {
     const lines = run.stdout.trim().split("\n");
     const effects = lines.filter((l) => l.startsWith('{"effect"')).map((l) => JSON.parse(l) as { effect: { kind: string; subject: string } });
     expect(effects.length).toBeGreaterThan(0);
-    expect(effects[0]!.effect).toMatchObject({ kind: "progress", subject: mesh.names.subjects.progress(executionId, "nap") });
+    expect(effects[0]!.effect).toMatchObject({ kind: "progress", subject: mesh.names.subjects.regionProgress("us-east-1", executionId, "nap") });
     expect(JSON.parse(lines.slice(effects.length).join("\n"))).toMatchObject({ result: { outcome: "success" } });
   });
 

@@ -160,7 +160,7 @@ class Context:
         if message is not None:
             body["message"] = message[:1024]
         data = json.dumps(body).encode()
-        await self._nc.publish(self._names.progress_subject(self.task["executionId"], self.task["stepId"]), data)
+        await self._nc.publish(self._names.progress_subject(self._worker_region, self.task["executionId"], self.task["stepId"]), data)
         if self._progress_kv is not None:
             try:
                 await self._progress_kv.put(self._step_key(self.task["stepId"]), data)

@@ -49,8 +49,9 @@ class Names:
         """A region's worker's event: <prefix>.events.~<region>.<name> (it may resume only that region's waits)."""
         return f"{self.prefix}.events.~{region}.{name}"
 
-    def progress_subject(self, execution_id: str, step_id: str) -> str:
-        return f"{self.prefix}.progress.{execution_id}.{step_id}"
+    def progress_subject(self, region: str, execution_id: str, step_id: str) -> str:
+        """A region's worker's progress: <prefix>.progress.~<region>.<executionId>.<stepId>."""
+        return f"{self.prefix}.progress.~{region}.{execution_id}.{step_id}"
 
     @staticmethod
     def pool_consumer(region: str, handler: str, priority: str, capabilities: tuple[str, ...] = ()) -> str:

@@ -12,6 +12,7 @@ class NamesTest(unittest.TestCase):
         self.assertEqual(n.tasks_stream, "FM_TASKS")
         self.assertEqual(n.bucket("workers"), "fm_workers")
         self.assertEqual(n.blobs_bucket("eu-west-1"), "fm_blobs_eu-west-1")
+        self.assertEqual(n.progress_subject("eu-west-1", "e", "s"), "fm.progress.~eu-west-1.e.s")
         self.assertEqual(n.task_subject("us-east-1", "echo", "high"), "fm.tasks.us-east-1.echo.high")
         self.assertEqual(n.results_subject("eu-west-1"), "fm.results.eu-west-1")
         self.assertEqual(Names.pool_consumer("us-east-1", "echo", "normal"), "pool_us-east-1_echo_normal")

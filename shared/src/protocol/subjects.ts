@@ -155,12 +155,30 @@ export function createSubjects(prefix: string = DEFAULT_PREFIX) {
       return rest?.length === 1 && REGION_PATTERN.test(rest[0]!) ? { region: rest[0]! } : undefined;
     },
 
+    /** Progress the engine itself reports (a map step's items): `<prefix>.progress.<executionId>.<stepId>`. */
     progress: (executionId: string, stepId: string) =>
       `${p}.progress.${token("execution id", executionId)}.${token("step id", stepId)}`,
-    progressOfExecution: (executionId: string) => `${p}.progress.${token("execution id", executionId)}.*`,
+    /**
+     * Progress a region's worker reports: `<prefix>.progress.~<region>.<executionId>.<stepId>`.
+     * The region is in the subject so that permissions can bind it (`worker-<region>` may publish
+     * only its own); a reader may check it against the region the step runs in.
+     */
+    regionProgress: (region: string, executionId: string, stepId: string) =>
+      `${p}.progress.~${token("region", region)}.${token("execution id", executionId)}.${token("step id", stepId)}`,
+    /** Both forms of one execution's progress (the engine's, and any region's workers'). */
+    progressOfExecution: (executionId: string): [string, string] => [
+      `${p}.progress.${token("execution id", executionId)}.*`,
+      `${p}.progress.*.${token("execution id", executionId)}.*`,
+    ],
     progressAll: `${p}.progress.>`,
-    parseProgress(subject: string): { executionId: string; stepId: string } | undefined {
+    /** `region`: set for a worker's progress (`~<region>.`), absent for the engine's. */
+    parseProgress(subject: string): { executionId: string; stepId: string; region?: string } | undefined {
       const rest = split(subject, [p, "progress"]);
+      if (rest?.length === 3 && rest[0]!.startsWith("~")) {
+        const region = rest[0]!.slice(1);
+        if (!REGION_PATTERN.test(region) || !TOKEN_PATTERN.test(rest[1]!) || !TOKEN_PATTERN.test(rest[2]!)) return undefined;
+        return { executionId: rest[1]!, stepId: rest[2]!, region };
+      }
       if (rest?.length !== 2 || !rest.every((t) => TOKEN_PATTERN.test(t))) return undefined;
       return { executionId: rest[0]!, stepId: rest[1]! };
     },

@@ -29,9 +29,12 @@ export interface ProgressIds {
   attempt: number;
 }
 
-/** `region`: the worker's; the bucket key starts with it (STEP_KEYS), the live subject does not. */
+/**
+ * `region`: the worker's; the bucket key starts with it (STEP_KEYS) and so does the live subject
+ * (`fm.progress.~<region>.<executionId>.<stepId>`): a region's workers may write only their region's.
+ */
 export function createTaskProgress(sink: ProgressSink, region: string, ids: ProgressIds, working: () => void, log: () => Logger): TaskProgress {
-  const subject = sink.subjects.progress(ids.executionId, ids.stepId);
+  const subject = sink.subjects.regionProgress(region, ids.executionId, ids.stepId);
   const key = STEP_KEYS.key(region, ids.executionId, ids.stepId);
   let lastSentAt = 0;
   let held: Progress | undefined;
@@ -104,10 +107,10 @@ export function createTaskProgress(sink: ProgressSink, region: string, ids: Prog
  * `dispatched`, and live dashboards see it start. One core publish, no bucket write; only for
  * runs that last (execute-task.ts, STARTED_ANNOUNCEMENT_DELAY_MS).
  */
-export function announceStarted(sink: ProgressSink, ids: ProgressIds, log: Logger, startedAt = Date.now()): void {
+export function announceStarted(sink: ProgressSink, region: string, ids: ProgressIds, log: Logger, startedAt = Date.now()): void {
   const started: Progress = { ...ids, percent: 0, message: "started", at: new Date(startedAt).toISOString() };
   try {
-    sink.nc.publish(sink.subjects.progress(ids.executionId, ids.stepId), encode(started));
+    sink.nc.publish(sink.subjects.regionProgress(region, ids.executionId, ids.stepId), encode(started));
   } catch (thrown) {
     log.debug({ err: toError(thrown) }, "started announcement failed");
   }

@@ -190,7 +190,7 @@ class TaskContext implements HandlerContext {
     const { executionId, stepId, taskId, attempt } = this.#task;
     this.#announcement = setTimeout(() => {
       this.#announcement = undefined;
-      announceStarted(this.#runtime.progress, { executionId, stepId, taskId, attempt }, this.#runtime.log, startedAt);
+      announceStarted(this.#runtime.progress, this.#runtime.region, { executionId, stepId, taskId, attempt }, this.#runtime.log, startedAt);
     }, STARTED_ANNOUNCEMENT_DELAY_MS);
   }
 

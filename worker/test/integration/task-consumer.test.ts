@@ -170,7 +170,7 @@ describe("worker plumbing", () => {
   it("publishes progress live and keeps the latest in the progress bucket", async () => {
     const mesh = await setup();
     const task = makeTask({ type: "delay", input: { ms: 400 } });
-    const live = mesh.nc.subscribe(mesh.names.subjects.progress(task.executionId, task.stepId));
+    const live = mesh.nc.subscribe(mesh.names.subjects.regionProgress(REGION, task.executionId, task.stepId));
     cleanups.push(async () => live.unsubscribe());
     await startWorker(mesh, { handlers: ["delay"], concurrency: 1 });
     await publishTask(mesh, task);
@@ -195,7 +195,7 @@ describe("worker plumbing", () => {
       },
     });
     const task = makeTask({ type: "eager", input: {} });
-    const live = mesh.nc.subscribe(mesh.names.subjects.progress(task.executionId, task.stepId));
+    const live = mesh.nc.subscribe(mesh.names.subjects.regionProgress(REGION, task.executionId, task.stepId));
     cleanups.push(async () => live.unsubscribe());
     await startWorker(mesh, { handlers: [eager], concurrency: 1 });
     await publishTask(mesh, task);

@@ -41,10 +41,16 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
   const { nc, api, log } = deps;
   const live = new Set<() => void>();
 
-  // Anyone may publish on these subjects; only well-formed events reach browsers.
+  // Anyone may publish on these subjects; only well-formed events reach browsers, and progress
+  // only for the execution and step its subject names (a region's workers may publish only their
+  // region's subjects, so the subject is what permissions vouch for, not the body).
   const parse = (kind: Topic["kind"], msg: Msg): unknown => {
     try {
-      return kind === "exec" ? decode(msg.data, ExecutionEvent) : decode(msg.data, Progress);
+      if (kind === "exec") return decode(msg.data, ExecutionEvent);
+      const progress = decode(msg.data, Progress);
+      const named = subjects.parseProgress(msg.subject);
+      if (!named || named.executionId !== progress.executionId || named.stepId !== progress.stepId) throw new Error("the progress names another step than its subject");
+      return progress;
     } catch (thrown) {
       log.debug({ subject: msg.subject, err: toError(thrown) }, "dropped a malformed event");
       return undefined;
@@ -126,7 +132,7 @@ export function eventRoutes(deps: RouteDeps, subjects: Subjects): EventRoutes {
       c,
       [
         { subject: subjects.execOfExecution(id), kind: "exec" },
-        { subject: subjects.progressOfExecution(id), kind: "progress" },
+        ...subjects.progressOfExecution(id).map((subject) => ({ subject, kind: "progress" as const })),
       ],
       async () => [{ event: "snapshot", data: await api.get(id) }, ...(await progressState.latestOf(id)).map((p) => ({ event: "progress", data: p }))],
     );
