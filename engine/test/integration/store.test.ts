@@ -36,18 +36,31 @@ describe("migrations", () => {
   });
 });
 
+/**
+ * A database of its own migrated up to (not including) `version`, with one flow `f` and one
+ * waiting execution `e1`: what a migration finds; `use` applies the rest and looks.
+ */
+async function withDatabaseBefore(version: number, use: (db: Db, all: Awaited<ReturnType<typeof loadMigrations>>) => Promise<void>): Promise<void> {
+  const created = await createTestDatabase();
+  const fresh = await openDb({ databaseUrl: created.url, dataDir: "unused" });
+  try {
+    const all = await loadMigrations();
+    await migrate(fresh, all.filter((m) => m.version < version));
+    await fresh.query("INSERT INTO flows (flow_id, version, definition, hash) VALUES ('f', 1, '{}', 'h')");
+    await fresh.query(
+      `INSERT INTO executions (id, start_key, flow_id, flow_version, status, steps, region, priority)
+       VALUES ('e1', 'e1', 'f', 1, 'waiting', '{}', 'us-east-1', 'normal')`,
+    );
+    await use(fresh, all);
+  } finally {
+    await fresh.close();
+    await created.drop();
+  }
+}
+
 describe("wait catch-up records (0007)", () => {
   it("count waits recorded before the migration as caught up; new event waits start not caught up, until marked", async () => {
-    const created = await createTestDatabase();
-    const fresh = await openDb({ databaseUrl: created.url, dataDir: "unused" });
-    try {
-      const all = await loadMigrations();
-      await migrate(fresh, all.filter((m) => m.version < 7));
-      await fresh.query("INSERT INTO flows (flow_id, version, definition, hash) VALUES ('f', 1, '{}', 'h')");
-      await fresh.query(
-        `INSERT INTO executions (id, start_key, flow_id, flow_version, status, steps, region, priority)
-         VALUES ('e1', 'e1', 'f', 1, 'waiting', '{}', 'us-east-1', 'normal')`,
-      );
+    await withDatabaseBefore(7, async (fresh, all) => {
       await fresh.query(
         `INSERT INTO wait_tokens (token, execution_id, step_id, attempt, event_name, created_at)
          VALUES ('old-event', 'e1', 'a', 1, 'go', now() - interval '1 hour'), ('old-token', 'e1', 'b', 1, NULL, now() - interval '1 hour')`,
@@ -87,25 +100,13 @@ describe("wait catch-up records (0007)", () => {
       expect((await caughtUp())[0]).toEqual({ token: "new-event", done: true });
       const { rows } = await fresh.query<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE indexname = 'wait_tokens_catch_up'");
       expect(rows[0]?.indexdef).toMatch(/WHERE \(\(caught_up_at IS NULL\) AND \(event_name IS NOT NULL\)\)/);
-    } finally {
-      await fresh.close();
-      await created.drop();
-    }
+    });
   });
 });
 
 describe("wait regions (0018)", () => {
   it("gives a wait recorded before the migration the region of the attempt that parked it", async () => {
-    const created = await createTestDatabase();
-    const fresh = await openDb({ databaseUrl: created.url, dataDir: "unused" });
-    try {
-      const all = await loadMigrations();
-      await migrate(fresh, all.filter((m) => m.version < 18));
-      await fresh.query("INSERT INTO flows (flow_id, version, definition, hash) VALUES ('f', 1, '{}', 'h')");
-      await fresh.query(
-        `INSERT INTO executions (id, start_key, flow_id, flow_version, status, steps, region, priority)
-         VALUES ('e1', 'e1', 'f', 1, 'waiting', '{}', 'us-east-1', 'normal')`,
-      );
+    await withDatabaseBefore(18, async (fresh, all) => {
       // Step a parked on its second attempt, in eu-west-1 (its first ran in us-east-1); b has no attempt row.
       await fresh.query(
         `INSERT INTO tasks (task_id, attempt, execution_id, step_id, handler, region, status, dispatched_at)
@@ -121,10 +122,7 @@ describe("wait regions (0018)", () => {
         { token: "t-a", region: "eu-west-1" },
         { token: "t-b", region: null },
       ]);
-    } finally {
-      await fresh.close();
-      await created.drop();
-    }
+    });
   });
 });
 
