@@ -44,6 +44,26 @@ function shippedGrants(file: string, user: string): Record<Kind, string[]> {
   return { publish: list("publish"), subscribe: list("subscribe") };
 }
 
+/** The deny lists of one user of a shipped config file, as written. */
+function shippedDenies(file: string, user: string): Record<Kind, string[]> {
+  const text = readFileSync(resolve(CONFIG_DIR, file), "utf8").replace(/#.*$/gm, "");
+  const at = text.indexOf(`user: ${user}\n`);
+  if (at < 0) throw new Error(`${file} has no user ${user}`);
+  const block = text.slice(at, text.indexOf("\n      }\n", at));
+  const list = (kind: Kind) => {
+    const m = new RegExp(`${kind}: \\{ deny: \\[([^\\]]*)\\]`).exec(block);
+    return m ? [...m[1]!.matchAll(/"([^"]+)"/g)].map((q) => q[1]!) : [];
+  };
+  return { publish: list("publish"), subscribe: list("subscribe") };
+}
+
+/**
+ * A subject a pattern should cover: each wildcard filled in (`*` one token, `>` two). A `*` or
+ * `>` inside a token is filled in too: the server reads it as a literal character, so a line
+ * like `KV_fm_*` covers nothing real, and its try then shows it.
+ */
+const concrete = (pattern: string) => pattern.replace(/\.>$/, ".x1.x2").replaceAll("*", "x1").replaceAll(">", "x1");
+
 const GATEWAY: Matrix = {
   publish: {
     "fm.api.>": { allowed: "fm.api.executions.list", forbidden: "fm.dlq.us-east-1.echo" },
@@ -370,6 +390,44 @@ describe("a leaf's link and certificate", () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it("each line of its deny lists refuses what it names (used as a plain client at the hub)", async () => {
+    const denies = shippedDenies("hub-accounts.inc", `leaf-${EU}`);
+    expect(denies.publish.length + denies.subscribe.length).toBeGreaterThan(100);
+    const nc = await leafClient();
+    try {
+      const wrong: string[] = [];
+      const outcomes = await Promise.all([
+        ...denies.publish.map(async (line) => {
+          const subject = concrete(line);
+          // A request in the hub's own domain ($JS.hub.API.X) is mapped to $JS.API.X, and a refused
+          // one is dropped without a permissions error; an allowed one always gets JetStream's answer.
+          const outcome = line.startsWith("$JS.hub.API.")
+            ? await nc.request(subject, "{}", { timeout: 1000 }).then(
+                () => "allowed" as const,
+                () => "refused" as const,
+              )
+            : await seen(nc, "publish", subject);
+          return { kind: "publish" as const, line, subject, outcome };
+        }),
+        ...denies.subscribe.map(async (line) => ({ kind: "subscribe" as const, line, subject: line, outcome: await seen(nc, "subscribe", line) })),
+      ]);
+      for (const { kind, line, subject, outcome } of outcomes) {
+        tried.push({ who: `leaf-${EU} cert`, kind, line, subject, expected: "refused", seen: outcome });
+        if (outcome !== "refused") wrong.push(`${kind} ${subject} (${line}) was ${outcome}`);
+      }
+      expect(wrong).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  }, 60_000);
+
+  it("the other leaf's link user has the same deny lines with the regions swapped", () => {
+    const eu = shippedDenies("hub-accounts.inc", `leaf-${EU}`);
+    const ap = shippedDenies("hub-accounts.inc", `leaf-${AP}`);
+    const swap = (l: string) => l.replaceAll(AP, "<A>").replaceAll(EU, AP).replaceAll("<A>", EU);
+    for (const kind of ["publish", "subscribe"] as const) expect(ap[kind].map(swap)).toEqual(eu[kind]);
   });
 
   it("does not carry another region's results or tasks from the leaf into the hub's streams, even for the leaf's engine role", async () => {
