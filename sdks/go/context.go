@@ -16,8 +16,8 @@ import (
 // contextUpdates, which the engine applies with a success or a wait. Paths are dot-separated.
 //
 // A large context (over the engine's FM_CONTEXT_INLINE_MAX_BYTES) is not in the task: the task
-// carries contextRef, a gzip'd manifest in the fm_blobs Object Store, and each large top-level key
-// is its own gzip'd blob, fetched only when that key is read (Get("a.b") loads key "a"), once per
+// carries contextRef, a gzip'd manifest in the region's blob bucket (fm_blobs_<region>), and each
+// large top-level key is its own gzip'd blob, fetched only when that key is read (Get("a.b") loads key "a"), once per
 // task (docs/PROTOCOL.md, "Offloaded context"). Writes load nothing.
 type ExecutionContext struct {
 	source   contextSource
@@ -59,7 +59,7 @@ type contextSource interface {
 	load(ctx context.Context, key string) (value any, present bool, err error)
 }
 
-// BlobFetch returns one blob of fm_blobs as stored (gzip'd); nil, nil when there is none.
+// BlobFetch returns one blob of the region's bucket (fm_blobs_<region>) as stored (gzip'd); nil, nil when there is none.
 type BlobFetch func(ctx context.Context, name string) ([]byte, error)
 
 func newExecutionContext(t *Task, fetch BlobFetch) *ExecutionContext {
@@ -314,7 +314,7 @@ type offloadedSource struct {
 	manifest map[string]manifestEntry
 }
 
-// fetchBlobJSON decodes into v the gzip'd JSON blob `name` of fm_blobs, read with fetch, at most
+// fetchBlobJSON decodes into v the gzip'd JSON blob `name` of the region's bucket, read with fetch, at most
 // maxBytes once unzipped (the size its reference announced): an offloaded context's manifest and
 // keys, a large checkpoint.
 func fetchBlobJSON(ctx context.Context, fetch BlobFetch, name string, maxBytes int64, what string, v any) error {

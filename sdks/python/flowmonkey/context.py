@@ -1,8 +1,8 @@
 """`ctx.context`: the execution's context as a handler sees it, as the TypeScript worker's.
 
 Reads are async because a large context (over the engine's FM_CONTEXT_INLINE_MAX_BYTES) is not
-in the task: the task carries `contextRef`, a gzip'd manifest in the `fm_blobs` Object Store,
-and each large top-level key is its own gzip'd blob, fetched only when that key is read
+in the task: the task carries `contextRef`, a gzip'd manifest in the region's blob bucket
+(`fm_blobs_<region>`), and each large top-level key is its own gzip'd blob, fetched only when that key is read
 (`get("a.b")` loads key `a`), once per task. Writes are synchronous and load nothing: they are
 recorded as the result's `contextUpdates` (applied by the engine with a success or a wait), and
 reads see them. docs/PROTOCOL.md, "Offloaded context".
@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Optional
 FORBIDDEN = frozenset({"__proto__", "prototype", "constructor"})
 
 Op = Callable[[dict[str, Any]], None]
-# Fetches one blob of fm_blobs by name (its stored, gzip'd bytes), or None when there is none.
+# Fetches one blob of the region's bucket (fm_blobs_<region>) by name (its stored, gzip'd bytes), or None when there is none.
 BlobFetch = Callable[[str], Awaitable[Optional[bytes]]]
 
 

@@ -79,7 +79,7 @@ class Context:
     _checkpoint_kv: Any = None
     _heartbeat: Any = None
     _js: Any = None
-    # Read and write blobs of fm_blobs (an offloaded context, a large checkpoint), given by the worker.
+    # Read and write blobs of the region's fm_blobs_<region> (an offloaded context, a large checkpoint), given by the worker.
     _fetch_blob: Any = None
     _put_blob: Any = None
     # The task's vault secrets, opened by the worker before the handler runs.
