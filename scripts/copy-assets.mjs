@@ -2,6 +2,7 @@
 // Copies the non-TypeScript files the binaries read at run time next to their compiled code:
 //   gateway/src/dashboard/**               → gateway/dist/dashboard/
 //   engine/src/store/migrations/*.sql      → engine/dist/store/migrations/   (when present)
+//   scripts/certs                          → gateway/dist/scripts/certs      (`flowmonkey nats certs`)
 // tsc only emits .js, so without this `npm run build` would produce a gateway with no dashboard
 // and an engine with no schema. Paths are relative to the repository root (this file's parent).
 import { cp, mkdir, readdir, rm, stat } from "node:fs/promises";
@@ -37,8 +38,17 @@ async function copyFiles(from, to, ext) {
   return files.length;
 }
 
+/** Copies one file. */
+async function copyFile(from, to) {
+  if (!(await exists(from))) return 0;
+  await mkdir(dirname(to), { recursive: true });
+  await cp(from, to);
+  return 1;
+}
+
 const jobs = [
   ["gateway/src/dashboard", "gateway/dist/dashboard", (f, t) => copyDir(f, t)],
+  ["scripts/certs", "gateway/dist/scripts/certs", (f, t) => copyFile(f, t)],
   ["engine/src/store/migrations", "engine/dist/store/migrations", (f, t) => copyFiles(f, t, ".sql")],
 ];
 

@@ -9,6 +9,7 @@ import { flowsPushCommand, flowsPushUsage } from "./commands/flows-push.js";
 import { handlerBuildCommand, handlerBuildUsage, handlerPublishCommand, handlerPublishUsage } from "./commands/handler.js";
 import { lanesCommand, lanesUsage } from "./commands/lanes.js";
 import { natsInitCommand, natsInitUsage } from "./commands/nats-init.js";
+import { natsCertsCommand, natsCertsUsage } from "./commands/nats-certs.js";
 import { resumeCommand, resumeUsage } from "./commands/resume.js";
 import {
   secretsKeygenCommand,
@@ -61,6 +62,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   "handler build": { run: handlerBuildCommand, usage: handlerBuildUsage },
   "handler publish": { run: handlerPublishCommand, usage: handlerPublishUsage },
   "nats init": { run: natsInitCommand, usage: natsInitUsage },
+  "nats certs": { run: natsCertsCommand, usage: natsCertsUsage },
   "dlq ls": { run: dlqLsCommand, usage: dlqLsUsage },
   "dlq replay": { run: dlqReplayCommand, usage: dlqReplayUsage },
   "dlq purge": { run: dlqPurgeCommand, usage: dlqPurgeUsage },
