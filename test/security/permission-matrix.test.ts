@@ -31,31 +31,20 @@ interface Line {
 }
 type Matrix = Record<Kind, Record<string, Line>>;
 
-/** The allow lists of one user of a shipped config file, as written. */
-function shippedGrants(file: string, user: string): Record<Kind, string[]> {
+/** The allow or deny lists of one user of a shipped config file, as written. */
+function shippedLists(file: string, user: string, which: "allow" | "deny"): Record<Kind, string[]> {
   const text = readFileSync(resolve(CONFIG_DIR, file), "utf8").replace(/#.*$/gm, "");
   const at = text.indexOf(`user: ${user}\n`);
   if (at < 0) throw new Error(`${file} has no user ${user}`);
   const block = text.slice(at, text.indexOf("\n      }\n", at));
   const list = (kind: Kind) => {
-    const m = new RegExp(`${kind}: \\{ allow: \\[([^\\]]*)\\]`).exec(block);
+    const m = new RegExp(`${kind}: \\{ ${which}: \\[([^\\]]*)\\]`).exec(block);
     return m ? [...m[1]!.matchAll(/"([^"]+)"/g)].map((q) => q[1]!) : [];
   };
   return { publish: list("publish"), subscribe: list("subscribe") };
 }
-
-/** The deny lists of one user of a shipped config file, as written. */
-function shippedDenies(file: string, user: string): Record<Kind, string[]> {
-  const text = readFileSync(resolve(CONFIG_DIR, file), "utf8").replace(/#.*$/gm, "");
-  const at = text.indexOf(`user: ${user}\n`);
-  if (at < 0) throw new Error(`${file} has no user ${user}`);
-  const block = text.slice(at, text.indexOf("\n      }\n", at));
-  const list = (kind: Kind) => {
-    const m = new RegExp(`${kind}: \\{ deny: \\[([^\\]]*)\\]`).exec(block);
-    return m ? [...m[1]!.matchAll(/"([^"]+)"/g)].map((q) => q[1]!) : [];
-  };
-  return { publish: list("publish"), subscribe: list("subscribe") };
-}
+const shippedGrants = (file: string, user: string) => shippedLists(file, user, "allow");
+const shippedDenies = (file: string, user: string) => shippedLists(file, user, "deny");
 
 /**
  * A subject a pattern should cover: each wildcard filled in (`*` one token, `>` two). A `*` or
