@@ -47,11 +47,13 @@ export function createCheckpointCarry(o: {
   // Direct gets: every read names its key in the subject.
   const open = onceUntilFailure(() => new Kvm(o.js).open(bucket, { allow_direct: true }));
 
-  /** A large checkpoint's envelope names a blob in the bucket of the region that saved it ('' before keys had one). */
-  async function copyBlobOf(entry: KvEntry, region: string): Promise<void> {
+  /**
+   * A large checkpoint's envelope names a blob in the bucket of the region that saved it
+   * (`savedIn`; undefined for a key from before keys had a region: the shared bucket).
+   */
+  async function copyBlobOf(entry: KvEntry, savedIn: string | undefined, region: string): Promise<void> {
     const envelope = decode(entry.value, CheckpointEnvelope, { what: `checkpoint ${entry.key}` });
     if (!("blob" in envelope)) return;
-    const savedIn = entry.key.split(".").length > 2 ? entry.key.slice(0, entry.key.indexOf(".")) : undefined;
     const from = savedIn ? o.blobs.ofRegion(savedIn) : o.blobs.named("");
     const data = await from.get(envelope.blob);
     if (!data) throw new FmError("INTERNAL", `checkpoint blob ${envelope.blob} is missing from ${from.bucket}`);
@@ -66,7 +68,8 @@ export function createCheckpointCarry(o: {
       const store = await open();
       const target = STEP_KEYS.key(region, task.executionId, slot);
       const sources = (await o.regionsRunIn(task.taskId, task.attempt)).filter((r) => r !== region).map((r) => STEP_KEYS.key(r, task.executionId, slot));
-      const [own, ...found] = await Promise.all([target, ...sources, `${task.executionId}.${slot}`].map((key) => store.get(key)));
+      const legacy = `${task.executionId}.${slot}`;
+      const [own, ...found] = await Promise.all([target, ...sources, legacy].map((key) => store.get(key)));
       // The newest entry of the step wherever it is (revisions are the bucket's sequence numbers).
       const newest = [own, ...found].reduce<KvEntry | null | undefined>((a, e) => (e && (!a || e.revision > a.revision) ? e : a), undefined);
       if (!newest || newest === own) return;
@@ -74,7 +77,8 @@ export function createCheckpointCarry(o: {
         if (own?.operation === "PUT") await store.delete(target);
         return;
       }
-      await copyBlobOf(newest, region);
+      // Every key but the legacy one starts with its region (a map item's slot has dots of its own).
+      await copyBlobOf(newest, newest.key === legacy ? undefined : newest.key.slice(0, newest.key.indexOf(".")), region);
       await store.put(target, newest.value);
       o.log.info({ ...ids, from: newest.key }, "carried the step's checkpoint to the region of its next attempt");
     } catch (err) {

@@ -58,6 +58,16 @@ describe("carrying a checkpoint to the next attempt's region", () => {
     expect(new TextDecoder().decode(await blobs.ofRegion("eu-west-1").get(envelope.blob))).toBe('"big"');
   });
 
+  it("copies a large checkpoint's blob saved before keys carried a region from the shared bucket, also a map item's", async () => {
+    const exec = `e${++n}`;
+    const envelope = { blob: `checkpoints/${exec}.m.item-1-4`, bytes: 5 };
+    await blobs.named("").put(envelope.blob, new TextEncoder().encode('"old"'));
+    await kv.put(`${exec}.m.item-1-4`, JSON.stringify(envelope));
+    await carry("eu-west-1", { taskId: `${exec}/m`, executionId: exec, stepId: "m", attempt: 2, item: { run: 1, index: 4 } });
+    expect(await value(STEP_KEYS.key("eu-west-1", exec, "m.item-1-4"))).toEqual(envelope);
+    expect(new TextDecoder().decode(await blobs.ofRegion("eu-west-1").get(envelope.blob))).toBe('"old"');
+  });
+
   it("takes the newest of several regions' entries, and leaves a region that already has it alone", async () => {
     const exec = `e${++n}`;
     await kv.put(STEP_KEYS.key("eu-west-1", exec, "s"), JSON.stringify({ state: 1 }));
