@@ -140,13 +140,13 @@ export async function provisionMesh(nc: NatsConnection, names: Names, options: P
   await ensureKv(kvm, names.buckets.checkpoints, { history: 1, ttl: options.checkpointTtlMs ?? DEFAULT_CHECKPOINT_TTL_MS, replicas });
   if (options.checkpointTtlMs !== undefined) await ensureKvTtl(jsm, names.buckets.checkpoints, options.checkpointTtlMs);
   const objm = new Objm(nc);
-  await objm.create(names.buckets.blobs, { replicas, storage: StorageType.File });
+  await onceMoreIfRaced(() => objm.create(names.buckets.blobs, { replicas, storage: StorageType.File }));
   // Each known region's blob bucket, at the hub, so that its workers can store a large checkpoint
   // before the engine ever sent the region a large context (a region not in the topology gets its
   // bucket from the engine when it first does, or from its workers where they may make one).
   const regions = options.topology ? [...options.topology.hubRegions, ...options.topology.leafRegions.map((l) => l.region)] : [];
-  for (const region of regions) await objm.create(names.regionBuckets.blobs(region), { replicas, storage: StorageType.File });
-  await objm.create(names.buckets.handlers, { replicas, storage: StorageType.File });
+  for (const region of regions) await onceMoreIfRaced(() => objm.create(names.regionBuckets.blobs(region), { replicas, storage: StorageType.File }));
+  await onceMoreIfRaced(() => objm.create(names.buckets.handlers, { replicas, storage: StorageType.File }));
 }
 
 /**
@@ -319,7 +319,21 @@ export async function ensureConsumer(
 }
 
 async function ensureKv(kvm: Kvm, name: string, options: { history: number; ttl?: number; replicas: number }): Promise<void> {
-  await kvm.create(name, { history: options.history, replicas: options.replicas, ...(options.ttl ? { ttl: options.ttl } : {}) });
+  await onceMoreIfRaced(() => kvm.create(name, { history: options.history, replicas: options.replicas, ...(options.ttl ? { ttl: options.ttl } : {}) }));
+}
+
+/**
+ * Engines starting together race to make the same bucket; nats-server 2.9 may answer the loser
+ * "subjects overlap with an existing stream" (seen in CI with three engine replicas). The bucket
+ * exists then, and making it again (same config) finds it.
+ */
+async function onceMoreIfRaced<T>(make: () => Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (err) {
+    if (err instanceof JetStreamApiError && /subjects overlap/i.test(err.message)) return make();
+    throw err;
+  }
 }
 
 /** A worker's registry entry not refreshed for this long belongs to a dead worker (the workers bucket's TTL). */
