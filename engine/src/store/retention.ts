@@ -7,9 +7,9 @@ export type RetentionClass = { kind: "default"; retentionMs: number } | { kind: 
 /**
  * Deletes up to `limit` executions of one retention class that ended more than its period ago,
  * oldest first, in one statement: their usage is first added to `usage_rollups` (by tenant,
- * tier and the hour each task ended), then the rows go; their tasks, dead letters and wait
- * tokens go with them (ON DELETE CASCADE), their context blobs with the blob cleanup's next
- * pass. Rows another engine is deleting are skipped, not waited for. Each class walks its own
+ * tier and the hour each task ended), then the rows go with their tasks (deleted here: no
+ * foreign key ties a task to its execution, see migration 0020); their dead letters and wait
+ * tokens go by ON DELETE CASCADE, their context blobs with the blob cleanup's next pass. Rows another engine is deleting are skipped, not waited for. Each class walks its own
  * partial index, so executions kept longer by their flow are never re-read by the default pass.
  */
 export async function deleteEndedExecutions(q: Queryable, cls: RetentionClass, limit: number): Promise<number> {
@@ -32,7 +32,9 @@ export async function deleteEndedExecutions(q: Queryable, cls: RetentionClass, l
          FROM usage GROUP BY GROUPING SETS ((tenant_id, tier, hour), (tenant_id, hour))
        ON CONFLICT (tenant_id, tier, hour) DO UPDATE
           SET executions = r.executions + excluded.executions, tasks = r.tasks + excluded.tasks,
-              active_ms = r.active_ms + excluded.active_ms, paused_ms = r.paused_ms + excluded.paused_ms)
+              active_ms = r.active_ms + excluded.active_ms, paused_ms = r.paused_ms + excluded.paused_ms),
+     tasks_gone AS (
+       DELETE FROM tasks t USING doomed d WHERE t.execution_id = d.id)
      DELETE FROM executions e USING doomed WHERE e.id = doomed.id`,
     [cls.retentionMs, limit],
   );
