@@ -4,6 +4,7 @@ import { connect } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { FmError } from "../errors/fm-error.js";
 import { toError } from "../errors/coerce.js";
+import { reuseCancelledRequestError } from "./settled-requests.js";
 
 export interface ConnectOptions {
   url: string;
@@ -69,6 +70,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
     throw new FmError("INVALID_INPUT", "NATS_TLS_CERT and NATS_TLS_KEY go together: a client certificate needs its key");
   }
+  reuseCancelledRequestError();
   let nc: NatsConnection;
   try {
     nc = await connect({
