@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import pg from "pg";
+import { toError } from "@flowmonkey/shared";
 
 export interface QueryResult<T> {
   rows: T[];
@@ -65,16 +66,17 @@ function openPostgres(url: string, max: number): Db {
   const pool = new pg.Pool({ connectionString: url, max, application_name: "flowmonkey-engine", options: ENGINE_SESSION_OPTIONS });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on("error", () => undefined);
-  const query = async <T>(client: pg.Pool | pg.PoolClient, text: string, params?: unknown[], name?: string) => {
+  const query = async <T>(client: pg.PoolClient, text: string, params?: unknown[], name?: string) => {
     const r = await client.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] });
     return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
   };
   return {
     kind: "postgres",
-    query: (text, params, name) => query(pool, text, params, name),
-    exec: async (text) => void (await pool.query(text)),
+    query: (text, params, name) => onPooledClient(pool, (client) => query(client, text, params, name)),
+    exec: (text) => onPooledClient(pool, async (client) => void (await client.query(text))),
     async tx(fn) {
       const client = await pool.connect();
+      let broken: Error | undefined;
       try {
         await client.query("BEGIN");
         const result = await fn({
@@ -84,14 +86,36 @@ function openPostgres(url: string, max: number): Db {
         await client.query("COMMIT");
         return result;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        // A connection that cannot even roll back is not given to the next transaction.
+        await client.query("ROLLBACK").catch((rollbackFailed: unknown) => void (broken = toError(rollbackFailed)));
         throw err;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     close: () => pool.end(),
   };
+}
+
+/**
+ * Runs `fn` on a pooled connection and gives it back. pg-pool's own `pool.query` closes the
+ * connection after any failed statement, a duplicate key included: every start redelivered or
+ * sent twice (its optimistic insert fails with unique_violation, by design) cost a new
+ * PostgreSQL backend — a fork, authentication, cold caches, every named statement planned
+ * again. A statement the server refused leaves its connection ready for the next one; only a
+ * failure that is not the server's answer (a broken socket, a timeout) retires it.
+ */
+async function onPooledClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    return await fn(client);
+  } catch (err) {
+    if (!(err instanceof pg.DatabaseError)) broken = toError(err);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }
 
 async function openPglite(dataDir: string): Promise<Db> {
