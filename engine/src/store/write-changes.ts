@@ -116,7 +116,9 @@ export async function writeChanges(
 /**
  * A statement of CTEs that are included only when they have rows, with its parameters numbered
  * in the order they are added. Its name says which CTEs and checks it holds (the same shape is
- * the same text), so each shape is prepared once per connection.
+ * the same text), so each shape is prepared once per connection. A CTE's SQL must depend only
+ * on whether it is included, never on its rows (else one name would stand for two texts, which
+ * pg refuses: "Prepared statements must be unique").
  */
 class StatementBuilder {
   readonly params: unknown[] = [];
