@@ -6,12 +6,15 @@
  * the same server stamps each message as it passes — a publish once, its JetStream delivery once
  * more — and groups them by the execution id in their subject or body, so each hop is the gap
  * between two stamps on one clock: the server's forwarding, the engine's decision and commit,
- * the worker's run. Then, at the same pacing, the round trip of a trivial statement and of a
- * one-row INSERT's commit on the bench's PostgreSQL: the floor under each engine hop.
+ * the worker's run. Then the raw JetStream ceiling (the same task/result round trips with no
+ * engine and no database, ceiling.ts) the same way, on the same server while the mesh idles, and
+ * at the same pacing the round trip of a trivial statement and of a one-row INSERT's commit on
+ * the bench's PostgreSQL: the floor under each engine hop.
  */
 import { performance } from "node:perf_hooks";
 import { connect } from "@nats-io/transport-node";
-import { runPhase } from "./driver.js";
+import { startCeiling, STEPS as CEILING_STEPS } from "./ceiling.js";
+import { runPhase, type FlowSystem } from "./driver.js";
 import { startMeshRig } from "./rig.js";
 import { envInt } from "./stats.js";
 
@@ -35,8 +38,8 @@ const percentile = (values: number[], p: number) => [...values].sort((a, b) => a
 /** The execution a message belongs to: the 4th token of fm.exec.<flow>.<id>.…, else the body's executionId. */
 function executionOf(subject: string, data: Uint8Array): string | undefined {
   const t = subject.split(".");
-  if (t[1] === "exec") return t[3];
-  if (t[1] !== "tasks" && t[1] !== "results" && t[1] !== "flows") return undefined;
+  if (t[0] === "fm" && t[1] === "exec") return t[3];
+  if ((t[0] !== "fm" && t[0] !== "bench") || (t[1] !== "tasks" && t[1] !== "results" && t[1] !== "flows")) return undefined;
   try {
     return (JSON.parse(new TextDecoder().decode(data)) as { executionId?: string }).executionId;
   } catch {
@@ -65,6 +68,21 @@ function noteFlow(stamps: Stamp[], driverStart: number): boolean {
   return true;
 }
 
+/** Notes one ceiling flow's hops: its collector publishes each step's task (the first at the driver's start). */
+function noteCeilingFlow(stamps: Stamp[], driverStart: number): boolean {
+  const tasks = stamps.filter((s) => s.subject.startsWith("bench.tasks.")).map((s) => s.t);
+  const results = stamps.filter((s) => s.subject.startsWith("bench.results.")).map((s) => s.t);
+  if (tasks.length < 2 * CEILING_STEPS || results.length < 2 * CEILING_STEPS) return false;
+  note("ceiling: driver start → first task published", tasks[0]! - driverStart);
+  for (let k = 0; k < CEILING_STEPS; k++) {
+    note("ceiling server: task published → delivered to the worker", tasks[2 * k + 1]! - tasks[2 * k]!);
+    note("ceiling worker: task delivered → result published", results[2 * k]! - tasks[2 * k + 1]!);
+    note("ceiling server: result published → delivered to the collector", results[2 * k + 1]! - results[2 * k]!);
+    if (k < CEILING_STEPS - 1) note("ceiling collector: result → next task published (no database)", tasks[2 * k + 2]! - results[2 * k + 1]!);
+  }
+  return true;
+}
+
 /** Round trips of `sql` on a fresh connection, one every 1000/rate ms (the processes idle between them as they do between flows). */
 async function idleRoundTrips(rig: Awaited<ReturnType<typeof startMeshRig>>, label: string, sql: string): Promise<void> {
   const gap = 1000 / rate;
@@ -76,14 +94,14 @@ async function idleRoundTrips(rig: Awaited<ReturnType<typeof startMeshRig>>, lab
   }
 }
 
-const rig = await startMeshRig("bench-hops");
-try {
-  const phase = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS };
-  await runPhase(rig.mesh, { ...phase, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 1 } });
-
+/**
+ * Runs `count` flows one at a time at the pacing and answers each flow's stamps and the driver's
+ * start time. ">" and not "fm.>": a pull consumer's delivery goes to its puller's inbox (under
+ * the stored subject), which only ">" matches.
+ */
+async function stampFlows(rig: Awaited<ReturnType<typeof startMeshRig>>, system: FlowSystem, idPrefix: string) {
   const census = await connect({ servers: rig.nats.url, name: "bench-hops-census" });
   const byExecution = new Map<string, Stamp[]>();
-  // ">" and not "fm.>": a pull consumer's delivery goes to its puller's inbox (under the stored subject), which only ">" matches.
   const sub = census.subscribe(">", {
     callback: (_err, msg) => {
       const t = performance.now();
@@ -95,34 +113,56 @@ try {
     },
   });
   await census.flush();
-
   const driverStart = new Map<string, number>();
-  const mesh = rig.mesh;
-  const start = mesh.start.bind(mesh);
-  mesh.start = (id: string) => {
+  const start = system.start.bind(system);
+  system.start = (id: string) => {
     driverStart.set(id, performance.now());
     return start(id);
   };
-  const result = await runPhase(mesh, { ...phase, label: "hops", idPrefix: "h", count: flows, mode: { kind: "rate", perSecond: rate, maxInflight: 1_000 } });
+  const phase = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS, label: "hops", idPrefix, count: flows };
+  const result = await runPhase(system, { ...phase, mode: { kind: "rate", perSecond: rate, maxInflight: 1_000 } });
+  system.start = start;
   await census.flush();
   sub.unsubscribe();
   await census.close();
+  return { result, byExecution, driverStart };
+}
 
-  let complete = 0;
-  for (const [id, t0] of driverStart) if (noteFlow(byExecution.get(id) ?? [], t0)) complete++;
+const rig = await startMeshRig("bench-hops");
+try {
+  const warmUp = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 1 } } as const;
+  await runPhase(rig.mesh, warmUp);
+  const mesh = await stampFlows(rig, rig.mesh, "h");
+  let meshFlows = 0;
+  for (const [id, t0] of mesh.driverStart) if (noteFlow(mesh.byExecution.get(id) ?? [], t0)) meshFlows++;
+
+  // The ceiling on the same server while the mesh idles (its engine and worker wait on their pulls).
+  const ceilingSystem = await startCeiling(rig.nc, rig.nats.url, 256);
+  let ceiling: Awaited<ReturnType<typeof stampFlows>>;
+  try {
+    await runPhase(ceilingSystem, { ...warmUp, idPrefix: "cw" });
+    ceiling = await stampFlows(rig, ceilingSystem, "c");
+  } finally {
+    await ceilingSystem.close();
+  }
+  let ceilingFlows = 0;
+  for (const [id, t0] of ceiling.driverStart) if (noteCeilingFlow(ceiling.byExecution.get(id) ?? [], t0)) ceilingFlows++;
+
   await idleRoundTrips(rig, "PostgreSQL at the same pacing: SELECT 1 round trip", "SELECT 1");
   await rig.sql.query("CREATE TABLE bench_hops_probe (id bigserial PRIMARY KEY, body jsonb)");
   await idleRoundTrips(rig, "PostgreSQL at the same pacing: one-row INSERT + commit", "INSERT INTO bench_hops_probe (body) VALUES ('{}')");
 
-  console.log(`\n${complete} of ${flows} flows at ${rate}/s, one at a time; flow p50 ${result.flowLatencyMs?.p50.toFixed(2)} ms, p95 ${result.flowLatencyMs?.p95.toFixed(2)} ms (driver's clock)`);
-  console.log(`${"hop".padEnd(62)} ${"p50 ms".padStart(8)} ${"p90 ms".padStart(8)}  per flow`);
-  let sum = 0;
+  const p50 = (r: typeof mesh.result) => `${r.flowLatencyMs?.p50.toFixed(2)} ms (p95 ${r.flowLatencyMs?.p95.toFixed(2)})`;
+  console.log(`\nflows at ${rate}/s, one at a time (driver's clock): mesh ${meshFlows} of ${flows}, p50 ${p50(mesh.result)}; ceiling ${ceilingFlows} of ${flows}, p50 ${p50(ceiling.result)}`);
+  console.log(`${"hop".padEnd(64)} ${"p50 ms".padStart(8)} ${"p90 ms".padStart(8)}  per flow`);
+  const sums = { mesh: 0, ceiling: 0 };
   for (const [hop, values] of hops) {
-    const perFlow = values.length / (hop.startsWith("PostgreSQL") ? values.length : complete);
-    if (!hop.startsWith("PostgreSQL")) sum += percentile(values, 0.5) * perFlow;
-    console.log(`${hop.padEnd(62)} ${percentile(values, 0.5).toFixed(3).padStart(8)} ${percentile(values, 0.9).toFixed(3).padStart(8)}  ×${perFlow.toFixed(0)}`);
+    const group = hop.startsWith("PostgreSQL") ? undefined : hop.startsWith("ceiling") ? "ceiling" : "mesh";
+    const perFlow = group === undefined ? 1 : values.length / (group === "ceiling" ? ceilingFlows : meshFlows);
+    if (group) sums[group] += percentile(values, 0.5) * perFlow;
+    console.log(`${hop.padEnd(64)} ${percentile(values, 0.5).toFixed(3).padStart(8)} ${percentile(values, 0.9).toFixed(3).padStart(8)}  ×${perFlow.toFixed(0)}`);
   }
-  console.log(`sum of the hops' p50s × their count per flow: ${sum.toFixed(2)} ms`);
+  console.log(`sum of the hops' p50s × their count per flow: mesh ${sums.mesh.toFixed(2)} ms, ceiling ${sums.ceiling.toFixed(2)} ms`);
 } finally {
   await rig.close();
 }
