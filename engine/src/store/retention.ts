@@ -9,8 +9,9 @@ export type RetentionClass = { kind: "default"; retentionMs: number } | { kind: 
  * oldest first, in one statement: their usage is first added to `usage_rollups` (by tenant,
  * tier and the hour each task ended), then the rows go with their tasks (deleted here: no
  * foreign key ties a task to its execution, see migration 0020); their dead letters and wait
- * tokens go by ON DELETE CASCADE, their context blobs with the blob cleanup's next pass. Rows another engine is deleting are skipped, not waited for. Each class walks its own
- * partial index, so executions kept longer by their flow are never re-read by the default pass.
+ * tokens go by ON DELETE CASCADE, their context blobs with the blob cleanup's next pass. Rows
+ * another engine is deleting are skipped, not waited for. Each class walks its own partial
+ * index, so executions kept longer by their flow are never re-read by the default pass.
  */
 export async function deleteEndedExecutions(q: Queryable, cls: RetentionClass, limit: number): Promise<number> {
   const which =
