@@ -16,11 +16,12 @@ import { connect } from "@nats-io/transport-node";
 import { startCeiling, STEPS as CEILING_STEPS } from "./ceiling.js";
 import { runPhase, type FlowSystem } from "./driver.js";
 import { startMeshRig } from "./rig.js";
-import { envInt } from "./stats.js";
+import { envInt, summarize } from "./stats.js";
 
 const rate = envInt("BENCH_HOPS_RATE", 20, 1);
 const flows = envInt("BENCH_HOPS_FLOWS", 200, 10);
 const STEPS = 3;
+const PHASE = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS };
 
 interface Stamp {
   t: number;
@@ -33,7 +34,6 @@ const note = (hop: string, ms: number) => {
   list.push(ms);
   hops.set(hop, list);
 };
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 
 /** The execution a message belongs to: the 4th token of fm.exec.<flow>.<id>.…, else the body's executionId. */
 function executionOf(subject: string, data: Uint8Array): string | undefined {
@@ -47,43 +47,47 @@ function executionOf(subject: string, data: Uint8Array): string | undefined {
   }
 }
 
-/** Notes one flow's hops from its stamps (time order); false when a stamp is missing. */
+/** Times of the stamps whose subject starts with `prefix`, in order. */
+const stampsOf = (stamps: Stamp[], prefix: string) => stamps.filter((s) => s.subject.startsWith(prefix)).map((s) => s.t);
+
+/** Whether every step's task and result was seen twice (published, then delivered). */
+const complete = (tasks: number[], results: number[], steps: number) => tasks.length >= 2 * steps && results.length >= 2 * steps;
+
+/** Notes the hops of `steps` complete steps; `who` names the parts in the labels. */
+function noteSteps(tasks: number[], results: number[], steps: number, who: { prefix: string; collector: string; nextTask: string }): void {
+  for (let k = 0; k < steps; k++) {
+    note(`${who.prefix}server: task published → delivered to the worker`, tasks[2 * k + 1]! - tasks[2 * k]!);
+    note(`${who.prefix}worker: task delivered → result published`, results[2 * k]! - tasks[2 * k + 1]!);
+    note(`${who.prefix}server: result published → delivered to the ${who.collector}`, results[2 * k + 1]! - results[2 * k]!);
+    if (k < steps - 1) note(who.nextTask, tasks[2 * k + 2]! - results[2 * k + 1]!);
+  }
+}
+
+/** Notes one mesh flow's hops: its start, its steps, its end (fm.exec.<flow>.<id>.completed, not …step.completed). */
 function noteFlow(stamps: Stamp[], driverStart: number): boolean {
-  const of = (prefix: string) => stamps.filter((s) => s.subject.startsWith(prefix)).map((s) => s.t);
-  const starts = of("fm.flows.start.");
-  const tasks = of("fm.tasks.");
-  const results = of("fm.results.");
-  // fm.exec.<flow>.<id>.completed, not fm.exec.<flow>.<id>.step.completed
+  const starts = stampsOf(stamps, "fm.flows.start.");
+  const tasks = stampsOf(stamps, "fm.tasks.");
+  const results = stampsOf(stamps, "fm.results.");
   const completed = stamps.find((s) => /^fm\.exec\.[^.]+\.[^.]+\.completed$/.test(s.subject))?.t;
-  if (starts.length < 2 || tasks.length < 2 * STEPS || results.length < 2 * STEPS || completed === undefined) return false;
+  if (starts.length < 2 || completed === undefined || !complete(tasks, results, STEPS)) return false;
   note("driver: start publish → stored and delivered to the engine", starts[1]! - driverStart);
   note("engine: start → first task published (one commit)", tasks[0]! - starts[1]!);
-  for (let k = 0; k < STEPS; k++) {
-    note("server: task published → delivered to the worker", tasks[2 * k + 1]! - tasks[2 * k]!);
-    note("worker: task delivered → result published", results[2 * k]! - tasks[2 * k + 1]!);
-    note("server: result published → delivered to the engine", results[2 * k + 1]! - results[2 * k]!);
-    if (k < STEPS - 1) note("engine: result → next task published (one commit)", tasks[2 * k + 2]! - results[2 * k + 1]!);
-  }
+  noteSteps(tasks, results, STEPS, { prefix: "", collector: "engine", nextTask: "engine: result → next task published (one commit)" });
   note("engine: last result → completed event (one commit)", completed - results[2 * STEPS - 1]!);
   return true;
 }
 
 /** Notes one ceiling flow's hops: its collector publishes each step's task (the first at the driver's start). */
 function noteCeilingFlow(stamps: Stamp[], driverStart: number): boolean {
-  const tasks = stamps.filter((s) => s.subject.startsWith("bench.tasks.")).map((s) => s.t);
-  const results = stamps.filter((s) => s.subject.startsWith("bench.results.")).map((s) => s.t);
-  if (tasks.length < 2 * CEILING_STEPS || results.length < 2 * CEILING_STEPS) return false;
+  const tasks = stampsOf(stamps, "bench.tasks.");
+  const results = stampsOf(stamps, "bench.results.");
+  if (!complete(tasks, results, CEILING_STEPS)) return false;
   note("ceiling: driver start → first task published", tasks[0]! - driverStart);
-  for (let k = 0; k < CEILING_STEPS; k++) {
-    note("ceiling server: task published → delivered to the worker", tasks[2 * k + 1]! - tasks[2 * k]!);
-    note("ceiling worker: task delivered → result published", results[2 * k]! - tasks[2 * k + 1]!);
-    note("ceiling server: result published → delivered to the collector", results[2 * k + 1]! - results[2 * k]!);
-    if (k < CEILING_STEPS - 1) note("ceiling collector: result → next task published (no database)", tasks[2 * k + 2]! - results[2 * k + 1]!);
-  }
+  noteSteps(tasks, results, CEILING_STEPS, { prefix: "ceiling ", collector: "collector", nextTask: "ceiling collector: result → next task published (no database)" });
   return true;
 }
 
-/** Round trips of `sql` on a fresh connection, one every 1000/rate ms (the processes idle between them as they do between flows). */
+/** Round trips of `sql` on the bench's own client, one every 1000/rate ms (PostgreSQL idles between them as it does between flows). */
 async function idleRoundTrips(rig: Awaited<ReturnType<typeof startMeshRig>>, label: string, sql: string): Promise<void> {
   const gap = 1000 / rate;
   for (let i = 0; i < Math.min(flows, 100); i++) {
@@ -119,8 +123,7 @@ async function stampFlows(rig: Awaited<ReturnType<typeof startMeshRig>>, system:
     driverStart.set(id, performance.now());
     return start(id);
   };
-  const phase = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS, label: "hops", idPrefix, count: flows };
-  const result = await runPhase(system, { ...phase, mode: { kind: "rate", perSecond: rate, maxInflight: 1_000 } });
+  const result = await runPhase(system, { ...PHASE, label: "hops", idPrefix, count: flows, mode: { kind: "rate", perSecond: rate, maxInflight: 1_000 } });
   system.start = start;
   await census.flush();
   sub.unsubscribe();
@@ -130,7 +133,7 @@ async function stampFlows(rig: Awaited<ReturnType<typeof startMeshRig>>, system:
 
 const rig = await startMeshRig("bench-hops");
 try {
-  const warmUp = { publishInflight: 16, timeoutMs: 120_000, stepsPerFlow: STEPS, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 1 } } as const;
+  const warmUp = { ...PHASE, label: "warm-up", idPrefix: "w", count: 100, mode: { kind: "window", window: 1 } } as const;
   await runPhase(rig.mesh, warmUp);
   const mesh = await stampFlows(rig, rig.mesh, "h");
   let meshFlows = 0;
@@ -152,15 +155,16 @@ try {
   await rig.sql.query("CREATE TABLE bench_hops_probe (id bigserial PRIMARY KEY, body jsonb)");
   await idleRoundTrips(rig, "PostgreSQL at the same pacing: one-row INSERT + commit", "INSERT INTO bench_hops_probe (body) VALUES ('{}')");
 
-  const p50 = (r: typeof mesh.result) => `${r.flowLatencyMs?.p50.toFixed(2)} ms (p95 ${r.flowLatencyMs?.p95.toFixed(2)})`;
-  console.log(`\nflows at ${rate}/s, one at a time (driver's clock): mesh ${meshFlows} of ${flows}, p50 ${p50(mesh.result)}; ceiling ${ceilingFlows} of ${flows}, p50 ${p50(ceiling.result)}`);
-  console.log(`${"hop".padEnd(64)} ${"p50 ms".padStart(8)} ${"p90 ms".padStart(8)}  per flow`);
+  const flowP50 = (r: typeof mesh.result) => `${r.flowLatencyMs?.p50.toFixed(2)} ms (p95 ${r.flowLatencyMs?.p95.toFixed(2)})`;
+  console.log(`\nflows at ${rate}/s, one at a time (driver's clock): mesh ${meshFlows} of ${flows}, p50 ${flowP50(mesh.result)}; ceiling ${ceilingFlows} of ${flows}, p50 ${flowP50(ceiling.result)}`);
+  console.log(`${"hop".padEnd(64)} ${"p50 ms".padStart(8)} ${"p95 ms".padStart(8)}  per flow`);
   const sums = { mesh: 0, ceiling: 0 };
   for (const [hop, values] of hops) {
     const group = hop.startsWith("PostgreSQL") ? undefined : hop.startsWith("ceiling") ? "ceiling" : "mesh";
     const perFlow = group === undefined ? 1 : values.length / (group === "ceiling" ? ceilingFlows : meshFlows);
-    if (group) sums[group] += percentile(values, 0.5) * perFlow;
-    console.log(`${hop.padEnd(64)} ${percentile(values, 0.5).toFixed(3).padStart(8)} ${percentile(values, 0.9).toFixed(3).padStart(8)}  ×${perFlow.toFixed(0)}`);
+    const { p50, p95 } = summarize(values)!;
+    if (group) sums[group] += p50 * perFlow;
+    console.log(`${hop.padEnd(64)} ${p50.toFixed(3).padStart(8)} ${p95.toFixed(3).padStart(8)}  ×${perFlow.toFixed(0)}`);
   }
   console.log(`sum of the hops' p50s × their count per flow: mesh ${sums.mesh.toFixed(2)} ms, ceiling ${sums.ceiling.toFixed(2)} ms`);
 } finally {
